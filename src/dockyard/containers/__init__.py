@@ -1,0 +1,1 @@
+"""Containers: config apart from state, OCI spec generation, the container service."""

@@ -1,0 +1,60 @@
+"""One error taxonomy for the whole engine; the API maps kinds to HTTP in one place.
+
+EngineError
+ ├─ NotFound          (404)
+ ├─ Conflict          (409)
+ │   └─ AlreadyExists (409)
+ ├─ InvalidArgument   (400)
+ ├─ NotModified       (304)
+ ├─ PermissionDenied  (403)
+ ├─ Unavailable       (503)
+ ├─ NotImplemented_   (501)
+ └─ SystemError_      (500)
+"""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+    @property
+    def message(self) -> str:
+        """The human message, as Docker puts it in `{"message": ...}`."""
+        return str(self.args[0]) if self.args else self.__class__.__name__
+
+
+class NotFound(EngineError):
+    """A named object does not exist."""
+
+
+class Conflict(EngineError):
+    """The request conflicts with the current state of an object."""
+
+
+class AlreadyExists(Conflict):
+    """An object with that name or ID already exists."""
+
+
+class InvalidArgument(EngineError):
+    """The caller sent something malformed or not allowed."""
+
+
+class NotModified(EngineError):
+    """Nothing to do: the object is already in the requested state."""
+
+
+class PermissionDenied(EngineError):
+    """The operation is not allowed."""
+
+
+class Unavailable(EngineError):
+    """A component needed for the request is not available."""
+
+
+class NotImplemented_(EngineError):
+    """The feature is not implemented."""
+
+
+class SystemError_(EngineError):
+    """An internal failure (runtime, kernel, filesystem)."""

@@ -1,0 +1,1 @@
+"""Images: records pointing into content, layer unpacking, import."""

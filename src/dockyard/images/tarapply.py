@@ -1,0 +1,230 @@
+"""The one tar applier of the engine: layers, imports (and later load/cp) go through here.
+
+Every path is resolved from a file descriptor of the target root with openat2
+(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS), entries are created with *at() calls relative
+to that resolved parent and never through a symlink, so an archive cannot write outside
+its root whatever it holds: `..`, absolute names, symlinks or hardlinks pointing out.
+
+Whiteouts: in `overlay` mode a `.wh.NAME` entry becomes an overlay whiteout (char device 0/0)
+and `.wh..wh..opq` sets `trusted.overlay.opaque=y` on its directory; in `apply` mode (a plain
+directory, e.g. a flattened rootfs) they delete what they name.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import stat
+import tarfile
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from ..errors import InvalidArgument
+from ..linux.syscalls import open_in_root
+
+WHITEOUT_PREFIX = ".wh."
+OPAQUE = ".wh..wh..opq"
+OPAQUE_XATTR = "trusted.overlay.opaque"
+_XATTR_ALLOWED = ("user.", "security.capability", "trusted.overlay.opaque")
+
+
+@dataclass
+class ApplyResult:
+    """What an apply wrote."""
+
+    entries: int = 0
+    bytes: int = 0
+
+
+def clean_name(name: str) -> str:
+    """Normalize a member name to a relative path inside the root; reject escapes."""
+    if "\x00" in name:
+        raise InvalidArgument(f"invalid tar entry name {name!r}: contains NUL")
+    parts = []
+    for p in name.split("/"):
+        if p in ("", "."):
+            continue
+        if p == "..":
+            raise InvalidArgument(f"invalid tar entry {name!r}: path escapes the target with '..'")
+        parts.append(p)
+    return "/".join(parts)
+
+
+def apply_tar(stream: BinaryIO, root: str, *, whiteouts: str = "overlay", allow_devices: bool = True,
+              max_bytes: int | None = None) -> ApplyResult:
+    """Apply a (possibly compressed) tar stream onto directory `root`."""
+    rootfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    res = ApplyResult()
+    dirs: list[tuple[str, tarfile.TarInfo]] = []
+    try:
+        try:
+            tf = tarfile.open(fileobj=stream, mode="r|*")
+        except tarfile.TarError as e:
+            raise InvalidArgument(f"invalid tar archive: {e}") from None
+        try:
+            for m in tf:
+                _apply_member(tf, m, rootfd, res, dirs, whiteouts, allow_devices, max_bytes)
+        except (tarfile.TarError, EOFError, OSError) as e:
+            if isinstance(e, OSError) and e.errno not in (errno.ELOOP, errno.EXDEV, errno.ENOTDIR, errno.ENOENT, errno.EEXIST):
+                raise
+            raise InvalidArgument(f"invalid tar archive: {e}") from None
+        for name, m in reversed(dirs):
+            try:
+                fd = open_in_root(rootfd, name, os.O_PATH | os.O_NOFOLLOW)
+            except OSError:
+                continue
+            try:
+                os.utime(f"/proc/self/fd/{fd}", ns=(int(m.mtime * 1e9),) * 2)
+            finally:
+                os.close(fd)
+    finally:
+        os.close(rootfd)
+    return res
+
+
+def _open_parent(rootfd: int, rel: str) -> tuple[int, str]:
+    """Resolve (creating as needed) the parent of `rel` inside the root; return (fd, basename)."""
+    parent, _, base = rel.rpartition("/")
+    try:
+        return open_in_root(rootfd, parent, os.O_PATH | os.O_DIRECTORY), base
+    except FileNotFoundError:
+        pass
+    fd = os.dup(rootfd)
+    for comp in parent.split("/"):
+        try:
+            nfd = open_in_root(fd, comp, os.O_PATH | os.O_DIRECTORY)
+        except FileNotFoundError:
+            os.mkdir(comp, 0o755, dir_fd=fd)
+            nfd = open_in_root(fd, comp, os.O_PATH | os.O_DIRECTORY)
+        os.close(fd)
+        fd = nfd
+    return fd, base
+
+
+def _remove(pfd: int, base: str) -> None:
+    try:
+        st = os.stat(base, dir_fd=pfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        dfd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=pfd)
+        try:
+            _rmtree_fd(dfd)
+        finally:
+            os.close(dfd)
+        os.rmdir(base, dir_fd=pfd)
+    else:
+        os.unlink(base, dir_fd=pfd)
+
+
+def _rmtree_fd(dfd: int) -> None:
+    for entry in os.scandir(dfd):
+        if entry.is_dir(follow_symlinks=False):
+            sub = os.open(entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dfd)
+            try:
+                _rmtree_fd(sub)
+            finally:
+                os.close(sub)
+            os.rmdir(entry.name, dir_fd=dfd)
+        else:
+            os.unlink(entry.name, dir_fd=dfd)
+
+
+def _apply_member(tf: tarfile.TarFile, m: tarfile.TarInfo, rootfd: int, res: ApplyResult,
+                  dirs: list[tuple[str, tarfile.TarInfo]], whiteouts: str, allow_devices: bool,
+                  max_bytes: int | None) -> None:
+    rel = clean_name(m.name)
+    if not rel:
+        return  # the root itself
+    pfd, base = _open_parent(rootfd, rel)
+    try:
+        if base.startswith(WHITEOUT_PREFIX):
+            _whiteout(pfd, base, whiteouts)
+            res.entries += 1
+            return
+        if m.isdir():
+            try:
+                st = os.stat(base, dir_fd=pfd, follow_symlinks=False)
+                if not stat.S_ISDIR(st.st_mode):
+                    _remove(pfd, base)
+                    os.mkdir(base, 0o700, dir_fd=pfd)
+            except FileNotFoundError:
+                os.mkdir(base, 0o700, dir_fd=pfd)
+            dirs.append((rel, m))
+        else:
+            _remove(pfd, base)
+            if m.isreg():
+                res.bytes += m.size
+                if max_bytes is not None and res.bytes > max_bytes:
+                    raise InvalidArgument(f"archive expands past the limit of {max_bytes} bytes")
+                fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=pfd)
+                try:
+                    src = tf.extractfile(m)
+                    if src is not None:
+                        with os.fdopen(os.dup(fd), "wb") as out:
+                            shutil.copyfileobj(src, out, 1 << 20)
+                finally:
+                    os.close(fd)
+            elif m.issym():
+                os.symlink(m.linkname, base, dir_fd=pfd)
+            elif m.islnk():
+                src_rel = clean_name(m.linkname)
+                spfd, sbase = _open_parent(rootfd, src_rel)
+                try:
+                    os.link(sbase, base, src_dir_fd=spfd, dst_dir_fd=pfd, follow_symlinks=False)
+                finally:
+                    os.close(spfd)
+            elif m.ischr() or m.isblk():
+                if not allow_devices:
+                    raise InvalidArgument(f"device node {m.name!r} not allowed here")
+                kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
+                os.mknod(base, kind | 0o600, os.makedev(m.devmajor, m.devminor), dir_fd=pfd)
+            elif m.isfifo():
+                os.mkfifo(base, 0o600, dir_fd=pfd)
+            else:
+                raise InvalidArgument(f"unsupported tar entry type for {m.name!r}")
+        _set_meta(pfd, base, m)
+        res.entries += 1
+    finally:
+        os.close(pfd)
+
+
+def _whiteout(pfd: int, base: str, mode: str) -> None:
+    if base == OPAQUE:
+        if mode == "overlay":
+            os.setxattr(f"/proc/self/fd/{pfd}", OPAQUE_XATTR, b"y")
+        else:
+            dfd = os.open(".", os.O_RDONLY | os.O_DIRECTORY, dir_fd=pfd)
+            try:
+                _rmtree_fd(dfd)
+            finally:
+                os.close(dfd)
+        return
+    target = base[len(WHITEOUT_PREFIX):]
+    if not target or "/" in target:
+        raise InvalidArgument(f"invalid whiteout {base!r}")
+    _remove(pfd, target)
+    if mode == "overlay":
+        os.mknod(target, stat.S_IFCHR, os.makedev(0, 0), dir_fd=pfd)
+
+
+def _set_meta(pfd: int, base: str, m: tarfile.TarInfo) -> None:
+    os.chown(base, m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
+    if not m.issym():
+        fd = os.open(base, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+        try:
+            path = f"/proc/self/fd/{fd}"
+            os.chmod(path, m.mode & 0o7777)
+            for k, v in (m.pax_headers or {}).items():
+                if k.startswith("SCHILY.xattr."):
+                    name = k[len("SCHILY.xattr."):]
+                    if name.startswith(_XATTR_ALLOWED):
+                        try:
+                            os.setxattr(path, name, v.encode("utf-8", "surrogateescape"))
+                        except OSError:
+                            pass
+        finally:
+            os.close(fd)
+    if not m.isdir():
+        os.utime(base, ns=(int(m.mtime * 1e9),) * 2, dir_fd=pfd, follow_symlinks=False)

@@ -1,0 +1,1 @@
+"""Pure data: digests, references, media types."""

@@ -1,0 +1,1 @@
+"""Dockyard's OCI runtime (runc's command line). Imports nothing above `linux`."""

@@ -1,0 +1,211 @@
+"""`dockyard-runtime`: runc's command line (create, start, state, kill, delete, run)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+DEFAULT_ROOT = "/run/dockyard-runtime"
+
+
+def parse_signal(s: str) -> int:
+    """`KILL`, `SIGKILL` or `9` → 9."""
+    if s.isdigit():
+        n = int(s)
+        if not 0 < n < 65:
+            raise ValueError(f"invalid signal {s}")
+        return n
+    name = s.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        raise ValueError(f"invalid signal {s}") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dockyard-runtime", description="Dockyard's OCI runtime")
+    p.add_argument("--root", default=DEFAULT_ROOT)
+    p.add_argument("--log", default=None)
+    p.add_argument("--log-format", default="text")
+    p.add_argument("--systemd-cgroup", action="store_true")
+    p.add_argument("--debug", action="store_true")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for name in ("create", "run"):
+        c = sub.add_parser(name)
+        c.add_argument("--bundle", "-b", default=".")
+        c.add_argument("--pid-file", default=None)
+        c.add_argument("--console-socket", default=None)
+        c.add_argument("--no-pivot", action="store_true")
+        c.add_argument("--no-new-keyring", action="store_true")
+        c.add_argument("--detach", "-d", action="store_true")
+        c.add_argument("id")
+    for name in ("start", "state"):
+        sub.add_parser(name).add_argument("id")
+    k = sub.add_parser("kill")
+    k.add_argument("--all", "-a", action="store_true")
+    k.add_argument("id")
+    k.add_argument("signal", nargs="?", default="SIGTERM")
+    d = sub.add_parser("delete")
+    d.add_argument("--force", "-f", action="store_true")
+    d.add_argument("id")
+    sub.add_parser("list")
+    sub.add_parser("features")
+    return p
+
+
+def _fail(args: argparse.Namespace, msg: str) -> None:
+    if args.log:
+        try:
+            with open(args.log, "a") as f:
+                f.write(json.dumps({"level": "error", "msg": msg,
+                                    "time": _dt.datetime.now(_dt.timezone.utc).isoformat()}) + "\n")
+        except OSError:
+            pass
+    print(f"dockyard-runtime: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point."""
+    args = _parser().parse_args(argv)
+    root = Path(args.root)
+    from .state import StateError
+    try:
+        rc = _dispatch(args, root)
+    except (StateError, ValueError) as e:
+        _fail(args, str(e))
+    except Exception as e:  # noqa: BLE001 - every failure becomes runc-style stderr + exit 1
+        _fail(args, f"{type(e).__name__}: {e}")
+    sys.exit(rc or 0)
+
+
+def _dispatch(args: argparse.Namespace, root: Path) -> int:
+    from . import state as st_mod
+    if args.cmd in ("create", "run"):
+        return _create(args, root)
+    if args.cmd == "start":
+        return _start(root, args.id)
+    if args.cmd == "state":
+        st = st_mod.load(root, args.id)
+        print(json.dumps({"ociVersion": "1.0.2", "id": st.id, "pid": st.pid, "status": st_mod.status(root, st),
+                          "bundle": st.bundle, "rootfs": st.rootfs, "created": st.created,
+                          "annotations": st.annotations, "owner": ""}, indent=2))
+        return 0
+    if args.cmd == "kill":
+        st = st_mod.load(root, args.id)
+        sig = parse_signal(args.signal)
+        if st_mod.status(root, st) == "stopped":
+            raise StateError("container not running")
+        targets = [st.pid]
+        if args.all:
+            from .cgroups import Manager
+            targets = Manager("/", st.cgroup_paths).pids() or targets
+        for pid in targets:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        return 0
+    if args.cmd == "delete":
+        return _delete(root, args.id, args.force)
+    if args.cmd == "list":
+        print(f"{'ID':<20}{'PID':<10}{'STATUS':<10}BUNDLE")
+        if root.exists():
+            for d in sorted(root.iterdir()):
+                try:
+                    st = st_mod.load(root, d.name)
+                except StateError:
+                    continue
+                print(f"{st.id:<20}{st.pid:<10}{st_mod.status(root, st):<10}{st.bundle}")
+        return 0
+    if args.cmd == "features":
+        print(json.dumps({"ociVersionMin": "1.0.0", "ociVersionMax": "1.1.0",
+                          "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "uts"]}))
+        return 0
+    return 2
+
+
+def _create(args: argparse.Namespace, root: Path) -> int:
+    from . import init, spec
+    if args.console_socket:
+        raise ValueError("--console-socket (terminal) is not supported yet")
+    bundle = Path(args.bundle).resolve()
+    try:
+        sp = spec.load(bundle)
+    except spec.SpecError as e:
+        raise ValueError(str(e)) from None
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if args.cmd == "run":
+        from ..linux import syscalls as sc
+        sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+    try:
+        st = init.create(root, args.id, bundle, sp, args.pid_file)
+    except init.CreateError as e:
+        raise ValueError(str(e)) from None
+    if args.cmd == "create":
+        return 0
+    _start(root, args.id)
+    if args.detach:
+        return 0
+    status = 0
+    while True:
+        pid, status = os.wait()
+        if pid == st.pid:
+            break
+    _delete(root, args.id, True)
+    return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+
+
+def _start(root: Path, cid: str) -> int:
+    from . import state as st_mod
+    st = st_mod.load(root, cid)
+    fifo = st_mod.container_dir(root, cid) / "exec.fifo"
+    s = st_mod.status(root, st)
+    if s != "created":
+        raise st_mod.StateError(f"cannot start a container that has {'stopped' if s == 'stopped' else 'already started'}")
+    fd = os.open(fifo, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = os.read(fd, 1)
+    finally:
+        os.close(fd)
+    fifo.unlink(missing_ok=True)
+    if data != b"0":
+        raise st_mod.StateError("cannot start an already running container")
+    return 0
+
+
+def _delete(root: Path, cid: str, force: bool) -> int:
+    from . import state as st_mod
+    from .cgroups import Manager
+    try:
+        st = st_mod.load(root, cid)
+    except st_mod.StateError:
+        if force:
+            return 0
+        raise
+    s = st_mod.status(root, st)
+    cg = Manager("/", st.cgroup_paths)
+    if s != "stopped":
+        if not force and s == "running":
+            raise st_mod.StateError(f"cannot delete container {cid} that is not stopped: {s}")
+        for pid in cg.pids() or [st.pid]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        import time
+        for _ in range(200):
+            if st_mod.status(root, st) == "stopped" and not cg.pids():
+                break
+            time.sleep(0.005)
+    cg.destroy()
+    shutil.rmtree(st_mod.container_dir(root, cid), ignore_errors=True)
+    return 0

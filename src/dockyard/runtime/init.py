@@ -1,0 +1,220 @@
+"""Create a container: the parent/child ladder.
+
+    runtime create (P)                 C1 (child)                     C2 (pid 1 of the container)
+    make cgroups, fifo  ──fork──▶      join cgroups, setns/unshare
+                                       fork ─────────────────────────▶ (new pid ns)
+            ◀── {"pid": N} ────────── exit                            mounts, pivot_root, hostname,
+                                                                       lo up, sysctl, rlimits
+            ◀── {"ready"} | {"error": msg} ─────────────────────────── lookup argv[0]
+    write state.json, exit 0                                           block opening exec.fifo
+    (runtime start opens the fifo)  ────────────────────────────────▶  seccomp, user, caps, execve
+
+Messages are JSON lines over a socketpair. C2 is re-parented to the caller's subreaper
+(the monitor) once C1 and P exit. Every import the child needs happens before fork.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+import fcntl
+from pathlib import Path
+
+from ..linux import syscalls as sc
+from . import caps, cgroups, rootfs
+from . import seccomp as seccomp_mod
+from .spec import Spec
+from .state import State, container_dir, proc_start_time, save
+
+_NS_FLAGS = {"mount": sc.CLONE_NEWNS, "uts": sc.CLONE_NEWUTS, "ipc": sc.CLONE_NEWIPC,
+             "pid": sc.CLONE_NEWPID, "network": sc.CLONE_NEWNET, "cgroup": sc.CLONE_NEWCGROUP,
+             "user": sc.CLONE_NEWUSER}
+_RLIMITS = {n: getattr(__import__("resource"), n) for n in dir(__import__("resource")) if n.startswith("RLIMIT_")}
+
+
+class CreateError(Exception):
+    """Container creation failed; the message is the child's."""
+
+
+def _send(sock: socket.socket, msg: dict) -> None:
+    sock.sendall(json.dumps(msg).encode() + b"\n")
+
+
+def _recv(f) -> dict:
+    line = f.readline()
+    if not line:
+        return {"error": "container init exited unexpectedly"}
+    return json.loads(line)
+
+
+def create(root: Path, cid: str, bundle: Path, spec: Spec, pid_file: str | None) -> State:
+    """Run the ladder; on success the container waits on its exec fifo."""
+    d = container_dir(root, cid)
+    try:
+        d.mkdir(parents=True)
+    except FileExistsError:
+        raise CreateError(f"container with id {cid} already exists") from None
+    fifo = d / "exec.fifo"
+    os.mkfifo(fifo, 0o622)
+    cg = cgroups.Manager(spec.cgroups_path or f"/dockyard/{cid}")
+    try:
+        cg.create(spec.resources)
+        filt = seccomp_mod.Filter(spec.seccomp) if spec.seccomp else None
+        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        c1 = os.fork()
+        if c1 == 0:
+            parent_sock.close()
+            _child1(spec, cg, child_sock, str(fifo), filt)
+            os._exit(1)
+        child_sock.close()
+        f = parent_sock.makefile("r")
+        first = _recv(f)
+        os.waitpid(c1, 0)
+        if "error" in first:
+            raise CreateError(first["error"])
+        pid = int(first["pid"])
+        msg = _recv(f)
+        if "error" in msg:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            raise CreateError(msg["error"])
+        st = State(id=cid, pid=pid, bundle=str(bundle), rootfs=str(spec.root),
+                   created=_dt.datetime.now(_dt.timezone.utc).isoformat().replace("+00:00", "Z"),
+                   start_time=proc_start_time(pid), cgroup_paths=cg.paths, annotations=spec.annotations)
+        save(root, st)
+        if pid_file:
+            tmp = pid_file + ".tmp"
+            with open(tmp, "w") as pf:
+                pf.write(str(pid))
+            os.replace(tmp, pid_file)
+        return st
+    except BaseException:
+        cg.destroy()
+        import shutil
+        shutil.rmtree(d, ignore_errors=True)
+        raise
+
+
+def _child1(spec: Spec, cg: cgroups.Manager, sock: socket.socket, fifo: str, filt) -> None:
+    try:
+        cg.join(os.getpid())
+        flags = 0
+        for t, path in spec.namespaces:
+            if path:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                sc.setns(fd, _NS_FLAGS[t])
+                os.close(fd)
+            else:
+                flags |= _NS_FLAGS[t]
+        sc.unshare(flags)
+        c2 = os.fork()
+        if c2 == 0:
+            _init(spec, sock, fifo, filt, new_net=bool(flags & sc.CLONE_NEWNET))
+            os._exit(1)
+        _send(sock, {"pid": c2})
+        os._exit(0)
+    except BaseException as e:  # noqa: BLE001 - report anything to the parent
+        try:
+            _send(sock, {"error": f"{e}"})
+        finally:
+            os._exit(1)
+
+
+def _lo_up() -> None:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        ifr = struct.pack("16sH", b"lo", 0)
+        flags = struct.unpack("16sH", fcntl.ioctl(s, 0x8913, ifr)[:18])[1]  # SIOCGIFFLAGS
+        fcntl.ioctl(s, 0x8914, struct.pack("16sH", b"lo", flags | 1))       # SIOCSIFFLAGS IFF_UP
+    finally:
+        s.close()
+
+
+def lookup(argv0: str, env: tuple[str, ...], cwd: str) -> str:
+    """Find the executable as execvp would, inside the (already pivoted) root."""
+    if "/" in argv0:
+        path = argv0 if argv0.startswith("/") else os.path.join(cwd, argv0)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f'exec: "{argv0}": stat {argv0}: no such file or directory')
+        if os.path.isdir(path) or not os.access(path, os.X_OK):
+            raise PermissionError(f'exec: "{argv0}": permission denied')
+        return path
+    envd = dict(e.split("=", 1) for e in env if "=" in e)
+    for d in envd.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(":"):
+        cand = os.path.join(d or ".", argv0)
+        if os.path.isfile(cand) and os.access(cand, os.X_OK):
+            return cand
+    raise FileNotFoundError(f'exec: "{argv0}": executable file not found in $PATH')
+
+
+def _init(spec: Spec, sock: socket.socket, fifo: str, filt, new_net: bool) -> None:
+    try:
+        fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
+        if any(t == "mount" for t, _ in spec.namespaces):
+            rootfs.prepare(spec)
+        if spec.hostname and any(t == "uts" for t, _ in spec.namespaces):
+            sc.sethostname(spec.hostname)
+            if spec.domainname:
+                sc.setdomainname(spec.domainname)
+        if new_net:
+            _lo_up()
+        for k, v in spec.sysctl.items():
+            with open("/proc/sys/" + k.replace(".", "/"), "w") as f:
+                f.write(v)
+        import resource
+        for r in spec.process.rlimits:
+            res = _RLIMITS.get(r.type)
+            if res is None:
+                raise ValueError(f"unknown rlimit {r.type}")
+            _, hard_now = resource.getrlimit(res)
+            lim = lambda v: hard_now if (hard_now != resource.RLIM_INFINITY and (v < 0 or v > hard_now)) else v  # noqa: E731
+            resource.setrlimit(res, (lim(r.soft), lim(r.hard)))
+        if spec.process.oom_score_adj is not None:
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write(str(spec.process.oom_score_adj))
+        try:
+            os.chdir(spec.process.cwd)
+        except OSError as e:
+            raise OSError(f"chdir to cwd (\"{spec.process.cwd}\") set in config.json failed: {e.strerror}") from None
+        path = lookup(spec.process.args[0], spec.process.env, spec.process.cwd)
+        _send(sock, {"ready": True})
+        # the start gate: blocks until `start` opens the fifo for reading
+        wfd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+        os.write(wfd, b"0")
+        os.close(wfd)
+        os.close(fifo_fd)
+        sock.close()
+        _finalize(spec, filt)
+        env = dict(e.split("=", 1) for e in spec.process.env if "=" in e)
+        os.execve(path, list(spec.process.args), env)
+    except BaseException as e:  # noqa: BLE001
+        msg = str(e) if not isinstance(e, OSError) or not e.filename else f"{e.strerror}: {e.filename}"
+        try:
+            _send(sock, {"error": msg})
+        except OSError:
+            print(f"dockyard-runtime: {msg}", file=sys.stderr)
+        os._exit(127 if isinstance(e, (FileNotFoundError, PermissionError)) else 1)
+
+
+def _finalize(spec: Spec, filt) -> None:
+    """seccomp (while CAP_SYS_ADMIN is held, unless no_new_privs), user, capabilities."""
+    p = spec.process
+    if filt is not None and not p.no_new_privileges:
+        filt.load()
+    sc.prctl(sc.PR_SET_KEEPCAPS, 1)
+    os.setgroups(list(p.additional_gids))
+    os.setresgid(p.gid, p.gid, p.gid)
+    os.setresuid(p.uid, p.uid, p.uid)
+    sc.prctl(sc.PR_SET_KEEPCAPS, 0)
+    caps.apply(p.caps)
+    if p.no_new_privileges:
+        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+        if filt is not None:
+            filt.load()

@@ -1,0 +1,1 @@
+"""Storage: content-addressed blobs, overlay snapshots, SQLite metadata. Knows nothing of HTTP."""

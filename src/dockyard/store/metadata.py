@@ -1,0 +1,179 @@
+"""SQLite metadata (WAL) with a versioned schema. Plain rows; the services give them meaning."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any, Iterator
+
+SCHEMA_VERSION = 1
+
+_MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE snapshots (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT UNIQUE NOT NULL,
+                            parent TEXT, kind TEXT NOT NULL, size INTEGER NOT NULL DEFAULT 0);
+    CREATE TABLE images (id TEXT PRIMARY KEY, top_layer TEXT, created TEXT NOT NULL,
+                         parent TEXT NOT NULL DEFAULT '', size INTEGER NOT NULL DEFAULT 0,
+                         added REAL NOT NULL);
+    CREATE TABLE tags (ref TEXT PRIMARY KEY, image_id TEXT NOT NULL REFERENCES images(id));
+    CREATE TABLE repo_digests (ref TEXT PRIMARY KEY, image_id TEXT NOT NULL REFERENCES images(id));
+    CREATE TABLE containers (id TEXT PRIMARY KEY, name TEXT UNIQUE NOT NULL, image_id TEXT NOT NULL,
+                             created TEXT NOT NULL, config TEXT NOT NULL, state TEXT NOT NULL);
+    """,
+}
+
+
+class Metadata:
+    """The engine's tables. Single writer (the daemon's event loop)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(f"metadata schema {version} is newer than this dockyard ({SCHEMA_VERSION})")
+        for v in range(version + 1, SCHEMA_VERSION + 1):
+            with self.tx():
+                for stmt in _MIGRATIONS[v].split(";"):
+                    if stmt.strip():
+                        self.db.execute(stmt)
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(v),))
+
+    def tx(self) -> "_Tx":
+        """A transaction context (BEGIN IMMEDIATE … COMMIT/ROLLBACK)."""
+        return _Tx(self.db)
+
+    def close(self) -> None:
+        """Close the database."""
+        self.db.close()
+
+    # snapshots
+    def snapshot(self, key: str) -> sqlite3.Row | None:
+        """One snapshot row by key."""
+        return self.db.execute("SELECT * FROM snapshots WHERE key=?", (key,)).fetchone()
+
+    def add_snapshot(self, key: str, parent: str | None, kind: str) -> int:
+        """Insert a snapshot row, return its number."""
+        cur = self.db.execute("INSERT INTO snapshots (key, parent, kind) VALUES (?,?,?)", (key, parent, kind))
+        return int(cur.lastrowid or 0)
+
+    def set_snapshot_kind(self, key: str, kind: str, size: int) -> None:
+        """Change a snapshot's kind and recorded size."""
+        self.db.execute("UPDATE snapshots SET kind=?, size=? WHERE key=?", (kind, size, key))
+
+    def remove_snapshot(self, key: str) -> None:
+        """Delete a snapshot row."""
+        self.db.execute("DELETE FROM snapshots WHERE key=?", (key,))
+
+    def snapshots_of_kind(self, kind: str) -> list[str]:
+        """Keys of snapshots of one kind."""
+        return [r[0] for r in self.db.execute("SELECT key FROM snapshots WHERE kind=?", (kind,))]
+
+    def snapshot_ids(self) -> list[int]:
+        """Every snapshot number."""
+        return [r[0] for r in self.db.execute("SELECT id FROM snapshots")]
+
+    def snapshot_children(self, key: str) -> int:
+        """How many snapshots sit directly on `key`."""
+        return int(self.db.execute("SELECT COUNT(*) FROM snapshots WHERE parent=?", (key,)).fetchone()[0])
+
+    # images
+    def put_image(self, image_id: str, top_layer: str | None, created: str, parent: str, size: int, added: float) -> None:
+        """Insert an image row (no-op if present)."""
+        self.db.execute("INSERT OR IGNORE INTO images VALUES (?,?,?,?,?,?)", (image_id, top_layer, created, parent, size, added))
+
+    def image(self, image_id: str) -> sqlite3.Row | None:
+        """One image row."""
+        return self.db.execute("SELECT * FROM images WHERE id=?", (image_id,)).fetchone()
+
+    def images(self) -> list[sqlite3.Row]:
+        """Every image row, newest first."""
+        return list(self.db.execute("SELECT * FROM images ORDER BY created DESC, added DESC"))
+
+    def image_ids_with_prefix(self, prefix: str) -> list[str]:
+        """Image IDs whose hex starts with `prefix`."""
+        return [r[0] for r in self.db.execute("SELECT id FROM images WHERE substr(id, 8, ?) = ?", (len(prefix), prefix))]
+
+    def delete_image(self, image_id: str) -> None:
+        """Delete an image row and its tags."""
+        self.db.execute("DELETE FROM tags WHERE image_id=?", (image_id,))
+        self.db.execute("DELETE FROM repo_digests WHERE image_id=?", (image_id,))
+        self.db.execute("DELETE FROM images WHERE id=?", (image_id,))
+
+    def children_of_image(self, image_id: str) -> list[str]:
+        """Images whose parent is `image_id`."""
+        return [r[0] for r in self.db.execute("SELECT id FROM images WHERE parent=?", (image_id,))]
+
+    def images_using_layer(self, key: str) -> int:
+        """Images whose top layer is `key`."""
+        return int(self.db.execute("SELECT COUNT(*) FROM images WHERE top_layer=?", (key,)).fetchone()[0])
+
+    # tags
+    def tag(self, ref: str) -> str | None:
+        """Image ID a tag points at."""
+        row = self.db.execute("SELECT image_id FROM tags WHERE ref=?", (ref,)).fetchone()
+        return row[0] if row else None
+
+    def set_tag(self, ref: str, image_id: str) -> None:
+        """Point a tag at an image."""
+        self.db.execute("INSERT OR REPLACE INTO tags VALUES (?,?)", (ref, image_id))
+
+    def remove_tag(self, ref: str) -> None:
+        """Delete a tag."""
+        self.db.execute("DELETE FROM tags WHERE ref=?", (ref,))
+
+    def tags_of(self, image_id: str) -> list[str]:
+        """Tags of one image, sorted."""
+        return sorted(r[0] for r in self.db.execute("SELECT ref FROM tags WHERE image_id=?", (image_id,)))
+
+    def digests_of(self, image_id: str) -> list[str]:
+        """Repo digests of one image."""
+        return sorted(r[0] for r in self.db.execute("SELECT ref FROM repo_digests WHERE image_id=?", (image_id,)))
+
+    # containers
+    def put_container(self, cid: str, name: str, image_id: str, created: str, config: dict[str, Any], state: dict[str, Any]) -> None:
+        """Insert a container row."""
+        self.db.execute("INSERT INTO containers VALUES (?,?,?,?,?,?)",
+                        (cid, name, image_id, created, json.dumps(config), json.dumps(state)))
+
+    def update_container_state(self, cid: str, state: dict[str, Any]) -> None:
+        """Replace a container's state."""
+        self.db.execute("UPDATE containers SET state=? WHERE id=?", (json.dumps(state), cid))
+
+    def rename_container(self, cid: str, name: str) -> None:
+        """Change a container's name."""
+        self.db.execute("UPDATE containers SET name=? WHERE id=?", (name, cid))
+
+    def delete_container(self, cid: str) -> None:
+        """Delete a container row."""
+        self.db.execute("DELETE FROM containers WHERE id=?", (cid,))
+
+    def containers(self) -> Iterator[sqlite3.Row]:
+        """Every container row, oldest first."""
+        return iter(list(self.db.execute("SELECT * FROM containers ORDER BY created, rowid")))
+
+    def containers_using_image(self, image_id: str) -> list[sqlite3.Row]:
+        """Containers created from an image."""
+        return list(self.db.execute("SELECT * FROM containers WHERE image_id=?", (image_id,)))
+
+
+class _Tx:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")

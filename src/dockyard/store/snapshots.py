@@ -1,0 +1,126 @@
+"""Overlay snapshotter. Vocabulary (as containerd): a *committed* snapshot is an immutable
+layer named by its ChainID; an *active* snapshot (keyed by container ID) is a writable
+upper dir on top of a committed parent. The snapshotter returns mounts and mounts nothing.
+
+Layout: `<root>/<n>/fs` (contents) and `<root>/<n>/work` (overlay workdir for active ones),
+where `<n>` is a short number from the metadata store so option strings stay short."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from ..errors import AlreadyExists, NotFound
+from .metadata import Metadata
+from .mount import Mount
+
+
+class Snapshotter:
+    """Prepare/commit/remove/mounts over overlayfs directories."""
+
+    def __init__(self, root: Path, meta: Metadata) -> None:
+        self.root = root
+        self.meta = meta
+        root.mkdir(parents=True, exist_ok=True)
+
+    def _dir(self, sid: int) -> Path:
+        return self.root / str(sid)
+
+    def exists(self, key: str) -> bool:
+        """Whether a snapshot with that key exists."""
+        return self.meta.snapshot(key) is not None
+
+    def fs_path(self, key: str) -> Path:
+        """The `fs` directory of a snapshot."""
+        row = self.meta.snapshot(key)
+        if row is None:
+            raise NotFound(f"snapshot {key} not found")
+        return self._dir(row["id"]) / "fs"
+
+    def prepare_layer(self, key: str, parent: str | None) -> Path:
+        """Start a new committed-to-be layer; returns its empty `fs` dir to unpack into.
+        It stays invisible (kind 'extracting') until commit_layer."""
+        if self.meta.snapshot(key) is not None:
+            raise AlreadyExists(f"snapshot {key} exists")
+        sid = self.meta.add_snapshot(key, parent, "extracting")
+        d = self._dir(sid)
+        shutil.rmtree(d, ignore_errors=True)
+        (d / "fs").mkdir(parents=True)
+        return d / "fs"
+
+    def commit_layer(self, key: str, size: int) -> None:
+        """Mark an extracted layer committed."""
+        self.meta.set_snapshot_kind(key, "committed", size)
+
+    def prepare_active(self, key: str, parent: str | None) -> None:
+        """Create a writable snapshot on top of `parent`."""
+        if self.meta.snapshot(key) is not None:
+            raise AlreadyExists(f"snapshot {key} exists")
+        sid = self.meta.add_snapshot(key, parent, "active")
+        d = self._dir(sid)
+        shutil.rmtree(d, ignore_errors=True)
+        (d / "fs").mkdir(parents=True)
+        (d / "work").mkdir()
+
+    def chain(self, key: str | None) -> list[Path]:
+        """`fs` dirs from `key` down to the base layer (topmost first)."""
+        out = []
+        while key is not None:
+            row = self.meta.snapshot(key)
+            if row is None:
+                raise NotFound(f"snapshot {key} not found")
+            out.append(self._dir(row["id"]) / "fs")
+            key = row["parent"]
+        return out
+
+    def mounts(self, key: str) -> list[Mount]:
+        """How to mount an active snapshot."""
+        row = self.meta.snapshot(key)
+        if row is None:
+            raise NotFound(f"snapshot {key} not found")
+        d = self._dir(row["id"])
+        lowers = self.chain(row["parent"])
+        if not lowers:
+            return [Mount("bind", str(d / "fs"), ("rbind",))]
+        return [Mount("overlay", "overlay", (
+            "lowerdir=" + ":".join(str(p) for p in lowers),
+            f"upperdir={d / 'fs'}", f"workdir={d / 'work'}", "index=off"))]
+
+    def remove(self, key: str) -> None:
+        """Delete a snapshot (caller checks no child uses it)."""
+        row = self.meta.snapshot(key)
+        if row is None:
+            return
+        shutil.rmtree(self._dir(row["id"]), ignore_errors=True)
+        self.meta.remove_snapshot(key)
+
+    def usage(self, key: str) -> int:
+        """Bytes used by the snapshot's own directory."""
+        return dir_size(self.fs_path(key))
+
+    def cleanup_incomplete(self) -> None:
+        """Remove layers whose extraction was interrupted by a crash, and orphan dirs."""
+        for key in self.meta.snapshots_of_kind("extracting"):
+            self.remove(key)
+        known = {str(r) for r in self.meta.snapshot_ids()}
+        for p in self.root.iterdir():
+            if p.name not in known:
+                shutil.rmtree(p, ignore_errors=True)
+
+
+def dir_size(path: Path) -> int:
+    """Apparent size of the files below `path` (hardlinks counted once)."""
+    import os
+    total, seen = 0, set()
+    for dirpath, dirnames, filenames in os.walk(path):
+        for n in filenames:
+            try:
+                st = os.lstat(os.path.join(dirpath, n))
+            except OSError:
+                continue
+            if st.st_nlink > 1:
+                if (st.st_dev, st.st_ino) in seen:
+                    continue
+                seen.add((st.st_dev, st.st_ino))
+            total += st.st_size
+    return total
