@@ -69,7 +69,8 @@ def _fail(args: argparse.Namespace, msg: str) -> None:
                                     "time": _dt.datetime.now(_dt.timezone.utc).isoformat()}) + "\n")
         except OSError:
             pass
-    print(f"dockyard-runtime: {msg}", file=sys.stderr)
+    else:
+        print(f"dockyard-runtime: {msg}", file=sys.stderr)
     sys.exit(1)
 
 

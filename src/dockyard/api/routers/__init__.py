@@ -1,0 +1,1 @@
+"""One router per area: a route table, small handlers and the backend they are given."""

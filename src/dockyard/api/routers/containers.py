@@ -1,0 +1,224 @@
+"""Container routes: create, list, inspect, start/stop/restart/kill, wait, remove, rename,
+logs, attach, prune."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from aiohttp import web
+
+from ...containers import filters as ctr_filters
+from ...containers import logs as logs_mod
+from ...containers.model import Container
+from ...containers.service import ContainerService
+from ...errors import InvalidArgument, NotFound
+from .. import params, views
+from ..server import Routes
+from ..streams import RAW_STREAM, Hijacked, frame, open_stream
+
+_STREAM = {"stdout": 1, "stderr": 2}
+
+
+class ContainersRouter:
+    """Route table for container endpoints."""
+
+    def __init__(self, containers: ContainerService) -> None:
+        self.c = containers
+
+    def routes(self, r: Routes) -> None:
+        """Register."""
+        r.add("POST", "/containers/create", self.create)
+        r.add("GET", "/containers/json", self.list)
+        r.add("POST", "/containers/prune", self.prune)
+        r.add("GET", "/containers/{id}/json", self.inspect)
+        r.add("POST", "/containers/{id}/start", self.start)
+        r.add("POST", "/containers/{id}/stop", self.stop)
+        r.add("POST", "/containers/{id}/restart", self.restart)
+        r.add("POST", "/containers/{id}/kill", self.kill)
+        r.add("POST", "/containers/{id}/wait", self.wait)
+        r.add("POST", "/containers/{id}/rename", self.rename)
+        r.add("POST", "/containers/{id}/attach", self.attach)
+        r.add("GET", "/containers/{id}/logs", self.logs)
+        r.add("DELETE", "/containers/{id}", self.delete)
+
+    def _size(self, c: Container) -> tuple[int, int]:
+        rw = self.c.rw_size(c)
+        try:
+            base = self.c.images.get(c.cfg.image_id).size
+        except NotFound:
+            base = 0
+        return rw, rw + base
+
+    def _paths(self, c: Container) -> dict[str, str]:
+        d = self.c.paths.data(c.id)
+        return {"resolv": str(d / "resolv.conf"), "hostname": str(d / "hostname"), "hosts": str(d / "hosts"),
+                "log": str(self.c.paths.log(c.id))}
+
+    def _graph(self, c: Container) -> dict[str, str]:
+        try:
+            m = self.c.snapshots.mounts(c.id)[0]
+        except NotFound:
+            return {}
+        opts = dict(o.split("=", 1) for o in m.options if "=" in o)
+        return {"LowerDir": opts.get("lowerdir", ""), "MergedDir": str(self.c.paths.rootfs(c.id)),
+                "UpperDir": opts.get("upperdir", ""), "WorkDir": opts.get("workdir", "")}
+
+    async def create(self, req: web.Request) -> web.Response:
+        """`POST /containers/create?name=`."""
+        body = await params.json_body(req)
+        ctr = await self.c.create(req.query.get("name"), body)
+        return web.json_response({"Id": ctr.id, "Warnings": []}, status=201)
+
+    async def list(self, req: web.Request) -> web.Response:
+        """`GET /containers/json`."""
+        f = params.filters(req)
+        pred = ctr_filters.build(f, self.c.lookup, self.c.images)
+        items = [c for c in self.c.list() if pred(c)]
+        limit = params.qint(req, "limit", -1) or -1
+        if not params.qbool(req, "all") and limit <= 0 and not f.get("status") and not f.get("exited"):
+            items = [c for c in items if c.state.running]
+        if limit > 0:
+            items = items[:limit]
+        size = params.qbool(req, "size")
+        return web.json_response([views.container_summary(c, c.cfg.image_ref, self._size(c) if size else None)
+                                  for c in items])
+
+    async def inspect(self, req: web.Request) -> web.Response:
+        """`GET /containers/{id}/json`."""
+        c = self.c.lookup(req.match_info["id"])
+        size = self._size(c) if params.qbool(req, "size") else None
+        return web.json_response(views.container_inspect(c, self._paths(c), self._graph(c), size))
+
+    async def start(self, req: web.Request) -> web.Response:
+        """`POST /containers/{id}/start`."""
+        await self.c.start(req.match_info["id"])
+        return web.Response(status=204)
+
+    async def stop(self, req: web.Request) -> web.Response:
+        """`POST /containers/{id}/stop?t=`."""
+        await self.c.stop(req.match_info["id"], params.qint(req, "t"))
+        return web.Response(status=204)
+
+    async def restart(self, req: web.Request) -> web.Response:
+        """`POST /containers/{id}/restart?t=`."""
+        await self.c.restart(req.match_info["id"], params.qint(req, "t"))
+        return web.Response(status=204)
+
+    async def kill(self, req: web.Request) -> web.Response:
+        """`POST /containers/{id}/kill?signal=`."""
+        await self.c.kill(req.match_info["id"], req.query.get("signal") or "SIGKILL")
+        return web.Response(status=204)
+
+    async def wait(self, req: web.Request) -> web.StreamResponse:
+        """`POST /containers/{id}/wait?condition=`: headers now, the body when the condition holds."""
+        cond = req.query.get("condition", "not-running")
+        c = self.c.lookup(req.match_info["id"])
+        if cond not in ("", "not-running", "next-exit", "removed"):
+            raise InvalidArgument(f"invalid condition: {cond!r}")
+        fut = asyncio.ensure_future(self.c.wait(c.id, cond))
+        await asyncio.sleep(0)
+        resp = web.StreamResponse(status=200)
+        resp.content_type = "application/json"
+        await resp.prepare(req)
+        st = await fut
+        err = {"Message": st.error} if st.error else None
+        await resp.write((json.dumps({"StatusCode": st.exit_code, "Error": err}) + "\n").encode())
+        await resp.write_eof()
+        return resp
+
+    async def rename(self, req: web.Request) -> web.Response:
+        """`POST /containers/{id}/rename?name=`."""
+        name = req.query.get("name", "")
+        if not name:
+            raise InvalidArgument("Neither old nor new names may be empty")
+        self.c.rename(req.match_info["id"], name)
+        return web.Response(status=204)
+
+    async def delete(self, req: web.Request) -> web.Response:
+        """`DELETE /containers/{id}?force=&v=`."""
+        await self.c.remove(req.match_info["id"], force=params.qbool(req, "force"), volumes=params.qbool(req, "v"))
+        return web.Response(status=204)
+
+    async def prune(self, req: web.Request) -> web.Response:
+        """`POST /containers/prune`."""
+        f = params.filters(req)
+        until = f.pop("until", [])
+        label = f.pop("label", [])
+        if f:
+            raise InvalidArgument(f"invalid filter '{next(iter(f))}'")
+        pred = ctr_filters.build({"label": label} if label else {}, self.c.lookup, self.c.images)
+        limit = max((logs_mod.parse_time(u) for u in until), default=0.0)
+
+        def ok(c: Container) -> bool:
+            if limit and logs_mod.rfc3339_to_ts(c.cfg.created) > limit:
+                return False
+            return pred(c)
+
+        deleted, space = await self.c.prune(ok)
+        return web.json_response({"ContainersDeleted": deleted or None, "SpaceReclaimed": space})
+
+    async def logs(self, req: web.Request) -> web.StreamResponse:
+        """`GET /containers/{id}/logs`: multiplexed frames, optionally following."""
+        c = self.c.lookup(req.match_info["id"])
+        o = logs_mod.LogOptions(stdout=params.qbool(req, "stdout"), stderr=params.qbool(req, "stderr"),
+                                since=logs_mod.parse_time(req.query.get("since", "")),
+                                until=logs_mod.parse_time(req.query.get("until", "")),
+                                tail=_tail(req.query.get("tail", "all")), timestamps=params.qbool(req, "timestamps"),
+                                follow=params.qbool(req, "follow"))
+        if not (o.stdout or o.stderr):
+            raise InvalidArgument("Bad parameters: you must choose at least one stream")
+        path = self.c.log_path(c)
+        recs, offset = logs_mod.read_existing(path, o)
+        resp = await open_stream(req, RAW_STREAM)
+        for rec in recs:
+            await resp.write(_log_frame(rec, o.timestamps))
+        if o.follow and c.state.running:
+            async for rec in logs_mod.follow(path, offset, o, lambda: not c.state.running):
+                await resp.write(_log_frame(rec, o.timestamps))
+        await resp.write_eof()
+        return resp
+
+    async def attach(self, req: web.Request) -> web.StreamResponse:
+        """`POST /containers/{id}/attach`: hijack, then stream output frames until exit."""
+        c = self.c.lookup(req.match_info["id"])
+        want = {1: params.qbool(req, "stdout"), 2: params.qbool(req, "stderr")}
+        stream = params.qbool(req, "stream")
+        replay = params.qbool(req, "logs")
+        agen = await self.c.attach(c) if stream else None
+        h = await Hijacked.take(req)
+        try:
+            if replay:
+                recs, _ = logs_mod.read_existing(self.c.log_path(c), logs_mod.LogOptions(stdout=want[1], stderr=want[2]))
+                for rec in recs:
+                    h.write(_log_frame(rec, False))
+            if agen is not None:
+                async for s, data in agen:
+                    if want.get(s):
+                        h.write(frame(s, data))
+        finally:
+            if agen is not None:
+                await agen.aclose()
+            transport = h.transport
+            if transport is not None and not transport.is_closing():
+                if transport.can_write_eof():
+                    transport.write_eof()
+                await asyncio.sleep(0)
+                h.close()
+        return h.response()
+
+
+def _tail(v: str) -> int:
+    if v in ("", "all"):
+        return -1
+    try:
+        return int(v)
+    except ValueError:
+        raise InvalidArgument(f"invalid tail value {v!r}") from None
+
+
+def _log_frame(rec: dict, timestamps: bool) -> bytes:
+    data = rec.get("log", "").encode()
+    if timestamps:
+        data = rec["time"].encode() + b" " + data
+    return frame(_STREAM.get(rec.get("stream", "stdout"), 1), data)

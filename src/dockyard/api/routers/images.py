@@ -1,0 +1,120 @@
+"""Image routes: import (create?fromSrc), list, inspect, history, tag, delete, prune."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from typing import Any
+
+from aiohttp import web
+
+from ...errors import InvalidArgument, NotImplemented_
+from ...images import filters as image_filters
+from ...images.service import ImageService
+from .. import params, views
+from ..server import Routes
+from ..streams import json_line
+
+
+class _BodyReader(io.RawIOBase):
+    """A blocking file-like over the request body, fed from the event loop (for a worker thread)."""
+
+    def __init__(self, req: web.Request, loop: asyncio.AbstractEventLoop) -> None:
+        self.req, self.loop, self.buf = req, loop, b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        if not self.buf:
+            self.buf = asyncio.run_coroutine_threadsafe(self.req.content.read(1 << 20), self.loop).result()
+        n = min(len(b), len(self.buf))
+        b[:n] = self.buf[:n]
+        self.buf = self.buf[n:]
+        return n
+
+
+class ImagesRouter:
+    """Route table for image endpoints."""
+
+    def __init__(self, images: ImageService) -> None:
+        self.images = images
+
+    def routes(self, r: Routes) -> None:
+        """Register."""
+        r.add("POST", "/images/create", self.create)
+        r.add("GET", "/images/json", self.list)
+        r.add("POST", "/images/prune", self.prune)
+        r.add("GET", "/images/{name:.+}/json", self.inspect)
+        r.add("GET", "/images/{name:.+}/history", self.history)
+        r.add("POST", "/images/{name:.+}/tag", self.tag)
+        r.add("DELETE", "/images/{name:.+}", self.delete)
+
+    async def create(self, req: web.Request) -> web.StreamResponse:
+        """`POST /images/create`: only `fromSrc=-` (import from the body) for now."""
+        src = req.query.get("fromSrc")
+        if req.query.get("fromImage"):
+            raise NotImplemented_(f"pulling {req.query['fromImage']} from a registry is not implemented yet; "
+                                  "import or load the image instead")
+        if src != "-":
+            raise InvalidArgument("fromSrc must be '-' (import from the request body)" if src else
+                                  "fromSrc or fromImage is required")
+        changes = req.query.getall("changes", [])
+        repo, tag, message = req.query.get("repo", ""), req.query.get("tag", ""), req.query.get("message", "")
+        if repo:
+            from ...oci import reference
+            reference.parse_tagged(f"{repo}:{tag}" if tag else repo)  # fail before reading the body
+        loop = asyncio.get_running_loop()
+        reader = io.BufferedReader(_BodyReader(req, loop), 1 << 20)
+        img = await asyncio.to_thread(self.images.import_tar, reader, repo, tag, changes, message)
+        resp = web.StreamResponse()
+        resp.content_type = "application/json"
+        await resp.prepare(req)
+        await json_line(resp, {"status": img.id})
+        await resp.write_eof()
+        return resp
+
+    async def list(self, req: web.Request) -> web.Response:
+        """`GET /images/json`."""
+        f = params.filters(req)
+        imgs = image_filters.apply(self.images, self.images.list(), f)
+        if not params.qbool(req, "all"):
+            imgs = [i for i in imgs if i.tags or not self.images.meta.children_of_image(i.id)]
+        return web.json_response([views.image_summary(i, len(self.images.containers.using(i.id))) for i in imgs])
+
+    async def inspect(self, req: web.Request) -> web.Response:
+        """`GET /images/{name}/json`."""
+        img = self.images.resolve(req.match_info["name"])
+        dirs = self.images.layer_dirs(img)
+        graph = {"MergedDir": "", "UpperDir": dirs[0] if dirs else "", "WorkDir": "",
+                 "LowerDir": ":".join(dirs[1:])} if dirs else {}
+        graph = {k: v for k, v in graph.items() if v}
+        return web.json_response(views.image_inspect(img, graph))
+
+    async def history(self, req: web.Request) -> web.Response:
+        """`GET /images/{name}/history`."""
+        img = self.images.resolve(req.match_info["name"])
+        from ...oci.digest import chain_ids
+        sizes = [self.images.meta.snapshot(c)["size"] for c in chain_ids(img.config["rootfs"]["diff_ids"])]
+        return web.json_response(views.image_history(img, sizes))
+
+    async def tag(self, req: web.Request) -> web.Response:
+        """`POST /images/{name}/tag?repo=&tag=`."""
+        repo = req.query.get("repo", "")
+        if not repo:
+            raise InvalidArgument("repository name must have at least one component")
+        self.images.tag_ref(req.match_info["name"], repo, req.query.get("tag", ""))
+        return web.Response(status=201)
+
+    async def delete(self, req: web.Request) -> web.Response:
+        """`DELETE /images/{name}`."""
+        out = self.images.delete(req.match_info["name"], force=params.qbool(req, "force"),
+                                 prune=not params.qbool(req, "noprune"))
+        return web.json_response(out)
+
+    async def prune(self, req: web.Request) -> web.Response:
+        """`POST /images/prune`."""
+        f = params.filters(req)
+        dangling = f.get("dangling", ["true"])[-1].lower() in ("true", "1")
+        deleted, space = self.images.prune(dangling_only=dangling, filters=f)
+        return web.json_response({"ImagesDeleted": deleted or None, "SpaceReclaimed": space})

@@ -1,0 +1,51 @@
+"""System routes: /_ping, /version, /info."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from ... import API_VERSION
+from ..server import Routes
+
+
+class SystemBackend(Protocol):
+    """What the system routes need."""
+
+    def version(self) -> dict[str, Any]:
+        """`GET /version` body."""
+
+    def info(self) -> dict[str, Any]:
+        """`GET /info` body."""
+
+
+class SystemRouter:
+    """Route table for system endpoints."""
+
+    def __init__(self, backend: SystemBackend) -> None:
+        self.b = backend
+
+    def routes(self, r: Routes) -> None:
+        """Register."""
+        r.add("GET", "/_ping", self.ping)
+        r.add("HEAD", "/_ping", self.ping)
+        r.add("GET", "/version", self.version)
+        r.add("GET", "/info", self.info)
+
+    async def ping(self, req: web.Request) -> web.Response:
+        """`GET|HEAD /_ping`."""
+        headers = {"Cache-Control": "no-cache, no-store, must-revalidate", "Pragma": "no-cache",
+                   "Builder-Version": "1", "Api-Version": API_VERSION}
+        if req.method == "HEAD":
+            return web.Response(status=200, headers={**headers, "Content-Type": "text/plain; charset=utf-8",
+                                                     "Content-Length": "0"})
+        return web.Response(text="OK", headers=headers)
+
+    async def version(self, req: web.Request) -> web.Response:
+        """`GET /version`."""
+        return web.json_response(self.b.version())
+
+    async def info(self, req: web.Request) -> web.Response:
+        """`GET /info`."""
+        return web.json_response(self.b.info())

@@ -1,0 +1,107 @@
+"""Streaming helpers: Docker's 8-byte multiplexed frames, hijacked (101) connections,
+chunked JSON streams."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+from typing import Any
+
+from aiohttp import web
+
+RAW_STREAM = "application/vnd.docker.raw-stream"
+MULTIPLEXED_STREAM = "application/vnd.docker.multiplexed-stream"
+
+
+def frame(stream: int, data: bytes) -> bytes:
+    """[stream, 0, 0, 0, size (big endian u32)] + data."""
+    return struct.pack(">BxxxI", stream, len(data)) + data
+
+
+async def open_stream(request: web.Request, content_type: str = RAW_STREAM) -> web.StreamResponse:
+    """A 200 response whose headers are sent right away; body written as it comes."""
+    resp = web.StreamResponse(status=200)
+    resp.content_type = content_type
+    await resp.prepare(request)
+    return resp
+
+
+class Hijacked:
+    """A connection taken over after `101 UPGRADED` (or a raw 200 for clients that did not ask
+    to upgrade): writes go straight to the transport, reads come from the request body."""
+
+    def __init__(self, request: web.Request) -> None:
+        self.request = request
+        self.transport = request.transport
+
+    @classmethod
+    async def take(cls, request: web.Request, content_type: str = RAW_STREAM) -> "Hijacked":
+        """Send the upgrade response and hand back the raw connection."""
+        upgrade = "upgrade" in request.headers.get("Connection", "").lower()
+        h = cls(request)
+        if h.transport is None:
+            raise ConnectionResetError("client went away")
+        if upgrade:
+            head = ("HTTP/1.1 101 UPGRADED\r\n"
+                    f"Content-Type: {content_type}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
+        else:
+            head = f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nConnection: close\r\n\r\n"
+        h.transport.write(head.encode())
+        # From here the connection is ours: the client may half-close (no stdin), which must
+        # not close the transport, so aiohttp's protocol is swapped for one that keeps it open.
+        h.input = _RawInput()
+        h.transport.set_protocol(h.input)
+        h.transport.resume_reading()
+        return h
+
+    def write(self, data: bytes) -> None:
+        """Write raw bytes."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def close(self) -> None:
+        """Close the connection."""
+        if self.transport is not None:
+            self.transport.close()
+
+    def response(self) -> web.StreamResponse:
+        """A response object aiohttp accepts as the handler's result without writing it."""
+        return _Done()
+
+
+class _RawInput(asyncio.Protocol):
+    """Receives what the client sends on a hijacked connection (stdin)."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self.closed = asyncio.Event()
+
+    def data_received(self, data: bytes) -> None:
+        self.queue.put_nowait(data)
+
+    def eof_received(self) -> bool:
+        self.queue.put_nowait(b"")
+        return True  # keep our write side open after the client's CloseWrite
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.queue.put_nowait(b"")
+        self.closed.set()
+
+
+class _Done(web.StreamResponse):
+    """Tells aiohttp the handler already wrote everything on the raw transport."""
+
+    def __init__(self) -> None:
+        super().__init__(status=200)
+
+    async def prepare(self, request: web.BaseRequest) -> Any:  # type: ignore[override]
+        return None
+
+    async def write_eof(self, data: bytes = b"") -> None:  # type: ignore[override]
+        return None
+
+
+async def json_line(resp: web.StreamResponse, obj: dict[str, Any]) -> None:
+    """One JSON message of a progress stream."""
+    await resp.write((json.dumps(obj) + "\r\n").encode())

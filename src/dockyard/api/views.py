@@ -1,0 +1,150 @@
+"""Domain objects → Docker Engine API JSON (the wire shapes of v1.41)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any
+
+from ..containers.model import Container, Status
+from ..images.service import Image
+
+
+def _ts(rfc: str) -> int:
+    from ..containers.logs import rfc3339_to_ts
+    try:
+        return int(rfc3339_to_ts(rfc))
+    except ValueError:
+        return 0
+
+
+def image_summary(img: Image, containers: int = -1) -> dict[str, Any]:
+    """`GET /images/json` item."""
+    return {
+        "Id": img.id, "ParentId": img.parent, "RepoTags": img.tags or None, "RepoDigests": img.digests or None,
+        "Created": _ts(img.created), "Size": img.size, "SharedSize": -1, "VirtualSize": img.size,
+        "Labels": (img.container_config.get("Labels") or None), "Containers": containers,
+    }
+
+
+def image_inspect(img: Image, graph: dict[str, str]) -> dict[str, Any]:
+    """`GET /images/{name}/json`."""
+    c = img.config
+    return {
+        "Id": img.id, "RepoTags": img.tags, "RepoDigests": img.digests, "Parent": img.parent,
+        "Comment": c.get("comment", ""), "Created": img.created, "Container": c.get("container", ""),
+        "ContainerConfig": c.get("container_config") or _empty_config(), "DockerVersion": c.get("docker_version", ""),
+        "Author": c.get("author", ""), "Config": {**_empty_config(), **(c.get("config") or {})},
+        "Architecture": c.get("architecture", ""), "Variant": c.get("variant"), "Os": c.get("os", "linux"),
+        "Size": img.size, "VirtualSize": img.size,
+        "GraphDriver": {"Name": "overlay2", "Data": graph},
+        "RootFS": {"Type": "layers", "Layers": list(c.get("rootfs", {}).get("diff_ids", []))},
+        "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
+    }
+
+
+def _empty_config() -> dict[str, Any]:
+    return {"Hostname": "", "Domainname": "", "User": "", "AttachStdin": False, "AttachStdout": False,
+            "AttachStderr": False, "Tty": False, "OpenStdin": False, "StdinOnce": False, "Env": None,
+            "Cmd": None, "Image": "", "Volumes": None, "WorkingDir": "", "Entrypoint": None,
+            "OnBuild": None, "Labels": None}
+
+
+def image_history(img: Image, layer_sizes: list[int]) -> list[dict[str, Any]]:
+    """`GET /images/{name}/history`, newest first; each non-empty entry gets its layer's size."""
+    hist = img.config.get("history") or []
+    sizes = list(layer_sizes)
+    rows = []
+    for h in hist:
+        rows.append((h, 0 if h.get("empty_layer") else (sizes.pop(0) if sizes else 0)))
+    out = []
+    for i, (h, size) in enumerate(reversed(rows)):
+        out.append({"Id": img.id if i == 0 else "<missing>", "Created": _ts(h.get("created", img.created)),
+                    "CreatedBy": h.get("created_by", ""), "Tags": img.tags if i == 0 else None,
+                    "Size": size, "Comment": h.get("comment", "")})
+    return out
+
+
+def _human_since(rfc: str) -> str:
+    secs = max(0, int(_dt.datetime.now(_dt.timezone.utc).timestamp() - _ts(rfc)))
+    if secs < 1:
+        return "Less than a second"
+    if secs < 60:
+        return f"{secs} seconds" if secs > 1 else "1 second"
+    mins = secs // 60
+    if mins < 60:
+        return "About a minute" if mins == 1 else f"{mins} minutes"
+    hours = round(secs / 3600)
+    if hours < 48:
+        return "About an hour" if hours == 1 else f"{hours} hours"
+    days = secs // 86400
+    if days < 14:
+        return f"{days} days"
+    return f"{days // 7} weeks"
+
+
+def status_text(c: Container) -> str:
+    """`docker ps` STATUS column."""
+    s = c.state
+    if s.status == Status.RUNNING:
+        return f"Up {_human_since(s.started_at)}"
+    if s.status == Status.PAUSED:
+        return f"Up {_human_since(s.started_at)} (Paused)"
+    if s.status == Status.EXITED:
+        if s.finished_at.startswith("0001"):
+            return "Created"
+        return f"Exited ({s.exit_code}) {_human_since(s.finished_at)} ago"
+    if s.status == Status.REMOVING:
+        return "Removal In Progress"
+    if s.status == Status.DEAD:
+        return "Dead"
+    return "Created"
+
+
+def container_summary(c: Container, image_name: str, size: tuple[int, int] | None) -> dict[str, Any]:
+    """`GET /containers/json` item."""
+    cmd = " ".join([c.cfg.path, *c.cfg.args])
+    out = {
+        "Id": c.id, "Names": ["/" + c.name], "Image": image_name, "ImageID": c.cfg.image_id, "Command": cmd,
+        "Created": _ts(c.cfg.created), "Ports": [], "Labels": c.cfg.config.get("Labels") or {},
+        "State": c.state.status.value, "Status": status_text(c),
+        "HostConfig": {"NetworkMode": c.cfg.host_config.get("NetworkMode", "default")},
+        "NetworkSettings": {"Networks": _networks(c)}, "Mounts": [],
+    }
+    if size is not None:
+        out["SizeRw"], out["SizeRootFs"] = size
+    return out
+
+
+def _networks(c: Container) -> dict[str, Any]:
+    nm = c.cfg.host_config.get("NetworkMode", "default")
+    name = "bridge" if nm == "default" else nm
+    return {name: {"IPAMConfig": None, "Links": None, "Aliases": None, "NetworkID": "", "EndpointID": "",
+                   "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+                   "GlobalIPv6PrefixLen": 0, "MacAddress": "", "DriverOpts": None}}
+
+
+def container_inspect(c: Container, paths: dict[str, str], graph: dict[str, str],
+                      size: tuple[int, int] | None) -> dict[str, Any]:
+    """`GET /containers/{id}/json`."""
+    s = c.state
+    out = {
+        "Id": c.id, "Created": c.cfg.created, "Path": c.cfg.path, "Args": c.cfg.args,
+        "State": {"Status": s.status.value, "Running": s.running, "Paused": s.status == Status.PAUSED,
+                  "Restarting": s.status == Status.RESTARTING, "OOMKilled": s.oom_killed,
+                  "Dead": s.status == Status.DEAD, "Pid": s.pid, "ExitCode": s.exit_code, "Error": s.error,
+                  "StartedAt": s.started_at, "FinishedAt": s.finished_at},
+        "Image": c.cfg.image_id, "ResolvConfPath": paths["resolv"], "HostnamePath": paths["hostname"],
+        "HostsPath": paths["hosts"], "LogPath": paths["log"], "Name": "/" + c.name,
+        "RestartCount": s.restart_count, "Driver": "overlay2", "Platform": "linux", "MountLabel": "",
+        "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": None, "HostConfig": c.cfg.host_config,
+        "GraphDriver": {"Name": "overlay2", "Data": graph}, "Mounts": [],
+        "Config": c.cfg.config,
+        "NetworkSettings": {"Bridge": "", "SandboxID": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
+                            "LinkLocalIPv6PrefixLen": 0, "Ports": {}, "SandboxKey": "",
+                            "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None, "EndpointID": "",
+                            "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
+                            "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": _networks(c)},
+    }
+    if size is not None:
+        out["SizeRw"], out["SizeRootFs"] = size
+    return out

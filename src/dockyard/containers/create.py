@@ -1,0 +1,154 @@
+"""A create request (Docker's ContainerCreateRequest) → a validated, merged ContainerConfig."""
+
+from __future__ import annotations
+
+import secrets
+import signal
+from typing import Any
+
+from ..errors import Conflict, InvalidArgument
+from ..images.service import Image, now_iso
+from .model import ContainerConfig
+
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+CONFIG_KEYS = ("Hostname", "Domainname", "User", "AttachStdin", "AttachStdout", "AttachStderr", "ExposedPorts",
+               "Tty", "OpenStdin", "StdinOnce", "Env", "Cmd", "Healthcheck", "ArgsEscaped", "Image", "Volumes",
+               "WorkingDir", "Entrypoint", "NetworkDisabled", "MacAddress", "OnBuild", "Labels", "StopSignal",
+               "StopTimeout", "Shell")
+NETWORK_MODES = ("default", "bridge", "none", "host")
+
+
+def host_config_defaults(runtime: str) -> dict[str, Any]:
+    """HostConfig as Docker reports it for a container created with no options."""
+    return {
+        "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "json-file", "Config": {}},
+        "NetworkMode": "default", "PortBindings": {}, "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+        "AutoRemove": False, "VolumeDriver": "", "VolumesFrom": None, "CapAdd": None, "CapDrop": None,
+        "CgroupnsMode": "private", "Dns": [], "DnsOptions": [], "DnsSearch": [], "ExtraHosts": None,
+        "GroupAdd": None, "IpcMode": "private", "Cgroup": "", "Links": None, "OomScoreAdj": 0, "PidMode": "",
+        "Privileged": False, "PublishAllPorts": False, "ReadonlyRootfs": False, "SecurityOpt": None,
+        "UTSMode": "", "UsernsMode": "", "ShmSize": 67108864, "Runtime": runtime, "ConsoleSize": [0, 0],
+        "Isolation": "", "CpuShares": 0, "Memory": 0, "NanoCpus": 0, "CgroupParent": "", "BlkioWeight": 0,
+        "BlkioWeightDevice": [], "BlkioDeviceReadBps": None, "BlkioDeviceWriteBps": None,
+        "BlkioDeviceReadIOps": None, "BlkioDeviceWriteIOps": None, "CpuPeriod": 0, "CpuQuota": 0,
+        "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0, "CpusetCpus": "", "CpusetMems": "", "Devices": [],
+        "DeviceCgroupRules": None, "DeviceRequests": None, "KernelMemory": 0, "KernelMemoryTCP": 0,
+        "MemoryReservation": 0, "MemorySwap": 0, "MemorySwappiness": None, "OomKillDisable": False,
+        "PidsLimit": None, "Ulimits": None, "CpuCount": 0, "CpuPercent": 0, "IOMaximumIOps": 0,
+        "IOMaximumBandwidth": 0, "MaskedPaths": None, "ReadonlyPaths": None,
+    }
+
+
+def parse_signal(s: str | int) -> int:
+    """`SIGTERM`, `TERM` or `15` → 15; InvalidArgument otherwise."""
+    v = str(s).strip()
+    if v.isdigit():
+        n = int(v)
+        if 0 < n < 65:
+            return n
+    else:
+        name = v.upper()
+        if not name.startswith("SIG"):
+            name = "SIG" + name
+        try:
+            return int(signal.Signals[name])
+        except KeyError:
+            pass
+    raise InvalidArgument(f"Invalid signal: {s}")
+
+
+def _strings(v: Any, what: str) -> list[str] | None:
+    if v is None:
+        return None
+    if isinstance(v, str):
+        return [v]
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise InvalidArgument(f"{what} must be a list of strings")
+    return v
+
+
+def _merge_env(image_env: list[str], user_env: list[str]) -> list[str]:
+    out: dict[str, str] = {}
+    for e in image_env + user_env:
+        k = e.split("=", 1)[0]
+        if not k:
+            raise InvalidArgument(f"invalid environment variable: {e}")
+        out[k] = e
+    return list(out.values())
+
+
+def build(body: dict[str, Any], img: Image, runtime: str, default_runtime: str, known_runtimes: set[str]) -> ContainerConfig:
+    """Validate and merge a create request with its image's config."""
+    if not isinstance(body, dict):
+        raise InvalidArgument("request body must be a JSON object")
+    icfg = img.container_config
+    cid = secrets.token_hex(32)
+    cfg: dict[str, Any] = {k: body.get(k) for k in CONFIG_KEYS}
+    user_env = _strings(body.get("Env"), "Env") or []
+    for e in user_env:
+        if e.startswith("="):
+            raise InvalidArgument(f"invalid environment variable: {e}")
+    cmd = _strings(body.get("Cmd"), "Cmd")
+    entrypoint = _strings(body.get("Entrypoint"), "Entrypoint")
+    if entrypoint is None or entrypoint == []:
+        if not cmd:
+            cmd = icfg.get("Cmd")
+        if entrypoint is None:
+            entrypoint = icfg.get("Entrypoint")
+    if entrypoint == [""]:
+        entrypoint = None
+    argv = (entrypoint or []) + (cmd or [])
+    if not argv:
+        raise InvalidArgument("No command specified")
+    env = _merge_env(icfg.get("Env") or [], user_env)
+    if not any(e.startswith("PATH=") for e in env):
+        env.insert(0, DEFAULT_PATH)
+    if body.get("Tty") or body.get("OpenStdin"):
+        raise InvalidArgument("interactive containers (Tty, OpenStdin) are not supported yet")
+    stop_signal = body.get("StopSignal") or icfg.get("StopSignal")
+    if stop_signal:
+        parse_signal(stop_signal)
+    if body.get("StopTimeout") is not None and not isinstance(body["StopTimeout"], int):
+        raise InvalidArgument("StopTimeout must be an integer")
+    hostname = body.get("Hostname") or cid[:12]
+    if len(hostname) > 64:
+        raise InvalidArgument(f"invalid hostname: {hostname}")
+    labels = {**(icfg.get("Labels") or {}), **(body.get("Labels") or {})}
+    cfg.update({
+        "Hostname": hostname, "Domainname": body.get("Domainname") or "",
+        "User": body.get("User") if body.get("User") is not None else icfg.get("User", ""),
+        "AttachStdin": bool(body.get("AttachStdin")), "AttachStdout": bool(body.get("AttachStdout")),
+        "AttachStderr": bool(body.get("AttachStderr")), "Tty": False, "OpenStdin": False, "StdinOnce": False,
+        "Env": env, "Cmd": cmd, "Entrypoint": entrypoint, "Image": body.get("Image") or img.id,
+        "Volumes": body.get("Volumes") or icfg.get("Volumes"),
+        "WorkingDir": body.get("WorkingDir") or icfg.get("WorkingDir") or "",
+        "OnBuild": icfg.get("OnBuild"), "Labels": labels,
+    })
+    if "ExposedPorts" not in body or body.get("ExposedPorts") is None:
+        cfg["ExposedPorts"] = icfg.get("ExposedPorts")
+    if stop_signal:
+        cfg["StopSignal"] = stop_signal
+    cfg = {k: v for k, v in cfg.items() if v is not None or k in ("Cmd", "Entrypoint", "Image", "Volumes", "OnBuild")}
+    if cfg.get("WorkingDir") and not cfg["WorkingDir"].startswith("/"):
+        raise InvalidArgument(f"the working directory '{cfg['WorkingDir']}' is invalid, it needs to be an absolute path")
+    hc_in = body.get("HostConfig") or {}
+    if not isinstance(hc_in, dict):
+        raise InvalidArgument("HostConfig must be an object")
+    hc = host_config_defaults(runtime or default_runtime)
+    hc.update({k: v for k, v in hc_in.items() if v is not None})
+    if not hc.get("Runtime"):
+        hc["Runtime"] = default_runtime
+    if hc["Runtime"] not in known_runtimes:
+        raise InvalidArgument(f"Unknown runtime specified {hc['Runtime']}")
+    nm = hc.get("NetworkMode") or "default"
+    if nm not in NETWORK_MODES:
+        raise InvalidArgument(f"network {nm} not found" if not nm.startswith("container:") else
+                              f"network mode {nm} is not supported yet")
+    hc["NetworkMode"] = nm
+    rp = hc.get("RestartPolicy") or {}
+    if hc.get("AutoRemove") and rp.get("Name") not in (None, "", "no"):
+        raise Conflict("conflicting options: cannot specify both --restart and --rm")
+    if not isinstance(hc.get("LogConfig"), dict) or hc["LogConfig"].get("Type") not in (None, "", "json-file"):
+        raise InvalidArgument(f"logging driver {hc['LogConfig'].get('Type') if isinstance(hc.get('LogConfig'), dict) else '?'} is not supported")
+    return ContainerConfig(id=cid, created=now_iso(), image_id=img.id, image_ref=body.get("Image") or img.id,
+                           path=argv[0], args=argv[1:], config=cfg, host_config=hc, runtime=hc["Runtime"])

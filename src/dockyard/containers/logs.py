@@ -1,0 +1,139 @@
+"""Reading json-file logs: since/until/tail/timestamps, and following new lines."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import json
+import os
+from dataclasses import dataclass
+from typing import AsyncIterator, Callable
+
+from ..errors import InvalidArgument
+
+
+@dataclass(frozen=True)
+class LogOptions:
+    """What `GET /containers/{id}/logs` asks for."""
+
+    stdout: bool = True
+    stderr: bool = True
+    since: float = 0.0
+    until: float = 0.0
+    tail: int = -1
+    timestamps: bool = False
+    follow: bool = False
+
+
+def parse_time(v: str) -> float:
+    """Docker's `since`/`until`: unix seconds (with fraction), RFC 3339, or a duration like 10m."""
+    if not v:
+        return 0.0
+    try:
+        return float(v)
+    except ValueError:
+        pass
+    units = {"s": 1, "m": 60, "h": 3600}
+    if v[-1] in units and v[:-1].replace(".", "", 1).isdigit():
+        return _dt.datetime.now().timestamp() - float(v[:-1]) * units[v[-1]]
+    try:
+        return rfc3339_to_ts(v)
+    except ValueError:
+        raise InvalidArgument(f"invalid time value {v!r}") from None
+
+
+def rfc3339_to_ts(s: str) -> float:
+    """RFC 3339 (nanoseconds allowed) → unix seconds."""
+    s = s.strip()
+    frac = 0.0
+    if "." in s:
+        head, rest = s.split(".", 1)
+        digits = ""
+        while rest and rest[0].isdigit():
+            digits, rest = digits + rest[0], rest[1:]
+        frac = float("0." + digits) if digits else 0.0
+        s = head + rest
+    if s.endswith("Z"):
+        s = s[:-1] + "+00:00"
+    d = _dt.datetime.fromisoformat(s)
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=_dt.timezone.utc)
+    return d.timestamp() + frac
+
+
+def _files(path: str) -> list[str]:
+    out = []
+    i = 1
+    while os.path.exists(f"{path}.{i}"):
+        out.insert(0, f"{path}.{i}")
+        i += 1
+    if os.path.exists(path):
+        out.append(path)
+    return out
+
+
+def _accept(rec: dict, o: LogOptions) -> bool:
+    if rec.get("stream") == "stdout" and not o.stdout:
+        return False
+    if rec.get("stream") == "stderr" and not o.stderr:
+        return False
+    if o.since or o.until:
+        t = rfc3339_to_ts(rec["time"])
+        if o.since and t < o.since:
+            return False
+        if o.until and t > o.until:
+            return False
+    return True
+
+
+def _decode(line: bytes) -> dict | None:
+    try:
+        return json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def read_existing(path: str, o: LogOptions) -> tuple[list[dict], int]:
+    """Matching records already on disk, and the offset at the end of the current file."""
+    recs: list[dict] = []
+    end = 0
+    for fp in _files(path):
+        with open(fp, "rb") as f:
+            data = f.read()
+        if fp == path:
+            end = len(data) - (len(data) - data.rfind(b"\n") - 1 if not data.endswith(b"\n") else 0)
+        for line in data.splitlines():
+            rec = _decode(line)
+            if rec is not None and _accept(rec, o):
+                recs.append(rec)
+    if o.tail >= 0:
+        recs = recs[-o.tail:] if o.tail else []
+    return recs, end
+
+
+async def follow(path: str, offset: int, o: LogOptions, done: Callable[[], bool]) -> AsyncIterator[dict]:
+    """New records appended after `offset` until `done()` and the file is drained."""
+    buf = b""
+    while True:
+        finished = done()
+        try:
+            with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size < offset:   # rotated
+                    offset = 0
+                f.seek(offset)
+                data = f.read()
+        except FileNotFoundError:
+            data = b""
+        offset += len(data)
+        buf += data
+        *lines, buf = buf.split(b"\n")
+        for line in lines:
+            rec = _decode(line)
+            if rec is not None and _accept(rec, o):
+                if o.until and rfc3339_to_ts(rec["time"]) > o.until:
+                    return
+                yield rec
+        if finished:
+            return
+        await asyncio.sleep(0.05)

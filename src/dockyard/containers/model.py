@@ -1,0 +1,111 @@
+"""Container records: a frozen config written once, and a state with one Status enum whose
+transitions are explicit. Live handles (locks, waiters) are kept apart from what is persisted."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..errors import Conflict
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+class Status(str, enum.Enum):
+    """Docker's container statuses."""
+
+    CREATED = "created"
+    RUNNING = "running"
+    PAUSED = "paused"
+    RESTARTING = "restarting"
+    REMOVING = "removing"
+    EXITED = "exited"
+    DEAD = "dead"
+
+
+_TRANSITIONS: dict[Status, set[Status]] = {
+    Status.CREATED: {Status.RUNNING, Status.EXITED, Status.REMOVING, Status.DEAD},
+    Status.RUNNING: {Status.EXITED, Status.PAUSED, Status.RESTARTING, Status.DEAD},
+    Status.PAUSED: {Status.RUNNING, Status.EXITED},
+    Status.RESTARTING: {Status.RUNNING, Status.EXITED, Status.REMOVING},
+    Status.EXITED: {Status.RUNNING, Status.REMOVING, Status.DEAD, Status.EXITED},
+    Status.REMOVING: {Status.DEAD, Status.EXITED, Status.CREATED},
+    Status.DEAD: {Status.REMOVING},
+}
+
+
+@dataclass(frozen=True)
+class ContainerConfig:
+    """What `create` decided; never changes afterwards (rename changes only the name row)."""
+
+    id: str
+    created: str
+    image_id: str
+    image_ref: str
+    path: str
+    args: list[str]
+    config: dict[str, Any]        # Docker's Config (merged with the image's)
+    host_config: dict[str, Any]   # Docker's HostConfig, normalized
+    runtime: str
+
+    def to_json(self) -> dict[str, Any]:
+        """For persistence."""
+        return asdict(self)
+
+
+@dataclass
+class ContainerState:
+    """Mutable state, persisted on every transition."""
+
+    status: Status = Status.CREATED
+    pid: int = 0
+    exit_code: int = 0
+    error: str = ""
+    started_at: str = ZERO_TIME
+    finished_at: str = ZERO_TIME
+    oom_killed: bool = False
+    restart_count: int = 0
+
+    def to(self, new: Status) -> None:
+        """Move to `new`, refusing transitions the model does not allow."""
+        if new not in _TRANSITIONS[self.status] and new != self.status:
+            raise Conflict(f"cannot move container from {self.status.value} to {new.value}")
+        self.status = new
+
+    @property
+    def running(self) -> bool:
+        """Docker's `State.Running` (true while paused too)."""
+        return self.status in (Status.RUNNING, Status.PAUSED)
+
+    def to_json(self) -> dict[str, Any]:
+        """For persistence."""
+        d = asdict(self)
+        d["status"] = self.status.value
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "ContainerState":
+        """Inverse of to_json."""
+        d = dict(d)
+        d["status"] = Status(d["status"])
+        return cls(**d)
+
+
+@dataclass
+class Container:
+    """A container: config + state + name, with its live handles."""
+
+    cfg: ContainerConfig
+    state: ContainerState
+    name: str
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    exit_waiters: list[asyncio.Future[ContainerState]] = field(default_factory=list)
+    remove_waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    removed: bool = False
+
+    @property
+    def id(self) -> str:
+        """Full ID."""
+        return self.cfg.id

@@ -1,0 +1,455 @@
+"""Container lifecycle: create, start, stop, kill, wait, remove, rename, prune, logs, attach,
+and reconciliation with the monitor after a daemon restart. Per-container locks only: one
+wedged container never blocks the others."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable
+
+from ..errors import Conflict, EngineError, InvalidArgument, NotFound, NotModified, SystemError_
+from ..images.service import ImageService, now_iso
+from ..monitor.client import MonitorClient
+from ..store import mount as mnt
+from ..store.metadata import Metadata
+from ..store.snapshots import Snapshotter
+from . import create as create_mod
+from . import etcfiles, names, spec, users
+from .model import Container, ContainerConfig, ContainerState, Status
+from .runtimes import Runtime
+
+log = logging.getLogger("dockyard.containers")
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where a container's files live."""
+
+    data_root: Path
+    exec_root: Path
+
+    def data(self, cid: str) -> Path:
+        """Persistent dir: logs, etc files, rootfs mount point."""
+        return self.data_root / "containers" / cid
+
+    def bundle(self, cid: str) -> Path:
+        """Runtime bundle dir (config.json) and exit file."""
+        return self.exec_root / "containers" / cid
+
+    def rootfs(self, cid: str) -> Path:
+        """Where the container's overlay is mounted."""
+        return self.data(cid) / "rootfs"
+
+    def log(self, cid: str) -> Path:
+        """json-file log."""
+        return self.data(cid) / f"{cid}-json.log"
+
+
+class ContainerService:
+    """All containers of one daemon."""
+
+    def __init__(self, meta: Metadata, images: ImageService, snapshots: Snapshotter, monitor: MonitorClient,
+                 runtimes: dict[str, Runtime], default_runtime: str, paths: Paths, cgroup_parent: str = "dockyard",
+                 on_event: Callable[[str, Container, dict[str, str]], None] | None = None) -> None:
+        self.meta = meta
+        self.images = images
+        self.snapshots = snapshots
+        self.monitor = monitor
+        self.runtimes = runtimes
+        self.default_runtime = default_runtime
+        self.paths = paths
+        self.cgroup_parent = cgroup_parent
+        self.by_id: dict[str, Container] = {}
+        self.on_event = on_event or (lambda *_: None)
+        self._events_task: asyncio.Task[None] | None = None
+        self._exit_tasks: set[asyncio.Task[None]] = set()
+
+    # --- lookup ---------------------------------------------------------------------
+    def lookup(self, ref: str) -> Container:
+        """By full ID, name, or unique ID prefix."""
+        if ref in self.by_id:
+            return self.by_id[ref]
+        name = ref.lstrip("/")
+        for c in self.by_id.values():
+            if c.name == name:
+                return c
+        if ref:
+            found = [c for c in self.by_id.values() if c.id.startswith(ref)]
+            if len(found) == 1:
+                return found[0]
+            if len(found) > 1:
+                raise InvalidArgument(f"multiple IDs found with provided prefix: {ref}")
+        raise NotFound(f"No such container: {ref}")
+
+    def list(self) -> list[Container]:
+        """Newest first, as `docker ps` shows."""
+        return sorted(self.by_id.values(), key=lambda c: c.cfg.created, reverse=True)
+
+    def using_image(self, image_id: str) -> list[tuple[str, bool]]:
+        """(id, running) of containers made from an image."""
+        return [(c.id, c.state.running) for c in self.by_id.values() if c.cfg.image_id == image_id]
+
+    def _persist(self, c: Container) -> None:
+        self.meta.update_container_state(c.id, c.state.to_json())
+
+    # --- create -----------------------------------------------------------------------
+    async def create(self, name: str | None, body: dict[str, Any]) -> Container:
+        """`POST /containers/create`."""
+        if not isinstance(body, dict):
+            raise InvalidArgument("request body must be a JSON object")
+        if name:
+            name = names.validate(name)
+            self._check_name_free(name)
+        image = body.get("Image")
+        if not image or not isinstance(image, str):
+            raise InvalidArgument("config.Image must be specified")
+        img = self.images.resolve(image)
+        hc = body.get("HostConfig") or {}
+        cfg = create_mod.build(body, img, hc.get("Runtime") if isinstance(hc, dict) else "", self.default_runtime,
+                               set(self.runtimes))
+        if not name:
+            name = names.generate({c.name for c in self.by_id.values()})
+        self.paths.data(cfg.id).mkdir(parents=True)
+        try:
+            self.snapshots.prepare_active(cfg.id, img.top_layer)
+            state = ContainerState()
+            self.meta.put_container(cfg.id, name, img.id, cfg.created, cfg.to_json(), state.to_json())
+        except BaseException:
+            self.snapshots.remove(cfg.id)
+            shutil.rmtree(self.paths.data(cfg.id), ignore_errors=True)
+            raise
+        c = Container(cfg, state, name)
+        self.by_id[cfg.id] = c
+        self.on_event("create", c, {})
+        return c
+
+    def _check_name_free(self, name: str) -> None:
+        for c in self.by_id.values():
+            if c.name == name:
+                raise Conflict(f'Conflict. The container name "/{name}" is already in use by container "{c.id}". '
+                               "You have to remove (or rename) that container to be able to reuse that name.")
+
+    # --- start ------------------------------------------------------------------------
+    async def start(self, ref: str) -> None:
+        """`POST /containers/{id}/start`."""
+        c = self.lookup(ref)
+        async with c.lock:
+            if c.state.running:
+                raise NotModified("container already started")
+            if c.state.status in (Status.REMOVING, Status.DEAD):
+                raise Conflict(f"cannot start container {c.id[:12]}: it is being removed")
+            try:
+                pid = await self._start_steps(c)
+            except EngineError as e:
+                c.state.error = e.message
+                self._persist(c)
+                raise
+            c.state.to(Status.RUNNING)
+            c.state.pid, c.state.exit_code, c.state.error = pid, 0, ""
+            c.state.started_at = now_iso()
+            c.state.oom_killed = False
+            self._persist(c)
+            self.on_event("start", c, {})
+
+    async def _start_steps(self, c: Container) -> int:
+        """mount rootfs → etc files → user → spec → monitor start; undone on failure."""
+        cfg, cid = c.cfg, c.id
+        rootfs = self.paths.rootfs(cid)
+        bundle = self.paths.bundle(cid)
+        rootfs.mkdir(parents=True, exist_ok=True)
+        bundle.mkdir(parents=True, exist_ok=True)
+        for p in (bundle / "exit.json",):
+            p.unlink(missing_ok=True)
+        rt = self.runtimes[cfg.runtime]
+        await rt.delete(cid)  # a leftover from an earlier run, if any
+        if not mnt.is_mounted(str(rootfs)):
+            for m in self.snapshots.mounts(cid):
+                m.mount(str(rootfs))
+        try:
+            nm = cfg.host_config.get("NetworkMode", "default")
+            files = etcfiles.write(str(self.paths.data(cid)), cfg.config["Hostname"], cfg.config.get("Domainname", ""), nm)
+            u = users.resolve(str(rootfs), cfg.config.get("User") or "")
+            env = list(cfg.config.get("Env") or [])
+            if not any(e.startswith("HOSTNAME=") for e in env):
+                env.insert(1 if env and env[0].startswith("PATH=") else 0, f"HOSTNAME={cfg.config['Hostname']}")
+            if not any(e.startswith("HOME=") for e in env):
+                env.append(f"HOME={u.home}")
+            extra = [int(g) for g in (cfg.host_config.get("GroupAdd") or []) if str(g).isdigit()]
+            oci = spec.build(spec.SpecInput(
+                cid=cid, rootfs=str(rootfs), args=[cfg.path, *cfg.args], env=env,
+                cwd=cfg.config.get("WorkingDir") or "/", uid=u.uid, gid=u.gid,
+                additional_gids=u.additional_gids + extra, hostname=cfg.config["Hostname"],
+                domainname=cfg.config.get("Domainname", ""), network_mode=nm, files=files,
+                cgroup_parent=self.cgroup_parent, readonly_rootfs=bool(cfg.host_config.get("ReadonlyRootfs"))))
+            (bundle / "config.json").write_text(json.dumps(oci))
+            return await self.monitor.start({
+                "id": cid, "bundle": str(bundle), "runtime": list(rt.base), "log": str(self.paths.log(cid)),
+                "exit_file": str(bundle / "exit.json"), "cgroup": oci["linux"]["cgroupsPath"]})
+        except BaseException as e:
+            await rt.delete(cid)
+            mnt.unmount(str(rootfs))
+            if isinstance(e, SystemError_) and ("executable file not found" in e.message or "no such file" in e.message):
+                raise InvalidArgument(f"failed to create shim task: OCI runtime create failed: {e.message}: unknown") from None
+            if isinstance(e, SystemError_):
+                raise SystemError_(f"OCI runtime create failed: {e.message}") from None
+            raise
+
+    # --- exits ------------------------------------------------------------------------
+    async def watch_exits(self) -> None:
+        """Follow the monitor's exit events (reconnecting) for the daemon's lifetime."""
+        while True:
+            try:
+                async for ev in self.monitor.events():
+                    if ev:
+                        t = asyncio.create_task(self._on_exit(ev))
+                        self._exit_tasks.add(t)
+                        t.add_done_callback(self._exit_tasks.discard)
+            except (OSError, EngineError) as e:
+                log.warning("monitor event stream lost: %s", e)
+            await asyncio.sleep(0.2)
+
+    async def _on_exit(self, ev: dict[str, Any]) -> None:
+        c = self.by_id.get(ev["id"])
+        if c is None:
+            return
+        async with c.lock:
+            if c.state.status not in (Status.RUNNING, Status.PAUSED):
+                return
+            await self._cleanup_runtime(c)
+            c.state.to(Status.EXITED)
+            c.state.pid = 0
+            c.state.exit_code = int(ev["exit_code"])
+            c.state.finished_at = ev["finished_at"]
+            c.state.oom_killed = bool(ev.get("oom_killed"))
+            self._persist(c)
+            try:
+                await self.monitor.request({"op": "forget", "id": c.id})
+            except EngineError:
+                pass
+            waiters, c.exit_waiters = c.exit_waiters, []
+            for f in waiters:
+                if not f.done():
+                    f.set_result(c.state)
+        self.on_event("die", c, {"exitCode": str(c.state.exit_code)})
+        if c.cfg.host_config.get("AutoRemove"):
+            try:
+                await self.remove(c.id, force=True)
+            except NotFound:
+                pass
+
+    async def _cleanup_runtime(self, c: Container) -> None:
+        await self.runtimes[c.cfg.runtime].delete(c.id)
+        mnt.unmount(str(self.paths.rootfs(c.id)))
+        (self.paths.bundle(c.id) / "exit.json").unlink(missing_ok=True)
+
+    # --- stop / kill / wait -----------------------------------------------------------------
+    def _exit_future(self, c: Container) -> asyncio.Future[ContainerState]:
+        f: asyncio.Future[ContainerState] = asyncio.get_running_loop().create_future()
+        c.exit_waiters.append(f)
+        return f
+
+    async def kill(self, ref: str, sig: str | int = "SIGKILL") -> None:
+        """`POST /containers/{id}/kill`."""
+        n = create_mod.parse_signal(sig or "SIGKILL")
+        c = self.lookup(ref)
+        if not c.state.running:
+            raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
+        await self._signal(c, n)
+        if n == signal.SIGKILL:
+            await asyncio.shield(self._exit_future(c))
+        self.on_event("kill", c, {"signal": str(n)})
+
+    async def _signal(self, c: Container, n: int) -> None:
+        try:
+            await self.runtimes[c.cfg.runtime].kill(c.id, n)
+        except SystemError_:
+            if c.state.running and c.state.pid:
+                try:
+                    os.kill(c.state.pid, n)
+                except ProcessLookupError:
+                    pass
+
+    async def stop(self, ref: str, timeout: int | None = None) -> None:
+        """`POST /containers/{id}/stop`: StopSignal, then SIGKILL after the timeout."""
+        c = self.lookup(ref)
+        if not c.state.running:
+            raise NotModified("container already stopped")
+        await self._stop(c, timeout)
+
+    async def _stop(self, c: Container, timeout: int | None) -> None:
+        if timeout is None:
+            st = c.cfg.config.get("StopTimeout")
+            timeout = st if isinstance(st, int) else 10
+        done = self._exit_future(c)
+        sig = create_mod.parse_signal(c.cfg.config.get("StopSignal") or "SIGTERM")
+        await self._signal(c, sig)
+        try:
+            await asyncio.wait_for(asyncio.shield(done), timeout=timeout if timeout >= 0 else None)
+        except asyncio.TimeoutError:
+            await self._signal(c, signal.SIGKILL)
+            await asyncio.shield(done)
+        self.on_event("stop", c, {})
+
+    async def restart(self, ref: str, timeout: int | None = None) -> None:
+        """`POST /containers/{id}/restart`."""
+        c = self.lookup(ref)
+        if c.state.running:
+            await self._stop(c, timeout)
+        await self.start(c.id)
+        c.state.restart_count = c.state.restart_count  # docker only counts policy restarts
+        self.on_event("restart", c, {})
+
+    async def wait(self, ref: str, condition: str = "not-running") -> ContainerState:
+        """`POST /containers/{id}/wait`."""
+        if condition not in ("", "not-running", "next-exit", "removed"):
+            raise InvalidArgument(f"invalid condition: {condition!r}")
+        c = self.lookup(ref)
+        if condition == "removed":
+            if c.removed:
+                return c.state
+            f: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            c.remove_waiters.append(f)
+            await f
+            return c.state
+        if condition in ("", "not-running") and not c.state.running:
+            return c.state
+        return await asyncio.shield(self._exit_future(c))
+
+    # --- remove / rename / prune -----------------------------------------------------------
+    async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
+        """`DELETE /containers/{id}`."""
+        c = self.lookup(ref)
+        if c.state.running:
+            if not force:
+                raise Conflict(f"You cannot remove a running container {c.id}. Stop the container before "
+                               "attempting removal or force remove")
+            await self._signal(c, signal.SIGKILL)
+            await asyncio.shield(self._exit_future(c))
+        async with c.lock:
+            if c.removed:
+                return
+            if c.state.status == Status.REMOVING:
+                raise Conflict(f"removal of container {c.id} is already in progress")
+            c.state.to(Status.REMOVING)
+            await self._cleanup_runtime(c)
+            self.snapshots.remove(c.id)
+            shutil.rmtree(self.paths.data(c.id), ignore_errors=True)
+            shutil.rmtree(self.paths.bundle(c.id), ignore_errors=True)
+            self.meta.delete_container(c.id)
+            self.by_id.pop(c.id, None)
+            c.removed = True
+        for f in c.remove_waiters:
+            if not f.done():
+                f.set_result(None)
+        for f in c.exit_waiters:
+            if not f.done():
+                f.set_result(c.state)
+        self.on_event("destroy", c, {})
+
+    def rename(self, ref: str, new: str) -> None:
+        """`POST /containers/{id}/rename`."""
+        c = self.lookup(ref)
+        new = names.validate(new)
+        if new == c.name:
+            raise Conflict(f'Renaming a container with the same name as its current name')
+        self._check_name_free(new)
+        self.meta.rename_container(c.id, new)
+        old, c.name = c.name, new
+        self.on_event("rename", c, {"oldName": "/" + old})
+
+    async def prune(self, pred: Callable[[Container], bool]) -> tuple[list[str], int]:
+        """`POST /containers/prune`: remove stopped containers that match."""
+        deleted, space = [], 0
+        for c in list(self.by_id.values()):
+            if c.state.running or c.state.status == Status.REMOVING or not pred(c):
+                continue
+            size = self.rw_size(c)
+            try:
+                await self.remove(c.id)
+            except EngineError:
+                continue
+            deleted.append(c.id)
+            space += size
+        return deleted, space
+
+    def rw_size(self, c: Container) -> int:
+        """Bytes in the container's writable layer."""
+        try:
+            return self.snapshots.usage(c.id)
+        except NotFound:
+            return 0
+
+    # --- logs and attach ---------------------------------------------------------------------
+    def log_path(self, c: Container) -> str:
+        """The json-file of a container."""
+        return str(self.paths.log(c.id))
+
+    async def attach(self, c: Container) -> AsyncIterator[tuple[int, bytes]]:
+        """Output frames of a container from now until it exits (registration first)."""
+        agen = self.monitor.attach(c.id)
+        await agen.__anext__()
+        return agen
+
+    # --- start-up and shut-down --------------------------------------------------------------
+    async def load_and_reconcile(self) -> None:
+        """Load containers from metadata; settle whatever happened while the daemon was away."""
+        for row in self.meta.containers():
+            cfg = ContainerConfig(**json.loads(row["config"]))
+            st = ContainerState.from_json(json.loads(row["state"]))
+            self.by_id[cfg.id] = Container(cfg, st, row["name"])
+        await self.monitor.ensure_running()
+        self._events_task = asyncio.create_task(self.watch_exits())
+        await asyncio.sleep(0)
+        listing = await self.monitor.request({"op": "list"})
+        alive = {x["id"] for x in listing.get("containers", []) if x.get("running")}
+        for c in list(self.by_id.values()):
+            exit_file = self.paths.bundle(c.id) / "exit.json"
+            if c.state.status == Status.REMOVING:
+                c.state.status = Status.EXITED
+                await self.remove(c.id, force=True)
+                continue
+            if not c.state.running:
+                if mnt.is_mounted(str(self.paths.rootfs(c.id))):
+                    await self._cleanup_runtime(c)
+                continue
+            if exit_file.exists():
+                ev = json.loads(exit_file.read_text())
+                await self._on_exit(ev)
+            elif c.id not in alive:
+                await self._on_exit({"id": c.id, "exit_code": 255, "finished_at": now_iso(), "oom_killed": False})
+                c.state.error = "container monitor lost track of the container while the daemon was down"
+                self._persist(c)
+        self._remove_leftovers()
+
+    def _remove_leftovers(self) -> None:
+        """Container directories and snapshots that belong to no known container."""
+        for base in (self.paths.data_root / "containers", self.paths.exec_root / "containers"):
+            if not base.exists():
+                continue
+            for d in base.iterdir():
+                if d.name not in self.by_id:
+                    for m in mnt.mounts_under(str(d)):
+                        mnt.unmount(m)
+                    shutil.rmtree(d, ignore_errors=True)
+        for key in self.meta.snapshots_of_kind("active"):
+            if key not in self.by_id:
+                self.snapshots.remove(key)
+
+    async def shutdown(self, live_restore: bool) -> None:
+        """Without live-restore, stop every container (as dockerd does) and end the monitor."""
+        if self._events_task:
+            running = [c for c in self.by_id.values() if c.state.running]
+            if not live_restore:
+                await asyncio.gather(*(self._stop(c, None) for c in running), return_exceptions=True)
+                try:
+                    await self.monitor.request({"op": "shutdown"})
+                except EngineError:
+                    pass
+            self._events_task.cancel()

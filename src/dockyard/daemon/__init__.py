@@ -1,0 +1,1 @@
+"""The daemon: composition root, configuration, listeners."""

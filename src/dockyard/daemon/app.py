@@ -1,0 +1,67 @@
+"""Composition root: the only code that knows every concrete class."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from ..api.routers.containers import ContainersRouter
+from ..api.routers.images import ImagesRouter
+from ..api.routers.system import SystemRouter
+from ..api.server import Routes, make_app
+from ..containers.runtimes import build_runtimes
+from ..containers.service import ContainerService, Paths
+from ..errors import InvalidArgument
+from ..images.service import ImageService
+from ..monitor.client import MonitorClient
+from ..store.content import ContentStore
+from ..store.metadata import Metadata
+from ..store.snapshots import Snapshotter
+from .config import Config
+from .system import SystemService
+
+
+@dataclass
+class Services:
+    """Everything the daemon runs."""
+
+    meta: Metadata
+    images: ImageService
+    containers: ContainerService
+    system: SystemService
+    app: web.Application
+
+
+class _ContainerRefs:
+    def __init__(self, containers: ContainerService) -> None:
+        self.containers = containers
+
+    def using(self, image_id: str) -> list[tuple[str, bool]]:
+        return self.containers.using_image(image_id)
+
+
+def build_services(cfg: Config) -> Services:
+    """Wire stores, services and routers for one daemon."""
+    data, run = Path(cfg.data_root), Path(cfg.exec_root)
+    data.mkdir(parents=True, exist_ok=True, mode=0o710)
+    run.mkdir(parents=True, exist_ok=True, mode=0o700)
+    meta = Metadata(data / "metadata.db")
+    content = ContentStore(data / "content")
+    content.clean_ingest()
+    snaps = Snapshotter(data / "snapshots", meta)
+    snaps.cleanup_incomplete()
+    images = ImageService(content, snaps, meta)
+    runtimes = build_runtimes(cfg.runtimes, str(run))
+    if cfg.default_runtime not in runtimes:
+        raise InvalidArgument(f"default runtime {cfg.default_runtime!r} is not configured")
+    containers = ContainerService(meta, images, snaps, MonitorClient(str(run)), runtimes, cfg.default_runtime,
+                                  Paths(data, run), cgroup_parent=cfg.cgroup_parent)
+    images.containers = _ContainerRefs(containers)
+    system = SystemService(cfg, images, containers)
+    routes = Routes()
+    SystemRouter(system).routes(routes)
+    ImagesRouter(images).routes(routes)
+    ContainersRouter(containers).routes(routes)
+    return Services(meta, images, containers, system, make_app(routes))

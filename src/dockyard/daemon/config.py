@@ -1,0 +1,82 @@
+"""Daemon configuration: dockerd's flag names plus daemon.json (flags win)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import InvalidArgument
+
+
+@dataclass
+class Config:
+    """Everything the daemon is told."""
+
+    hosts: list[str] = field(default_factory=lambda: ["unix:///run/dockyard.sock"])
+    data_root: str = "/var/lib/dockyard"
+    exec_root: str = "/run/dockyard"
+    pidfile: str = ""
+    log_level: str = "info"
+    runtimes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    default_runtime: str = "dockyard"
+    live_restore: bool = False
+    cgroup_parent: str = "dockyard"
+    group: str = "docker"
+
+
+def parser() -> argparse.ArgumentParser:
+    """dockerd-compatible flags."""
+    p = argparse.ArgumentParser(prog="dockyardd", description="Dockyard engine daemon")
+    p.add_argument("-H", "--host", action="append", dest="hosts", default=None)
+    p.add_argument("--data-root", "-g", dest="data_root")
+    p.add_argument("--exec-root", dest="exec_root")
+    p.add_argument("--pidfile", "-p", dest="pidfile")
+    p.add_argument("--log-level", "-l", dest="log_level", choices=["debug", "info", "warn", "error", "fatal"])
+    p.add_argument("--config-file", dest="config_file", default="/etc/dockyard/daemon.json")
+    p.add_argument("--default-runtime", dest="default_runtime")
+    p.add_argument("--add-runtime", action="append", dest="add_runtime", default=[],
+                   help="NAME=PATH, as dockerd's --add-runtime")
+    p.add_argument("--live-restore", action="store_true", default=None)
+    p.add_argument("--cgroup-parent", dest="cgroup_parent")
+    p.add_argument("--group", "-G", dest="group")
+    return p
+
+
+_JSON_KEYS = {"hosts": "hosts", "data-root": "data_root", "exec-root": "exec_root", "pidfile": "pidfile",
+              "log-level": "log_level", "runtimes": "runtimes", "default-runtime": "default_runtime",
+              "live-restore": "live_restore", "cgroup-parent": "cgroup_parent", "group": "group"}
+
+
+def load(argv: list[str] | None = None) -> Config:
+    """Flags over daemon.json over defaults."""
+    ns = parser().parse_args(argv)
+    cfg = Config()
+    path = ns.config_file
+    try:
+        with open(path) as f:
+            text = f.read()
+        data = json.loads(text) if text.strip() else {}
+    except FileNotFoundError:
+        data = {}
+    except json.JSONDecodeError as e:
+        raise InvalidArgument(f"unable to configure the daemon: {path}: {e}") from None
+    for k, v in data.items():
+        if k not in _JSON_KEYS:
+            raise InvalidArgument(f"the following directives don't match any configuration option: {k}")
+        setattr(cfg, _JSON_KEYS[k], v)
+    for attr in ("hosts", "data_root", "exec_root", "pidfile", "log_level", "default_runtime", "live_restore",
+                 "cgroup_parent", "group"):
+        v = getattr(ns, attr)
+        if v is not None:
+            setattr(cfg, attr, v)
+    for item in ns.add_runtime:
+        name, _, rpath = item.partition("=")
+        if not name or not rpath:
+            raise InvalidArgument(f"invalid --add-runtime {item!r}: want NAME=PATH")
+        cfg.runtimes[name] = {"path": rpath}
+    for h in cfg.hosts:
+        if not h.startswith("unix://"):
+            raise InvalidArgument(f"only unix:// hosts are supported: {h}")
+    return cfg

@@ -1,0 +1,99 @@
+"""`dockyardd`: start the engine, serve the API on unix sockets, shut down cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import grp
+import logging
+import os
+import signal
+import socket
+import sys
+
+from aiohttp import web
+
+from ..errors import EngineError
+from . import config as config_mod
+from .app import build_services
+
+log = logging.getLogger("dockyard.daemon")
+
+
+def _socket_in_use(path: str) -> bool:
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+async def serve(cfg: config_mod.Config) -> None:
+    """Run until SIGTERM/SIGINT."""
+    paths = [h[len("unix://"):] for h in cfg.hosts]
+    for p in paths:
+        if _socket_in_use(p):
+            raise EngineError(f"another daemon is already listening on {p}")
+    svc = build_services(cfg)
+    await svc.containers.load_and_reconcile()
+    access = logging.getLogger("dockyard.access") if cfg.log_level == "debug" else None
+    runner = web.AppRunner(svc.app, handle_signals=False, access_log=access)
+    await runner.setup()
+    for p in paths:
+        os.makedirs(os.path.dirname(p) or ".", exist_ok=True)
+        try:
+            os.unlink(p)
+        except FileNotFoundError:
+            pass
+        await web.UnixSite(runner, p).start()
+        os.chmod(p, 0o660)
+        try:
+            os.chown(p, 0, grp.getgrnam(cfg.group).gr_gid)
+        except (KeyError, PermissionError):
+            pass
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for s in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(s, stop.set)
+    log.info("API listening on %s", ", ".join(paths))
+    await stop.wait()
+    log.info("shutting down")
+    await runner.shutdown()
+    await svc.containers.shutdown(cfg.live_restore)
+    await runner.cleanup()
+    for p in paths:
+        try:
+            os.unlink(p)
+        except FileNotFoundError:
+            pass
+    svc.meta.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point."""
+    try:
+        cfg = config_mod.load(argv)
+    except EngineError as e:
+        print(f"dockyardd: {e.message}", file=sys.stderr)
+        sys.exit(1)
+    level = {"warn": "WARNING", "fatal": "CRITICAL"}.get(cfg.log_level, cfg.log_level.upper())
+    logging.basicConfig(level=level, format="time=%(asctime)s level=%(levelname)s msg=%(message)s")
+    if os.geteuid() != 0:
+        print("dockyardd: must run as root", file=sys.stderr)
+        sys.exit(1)
+    if cfg.pidfile:
+        with open(cfg.pidfile, "w") as f:
+            f.write(str(os.getpid()))
+    try:
+        asyncio.run(serve(cfg))
+    except EngineError as e:
+        print(f"dockyardd: {e.message}", file=sys.stderr)
+        sys.exit(1)
+    finally:
+        if cfg.pidfile:
+            try:
+                os.unlink(cfg.pidfile)
+            except FileNotFoundError:
+                pass

@@ -1,0 +1,103 @@
+"""`/version` and `/info` from the services' state."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+from typing import Any
+
+from .. import API_VERSION, MIN_API_VERSION, __version__
+from ..containers.model import Status
+from ..containers.service import ContainerService
+from ..images.service import ARCH, ImageService
+from ..runtime import cgroups
+from .config import Config
+
+
+class SystemService:
+    """The system backend."""
+
+    def __init__(self, cfg: Config, images: ImageService, containers: ContainerService) -> None:
+        self.cfg = cfg
+        self.images = images
+        self.containers = containers
+
+    def version(self) -> dict[str, Any]:
+        """`GET /version`."""
+        return {
+            "Platform": {"Name": "Dockyard Engine"},
+            "Components": [{"Name": "Engine", "Version": __version__,
+                            "Details": {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION,
+                                        "Os": "linux", "Arch": ARCH, "KernelVersion": platform.release()}}],
+            "Version": __version__, "ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION,
+            "GitCommit": "", "GoVersion": "python" + platform.python_version(), "Os": "linux", "Arch": ARCH,
+            "KernelVersion": platform.release(), "BuildTime": "",
+        }
+
+    def info(self) -> dict[str, Any]:
+        """`GET /info`."""
+        cs = list(self.containers.by_id.values())
+        running = sum(1 for c in cs if c.state.status == Status.RUNNING)
+        paused = sum(1 for c in cs if c.state.status == Status.PAUSED)
+        mem = 0
+        try:
+            with open("/proc/meminfo") as f:
+                mem = int(f.readline().split()[1]) * 1024
+        except OSError:
+            pass
+        return {
+            "ID": self._daemon_id(), "Containers": len(cs), "ContainersRunning": running, "ContainersPaused": paused,
+            "ContainersStopped": len(cs) - running - paused, "Images": len(self.images.meta.images()),
+            "Driver": "overlay2", "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]],
+            "Plugins": {"Volume": ["local"], "Network": ["host", "null"], "Authorization": None,
+                        "Log": ["json-file"]},
+            "MemoryLimit": True, "SwapLimit": False, "KernelMemory": False, "CpuCfsPeriod": True,
+            "CpuCfsQuota": True, "CPUShares": True, "CPUSet": True, "PidsLimit": True, "IPv4Forwarding": True,
+            "BridgeNfIptables": False, "BridgeNfIp6tables": False, "Debug": self.cfg.log_level == "debug",
+            "NFd": len(os.listdir("/proc/self/fd")), "OomKillDisable": True, "NGoroutines": 0,
+            "SystemTime": _now(), "LoggingDriver": "json-file",
+            "CgroupDriver": "cgroupfs", "CgroupVersion": "2" if cgroups.is_unified() else "1",
+            "NEventsListener": 0, "KernelVersion": platform.release(), "OperatingSystem": _os_name(),
+            "OSVersion": "", "OSType": "linux", "Architecture": platform.machine(), "IndexServerAddress":
+            "https://index.docker.io/v1/", "RegistryConfig": {"InsecureRegistryCIDRs": ["127.0.0.0/8"],
+                                                              "IndexConfigs": {}, "Mirrors": []},
+            "NCPU": os.cpu_count() or 1, "MemTotal": mem, "DockerRootDir": self.cfg.data_root,
+            "HttpProxy": "", "HttpsProxy": "", "NoProxy": "", "Name": socket.gethostname(), "Labels": [],
+            "ExperimentalBuild": False, "ServerVersion": __version__,
+            "Runtimes": {n: {"path": r.argv[0]} for n, r in self.containers.runtimes.items()},
+            "DefaultRuntime": self.cfg.default_runtime, "Swarm": {"LocalNodeState": "inactive",
+                                                                  "NodeID": "", "NodeAddr": "",
+                                                                  "ControlAvailable": False, "Error": "",
+                                                                  "RemoteManagers": None},
+            "LiveRestoreEnabled": bool(self.cfg.live_restore), "Isolation": "", "InitBinary": "",
+            "ContainerdCommit": {"ID": "", "Expected": ""}, "RuncCommit": {"ID": "", "Expected": ""},
+            "InitCommit": {"ID": "", "Expected": ""}, "SecurityOptions": ["name=seccomp,profile=default"],
+            "Warnings": None,
+        }
+
+    def _daemon_id(self) -> str:
+        p = os.path.join(self.cfg.data_root, "engine-id")
+        try:
+            return open(p).read().strip()
+        except FileNotFoundError:
+            import uuid
+            v = str(uuid.uuid4())
+            with open(p, "w") as f:
+                f.write(v)
+            return v
+
+
+def _now() -> str:
+    from ..images.service import now_iso
+    return now_iso()
+
+
+def _os_name() -> str:
+    try:
+        for line in open("/etc/os-release"):
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return "Linux"

@@ -1,0 +1,325 @@
+"""Image service: import, resolve, tag/untag, delete, prune, list. An image is a record
+(ID = digest of its config blob) pointing into the content store, its layers unpacked once
+into committed snapshots keyed by ChainID."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import gzip
+import json
+import platform
+import time
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from ..errors import Conflict, InvalidArgument, NotFound
+from ..oci import digest as dg
+from ..oci import reference
+from ..store.content import ContentStore
+from ..store.metadata import Metadata
+from ..store.snapshots import Snapshotter
+from . import changes as changes_mod
+from .tarapply import apply_tar
+
+ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+
+
+def now_iso() -> str:
+    """Current UTC time, RFC 3339 with nanoseconds as Docker writes it."""
+    t = _dt.datetime.now(_dt.timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond:06d}000Z"
+
+
+@dataclass(frozen=True)
+class Image:
+    """An image as the engine knows it."""
+
+    id: str
+    config: dict[str, Any]
+    tags: list[str]
+    digests: list[str]
+    created: str
+    size: int
+    parent: str
+    top_layer: str | None
+
+    @property
+    def container_config(self) -> dict[str, Any]:
+        """The `config` object (Cmd, Env, Entrypoint...)."""
+        return self.config.get("config") or {}
+
+
+class ContainerRefs:
+    """What the image service needs to know of containers (set by the composition root)."""
+
+    def using(self, image_id: str) -> list[tuple[str, bool]]:  # pragma: no cover - protocol
+        """(container id, running) of containers created from the image."""
+        return []
+
+
+class ImageService:
+    """Images over content, snapshots and metadata."""
+
+    def __init__(self, content: ContentStore, snapshots: Snapshotter, meta: Metadata) -> None:
+        self.content = content
+        self.snapshots = snapshots
+        self.meta = meta
+        self.containers: ContainerRefs = ContainerRefs()
+
+    # --- reading ------------------------------------------------------------------
+    def get(self, image_id: str) -> Image:
+        """Image by exact ID."""
+        row = self.meta.image(image_id)
+        if row is None:
+            raise NotFound(f"No such image: {image_id}")
+        cfg = json.loads(self.content.read(image_id))
+        return Image(image_id, cfg, self.meta.tags_of(image_id), self.meta.digests_of(image_id),
+                     row["created"], row["size"], row["parent"], row["top_layer"])
+
+    def resolve(self, name: str) -> Image:
+        """Find an image by full/short ID, `sha256:` ID or reference, as Docker does."""
+        if not name:
+            raise NotFound("No such image: ")
+        if name.startswith("sha256:"):
+            hexpart = name[7:]
+            if all(c in "0123456789abcdef" for c in hexpart) and hexpart:
+                return self.get(self._by_prefix(hexpart, name))
+            raise NotFound(f"No such image: {name}")
+        try:
+            ref = reference.parse(name).with_default_tag()
+        except InvalidArgument:
+            ref = None
+        if ref is not None:
+            iid = self.meta.tag(ref.familiar()) if not ref.digest else self._by_digest(ref)
+            if iid:
+                return self.get(iid)
+        if 1 <= len(name) <= 64 and all(c in "0123456789abcdef" for c in name):
+            return self.get(self._by_prefix(name, name))
+        if ref is None:
+            raise InvalidArgument(f"invalid reference format: {name}")
+        raise NotFound(f"No such image: {ref.familiar()}")
+
+    def _by_digest(self, ref: reference.Reference) -> str | None:
+        row = self.meta.db.execute("SELECT image_id FROM repo_digests WHERE ref=?",
+                                   (f"{ref.familiar_name}@{ref.digest}",)).fetchone()
+        return row[0] if row else None
+
+    def _by_prefix(self, prefix: str, name: str) -> str:
+        ids = self.meta.image_ids_with_prefix(prefix)
+        if not ids:
+            raise NotFound(f"No such image: {name}")
+        if len(ids) > 1:
+            raise InvalidArgument(f"multiple IDs found with provided prefix: {prefix}")
+        return ids[0]
+
+    def list(self) -> list[Image]:
+        """Every image, newest first."""
+        return [self.get(r["id"]) for r in self.meta.images()]
+
+    def layer_dirs(self, img: Image) -> list[str]:
+        """The image's layer directories, topmost first."""
+        return [str(p) for p in self.snapshots.chain(img.top_layer)]
+
+    # --- import -------------------------------------------------------------------
+    def import_tar(self, stream: BinaryIO, repo: str = "", tag: str = "", changes: list[str] | None = None,
+                   message: str = "", source: str = "-") -> Image:
+        """`docker import`: one layer from a rootfs tar (plain or gzip), config from changes."""
+        ref = None
+        if repo:
+            ref = reference.parse_tagged(f"{repo}:{tag}" if tag else repo)
+        cfg_changes = changes_mod.apply({}, changes or [])
+        diff_id, size = self._ingest_layer(stream, None)
+        created = now_iso()
+        config = {
+            "architecture": ARCH, "os": "linux", "created": created,
+            "config": {k: v for k, v in cfg_changes.items()},
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+            "history": [{"created": created, "comment": message or f"Imported from {source}"}],
+        }
+        if message:
+            config["comment"] = message
+        img = self.add_image(config)
+        if ref is not None:
+            self.tag(img.id, ref.familiar())
+        return self.get(img.id)
+
+    def _ingest_layer(self, stream: BinaryIO, parent_chain: str | None) -> tuple[str, int]:
+        """Store the uncompressed tar as a blob, unpack it into a snapshot; return (diff_id, size)."""
+        head = stream.read(2)
+        w = self.content.writer()
+        try:
+            if head == b"\x1f\x8b":
+                src: BinaryIO = gzip.GzipFile(fileobj=_Prefixed(head, stream))  # type: ignore[assignment]
+                first = b""
+            else:
+                src, first = stream, head
+            if first:
+                w.write(first)
+            while True:
+                chunk = src.read(1 << 20)
+                if not chunk:
+                    break
+                w.write(chunk)
+            diff_id = w.commit()
+        except (OSError, EOFError) as e:
+            w.abort()
+            raise InvalidArgument(f"invalid tar archive: {e}") from None
+        except BaseException:
+            w.abort()
+            raise
+        chain = diff_id if parent_chain is None else dg.of_bytes(f"{parent_chain} {diff_id}".encode())
+        if self.snapshots.exists(chain):
+            return diff_id, self.meta.snapshot(chain)["size"]
+        fs = self.snapshots.prepare_layer(chain, parent_chain)
+        try:
+            with self.content.open(diff_id) as f:
+                res = apply_tar(f, str(fs), whiteouts="overlay")
+        except BaseException:
+            self.snapshots.remove(chain)
+            self.gc_content()
+            raise
+        self.snapshots.commit_layer(chain, res.bytes)
+        return diff_id, res.bytes
+
+    def add_image(self, config: dict[str, Any], parent: str = "") -> Image:
+        """Store a config whose layers are already unpacked; return the image."""
+        diff_ids = config["rootfs"]["diff_ids"]
+        chains = dg.chain_ids(diff_ids)
+        top = chains[-1] if chains else None
+        size = sum(self.meta.snapshot(c)["size"] for c in chains)
+        blob = json.dumps(config, separators=(",", ":")).encode()
+        iid = self.content.put(blob)
+        self.meta.put_image(iid, top, config.get("created", now_iso()), parent, size, time.time())
+        return self.get(iid)
+
+    # --- tags ---------------------------------------------------------------------
+    def tag(self, image_id: str, ref: str) -> None:
+        """Point `ref` (familiar, tagged) at the image."""
+        self.meta.set_tag(ref, image_id)
+
+    def tag_ref(self, source: str, repo: str, tag: str) -> None:
+        """`POST /images/{name}/tag`."""
+        img = self.resolve(source)
+        ref = reference.parse_tagged(f"{repo}:{tag}" if tag else repo)
+        self.tag(img.id, ref.familiar())
+
+    # --- delete -------------------------------------------------------------------
+    def delete(self, name: str, force: bool = False, prune: bool = True) -> list[dict[str, str]]:
+        """`DELETE /images/{name}`: untag, or delete with Docker's conflict rules."""
+        img = self.resolve(name)
+        out: list[dict[str, str]] = []
+        by_ref = None
+        try:
+            r = reference.parse(name).with_default_tag()
+            if self.meta.tag(r.familiar()) == img.id:
+                by_ref = r.familiar()
+        except InvalidArgument:
+            pass
+        users = self.containers.using(img.id)
+        if by_ref is not None:
+            if len(img.tags) > 1:
+                self.meta.remove_tag(by_ref)
+                return [{"Untagged": by_ref}]
+            if users and not force:
+                cid = users[0][0]
+                raise Conflict(f'conflict: unable to remove repository reference "{name}" (must force) - '
+                               f"container {cid[:12]} is using its referenced image {img.id[7:19]}")
+        else:
+            if len(img.tags) > 1 and not force:
+                raise Conflict(f"conflict: unable to delete {img.id[7:19]} (must be forced) - image is referenced in multiple repositories")
+        running = [c for c, run in users if run]
+        if running and by_ref is None:
+            raise Conflict(f"conflict: unable to delete {img.id[7:19]} (cannot be forced) - image is being used by running container {running[0][:12]}")
+        if users and not force:
+            raise Conflict(f"conflict: unable to delete {img.id[7:19]} (must be forced) - image is being used by stopped container {users[0][0][:12]}")
+        children = self.meta.children_of_image(img.id)
+        for t in img.tags:
+            out.append({"Untagged": t})
+        for d in img.digests:
+            out.append({"Untagged": d})
+        if children:
+            if by_ref is None and not force:
+                raise Conflict(f"conflict: unable to delete {img.id[7:19]} (cannot be forced) - image has dependent child images")
+            with self.meta.tx():
+                for t in img.tags:
+                    self.meta.remove_tag(t)
+            return out
+        if users:
+            # forced while containers use it: untag only, the ID stays for those containers
+            with self.meta.tx():
+                for t in img.tags:
+                    self.meta.remove_tag(t)
+            return out
+        self.meta.delete_image(img.id)
+        out.append({"Deleted": img.id})
+        self.gc_layers(img.top_layer)
+        self.gc_content()
+        if prune and img.parent:
+            parent = self.meta.image(img.parent)
+            if parent is not None and not self.meta.tags_of(img.parent) and not self.meta.children_of_image(img.parent) \
+                    and not self.containers.using(img.parent):
+                out.extend(self.delete(img.parent, force=False, prune=True))
+        return out
+
+    def gc_layers(self, key: str | None) -> None:
+        """Remove committed layers from `key` down while nothing uses them."""
+        while key is not None:
+            row = self.meta.snapshot(key)
+            if row is None or self.meta.snapshot_children(key) or self.meta.images_using_layer(key):
+                return
+            self.snapshots.remove(key)
+            key = row["parent"]
+
+    def gc_content(self) -> None:
+        """Delete blobs no image refers to (configs and layer tars)."""
+        keep = set()
+        for r in self.meta.images():
+            keep.add(r["id"])
+            try:
+                keep.update(json.loads(self.content.read(r["id"]))["rootfs"]["diff_ids"])
+            except Exception:  # noqa: BLE001 - a broken config must not stop gc of others
+                continue
+        for d in list(self.content.walk()):
+            if d not in keep:
+                self.content.delete(d)
+
+    def prune(self, dangling_only: bool = True, filters: dict[str, list[str]] | None = None) -> tuple[list[dict[str, str]], int]:
+        """`POST /images/prune`: dangling (or all unused) images."""
+        from .filters import matches
+        deleted: list[dict[str, str]] = []
+        reclaimed = 0
+        for img in self.list():
+            if self.meta.image(img.id) is None:
+                continue
+            if self.containers.using(img.id):
+                continue
+            if dangling_only and img.tags:
+                continue
+            if self.meta.children_of_image(img.id):
+                continue
+            if filters and not matches(img, {k: v for k, v in filters.items() if k != "dangling"}):
+                continue
+            for t in img.tags:
+                self.meta.remove_tag(t)
+                deleted.append({"Untagged": t})
+            try:
+                deleted.extend(d for d in self.delete(img.id, force=True) if "Deleted" in d)
+                reclaimed += img.size
+            except NotFound:
+                pass
+        return deleted, reclaimed
+
+
+class _Prefixed:
+    """A stream with some bytes put back at its front."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self.head, self.rest = head, rest
+
+    def read(self, n: int = -1) -> bytes:
+        if self.head:
+            h, self.head = self.head, b""
+            if n < 0:
+                return h + self.rest.read()
+            return h + self.rest.read(max(0, n - len(h)))
+        return self.rest.read(n)

@@ -1,0 +1,101 @@
+"""The daemon's side of the monitor protocol (see server.py), plus starting the monitor."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import struct
+import subprocess
+import sys
+from typing import Any, AsyncIterator
+
+from ..errors import SystemError_, Unavailable
+
+
+class MonitorClient:
+    """Requests to the monitor of one exec root."""
+
+    def __init__(self, exec_root: str) -> None:
+        self.exec_root = exec_root
+        self.sock = os.path.join(exec_root, "monitor.sock")
+
+    async def ensure_running(self) -> None:
+        """Connect to the monitor, starting one if none answers."""
+        try:
+            await self.request({"op": "list"})
+            return
+        except (OSError, Unavailable):
+            pass
+        subprocess.Popen([sys.executable, "-m", "dockyard.monitor", "--exec-root", self.exec_root],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True, close_fds=True)
+        for _ in range(400):
+            await asyncio.sleep(0.01)
+            try:
+                await self.request({"op": "list"})
+                return
+            except (OSError, Unavailable):
+                continue
+        raise Unavailable("the container monitor did not start")
+
+    async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        try:
+            return await asyncio.open_unix_connection(self.sock, limit=1 << 20)
+        except (FileNotFoundError, ConnectionRefusedError) as e:
+            raise Unavailable(f"container monitor unavailable: {e}") from None
+
+    async def request(self, req: dict[str, Any]) -> dict[str, Any]:
+        """One request, one reply."""
+        r, w = await self._open()
+        try:
+            w.write((json.dumps(req) + "\n").encode())
+            await w.drain()
+            line = await r.readline()
+        finally:
+            w.close()
+        if not line:
+            raise Unavailable("container monitor closed the connection")
+        rep = json.loads(line)
+        return rep
+
+    async def start(self, req: dict[str, Any]) -> int:
+        """Start a container; return its pid."""
+        rep = await self.request({"op": "start", **req})
+        if "error" in rep:
+            raise SystemError_(rep["error"])
+        return int(rep["pid"])
+
+    async def attach(self, cid: str) -> AsyncIterator[tuple[int, bytes]]:
+        """Register for a container's output; yields (stream, data) until it exits.
+        The first `__anext__` returns (0, b"") once the registration is in place."""
+        r, w = await self._open()
+        try:
+            w.write((json.dumps({"op": "attach", "id": cid}) + "\n").encode())
+            await w.drain()
+            await r.readline()
+            yield 0, b""
+            while True:
+                try:
+                    hdr = await r.readexactly(8)
+                    stream, n = struct.unpack(">BxxxI", hdr)
+                    data = await r.readexactly(n)
+                except asyncio.IncompleteReadError:
+                    return
+                yield stream, data
+        finally:
+            w.close()
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        """Exit events; the first item is {} once subscribed."""
+        r, w = await self._open()
+        try:
+            w.write(b'{"op": "events"}\n')
+            await w.drain()
+            while True:
+                line = await r.readline()
+                if not line:
+                    return
+                yield json.loads(line)
+        finally:
+            w.close()

@@ -1,0 +1,284 @@
+"""Monitor server: JSON-line requests over `<exec-root>/monitor.sock`.
+
+Requests (one JSON object per line; replies likewise):
+  {"op": "start", "id", "bundle", "runtime": [argv...], "log", "exit_file", "cgroup"}
+        → {"pid": N} | {"error": msg}      runtime create + start, stdio captured
+  {"op": "attach", "id"}  → a binary stream of frames [stream u8][len u32be][data] until exit
+  {"op": "events"}        → JSON lines {"id", "exit_code", "finished_at", "oom_killed"} forever
+  {"op": "list"}          → {"containers": [{"id", "pid", "running"}]}
+  {"op": "forget", "id"}  → {} (drop an exited container's record)
+  {"op": "shutdown"}      → {} and the monitor exits
+
+The monitor is a child subreaper: a container's init is re-parented to it when the runtime's
+`create` exits, so it reaps every container's exit status itself (one SIGCHLD handler,
+waitpid(-1)), never through asyncio's child watchers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+from .logfile import LogWriter, now_rfc3339
+
+STDOUT, STDERR = 1, 2
+
+
+@dataclass
+class Ctr:
+    """One container under watch."""
+
+    id: str
+    pid: int = 0
+    log: LogWriter | None = None
+    exit_file: str = ""
+    cgroup: str = ""
+    subscribers: list[asyncio.StreamWriter] = field(default_factory=list)
+    open_pipes: int = 0
+    status: int | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Monitor:
+    """State and request handlers."""
+
+    def __init__(self, sock_path: str) -> None:
+        self.sock_path = sock_path
+        self.ctrs: dict[str, Ctr] = {}
+        self.waiters: dict[int, asyncio.Future[int]] = {}
+        self.orphan_status: dict[int, int] = {}
+        self.event_subs: list[asyncio.StreamWriter] = []
+        self.stop = asyncio.Event()
+
+    # --- child reaping -------------------------------------------------------------
+    def reap(self) -> None:
+        """SIGCHLD: collect every exited child and route its status."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            fut = self.waiters.pop(pid, None)
+            if fut is not None and not fut.done():
+                fut.set_result(status)
+                continue
+            for c in self.ctrs.values():
+                if c.pid == pid and c.status is None:
+                    self._exited(c, status)
+                    break
+            else:
+                self.orphan_status[pid] = status
+
+    def _wait_pid(self, pid: int) -> asyncio.Future[int]:
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        if pid in self.orphan_status:
+            fut.set_result(self.orphan_status.pop(pid))
+        else:
+            self.waiters[pid] = fut
+        return fut
+
+    async def _run(self, argv: list[str], stdout: int, stderr: int) -> int:
+        devnull = os.open(os.devnull, os.O_RDWR)
+        try:
+            pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=[
+                (os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, stdout, 1),
+                (os.POSIX_SPAWN_DUP2, stderr, 2)])
+        finally:
+            os.close(devnull)
+        status = await self._wait_pid(pid)
+        return os.waitstatus_to_exitcode(status)
+
+    # --- container lifecycle -------------------------------------------------------
+    async def start(self, req: dict[str, Any]) -> dict[str, Any]:
+        """runtime create + start with the container's stdio on our pipes."""
+        cid = req["id"]
+        old = self.ctrs.get(cid)
+        if old is not None and old.status is None and old.pid:
+            return {"error": f"container {cid} is already running"}
+        if old is not None and old.pid == 0:
+            c = old  # clients attached before start
+        else:
+            c = self.ctrs[cid] = Ctr(cid)
+        c.exit_file, c.cgroup = req["exit_file"], req.get("cgroup", "")
+        runtime = list(req["runtime"])
+        rlog = os.path.join(req["bundle"], "runtime.log")
+        pidfile = os.path.join(req["bundle"], "init.pid")
+        for p in (rlog, pidfile):
+            try:
+                os.unlink(p)
+            except FileNotFoundError:
+                pass
+        pipes = [os.pipe2(os.O_CLOEXEC), os.pipe2(os.O_CLOEXEC)]
+        try:
+            rc = await self._run(runtime[:1] + ["--log", rlog, "--log-format", "json"] + runtime[1:] +
+                                 ["create", "--bundle", req["bundle"], "--pid-file", pidfile, cid],
+                                 pipes[0][1], pipes[1][1])
+            if rc != 0:
+                os.close(pipes[0][0])
+                os.close(pipes[1][0])
+                return {"error": _runtime_error(rlog) or f"runtime create exited with {rc}"}
+            pid = int(open(pidfile).read())
+        except BaseException:
+            os.close(pipes[0][0])
+            os.close(pipes[1][0])
+            raise
+        finally:
+            os.close(pipes[0][1])
+            os.close(pipes[1][1])
+        c.pid = pid
+        c.log = LogWriter(req["log"])
+        loop = asyncio.get_running_loop()
+        for stream, (r, _) in ((STDOUT, pipes[0]), (STDERR, pipes[1])):
+            os.set_blocking(r, False)
+            c.open_pipes += 1
+            loop.add_reader(r, self._on_output, c, stream, r)
+        if pid in self.orphan_status:
+            self._exited(c, self.orphan_status.pop(pid))
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            rc = await self._run(runtime + ["start", cid], devnull, devnull)
+        finally:
+            os.close(devnull)
+        if rc != 0:
+            err = _runtime_error(rlog) or f"runtime start exited with {rc}"
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            return {"error": err}
+        return {"pid": pid}
+
+    def _on_output(self, c: Ctr, stream: int, fd: int) -> None:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            asyncio.get_running_loop().remove_reader(fd)
+            os.close(fd)
+            c.open_pipes -= 1
+            self._maybe_finish(c)
+            return
+        if c.log:
+            c.log.feed("stdout" if stream == STDOUT else "stderr", data)
+        frame = struct.pack(">BxxxI", stream, len(data)) + data
+        for w in list(c.subscribers):
+            if w.is_closing():
+                c.subscribers.remove(w)
+            else:
+                w.write(frame)
+
+    def _exited(self, c: Ctr, status: int) -> None:
+        c.status = status
+        self._maybe_finish(c)
+
+    def _maybe_finish(self, c: Ctr) -> None:
+        if c.status is None or c.open_pipes > 0 or c.done.is_set():
+            return
+        status = c.status
+        code = os.waitstatus_to_exitcode(status)
+        if code < 0:
+            code = 128 - code
+        ev = {"id": c.id, "exit_code": code, "finished_at": now_rfc3339(), "oom_killed": _oom_killed(c.cgroup)}
+        if c.log:
+            c.log.close()
+        tmp = c.exit_file + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(ev, f)
+        os.replace(tmp, c.exit_file)
+        c.done.set()
+        for w in c.subscribers:
+            w.close()
+        c.subscribers.clear()
+        line = (json.dumps(ev) + "\n").encode()
+        for w in list(self.event_subs):
+            if w.is_closing():
+                self.event_subs.remove(w)
+            else:
+                w.write(line)
+
+    # --- connections ----------------------------------------------------------------
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Serve one connection."""
+        try:
+            while True:
+                line = await reader.readline()
+                if not line:
+                    break
+                req = json.loads(line)
+                op = req.get("op")
+                if op == "attach":
+                    c = self.ctrs.get(req["id"])
+                    if c is None or c.done.is_set():
+                        c = self.ctrs[req["id"]] = Ctr(req["id"])
+                    c.subscribers.append(writer)
+                    writer.write(b"{}\n")
+                    await c.done.wait()
+                    return
+                if op == "events":
+                    self.event_subs.append(writer)
+                    writer.write(b"{}\n")
+                    await reader.read()  # until the daemon hangs up
+                    return
+                if op == "start":
+                    rep = await self.start(req)
+                elif op == "list":
+                    rep = {"containers": [{"id": c.id, "pid": c.pid, "running": c.status is None and c.pid > 0}
+                                          for c in self.ctrs.values() if c.pid]}
+                elif op == "forget":
+                    c = self.ctrs.get(req["id"])
+                    if c is not None and (c.done.is_set() or not c.pid):
+                        del self.ctrs[req["id"]]
+                    rep = {}
+                elif op == "shutdown":
+                    self.stop.set()
+                    rep = {}
+                else:
+                    rep = {"error": f"unknown op {op!r}"}
+                writer.write((json.dumps(rep) + "\n").encode())
+                await writer.drain()
+        except (ConnectionError, json.JSONDecodeError, KeyError):
+            pass
+        finally:
+            if writer in self.event_subs:
+                self.event_subs.remove(writer)
+            writer.close()
+
+
+def _runtime_error(path: str) -> str:
+    try:
+        lines = open(path).read().splitlines()
+    except OSError:
+        return ""
+    for line in reversed(lines):
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            return line
+        if rec.get("level") in ("error", "fatal"):
+            return str(rec.get("msg", ""))
+    return ""
+
+
+def _oom_killed(cgroup: str) -> bool:
+    if not cgroup:
+        return False
+    for p, key in ((f"/sys/fs/cgroup/memory{cgroup}/memory.oom_control", "oom_kill"),
+                   (f"/sys/fs/cgroup{cgroup}/memory.events", "oom_kill")):
+        try:
+            for line in open(p):
+                k, _, v = line.partition(" ")
+                if k == key and int(v) > 0:
+                    return True
+        except OSError:
+            continue
+    return False
