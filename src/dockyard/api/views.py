@@ -7,6 +7,7 @@ from typing import Any
 
 from ..containers.model import Container, Status
 from ..images.service import Image
+from ..units import human_duration
 
 
 def _ts(rfc: str) -> int:
@@ -65,21 +66,7 @@ def image_history(img: Image, layer_sizes: list[int]) -> list[dict[str, Any]]:
 
 
 def _human_since(rfc: str) -> str:
-    secs = max(0, int(_dt.datetime.now(_dt.timezone.utc).timestamp() - _ts(rfc)))
-    if secs < 1:
-        return "Less than a second"
-    if secs < 60:
-        return f"{secs} seconds" if secs > 1 else "1 second"
-    mins = secs // 60
-    if mins < 60:
-        return "About a minute" if mins == 1 else f"{mins} minutes"
-    hours = round(secs / 3600)
-    if hours < 48:
-        return "About an hour" if hours == 1 else f"{hours} hours"
-    days = secs // 86400
-    if days < 14:
-        return f"{days} days"
-    return f"{days // 7} weeks"
+    return human_duration(_dt.datetime.now(_dt.timezone.utc).timestamp() - _ts(rfc))
 
 
 def status_text(c: Container) -> str:

@@ -2,54 +2,36 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
 import shutil
 import sys
 from dataclasses import dataclass
 
-from ..errors import InvalidArgument, NotFound, SystemError_
+from ..errors import InvalidArgument
 
 
 @dataclass(frozen=True)
 class Runtime:
-    """A configured runtime: name, argv prefix and state root."""
+    """A configured runtime: name, argv prefix and state root. `builtin` marks Dockyard's own,
+    which the monitor runs by forking its pre-imported copy instead of exec'ing a new Python."""
 
     name: str
     argv: tuple[str, ...]
     root: str
+    builtin: bool = False
 
     @property
     def base(self) -> list[str]:
         """argv up to the subcommand."""
         return [*self.argv, "--root", self.root]
 
-    async def _run(self, *args: str) -> tuple[int, str, str]:
-        proc = await asyncio.create_subprocess_exec(*self.base, *args, stdin=asyncio.subprocess.DEVNULL,
-                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await proc.communicate()
-        return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+    def describe(self) -> dict:
+        """How the monitor runs it."""
+        return {"argv": self.base, "builtin": self.builtin}
 
-    async def kill(self, cid: str, sig: int) -> None:
-        """Signal the container's init."""
-        rc, _, err = await self._run("kill", cid, str(sig))
-        if rc != 0:
-            raise SystemError_(f"runtime kill: {err.strip()}")
-
-    async def delete(self, cid: str) -> None:
-        """Forcefully delete the runtime's record (and cgroups) of a container."""
-        await self._run("delete", "--force", cid)
-
-    async def state(self, cid: str) -> dict | None:
-        """The runtime's state of a container, None if it has none."""
-        rc, out, _ = await self._run("state", cid)
-        if rc != 0:
-            return None
-        try:
-            return json.loads(out)
-        except json.JSONDecodeError:
-            return None
+    def has_state(self, cid: str) -> bool:
+        """Whether the runtime keeps a record of the container (runc, crun and ours use <root>/<id>)."""
+        return os.path.isdir(os.path.join(self.root, cid))
 
 
 def own_runtime_argv() -> tuple[str, ...]:
@@ -62,7 +44,7 @@ def own_runtime_argv() -> tuple[str, ...]:
 
 def build_runtimes(configured: dict[str, dict], exec_root: str) -> dict[str, Runtime]:
     """The daemon's runtimes: `dockyard` (ours), `runc`/`crun` if installed, plus daemon.json's."""
-    out = {"dockyard": Runtime("dockyard", own_runtime_argv(), os.path.join(exec_root, "runtime", "dockyard"))}
+    out = {"dockyard": Runtime("dockyard", own_runtime_argv(), os.path.join(exec_root, "runtime", "dockyard"), True)}
     for name in ("runc", "crun"):
         p = shutil.which(name)
         if p:
@@ -79,5 +61,5 @@ def build_runtimes(configured: dict[str, dict], exec_root: str) -> dict[str, Run
 def pick(runtimes: dict[str, Runtime], name: str) -> Runtime:
     """The runtime called `name`."""
     if name not in runtimes:
-        raise NotFound(f"unknown or invalid runtime name: {name}")
+        raise InvalidArgument(f"Unknown runtime specified {name}")
     return runtimes[name]

@@ -150,6 +150,10 @@ class ContainerService:
             except EngineError as e:
                 c.state.error = e.message
                 self._persist(c)
+                if c.cfg.host_config.get("AutoRemove"):
+                    t = asyncio.create_task(self.remove(c.id, force=True))  # as dockerd: --rm removes on failure
+                    self._exit_tasks.add(t)
+                    t.add_done_callback(self._exit_tasks.discard)
                 raise
             c.state.to(Status.RUNNING)
             c.state.pid, c.state.exit_code, c.state.error = pid, 0, ""
@@ -168,7 +172,7 @@ class ContainerService:
         for p in (bundle / "exit.json",):
             p.unlink(missing_ok=True)
         rt = self.runtimes[cfg.runtime]
-        await rt.delete(cid)  # a leftover from an earlier run, if any
+        await self._rt_delete(rt, cid)  # a leftover from an earlier run, if any
         if not mnt.is_mounted(str(rootfs)):
             for m in self.snapshots.mounts(cid):
                 m.mount(str(rootfs))
@@ -190,10 +194,10 @@ class ContainerService:
                 cgroup_parent=self.cgroup_parent, readonly_rootfs=bool(cfg.host_config.get("ReadonlyRootfs"))))
             (bundle / "config.json").write_text(json.dumps(oci))
             return await self.monitor.start({
-                "id": cid, "bundle": str(bundle), "runtime": list(rt.base), "log": str(self.paths.log(cid)),
+                "id": cid, "bundle": str(bundle), "runtime": rt.describe(), "log": str(self.paths.log(cid)),
                 "exit_file": str(bundle / "exit.json"), "cgroup": oci["linux"]["cgroupsPath"]})
         except BaseException as e:
-            await rt.delete(cid)
+            await self._rt_delete(rt, cid)
             mnt.unmount(str(rootfs))
             if isinstance(e, SystemError_) and ("executable file not found" in e.message or "no such file" in e.message):
                 raise InvalidArgument(f"failed to create shim task: OCI runtime create failed: {e.message}: unknown") from None
@@ -244,8 +248,14 @@ class ContainerService:
             except NotFound:
                 pass
 
+    async def _rt_delete(self, rt: Runtime, cid: str) -> None:
+        if rt.has_state(cid):
+            rc, _, err = await self.monitor.runtime(rt.describe(), ["delete", "--force", cid])
+            if rc != 0:
+                log.warning("runtime delete %s: %s", cid, err.strip())
+
     async def _cleanup_runtime(self, c: Container) -> None:
-        await self.runtimes[c.cfg.runtime].delete(c.id)
+        await self._rt_delete(self.runtimes[c.cfg.runtime], c.id)
         mnt.unmount(str(self.paths.rootfs(c.id)))
         (self.paths.bundle(c.id) / "exit.json").unlink(missing_ok=True)
 
@@ -267,14 +277,10 @@ class ContainerService:
         self.on_event("kill", c, {"signal": str(n)})
 
     async def _signal(self, c: Container, n: int) -> None:
-        try:
-            await self.runtimes[c.cfg.runtime].kill(c.id, n)
-        except SystemError_:
-            if c.state.running and c.state.pid:
-                try:
-                    os.kill(c.state.pid, n)
-                except ProcessLookupError:
-                    pass
+        rt = self.runtimes[c.cfg.runtime]
+        rc, _, err = await self.monitor.runtime(rt.describe(), ["kill", c.id, str(n)])
+        if rc != 0 and c.state.running:
+            log.warning("runtime kill %s: %s", c.id, err.strip())
 
     async def stop(self, ref: str, timeout: int | None = None) -> None:
         """`POST /containers/{id}/stop`: StopSignal, then SIGKILL after the timeout."""

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
-libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+libc = ctypes.CDLL("libc.so.6", use_errno=True)  # find_library would run ldconfig
 libc.syscall.restype = ctypes.c_long
 
 SYS_pivot_root = 155

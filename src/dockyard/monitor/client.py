@@ -66,6 +66,13 @@ class MonitorClient:
             raise SystemError_(rep["error"])
         return int(rep["pid"])
 
+    async def runtime(self, rt: dict[str, Any], args: list[str]) -> tuple[int, str, str]:
+        """Run a runtime command (kill, delete, state) through the monitor."""
+        rep = await self.request({"op": "runtime", "runtime": rt, "args": args})
+        if "error" in rep:
+            raise SystemError_(rep["error"])
+        return int(rep["rc"]), rep.get("out", ""), rep.get("err", "")
+
     async def attach(self, cid: str) -> AsyncIterator[tuple[int, bytes]]:
         """Register for a container's output; yields (stream, data) until it exits.
         The first `__anext__` returns (0, b"") once the registration is in place."""

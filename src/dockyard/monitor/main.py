@@ -9,6 +9,7 @@ import signal
 
 from ..linux import syscalls as sc
 from .server import Monitor
+from ..runtime import cli as _runtime_cli, init as _runtime_init  # noqa: F401  pre-import for forks
 
 
 async def _serve(exec_root: str) -> None:

@@ -84,16 +84,36 @@ class Monitor:
             self.waiters[pid] = fut
         return fut
 
-    async def _run(self, argv: list[str], stdout: int, stderr: int) -> int:
+    async def _run(self, rt: dict[str, Any], args: list[str], stdout: int, stderr: int) -> int:
+        """Run a runtime command with the given stdout/stderr; return its exit code."""
+        argv = list(rt["argv"]) + args
         devnull = os.open(os.devnull, os.O_RDWR)
         try:
-            pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=[
-                (os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, stdout, 1),
-                (os.POSIX_SPAWN_DUP2, stderr, 2)])
+            if rt.get("builtin"):
+                pid = _fork_builtin(argv[1:], devnull, stdout, stderr)
+            else:
+                pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=[
+                    (os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, stdout, 1),
+                    (os.POSIX_SPAWN_DUP2, stderr, 2)])
         finally:
             os.close(devnull)
         status = await self._wait_pid(pid)
         return os.waitstatus_to_exitcode(status)
+
+    async def run_captured(self, rt: dict[str, Any], args: list[str]) -> dict[str, Any]:
+        """The `runtime` op: run and capture small outputs."""
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        try:
+            rc = await self._run(rt, args, out_w, err_w)
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        try:
+            return {"rc": rc, "out": _drain(out_r), "err": _drain(err_r)}
+        finally:
+            os.close(out_r)
+            os.close(err_r)
 
     # --- container lifecycle -------------------------------------------------------
     async def start(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -107,7 +127,7 @@ class Monitor:
         else:
             c = self.ctrs[cid] = Ctr(cid)
         c.exit_file, c.cgroup = req["exit_file"], req.get("cgroup", "")
-        runtime = list(req["runtime"])
+        rt = req["runtime"]
         rlog = os.path.join(req["bundle"], "runtime.log")
         pidfile = os.path.join(req["bundle"], "init.pid")
         for p in (rlog, pidfile):
@@ -117,8 +137,8 @@ class Monitor:
                 pass
         pipes = [os.pipe2(os.O_CLOEXEC), os.pipe2(os.O_CLOEXEC)]
         try:
-            rc = await self._run(runtime[:1] + ["--log", rlog, "--log-format", "json"] + runtime[1:] +
-                                 ["create", "--bundle", req["bundle"], "--pid-file", pidfile, cid],
+            rt_log = {**rt, "argv": rt["argv"][:1] + ["--log", rlog, "--log-format", "json"] + rt["argv"][1:]}
+            rc = await self._run(rt_log, ["create", "--bundle", req["bundle"], "--pid-file", pidfile, cid],
                                  pipes[0][1], pipes[1][1])
             if rc != 0:
                 os.close(pipes[0][0])
@@ -143,7 +163,7 @@ class Monitor:
             self._exited(c, self.orphan_status.pop(pid))
         devnull = os.open(os.devnull, os.O_WRONLY)
         try:
-            rc = await self._run(runtime + ["start", cid], devnull, devnull)
+            rc = await self._run(rt_log, ["start", cid], devnull, devnull)
         finally:
             os.close(devnull)
         if rc != 0:
@@ -231,6 +251,8 @@ class Monitor:
                     return
                 if op == "start":
                     rep = await self.start(req)
+                elif op == "runtime":
+                    rep = await self.run_captured(req["runtime"], list(req["args"]))
                 elif op == "list":
                     rep = {"containers": [{"id": c.id, "pid": c.pid, "running": c.status is None and c.pid > 0}
                                           for c in self.ctrs.values() if c.pid]}
@@ -252,6 +274,49 @@ class Monitor:
             if writer in self.event_subs:
                 self.event_subs.remove(writer)
             writer.close()
+
+
+def _fork_builtin(args: list[str], stdin: int, stdout: int, stderr: int) -> int:
+    """Run Dockyard's runtime CLI in a fork of this (single-threaded, pre-imported) process:
+    the same command line as `dockyard-runtime ARGS`, without a new interpreter's start-up."""
+    from ..runtime import cli as runtime_cli
+    pid = os.fork()
+    if pid != 0:
+        return pid
+    try:
+        signal.set_wakeup_fd(-1)
+        for s in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
+            signal.signal(s, signal.SIG_DFL)
+        os.dup2(stdin, 0)
+        os.dup2(stdout, 1)
+        os.dup2(stderr, 2)
+        import sys
+        sys.stdout = open(1, "w", closefd=False)
+        sys.stderr = open(2, "w", closefd=False)
+        code = 0
+        try:
+            runtime_cli.main(args)
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    except BaseException:  # noqa: BLE001 - never return into the monitor's loop in the child
+        os._exit(1)
+
+
+def _drain(fd: int) -> str:
+    os.set_blocking(fd, False)
+    chunks = []
+    while True:
+        try:
+            b = os.read(fd, 65536)
+        except BlockingIOError:
+            break
+        if not b:
+            break
+        chunks.append(b)
+    return b"".join(chunks).decode(errors="replace")
 
 
 def _runtime_error(path: str) -> str:

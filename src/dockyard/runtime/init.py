@@ -64,7 +64,7 @@ def create(root: Path, cid: str, bundle: Path, spec: Spec, pid_file: str | None)
     cg = cgroups.Manager(spec.cgroups_path or f"/dockyard/{cid}")
     try:
         cg.create(spec.resources)
-        filt = seccomp_mod.Filter(spec.seccomp) if spec.seccomp else None
+        filt = seccomp_mod.Filter(spec.seccomp, str(root / ".seccomp")) if spec.seccomp else None
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         c1 = os.fork()
         if c1 == 0:

@@ -3,15 +3,11 @@ that performs them."""
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 from dataclasses import dataclass, field
 
 from ..errors import SystemError_
-
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-MNT_DETACH = 2
+from ..linux import syscalls as sc
 
 
 @dataclass(frozen=True)
@@ -28,25 +24,24 @@ class Mount:
         data = []
         for o in self.options:
             if o == "ro":
-                flags |= 1
+                flags |= sc.MS_RDONLY
             elif o in ("bind", "rbind"):
-                flags |= 4096 | (16384 if o == "rbind" else 0)
+                flags |= sc.MS_BIND | (sc.MS_REC if o == "rbind" else 0)
             else:
                 data.append(o)
-        rc = _libc.mount(self.source.encode(), target.encode(), self.type.encode(),
-                         ctypes.c_ulong(flags), ",".join(data).encode() or None)
-        if rc != 0:
-            e = ctypes.get_errno()
-            raise SystemError_(f"mount {self.type} on {target}: {os.strerror(e)}")
+        try:
+            sc.mount(self.source, target, None if flags & sc.MS_BIND else self.type, flags, ",".join(data) or None)
+        except OSError as e:
+            raise SystemError_(f"mount {self.type} on {target}: {e.strerror}") from None
 
 
 def unmount(target: str, detach: bool = True) -> None:
     """Unmount `target`; a target that is not mounted is fine."""
-    rc = _libc.umount2(target.encode(), MNT_DETACH if detach else 0)
-    if rc != 0:
-        e = ctypes.get_errno()
-        if e not in (22, 2):  # EINVAL: not a mount point; ENOENT: gone
-            raise SystemError_(f"unmount {target}: {os.strerror(e)}")
+    try:
+        sc.umount2(target, sc.MNT_DETACH if detach else 0)
+    except OSError as e:
+        if e.errno not in (22, 2):  # EINVAL: not a mount point; ENOENT: gone
+            raise SystemError_(f"unmount {target}: {e.strerror}") from None
 
 
 def is_mounted(target: str) -> bool:

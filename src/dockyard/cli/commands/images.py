@@ -1,0 +1,220 @@
+"""images, import, tag, rmi, history, image prune."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, Iterator
+
+from ...client.api import APIError, Client, filters_param
+from ...units import human_duration, human_size
+from ..flags import Parser, need
+from ..output import format_rows, table
+
+
+def _split_tag(t: str) -> tuple[str, str]:
+    i = t.rfind(":")
+    if i > t.rfind("/"):
+        return t[:i], t[i + 1:]
+    return t, "<none>"
+
+
+def images(cli: Client, prog: str, args: list[str]) -> int:
+    """`dockyard images`."""
+    p = Parser(prog, "[OPTIONS] [REPOSITORY[:TAG]]")
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("--digests", action="store_true")
+    p.add_argument("-f", "--filter", action="append", default=[])
+    p.add_argument("--format")
+    p.add_argument("repo", nargs="?")
+    ns = p.parse_args(args)
+    filt = list(ns.filter) + ([f"reference={ns.repo}"] if ns.repo else [])
+    items = cli.json("GET", "/images/json", {"all": 1 if ns.all else None, "filters": filters_param(filt)})
+    trunc = not ns.no_trunc
+    rows: list[dict[str, Any]] = []
+    for im in items:
+        iid = im["Id"]
+        short = iid[7:19] if trunc else iid
+        digests = im.get("RepoDigests") or []
+        tags = im.get("RepoTags") or []
+        entries = [_split_tag(t) for t in tags] or [("<none>", "<none>")]
+        for repo, tag in entries:
+            digest = next((d.split("@", 1)[1] for d in digests if d.split("@", 1)[0] == repo), "<none>")
+            created = im.get("Created", 0)
+            rows.append({"ID": short, "Repository": repo, "Tag": tag, "Digest": digest,
+                         "CreatedSince": human_duration(time.time() - created) + " ago",
+                         "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(created)),
+                         "Size": human_size(im.get("Size", 0)), "Containers": "N/A",
+                         "VirtualSize": human_size(im.get("Size", 0)), "SharedSize": "N/A", "UniqueSize": "N/A"})
+    if ns.quiet:
+        seen = []
+        for r in rows:
+            if r["ID"] not in seen:
+                seen.append(r["ID"])
+                print(r["ID"] if not trunc else r["ID"])
+        return 0
+    if ns.format:
+        format_rows(ns.format, rows, {"ID": "IMAGE ID", "Repository": "REPOSITORY", "Tag": "TAG",
+                                      "Digest": "DIGEST", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
+                                      "Size": "SIZE"})
+        return 0
+    head = ["REPOSITORY", "TAG"] + (["DIGEST"] if ns.digests else []) + ["IMAGE ID", "CREATED", "SIZE"]
+    out = [head]
+    for r in rows:
+        out.append([r["Repository"], r["Tag"]] + ([r["Digest"]] if ns.digests else []) +
+                   [r["ID"], r["CreatedSince"], r["Size"]])
+    table(out)
+    return 0
+
+
+def _read_source(src: str) -> Iterator[bytes]:
+    if src == "-":
+        while True:
+            b = sys.stdin.buffer.read(1 << 20)
+            if not b:
+                return
+            yield b
+    with open(src, "rb") as f:
+        while True:
+            b = f.read(1 << 20)
+            if not b:
+                return
+            yield b
+
+
+def import_(cli: Client, prog: str, args: list[str]) -> int:
+    """`dockyard import file|URL|- [REPOSITORY[:TAG]]`."""
+    p = Parser(prog, "[OPTIONS] file|URL|- [REPOSITORY[:TAG]]")
+    p.add_argument("-c", "--change", action="append", default=[])
+    p.add_argument("-m", "--message", default="")
+    p.add_argument("--platform")
+    p.add_argument("src", nargs="?")
+    p.add_argument("ref", nargs="?")
+    ns = p.parse_args(args)
+    need([ns.src] if ns.src else [], 1, prog, "[OPTIONS] file|URL|- [REPOSITORY[:TAG]]")
+    repo, tag = "", ""
+    if ns.ref:
+        repo, tag = _split_tag(ns.ref)
+        tag = "" if tag == "<none>" else tag
+    q: dict[str, Any] = {"fromSrc": "-", "repo": repo or None, "tag": tag or None,
+                         "message": ns.message or None, "changes": ns.change or None}
+    if ns.src.startswith(("http://", "https://")):
+        q["fromSrc"] = ns.src
+        body = None
+    else:
+        try:
+            open(ns.src, "rb").close() if ns.src != "-" else None
+        except OSError as e:
+            print(f"open {ns.src}: {e.strerror.lower()}", file=sys.stderr)
+            return 1
+        body = _read_source(ns.src)
+    resp = cli.call("POST", "/images/create", q, raw=body)
+    import json
+    for line in resp.lines():
+        msg = json.loads(line)
+        if "error" in msg:
+            print(msg["error"], file=sys.stderr)
+            return 1
+        if "status" in msg:
+            print(msg["status"])
+    resp.close()
+    return 0
+
+
+def tag(cli: Client, prog: str, args: list[str]) -> int:
+    """`dockyard tag SOURCE TARGET`."""
+    need(args, 2, prog, "SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]", exact=True)
+    repo, t = _split_tag(args[1])
+    cli.json("POST", f"/images/{args[0]}/tag", {"repo": repo, "tag": None if t == "<none>" else t})
+    return 0
+
+
+def rmi(cli: Client, prog: str, args: list[str]) -> int:
+    """`dockyard rmi [-f] [--no-prune] IMAGE...`."""
+    p = Parser(prog, "[OPTIONS] IMAGE [IMAGE...]")
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("--no-prune", action="store_true")
+    p.add_argument("images", nargs="*")
+    ns = p.parse_args(args)
+    need(ns.images, 1, prog, "[OPTIONS] IMAGE [IMAGE...]")
+    code = 0
+    for im in ns.images:
+        try:
+            for item in cli.json("DELETE", f"/images/{im}", {"force": 1 if ns.force else None,
+                                                             "noprune": 1 if ns.no_prune else None}):
+                for k, v in item.items():
+                    print(f"{k}: {v}")
+        except APIError as e:
+            print(f"Error response from daemon: {e.message}", file=sys.stderr)
+            code = 1
+    return code
+
+
+def history(cli: Client, prog: str, args: list[str]) -> int:
+    """`dockyard history IMAGE`."""
+    p = Parser(prog, "[OPTIONS] IMAGE")
+    p.add_argument("-H", "--human", default="true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("--format")
+    p.add_argument("image", nargs="*")
+    ns = p.parse_args(args)
+    need(ns.image, 1, prog, "[OPTIONS] IMAGE", exact=True)
+    items = cli.json("GET", f"/images/{ns.image[0]}/history")
+    human = ns.human.lower() not in ("false", "0")
+    rows = []
+    for h in items:
+        hid = h["Id"]
+        if hid != "<missing>" and not ns.no_trunc:
+            hid = hid[7:19]
+        by = h.get("CreatedBy", "")
+        if not ns.no_trunc and len(by) > 45:
+            by = by[:44] + "…"
+        created = h.get("Created", 0)
+        rows.append({"ID": hid, "CreatedSince": human_duration(time.time() - created) + " ago" if human else
+                     time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created)),
+                     "CreatedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created)),
+                     "CreatedBy": by, "Size": human_size(h.get("Size", 0)) if human else str(h.get("Size", 0)),
+                     "Comment": h.get("Comment", "")})
+    if ns.quiet:
+        for r in rows:
+            print(r["ID"])
+        return 0
+    if ns.format:
+        format_rows(ns.format, rows, {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedBy": "CREATED BY",
+                                      "Size": "SIZE", "Comment": "COMMENT", "CreatedAt": "CREATED AT"})
+        return 0
+    out = [["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]]
+    out += [[r["ID"], r["CreatedSince"], r["CreatedBy"], r["Size"], r["Comment"]] for r in rows]
+    table(out)
+    return 0
+
+
+def prune(cli: Client, prog: str, args: list[str]) -> int:
+    """`dockyard image prune [-a] [-f] [--filter]`."""
+    p = Parser(prog, "[OPTIONS]")
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("--filter", action="append", default=[])
+    ns = p.parse_args(args)
+    warn = ("WARNING! This will remove all images without at least one container associated to them."
+            if ns.all else "WARNING! This will remove all dangling images.")
+    if not ns.force:
+        from .containers import _confirm
+        if not _confirm(warn):
+            return 0
+    filt = list(ns.filter) + ([] if ns.all else ["dangling=true"])
+    if ns.all:
+        filt.append("dangling=false")
+    rep = cli.json("POST", "/images/prune", {"filters": filters_param(filt)})
+    deleted = rep.get("ImagesDeleted") or []
+    if deleted:
+        print("Deleted Images:")
+        for d in deleted:
+            for k, v in d.items():
+                print(f"{k.lower()}: {v}")
+        print()
+    print(f"Total reclaimed space: {human_size(rep.get('SpaceReclaimed', 0))}")
+    return 0

@@ -1,0 +1,223 @@
+"""create, run, start."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Any
+
+from ...client.api import APIError, Client, demux
+from ..flags import Parser, need
+
+
+def _create_parser(prog: str) -> Parser:
+    p = Parser(prog, "[OPTIONS] IMAGE [COMMAND] [ARG...]", add_help=False)
+    p.add_argument("-d", "--detach", action="store_true")
+    p.add_argument("--rm", action="store_true")
+    p.add_argument("--name")
+    p.add_argument("-e", "--env", action="append", default=[])
+    p.add_argument("--env-file", action="append", default=[])
+    p.add_argument("-w", "--workdir")
+    p.add_argument("-u", "--user")
+    p.add_argument("-h", "--hostname")
+    p.add_argument("--domainname")
+    p.add_argument("--entrypoint")
+    p.add_argument("-l", "--label", action="append", default=[])
+    p.add_argument("--stop-signal")
+    p.add_argument("--stop-timeout", type=int)
+    p.add_argument("--network", "--net", dest="network")
+    p.add_argument("--runtime")
+    p.add_argument("--read-only", action="store_true")
+    p.add_argument("--restart")
+    p.add_argument("-i", "--interactive", action="store_true")
+    p.add_argument("-t", "--tty", action="store_true")
+    p.add_argument("--sig-proxy", default="true")
+    p.add_argument("--help", action="help")
+    p.add_argument("image")
+    p.add_argument("command", nargs="...")
+    return p
+
+
+def _env(items: list[str], files: list[str]) -> list[str]:
+    out = []
+    for f in files:
+        try:
+            lines = open(f).read().splitlines()
+        except OSError as e:
+            print(f"open {f}: {e.strerror.lower()}", file=sys.stderr)
+            sys.exit(125)
+        for line in lines:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                out.append(line)
+    out = [*out, *items]
+    res = []
+    for e in out:
+        if "=" in e:
+            res.append(e)
+        elif e in os.environ:
+            res.append(f"{e}={os.environ[e]}")
+    return res
+
+
+def _body(ns: Any) -> dict[str, Any]:
+    if ns.tty or ns.interactive:
+        print("dockyard: -i/-t (interactive containers) are not supported yet", file=sys.stderr)
+        sys.exit(125)
+    labels = {}
+    for lab in ns.label:
+        k, _, v = lab.partition("=")
+        labels[k] = v
+    body: dict[str, Any] = {
+        "Image": ns.image, "Cmd": ns.command or None, "Env": _env(ns.env, ns.env_file),
+        "Labels": labels, "AttachStdout": not ns.detach, "AttachStderr": not ns.detach,
+        "HostConfig": {"AutoRemove": ns.rm, "ReadonlyRootfs": ns.read_only},
+    }
+    if ns.entrypoint is not None:
+        body["Entrypoint"] = [ns.entrypoint] if ns.entrypoint else [""]
+    for key, attr in (("WorkingDir", "workdir"), ("User", "user"), ("Hostname", "hostname"),
+                      ("Domainname", "domainname"), ("StopSignal", "stop_signal"), ("StopTimeout", "stop_timeout")):
+        if getattr(ns, attr) is not None:
+            body[key] = getattr(ns, attr)
+    if ns.network:
+        body["HostConfig"]["NetworkMode"] = ns.network
+    if ns.runtime:
+        body["HostConfig"]["Runtime"] = ns.runtime
+    if ns.restart:
+        name, _, n = ns.restart.partition(":")
+        body["HostConfig"]["RestartPolicy"] = {"Name": name, "MaximumRetryCount": int(n or 0)}
+    return body
+
+
+def _do_create(cli: Client, ns: Any) -> str:
+    q = {"name": ns.name} if ns.name else None
+    try:
+        rep = cli.json("POST", "/containers/create", q, _body(ns))
+    except APIError as e:
+        if e.status == 404 and "No such image" in e.message:
+            print(f"Unable to find image '{_with_tag(ns.image)}' locally", file=sys.stderr)
+            cli.json("POST", "/images/create", {"fromImage": _with_tag(ns.image)})
+        raise
+    for w in rep.get("Warnings") or []:
+        print(f"WARNING: {w}", file=sys.stderr)
+    return rep["Id"]
+
+
+def _with_tag(ref: str) -> str:
+    last = ref.rsplit("/", 1)[-1]
+    return ref if (":" in last or "@" in ref) else ref + ":latest"
+
+
+def create(cli: Client, prog: str, args: list[str]) -> int:
+    """`dockyard create`."""
+    ns = _create_parser(prog).parse_args(args)
+    try:
+        print(_do_create(cli, ns))
+    except APIError as e:
+        print(f"Error response from daemon: {e.message}", file=sys.stderr)
+        return 125
+    return 0
+
+
+def _start_error_code(msg: str) -> int:
+    if "executable file not found" in msg or "no such file or directory" in msg:
+        return 127
+    if "permission denied" in msg:
+        return 126
+    return 125
+
+
+def _pump(resp: Any) -> None:
+    out, err = sys.stdout.buffer, sys.stderr.buffer
+    for stream, data in demux(resp):
+        (err if stream == 2 else out).write(data)
+        (err if stream == 2 else out).flush()
+
+
+def _proxy_signals(cli: Client, cid: str) -> None:
+    def fwd(signum: int, _frame: Any) -> None:
+        try:
+            cli.json("POST", f"/containers/{cid}/kill", {"signal": str(signum)})
+        except APIError:
+            pass
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(s, fwd)
+
+
+def run(cli: Client, prog: str, args: list[str]) -> int:
+    """`dockyard run`: create, attach, start, stream, exit with the container's code."""
+    ns = _create_parser(prog).parse_args(args)
+    try:
+        cid = _do_create(cli, ns)
+    except APIError as e:
+        print(f"dockyard: Error response from daemon: {e.message}.", file=sys.stderr)
+        return 125
+    if ns.detach:
+        try:
+            cli.json("POST", f"/containers/{cid}/start")
+        except APIError as e:
+            print(f"dockyard: Error response from daemon: {e.message}.", file=sys.stderr)
+            return _start_error_code(e.message)
+        print(cid)
+        return 0
+    att = cli.call("POST", f"/containers/{cid}/attach", {"stream": 1, "stdout": 1, "stderr": 1}, upgrade=True)
+    waiter = cli.call("POST", f"/containers/{cid}/wait", {"condition": "removed" if ns.rm else "next-exit"})
+    try:
+        cli.json("POST", f"/containers/{cid}/start")
+    except APIError as e:
+        att.close()
+        print(f"dockyard: Error response from daemon: {e.message}.", file=sys.stderr)
+        if ns.rm:
+            waiter.read()
+        waiter.close()
+        return _start_error_code(e.message)
+    if ns.sig_proxy.lower() not in ("false", "0"):
+        _proxy_signals(cli, cid)
+    _pump(att)
+    att.close()
+    st = waiter.json()
+    waiter.close()
+    if st.get("Error"):
+        print(f"dockyard: {st['Error'].get('Message', '')}", file=sys.stderr)
+    return int(st.get("StatusCode", 0))
+
+
+def start(cli: Client, prog: str, args: list[str]) -> int:
+    """`dockyard start [-a] CONTAINER...`."""
+    p = Parser(prog, "[OPTIONS] CONTAINER [CONTAINER...]")
+    p.add_argument("-a", "--attach", action="store_true")
+    p.add_argument("-i", "--interactive", action="store_true")
+    p.add_argument("containers", nargs="*")
+    ns = p.parse_args(args)
+    need(ns.containers, 1, prog, "start [OPTIONS] CONTAINER [CONTAINER...]")
+    if ns.attach:
+        if len(ns.containers) > 1:
+            print("you cannot start and attach multiple containers at once", file=sys.stderr)
+            return 1
+        c = ns.containers[0]
+        att = cli.call("POST", f"/containers/{c}/attach", {"stream": 1, "stdout": 1, "stderr": 1}, upgrade=True)
+        waiter = cli.call("POST", f"/containers/{c}/wait", {"condition": "next-exit"})
+        try:
+            cli.json("POST", f"/containers/{c}/start")
+        except APIError:
+            att.close()
+            waiter.close()
+            raise
+        _proxy_signals(cli, c)
+        _pump(att)
+        att.close()
+        st = waiter.json()
+        waiter.close()
+        return int(st.get("StatusCode", 0))
+    code = 0
+    for c in ns.containers:
+        try:
+            cli.json("POST", f"/containers/{c}/start")
+            print(c)
+        except APIError as e:
+            print(f"Error response from daemon: {e.message}", file=sys.stderr)
+            code = 1
+    if code:
+        print("Error: failed to start containers: " + ", ".join(ns.containers), file=sys.stderr)
+    return code

@@ -1,0 +1,136 @@
+"""Entry point: global flags, then the command's module is imported and run."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# command → (module, function); aliases point at the same pair
+COMMANDS: dict[str, tuple[str, str]] = {
+    "version": ("system", "version"), "info": ("system", "info"),
+    "images": ("images", "images"), "import": ("images", "import_"), "tag": ("images", "tag"),
+    "rmi": ("images", "rmi"), "history": ("images", "history"),
+    "inspect": ("inspect", "inspect"),
+    "create": ("run", "create"), "run": ("run", "run"), "start": ("run", "start"),
+    "ps": ("containers", "ps"), "stop": ("containers", "stop"), "restart": ("containers", "restart"),
+    "kill": ("containers", "kill"), "rm": ("containers", "rm"), "logs": ("containers", "logs"),
+    "wait": ("containers", "wait"), "rename": ("containers", "rename"),
+}
+GROUPS: dict[str, dict[str, tuple[str, str]]] = {
+    "image": {"ls": ("images", "images"), "list": ("images", "images"), "import": ("images", "import_"),
+              "tag": ("images", "tag"), "rm": ("images", "rmi"), "remove": ("images", "rmi"),
+              "history": ("images", "history"), "inspect": ("inspect", "image_inspect"),
+              "prune": ("images", "prune")},
+    "container": {"ls": ("containers", "ps"), "list": ("containers", "ps"), "ps": ("containers", "ps"),
+                  "create": ("run", "create"), "run": ("run", "run"), "start": ("run", "start"),
+                  "stop": ("containers", "stop"), "restart": ("containers", "restart"),
+                  "kill": ("containers", "kill"), "rm": ("containers", "rm"), "logs": ("containers", "logs"),
+                  "wait": ("containers", "wait"), "rename": ("containers", "rename"),
+                  "inspect": ("inspect", "container_inspect"), "prune": ("containers", "prune")},
+    "system": {"info": ("system", "info")},
+}
+
+USAGE = """Usage:  dockyard [OPTIONS] COMMAND
+
+A Docker-compatible container engine
+
+Options:
+  -H, --host string   Daemon socket to connect to (default unix:///run/dockyard.sock, or $DOCKER_HOST)
+  -v, --version       Print version information and quit
+
+Commands:
+  create      Create a new container
+  history     Show the history of an image
+  images      List images
+  import      Import the contents of a tarball to create a filesystem image
+  info        Display system-wide information
+  inspect     Return low-level information on Docker objects
+  kill        Kill one or more running containers
+  logs        Fetch the logs of a container
+  ps          List containers
+  rename      Rename a container
+  restart     Restart one or more containers
+  rm          Remove one or more containers
+  rmi         Remove one or more images
+  run         Run a command in a new container
+  start       Start one or more stopped containers
+  stop        Stop one or more running containers
+  tag         Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+  version     Show the Docker version information
+  wait        Block until one or more containers stop, then print their exit codes
+
+Management Commands:
+  container   Manage containers
+  image       Manage images
+  system      Manage Docker
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse global flags, dispatch, map errors to Docker's exit codes."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    host = None
+    while args and args[0].startswith("-"):
+        a = args.pop(0)
+        if a in ("-H", "--host"):
+            if not args:
+                _die("flag needs an argument: -H")
+            host = args.pop(0)
+        elif a.startswith("--host="):
+            host = a.split("=", 1)[1]
+        elif a in ("-v", "--version"):
+            from .. import __version__
+            print(f"Dockyard version {__version__}")
+            return
+        elif a in ("-h", "--help"):
+            sys.stdout.write(USAGE)
+            return
+        elif a in ("-D", "--debug"):
+            continue
+        else:
+            _die(f"unknown flag: {a}\nSee 'dockyard --help'.")
+    if not args:
+        sys.stdout.write(USAGE)
+        return
+    cmd = args.pop(0)
+    if cmd in GROUPS:
+        if not args or args[0] in ("-h", "--help"):
+            sys.stdout.write(f"Usage:  dockyard {cmd} COMMAND\n\nCommands:\n" +
+                             "".join(f"  {c}\n" for c in GROUPS[cmd]))
+            return
+        sub = args.pop(0)
+        target = GROUPS[cmd].get(sub)
+        if target is None:
+            _die(f"dockyard: '{cmd} {sub}' is not a docker command.\nSee 'dockyard {cmd} --help'")
+        prog = f"{cmd} {sub}"
+    else:
+        target = COMMANDS.get(cmd)
+        if target is None:
+            _die(f"dockyard: '{cmd}' is not a docker command.\nSee 'dockyard --help'")
+        prog = cmd
+    assert target is not None
+    import importlib
+    mod = importlib.import_module(f".commands.{target[0]}", __package__)
+    from ..client.api import APIError, Client
+    from ..client.http import ConnectionFailed
+    try:
+        code = getattr(mod, target[1])(Client(host), prog, args)
+    except APIError as e:
+        if e.status == 0:
+            _die(e.message)
+        print(f"Error response from daemon: {e.message}", file=sys.stderr)
+        code = 1
+    except ConnectionFailed as e:
+        print(str(e), file=sys.stderr)
+        code = 1
+    except KeyboardInterrupt:
+        code = 130
+    except BrokenPipeError:
+        os._exit(1)
+    sys.stdout.flush()
+    sys.exit(code or 0)
+
+
+def _die(msg: str, code: int = 125) -> None:
+    print(msg, file=sys.stderr)
+    sys.exit(code)

@@ -1,0 +1,85 @@
+"""Typed-ish calls for the Engine API endpoints the CLI uses."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from typing import Any, Iterator
+
+from . import http
+
+DEFAULT_HOST = "unix:///run/dockyard.sock"
+
+
+class APIError(Exception):
+    """A non-2xx answer: status plus the daemon's message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def socket_path(host: str | None) -> str:
+    """-H / DOCKER_HOST → socket path."""
+    h = host or os.environ.get("DOCKER_HOST") or DEFAULT_HOST
+    if not h.startswith("unix://"):
+        raise APIError(0, f"only unix:// hosts are supported: {h}")
+    return h[len("unix://"):]
+
+
+class Client:
+    """One daemon."""
+
+    def __init__(self, host: str | None = None) -> None:
+        self.sock = socket_path(host)
+
+    def call(self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None,
+             raw: bytes | Iterator[bytes] | None = None, upgrade: bool = False,
+             headers: dict[str, str] | None = None) -> http.Response:
+        """Send; raise APIError for an error status."""
+        h = dict(headers or {})
+        data: bytes | Iterator[bytes] | None = raw
+        if body is not None:
+            data = json.dumps(body).encode()
+            h["Content-Type"] = "application/json"
+        resp = http.request(self.sock, method, path, query, data, h, upgrade)
+        if resp.status >= 400:
+            text = resp.read()
+            resp.close()
+            try:
+                msg = json.loads(text).get("message", "")
+            except (ValueError, AttributeError):
+                msg = text.decode(errors="replace").strip()
+            raise APIError(resp.status, msg or resp.reason)
+        return resp
+
+    def json(self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None) -> Any:
+        """Call and decode a JSON answer (None for an empty body)."""
+        resp = self.call(method, path, query, body)
+        try:
+            return resp.json() if resp.status not in (204, 304) else None
+        finally:
+            resp.close()
+
+
+def demux(resp: http.Response) -> Iterator[tuple[int, bytes]]:
+    """Frames of an 8-byte-header multiplexed stream: (stream, data)."""
+    while True:
+        hdr = resp.readexactly(8)
+        if len(hdr) < 8:
+            return
+        stream, n = struct.unpack(">BxxxI", hdr)
+        yield stream, resp.readexactly(n)
+
+
+def filters_param(items: list[str]) -> str | None:
+    """`-f k=v` flags → the API's JSON filters."""
+    if not items:
+        return None
+    out: dict[str, dict[str, bool]] = {}
+    for it in items:
+        k, _, v = it.partition("=")
+        out.setdefault(k.strip().lower(), {})[v] = True
+    return json.dumps(out)

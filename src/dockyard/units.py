@@ -1,0 +1,57 @@
+"""Human units as Docker prints them (go-units): durations and decimal sizes. Pure functions,
+shared by the API (container status text) and the CLI."""
+
+from __future__ import annotations
+
+
+def human_duration(seconds: float) -> str:
+    """go-units HumanDuration."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    minutes = s // 60
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = int(seconds / 3600 + 0.5)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{hours // 24 // 365} years"
+
+
+def human_size(n: float, precision: int = 3) -> str:
+    """go-units HumanSizeWithPrecision (decimal units): 1982488 → '1.98MB'."""
+    units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
+    i = 0
+    n = float(n)
+    while n >= 1000 and i < len(units) - 1:
+        n /= 1000
+        i += 1
+    s = f"{n:.{precision}g}"
+    if "e" in s:
+        s = f"{n:.0f}"
+    return s + units[i]
+
+
+def bytes_size(n: float) -> str:
+    """go-units BytesSize (binary units): 1048576 → '1MiB'."""
+    units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
+    i = 0
+    n = float(n)
+    while n >= 1024 and i < len(units) - 1:
+        n /= 1024
+        i += 1
+    return f"{n:.4g}{units[i]}"
