@@ -173,7 +173,7 @@ class ContainersRouter:
         resp = await open_stream(req, RAW_STREAM)
         for rec in recs:
             await resp.write(_log_frame(rec, o.timestamps))
-        if o.follow and c.state.running:
+        if o.follow:  # always drain once: the container may have exited while we answered
             async for rec in logs_mod.follow(path, offset, o, lambda: not c.state.running):
                 await resp.write(_log_frame(rec, o.timestamps))
         await resp.write_eof()

@@ -1,0 +1,261 @@
+"""Container endpoints via docker-py."""
+
+from __future__ import annotations
+
+import time
+
+import docker
+import pytest
+
+pytestmark = pytest.mark.root
+
+
+def test_run_output_and_exit_code(client):
+    out = client.containers.run("busybox", ["sh", "-c", "echo hello; echo oops >&2"], remove=True,
+                                stdout=True, stderr=True)
+    assert b"hello" in out and b"oops" in out
+    with pytest.raises(docker.errors.ContainerError) as e:
+        client.containers.run("busybox", ["sh", "-c", "exit 7"], remove=True)
+    assert e.value.exit_status == 7
+
+
+def test_create_options_reach_the_process(client):
+    c = client.containers.run(
+        "busybox", ["sh", "-c", "echo $FOO; pwd; id -u; id -g; hostname; cat /etc/hostname"],
+        environment={"FOO": "bar"}, working_dir="/tmp", user="33:33", hostname="myhost", detach=True,
+        labels={"app": "t"}, stop_signal="SIGUSR1")
+    assert c.wait()["StatusCode"] == 0
+    lines = c.logs().decode().split()
+    assert lines[:6] == ["bar", "/tmp", "33", "33", "myhost", "myhost"]
+    c.reload()
+    a = c.attrs
+    assert a["Config"]["Labels"] == {"app": "t"}
+    assert a["Config"]["StopSignal"] == "SIGUSR1"
+    assert a["Config"]["User"] == "33:33"
+    assert any(e.startswith("PATH=") for e in a["Config"]["Env"])
+    c.remove()
+
+
+def test_user_by_name_and_groups(client):
+    out = client.containers.run("busybox", ["id"], user="www-data", remove=True)
+    assert out.split()[:2] == [b"uid=33(www-data)", b"gid=33(www-data)"]
+    out = client.containers.run("busybox", ["id"], user="root", remove=True)
+    assert b"uid=0(root) gid=0(root)" in out and b"10(wheel)" in out
+    with pytest.raises(docker.errors.APIError) as e:
+        client.containers.run("busybox", ["id"], user="nosuchuser", remove=True)
+    assert "no matching entries in passwd file" in str(e.value)
+
+
+def test_entrypoint_and_cmd_merge(client):
+    out = client.containers.run("busybox", ["a", "b"], entrypoint=["echo", "ep"], remove=True)
+    assert out.strip() == b"ep a b"
+    c = client.containers.create("busybox", entrypoint=["echo"], command=["x"])
+    assert c.attrs["Path"] == "echo" and c.attrs["Args"] == ["x"]
+    c.remove()
+
+
+def test_inspect_shape(client):
+    c = client.containers.create("busybox", ["sleep", "30"], name="shape")
+    a = client.api.inspect_container(c.id)
+    for k in ("Id", "Created", "Path", "Args", "State", "Image", "Name", "RestartCount", "Config", "HostConfig",
+              "Mounts", "GraphDriver", "LogPath", "NetworkSettings"):
+        assert k in a, k
+    assert a["Name"] == "/shape"
+    assert a["State"]["Status"] == "created" and a["State"]["Running"] is False
+    assert a["State"]["StartedAt"].startswith("0001-")
+    c.start()
+    a = client.api.inspect_container(c.id)
+    assert a["State"]["Status"] == "running" and a["State"]["Running"] and a["State"]["Pid"] > 0
+    assert a["GraphDriver"]["Data"]["MergedDir"].endswith("rootfs")
+    c.stop(timeout=1)
+    a = client.api.inspect_container(c.id)
+    assert a["State"]["Status"] == "exited" and a["State"]["ExitCode"] == 137
+    assert not a["State"]["FinishedAt"].startswith("0001-")
+    c.remove()
+
+
+def test_stop_uses_stop_signal_and_timeout(client):
+    c = client.containers.run("busybox", ["sh", "-c", "trap 'echo got TERM; exit 5' TERM; while true; do sleep 0.1; done"],
+                              detach=True)
+    time.sleep(0.5)
+    c.stop(timeout=5)
+    assert c.wait()["StatusCode"] == 5
+    assert b"got TERM" in c.logs()
+    c.remove()
+
+
+def test_kill_signal_and_exit_code_128_plus_n(client):
+    c = client.containers.run("busybox", ["sleep", "30"], detach=True)
+    c.kill(signal="SIGKILL")
+    assert c.wait()["StatusCode"] == 137
+    with pytest.raises(docker.errors.APIError) as e:
+        c.kill()
+    assert e.value.status_code == 409
+    c.remove()
+
+
+def test_bad_signal_is_400(client):
+    c = client.containers.run("busybox", ["sleep", "30"], detach=True)
+    with pytest.raises(docker.errors.APIError) as e:
+        c.kill(signal="SIGNOPE")
+    assert e.value.status_code == 400
+    c.remove(force=True)
+
+
+def test_start_stop_not_modified(client):
+    c = client.containers.run("busybox", ["sleep", "30"], detach=True)
+    r = client.api._post(client.api._url("/containers/{0}/start", c.id))
+    assert r.status_code == 304
+    c.kill()
+    c.wait()
+    r = client.api._post(client.api._url("/containers/{0}/stop", c.id))
+    assert r.status_code == 304
+    c.remove()
+
+
+def test_restart(client):
+    c = client.containers.run("busybox", ["sh", "-c", "echo run; sleep 30"], detach=True)
+    time.sleep(0.3)
+    pid1 = client.api.inspect_container(c.id)["State"]["Pid"]
+    c.restart(timeout=0)
+    a = client.api.inspect_container(c.id)
+    assert a["State"]["Running"] and a["State"]["Pid"] != pid1
+    time.sleep(0.3)
+    assert c.logs().count(b"run") == 2
+    c.remove(force=True)
+
+
+def test_wait_conditions(client):
+    c = client.containers.create("busybox", ["sh", "-c", "exit 3"])
+    c.start()
+    assert c.wait(condition="not-running")["StatusCode"] == 3
+    c.remove()
+
+
+def test_autoremove(client):
+    c = client.containers.run("busybox", ["true"], detach=True, auto_remove=True)
+    client.api.wait(c.id, condition="removed")
+    with pytest.raises(docker.errors.NotFound):
+        client.containers.get(c.id)
+
+
+def test_remove_running_needs_force(client):
+    c = client.containers.run("busybox", ["sleep", "30"], detach=True)
+    with pytest.raises(docker.errors.APIError) as e:
+        c.remove()
+    assert e.value.status_code == 409
+    c.remove(force=True)
+    with pytest.raises(docker.errors.NotFound):
+        client.containers.get(c.id)
+
+
+def test_list_filters(client):
+    a = client.containers.run("busybox", ["sh", "-c", "exit 2"], detach=True, name="fa", labels={"grp": "x"})
+    b = client.containers.run("busybox", ["sleep", "30"], detach=True, name="fb", labels={"grp": "y"})
+    a.wait()
+    ids = lambda **kw: {c.id for c in client.containers.list(all=True, **kw)}  # noqa: E731
+    assert b.id in {c.id for c in client.containers.list()} and a.id not in {c.id for c in client.containers.list()}
+    assert ids(filters={"label": "grp=x"}) == {a.id}
+    assert ids(filters={"name": "fb"}) == {b.id}
+    assert ids(filters={"status": "exited"}) >= {a.id} and b.id not in ids(filters={"status": "exited"})
+    assert ids(filters={"exited": 2}) == {a.id}
+    assert ids(filters={"id": a.id[:10]}) == {a.id}
+    assert {a.id, b.id} <= ids(filters={"ancestor": "busybox"})
+    assert a.id in ids(filters={"before": "fb"}) and b.id not in ids(filters={"before": "fb"})
+    assert ids(filters={"since": "fa"}) == {b.id}
+    assert len(client.containers.list(all=True, limit=1)) == 1
+    assert client.containers.list(all=True, limit=1)[0].id == b.id
+    with pytest.raises(docker.errors.APIError) as e:
+        client.containers.list(filters={"bogus": "1"})
+    assert e.value.status_code == 400
+    b.remove(force=True)
+    a.remove()
+
+
+def test_logs_options(client):
+    c = client.containers.run("busybox", ["sh", "-c", "for i in 1 2 3 4 5; do echo line$i; done; echo e >&2"],
+                              detach=True)
+    c.wait()
+    assert c.logs(stdout=True, stderr=False).decode().split() == [f"line{i}" for i in range(1, 6)]
+    assert c.logs(stdout=False, stderr=True) == b"e\n"
+    assert c.logs(tail=2).decode().split() == ["line5", "e"]
+    ts = c.logs(timestamps=True, tail=1).decode()
+    assert ts[:4].isdigit() and "T" in ts.split()[0] and ts.strip().endswith("e")
+    future = int(time.time()) + 100
+    assert c.logs(since=future) == b""
+    assert c.logs(until=1) == b""
+    c.remove()
+
+
+def test_logs_follow_streams_until_exit(client):
+    c = client.containers.run("busybox", ["sh", "-c", "for i in 1 2 3; do echo n$i; sleep 0.2; done"], detach=True)
+    got = b"".join(c.logs(stream=True, follow=True))
+    assert got.split() == [b"n1", b"n2", b"n3"]
+    c.remove()
+
+
+def test_rename_and_name_rules(client):
+    c = client.containers.create("busybox", ["true"], name="oldname")
+    c.rename("newname")
+    assert client.containers.get("newname").id == c.id
+    with pytest.raises(docker.errors.NotFound):
+        client.containers.get("oldname")
+    with pytest.raises(docker.errors.APIError) as e:
+        client.containers.create("busybox", ["true"], name="newname")
+    assert e.value.status_code == 409
+    for bad in ("-bad", "a", "bad name", "bad/name", "x$"):
+        with pytest.raises(docker.errors.APIError) as e:
+            client.containers.create("busybox", ["true"], name=bad)
+        assert e.value.status_code == 400, bad
+    c.remove()
+
+
+def test_prune(client):
+    a = client.containers.run("busybox", ["true"], detach=True, labels={"p": "1"})
+    b = client.containers.run("busybox", ["sleep", "30"], detach=True)
+    a.wait()
+    res = client.containers.prune(filters={"label": "p=1"})
+    assert res["ContainersDeleted"] == [a.id]
+    assert client.containers.get(b.id)
+    b.remove(force=True)
+
+
+def test_bad_inputs(client, daemon):
+    api = client.api
+    r = api._post(api._url("/containers/create"), data="{not json", headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and "invalid JSON" in r.json()["message"]
+    r = api._post_json(api._url("/containers/create"), data={"Image": "nosuchimage"})
+    assert r.status_code == 404 and "No such image" in r.json()["message"]
+    r = api._post_json(api._url("/containers/create"), data={"Image": "busybox", "Cmd": 5})
+    assert r.status_code == 400
+    r = api._post_json(api._url("/containers/create"), data={"Image": "busybox", "Cmd": ["true"],
+                                                              "HostConfig": {"NetworkMode": "nosuchnet"}})
+    assert r.status_code in (400, 404)
+    r = api._post_json(api._url("/containers/create"), data={"Image": "busybox", "Cmd": ["true"], "StopSignal": "BAD"})
+    assert r.status_code == 400
+    for path in ("/containers/nosuch/json", "/containers/nosuch/logs?stdout=1"):
+        r = api._get(api._url(path))
+        assert r.status_code == 404 and r.json()["message"].startswith("No such container")
+    r = api._post(api._url("/containers/nosuch/start"))
+    assert r.status_code == 404
+    r = api._post(api._url("/containers/nosuch/wait"))
+    assert r.status_code == 404
+    r = api.delete(api._url("/containers/nosuch"))
+    assert r.status_code == 404
+    r = api._get(api._url("/containers/json"), params={"filters": "{bad"})
+    assert r.status_code == 400
+
+
+def test_missing_command_is_start_error(client):
+    with pytest.raises(docker.errors.APIError) as e:
+        client.containers.run("busybox", ["/nonexistent"], remove=True)
+    assert e.value.status_code == 400
+    assert "no such file or directory" in str(e.value)
+
+
+def test_network_modes(client):
+    out = client.containers.run("busybox", ["cat", "/proc/net/dev"], network_mode="none", remove=True).decode()
+    assert "lo:" in out and "eth0" not in out
+    import socket
+    out = client.containers.run("busybox", ["hostname"], network_mode="host", remove=True).decode().strip()
+    assert out == socket.gethostname()

@@ -1,0 +1,133 @@
+"""Image endpoints via docker-py: import, list/filter, inspect, history, tag, delete, prune."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+import docker
+import pytest
+
+pytestmark = pytest.mark.root
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in files.items():
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_busybox_inspect_shape(client):
+    img = client.images.get("busybox")
+    a = img.attrs
+    assert a["Id"].startswith("sha256:") and len(a["Id"]) == 71
+    assert a["RepoTags"] == ["busybox:latest"]
+    assert a["Os"] == "linux" and a["Architecture"]
+    assert a["RootFS"]["Type"] == "layers" and len(a["RootFS"]["Layers"]) == 1
+    assert a["GraphDriver"]["Name"] == "overlay2"
+    assert a["Size"] > 500_000
+
+
+def test_image_id_is_config_digest(client, daemon):
+    import hashlib
+    img = client.images.get("busybox")
+    blob = daemon.data_root / "content" / "blobs" / "sha256" / img.id.split(":")[1]
+    assert "sha256:" + hashlib.sha256(blob.read_bytes()).hexdigest() == img.id
+
+
+def test_import_with_changes_and_tag_untag(client):
+    api = client.api
+    data = _tar({"hello.txt": b"hi\n"})
+    out = api.import_image_from_data(data, repository="example/imp", tag="v1",
+                                      changes=["CMD [\"/bin/sh\"]", "ENV A=1 B=2", "LABEL x=y", "WORKDIR /w",
+                                               "EXPOSE 80", "USER 1000"])
+    iid = json.loads(out.strip().splitlines()[-1])["status"]
+    img = client.images.get("example/imp:v1")
+    assert img.id == iid
+    cfg = img.attrs["Config"]
+    assert cfg["Cmd"] == ["/bin/sh"]
+    assert "A=1" in cfg["Env"] and "B=2" in cfg["Env"]
+    assert cfg["Labels"] == {"x": "y"} and cfg["WorkingDir"] == "/w" and cfg["User"] == "1000"
+    assert "80/tcp" in cfg["ExposedPorts"]
+    img.tag("example/imp", "v2")
+    assert sorted(client.images.get(iid).tags) == ["example/imp:v1", "example/imp:v2"]
+    assert client.images.list(filters={"label": "x=y"})[0].id == iid
+    assert client.images.list(filters={"reference": "example/*"})[0].id == iid
+    res = api.remove_image("example/imp:v1")
+    assert res == [{"Untagged": "example/imp:v1"}]
+    res = api.remove_image("example/imp:v2")
+    assert {"Untagged": "example/imp:v2"} in res and {"Deleted": iid} in res
+    with pytest.raises(docker.errors.ImageNotFound):
+        client.images.get(iid)
+
+
+def test_delete_conflicts(client):
+    data = _tar({"a": b"1"})
+    iid = json.loads(client.api.import_image_from_data(data, repository="conf", tag="one").splitlines()[-1])["status"]
+    client.images.get(iid).tag("conf", "two")
+    with pytest.raises(docker.errors.APIError) as e:
+        client.api.remove_image(iid[7:19])
+    assert e.value.status_code == 409 and "referenced in multiple repositories" in str(e.value)
+    c = client.containers.create("conf:one", command=["x"])
+    client.api.remove_image("conf:two")
+    with pytest.raises(docker.errors.APIError) as e:
+        client.api.remove_image("conf:one")
+    assert e.value.status_code == 409 and "is using its referenced image" in str(e.value)
+    c.remove()
+    client.api.remove_image("conf:one")
+
+
+def test_dangling_and_prune(client):
+    d1 = _tar({"f": b"first"})
+    d2 = _tar({"f": b"second"})
+    id1 = json.loads(client.api.import_image_from_data(d1, repository="dang", tag="x").splitlines()[-1])["status"]
+    id2 = json.loads(client.api.import_image_from_data(d2, repository="dang", tag="x").splitlines()[-1])["status"]
+    dangling = [i.id for i in client.images.list(filters={"dangling": True})]
+    assert id1 in dangling and id2 not in dangling
+    res = client.images.prune(filters={"dangling": True})
+    assert {"Deleted": id1} in res["ImagesDeleted"]
+    assert id1 not in [i.id for i in client.images.list(all=True)]
+    client.images.remove("dang:x")
+
+
+def test_history(client):
+    h = client.images.get("busybox").history()
+    assert h[0]["Id"].startswith("sha256:")
+    assert h[0]["Size"] > 0
+    assert "Imported from" in h[0]["Comment"]
+
+
+def test_unknown_image_is_404(client):
+    with pytest.raises(docker.errors.ImageNotFound):
+        client.images.get("nosuchimage:latest")
+    with pytest.raises(docker.errors.APIError) as e:
+        client.images.get("Bad//Name")
+    assert e.value.status_code in (400, 404)
+
+
+def test_hostile_import_rejected_and_store_intact(client, daemon, tmp_path):
+    before = sorted(i.id for i in client.images.list(all=True))
+    blobs_before = sorted(p.name for p in (daemon.data_root / "content" / "blobs" / "sha256").iterdir())
+    evil = _tar({"../../../../tmp/dockyard-escape": b"pwned"})
+    with pytest.raises(docker.errors.APIError) as e:
+        client.api.import_image_from_data(evil, repository="evil")
+    assert e.value.status_code == 400
+    assert "escapes" in str(e.value)
+    assert not (tmp_path / "dockyard-escape").exists()
+    import os
+    assert not os.path.exists("/tmp/dockyard-escape")
+    assert sorted(i.id for i in client.images.list(all=True)) == before
+    blobs_after = sorted(p.name for p in (daemon.data_root / "content" / "blobs" / "sha256").iterdir())
+    assert blobs_after == blobs_before
+    assert not list((daemon.data_root / "content" / "ingest").iterdir())
+
+
+def test_malformed_tar_rejected(client):
+    with pytest.raises(docker.errors.APIError) as e:
+        client.api.import_image_from_data(b"this is not a tar file at all" * 40, repository="junk")
+    assert e.value.status_code == 400

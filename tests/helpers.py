@@ -1,0 +1,132 @@
+"""Test helpers: isolated daemons, the busybox image, host leak checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+DOCKER = shutil.which("docker", path="/usr/bin") or shutil.which("docker")
+
+
+def make_busybox_tar(dest: Path) -> Path:
+    """A busybox rootfs tar from Debian's busybox-static."""
+    if not dest.exists():
+        subprocess.run([str(REPO / "scripts" / "make-busybox-rootfs.sh"), str(dest)], check=True)
+    return dest
+
+
+class Daemon:
+    """A dockyardd with its own data root, exec root and socket."""
+
+    def __init__(self, base: Path, *args: str, config: dict | None = None) -> None:
+        self.base = base
+        base.mkdir(parents=True, exist_ok=True)
+        self.sock = base / "d.sock"
+        self.data_root = base / "data"
+        self.exec_root = base / "run"
+        self.cfg_file = base / "daemon.json"
+        self.cfg_file.write_text(json.dumps(config or {}))
+        self.args = list(args)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = base / "daemon.log"
+
+    @property
+    def host(self) -> str:
+        """DOCKER_HOST value."""
+        return f"unix://{self.sock}"
+
+    def start(self) -> "Daemon":
+        """Start and wait until /_ping answers."""
+        logf = open(self.log, "ab")
+        self.proc = subprocess.Popen(
+            [str(BIN / "dockyardd"), "-H", self.host, "--data-root", str(self.data_root), "--exec-root",
+             str(self.exec_root), "--pidfile", str(self.base / "d.pid"), "--config-file", str(self.cfg_file),
+             *self.args], stdout=logf, stderr=logf)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"dockyardd exited: {self.log.read_text()[-2000:]}")
+            if self.ping():
+                return self
+            time.sleep(0.05)
+        raise RuntimeError("dockyardd did not answer in time")
+
+    def ping(self) -> bool:
+        """Whether the API answers."""
+        s = socket.socket(socket.AF_UNIX)
+        try:
+            s.connect(str(self.sock))
+            s.sendall(b"GET /_ping HTTP/1.1\r\nHost: d\r\n\r\n")
+            return s.recv(64).startswith(b"HTTP/1.1 200")
+        except OSError:
+            return False
+        finally:
+            s.close()
+
+    def stop(self, timeout: float = 60) -> None:
+        """SIGTERM (stops containers without live-restore) and wait."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout)
+
+    def kill9(self) -> None:
+        """Simulate a crash."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def monitor_pid(self) -> int | None:
+        """The monitor's pid, if any."""
+        try:
+            return int((self.exec_root / "monitor.pid").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def cleanup(self) -> None:
+        """Stop the daemon and the monitor, whatever state they are in."""
+        self.stop()
+        pid = self.monitor_pid()
+        if pid:
+            for _ in range(100):
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.05)
+            else:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def env(self) -> dict[str, str]:
+        """Environment for CLI clients."""
+        return {**os.environ, "DOCKER_HOST": self.host}
+
+
+def mounts_under(path: Path) -> list[str]:
+    """Mount points below a directory."""
+    p = str(path.resolve())
+    return [line.split()[4] for line in open("/proc/self/mountinfo") if line.split()[4].startswith(p)]
+
+
+def dockyard_cgroups() -> list[str]:
+    """Container cgroups the engine left on the host."""
+    out = []
+    base = Path("/sys/fs/cgroup")
+    for hier in base.iterdir():
+        d = hier / "dockyard"
+        if d.is_dir():
+            out += [str(x) for x in d.iterdir() if x.is_dir()]
+    if (base / "dockyard").is_dir():
+        out += [str(x) for x in (base / "dockyard").iterdir() if x.is_dir()]
+    return out
