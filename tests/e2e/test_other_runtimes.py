@@ -1,0 +1,42 @@
+"""The same flow with runc (and crun where the host allows it) as the engine's runtime."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import docker
+import pytest
+
+pytestmark = pytest.mark.root
+
+
+def _hybrid_cgroups() -> bool:
+    import os
+    return not os.path.exists("/sys/fs/cgroup/cgroup.controllers") and os.path.isdir("/sys/fs/cgroup/unified")
+
+
+@pytest.mark.parametrize("runtime", ["runc", "crun"])
+def test_run_with_runtime(fresh_daemon, runtime):
+    if not shutil.which(runtime):
+        pytest.skip(f"{runtime} is not installed")
+    if runtime == "crun" and _hybrid_cgroups():
+        r = subprocess.run(["crun", "--version"], capture_output=True, text=True)
+        pytest.skip(f"crun ({r.stdout.splitlines()[0] if r.stdout else '?'}) refuses cgroup v1/v2 hybrid hosts "
+                    "such as this one")
+    d = fresh_daemon("--default-runtime", runtime)
+    c = docker.DockerClient(base_url=d.host, version="auto")
+    out = c.containers.run("busybox", ["sh", "-c", "echo hello; id -u; hostname"], remove=True, hostname="rt")
+    assert out.split() == [b"hello", b"0", b"rt"]
+    ctr = c.containers.run("busybox", ["sh", "-c", "trap 'exit 3' TERM; while :; do sleep 0.1; done"], detach=True)
+    assert c.api.inspect_container(ctr.id)["HostConfig"]["Runtime"] == runtime
+    ctr.stop(timeout=5)
+    assert ctr.wait()["StatusCode"] == 3
+    ctr.remove()
+    with pytest.raises(docker.errors.ContainerError) as e:
+        c.containers.run("busybox", ["sh", "-c", "exit 5"], remove=True)
+    assert e.value.exit_status == 5
+    # per-container runtime choice through the API
+    out = c.containers.run("busybox", ["echo", "ours"], remove=True, runtime="dockyard")
+    assert out == b"ours\n"
+    c.close()
