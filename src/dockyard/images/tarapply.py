@@ -83,6 +83,11 @@ def apply_tar(stream: BinaryIO, root: str, *, whiteouts: str = "overlay", allow_
     return res
 
 
+def rootfd_path(fd: int) -> str:
+    """A path that names what `fd` refers to."""
+    return f"/proc/self/fd/{fd}"
+
+
 def _open_parent(rootfd: int, rel: str) -> tuple[int, str]:
     """Resolve (creating as needed) the parent of `rel` inside the root; return (fd, basename)."""
     parent, _, base = rel.rpartition("/")
@@ -136,7 +141,10 @@ def _apply_member(tf: tarfile.TarFile, m: tarfile.TarInfo, rootfd: int, res: App
                   max_bytes: int | None) -> None:
     rel = clean_name(m.name)
     if not rel:
-        return  # the root itself
+        if m.isdir():  # the root itself: take its owner and mode, as Docker does
+            os.chown(rootfd_path(rootfd), m.uid, m.gid)
+            os.chmod(rootfd_path(rootfd), m.mode & 0o7777)
+        return
     pfd, base = _open_parent(rootfd, rel)
     try:
         if base.startswith(WHITEOUT_PREFIX):

@@ -101,14 +101,13 @@ def _mount_cgroup(rootfd: int, m: MountSpec, flags: int, cgroupns: bool) -> None
         fd = sc.open_in_root(rootfd, m.destination, os.O_PATH | os.O_DIRECTORY)  # the new tmpfs
         target = f"/proc/self/fd/{fd}"
         for name, mp in hier.items():
+            if name == "":
+                continue  # hybrid host: like runc, only the v1 controllers are shown
             sub = os.path.basename(mp)
             sfd = mkdir_in_root(fd, sub, False)
             try:
-                if name == "":
-                    sc.mount("cgroup2", f"/proc/self/fd/{sfd}", "cgroup2", flags)
-                else:
-                    opts = ",".join("name=" + n if n == "systemd" else n for n in name.split(","))
-                    sc.mount("cgroup", f"/proc/self/fd/{sfd}", "cgroup", flags, opts)
+                opts = ",".join("name=" + n if n == "systemd" else n for n in name.split(","))
+                sc.mount("cgroup", f"/proc/self/fd/{sfd}", "cgroup", flags, opts)
             finally:
                 os.close(sfd)
         if flags & sc.MS_RDONLY:
@@ -137,7 +136,9 @@ def create_devices(rootfd: int, devices: tuple[Device, ...]) -> None:
 def default_symlinks(rootfd: int) -> None:
     """/dev/fd, stdin, stdout, stderr, ptmx, core as runc creates them."""
     links = {"dev/fd": "/proc/self/fd", "dev/stdin": "/proc/self/fd/0", "dev/stdout": "/proc/self/fd/1",
-             "dev/stderr": "/proc/self/fd/2", "dev/ptmx": "pts/ptmx", "dev/core": "/proc/kcore"}
+             "dev/stderr": "/proc/self/fd/2", "dev/ptmx": "pts/ptmx"}
+    if os.path.exists("/proc/kcore"):
+        links["dev/core"] = "/proc/kcore"
     dfd = sc.open_in_root(rootfd, "dev", os.O_PATH | os.O_DIRECTORY)
     try:
         for rel, target in links.items():
