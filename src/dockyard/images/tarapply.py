@@ -91,20 +91,54 @@ def rootfd_path(fd: int) -> str:
 def _open_parent(rootfd: int, rel: str) -> tuple[int, str]:
     """Resolve (creating as needed) the parent of `rel` inside the root; return (fd, basename)."""
     parent, _, base = rel.rpartition("/")
+    return _mkdir_p(rootfd, parent, 0), base
+
+
+def _in_root_join(cur: list[str], target: str) -> str:
+    """Lexically resolve a symlink target as seen from `cur`, `..` clamped at the root."""
+    parts = [] if target.startswith("/") else list(cur)
+    for p in target.split("/"):
+        if p in ("", "."):
+            continue
+        if p == "..":
+            if parts:
+                parts.pop()
+        else:
+            parts.append(p)
+    return "/".join(parts)
+
+
+def _mkdir_p(rootfd: int, rel: str, depth: int) -> int:
+    """An O_PATH fd of directory `rel` inside the root, creating missing components; a dangling
+    symlink on the way is followed inside the root (its target is created there)."""
+    if depth > 40:
+        raise OSError(errno.ELOOP, "too many levels of symbolic links", rel)
     try:
-        return open_in_root(rootfd, parent, os.O_PATH | os.O_DIRECTORY), base
+        return open_in_root(rootfd, rel, os.O_PATH | os.O_DIRECTORY)
     except FileNotFoundError:
         pass
     fd = os.dup(rootfd)
-    for comp in parent.split("/"):
-        try:
-            nfd = open_in_root(fd, comp, os.O_PATH | os.O_DIRECTORY)
-        except FileNotFoundError:
-            os.mkdir(comp, 0o755, dir_fd=fd)
-            nfd = open_in_root(fd, comp, os.O_PATH | os.O_DIRECTORY)
+    cur: list[str] = []
+    try:
+        for comp in [c for c in rel.split("/") if c not in ("", ".")]:
+            try:
+                nfd = open_in_root(fd, comp, os.O_PATH | os.O_DIRECTORY)
+            except FileNotFoundError:
+                try:
+                    target = os.readlink(comp, dir_fd=fd)
+                except (FileNotFoundError, OSError):
+                    os.mkdir(comp, 0o755, dir_fd=fd)
+                    nfd = open_in_root(fd, comp, os.O_PATH | os.O_DIRECTORY)
+                else:
+                    os.close(_mkdir_p(rootfd, _in_root_join(cur, target), depth + 1))
+                    nfd = open_in_root(fd, comp, os.O_PATH | os.O_DIRECTORY)
+            os.close(fd)
+            fd = nfd
+            cur.append(comp)
+        return fd
+    except BaseException:
         os.close(fd)
-        fd = nfd
-    return fd, base
+        raise
 
 
 def _remove(pfd: int, base: str) -> None:

@@ -1,0 +1,15 @@
+#!/bin/sh
+# Install what Dockyard needs on Debian (as root) and the project into ./.venv.
+set -eu
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+if command -v apt-get >/dev/null 2>&1; then
+  apt-get update -q
+  # docker.io: the reference docker CLI (and dockerd for benchmarks); runc/crun: swappable runtimes
+  apt-get install -y -q --no-install-recommends busybox-static runc crun docker.io libseccomp2 iptables \
+    python3-venv ca-certificates tar gzip
+fi
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q -e '.[test]'
