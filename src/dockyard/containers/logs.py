@@ -7,7 +7,7 @@ import datetime as _dt
 import json
 import os
 from dataclasses import dataclass
-from typing import AsyncIterator, Callable
+from typing import AsyncIterator, BinaryIO, Callable
 
 from ..errors import InvalidArgument
 
@@ -111,29 +111,50 @@ def read_existing(path: str, o: LogOptions) -> tuple[list[dict], int]:
     return recs, end
 
 
-async def follow(path: str, offset: int, o: LogOptions, done: Callable[[], bool]) -> AsyncIterator[dict]:
-    """New records appended after `offset` until `done()` and the file is drained."""
+def open_log(path: str) -> BinaryIO | None:
+    """Open the current log file now (before reading), so a removal cannot take it away."""
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        return None
+
+
+async def follow(path: str, offset: int, o: LogOptions, done: Callable[[], bool],
+                 f: BinaryIO | None = None) -> AsyncIterator[dict]:
+    """New records appended after `offset` until `done()` and the file is drained. The file is
+    held open, so records are not lost if the container (and its log) is removed meanwhile."""
+    if f is not None:
+        f.seek(offset)
     buf = b""
-    while True:
-        finished = done()
-        try:
-            with open(path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                if size < offset:   # rotated
-                    offset = 0
-                f.seek(offset)
-                data = f.read()
-        except FileNotFoundError:
-            data = b""
-        offset += len(data)
-        buf += data
-        *lines, buf = buf.split(b"\n")
-        for line in lines:
-            rec = _decode(line)
-            if rec is not None and _accept(rec, o):
-                if o.until and rfc3339_to_ts(rec["time"]) > o.until:
-                    return
-                yield rec
-        if finished:
-            return
-        await asyncio.sleep(0.05)
+    try:
+        while True:
+            finished = done()
+            if f is None:
+                try:
+                    f = open(path, "rb")
+                    f.seek(offset)
+                except FileNotFoundError:
+                    f = None
+            data = f.read() if f is not None else b""
+            if f is not None and not data:
+                try:  # rotated: continue with the new file
+                    if os.stat(path).st_ino != os.fstat(f.fileno()).st_ino:
+                        f.close()
+                        f = open(path, "rb")
+                        data = f.read()
+                except FileNotFoundError:
+                    pass
+            buf += data
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                rec = _decode(line)
+                if rec is not None and _accept(rec, o):
+                    if o.until and rfc3339_to_ts(rec["time"]) > o.until:
+                        return
+                    yield rec
+            if finished:
+                return
+            await asyncio.sleep(0.02)
+    finally:
+        if f is not None:
+            f.close()

@@ -169,12 +169,13 @@ class ContainersRouter:
         if not (o.stdout or o.stderr):
             raise InvalidArgument("Bad parameters: you must choose at least one stream")
         path = self.c.log_path(c)
+        fh = logs_mod.open_log(path) if o.follow else None
         recs, offset = logs_mod.read_existing(path, o)
         resp = await open_stream(req, RAW_STREAM)
         for rec in recs:
             await resp.write(_log_frame(rec, o.timestamps))
         if o.follow:  # always drain once: the container may have exited while we answered
-            async for rec in logs_mod.follow(path, offset, o, lambda: not c.state.running):
+            async for rec in logs_mod.follow(path, offset, o, lambda: not c.state.running or c.removed, fh):
                 await resp.write(_log_frame(rec, o.timestamps))
         await resp.write_eof()
         return resp
