@@ -13,3 +13,5 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[test]'
+# byte-compile now: with PYTHONDONTWRITEBYTECODE set, every CLI start would otherwise recompile
+.venv/bin/python -m compileall -q src/dockyard >/dev/null

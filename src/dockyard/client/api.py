@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import os
 import struct
-from typing import Any, Iterator
+TYPE_CHECKING = False  # typing itself costs ms of start-up; annotations are strings
+
+if TYPE_CHECKING:
+    from typing import Any, Iterator
 
 from . import http
 

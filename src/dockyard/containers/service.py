@@ -233,10 +233,6 @@ class ContainerService:
             c.state.finished_at = ev["finished_at"]
             c.state.oom_killed = bool(ev.get("oom_killed"))
             self._persist(c)
-            try:
-                await self.monitor.request({"op": "forget", "id": c.id})
-            except EngineError:
-                pass
             waiters, c.exit_waiters = c.exit_waiters, []
             for f in waiters:
                 if not f.done():
@@ -255,8 +251,8 @@ class ContainerService:
                 log.warning("runtime delete %s: %s", cid, err.strip())
 
     async def _cleanup_runtime(self, c: Container) -> None:
+        mnt.unmount(str(self.paths.rootfs(c.id)))  # every process of the container is gone
         await self._rt_delete(self.runtimes[c.cfg.runtime], c.id)
-        mnt.unmount(str(self.paths.rootfs(c.id)))
         (self.paths.bundle(c.id) / "exit.json").unlink(missing_ok=True)
 
     # --- stop / kill / wait -----------------------------------------------------------------

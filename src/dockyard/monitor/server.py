@@ -6,10 +6,11 @@ Requests (one JSON object per line; replies likewise):
   {"op": "attach", "id"}  → a binary stream of frames [stream u8][len u32be][data] until exit
   {"op": "events"}        → JSON lines {"id", "exit_code", "finished_at", "oom_killed"} forever
   {"op": "list"}          → {"containers": [{"id", "pid", "running"}]}
-  {"op": "forget", "id"}  → {} (drop an exited container's record)
+  {"op": "forget", "id"}  → {} (drop a container's record; exited ones are dropped by themselves)
   {"op": "shutdown"}      → {} and the monitor exits
 
-The monitor is a child subreaper: a container's init is re-parented to it when the runtime's
+When a container exits the monitor deletes the runtime's state, writes `exit.json`, then emits
+the event and forgets the container. The monitor is a child subreaper: a container's init is re-parented to it when the runtime's
 `create` exits, so it reaps every container's exit status itself (one SIGCHLD handler,
 waitpid(-1)), never through asyncio's child watchers.
 """
@@ -41,6 +42,8 @@ class Ctr:
     subscribers: list[asyncio.StreamWriter] = field(default_factory=list)
     open_pipes: int = 0
     status: int | None = None
+    runtime: dict[str, Any] | None = None
+    finishing: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -53,6 +56,7 @@ class Monitor:
         self.waiters: dict[int, asyncio.Future[int]] = {}
         self.orphan_status: dict[int, int] = {}
         self.event_subs: list[asyncio.StreamWriter] = []
+        self.tasks: set[asyncio.Task[None]] = set()
         self.stop = asyncio.Event()
 
     # --- child reaping -------------------------------------------------------------
@@ -126,7 +130,7 @@ class Monitor:
             c = old  # clients attached before start
         else:
             c = self.ctrs[cid] = Ctr(cid)
-        c.exit_file, c.cgroup = req["exit_file"], req.get("cgroup", "")
+        c.exit_file, c.cgroup, c.runtime = req["exit_file"], req.get("cgroup", ""), req["runtime"]
         rt = req["runtime"]
         rlog = os.path.join(req["bundle"], "runtime.log")
         pidfile = os.path.join(req["bundle"], "init.pid")
@@ -202,15 +206,31 @@ class Monitor:
         self._maybe_finish(c)
 
     def _maybe_finish(self, c: Ctr) -> None:
-        if c.status is None or c.open_pipes > 0 or c.done.is_set():
+        if c.status is None or c.open_pipes > 0 or c.finishing:
             return
-        status = c.status
+        c.finishing = True
+        t = asyncio.get_running_loop().create_task(self._finish(c))
+        self.tasks.add(t)
+        t.add_done_callback(self.tasks.discard)
+
+    async def _finish(self, c: Ctr) -> None:
+        """The container is gone and its output drained: delete the runtime's state, record the
+        exit (exit.json survives a daemon crash), tell subscribers, forget it."""
+        status = c.status or 0
         code = os.waitstatus_to_exitcode(status)
         if code < 0:
             code = 128 - code
         ev = {"id": c.id, "exit_code": code, "finished_at": now_rfc3339(), "oom_killed": _oom_killed(c.cgroup)}
         if c.log:
             c.log.close()
+        if c.runtime:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                await self._run(c.runtime, ["delete", "--force", c.id], devnull, devnull)
+            except OSError:
+                pass  # the daemon deletes it on its side if this failed
+            finally:
+                os.close(devnull)
         tmp = c.exit_file + ".tmp"
         with open(tmp, "w") as f:
             json.dump(ev, f)
@@ -219,6 +239,8 @@ class Monitor:
         for w in c.subscribers:
             w.close()
         c.subscribers.clear()
+        if self.ctrs.get(c.id) is c:
+            del self.ctrs[c.id]
         line = (json.dumps(ev) + "\n").encode()
         for w in list(self.event_subs):
             if w.is_closing():
@@ -238,7 +260,7 @@ class Monitor:
                 op = req.get("op")
                 if op == "attach":
                     c = self.ctrs.get(req["id"])
-                    if c is None or c.done.is_set():
+                    if c is None or c.finishing:
                         c = self.ctrs[req["id"]] = Ctr(req["id"])
                     c.subscribers.append(writer)
                     writer.write(b"{}\n")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ctypes
+import hashlib
+import json
+import os
 import platform
 from typing import Any
 
@@ -70,9 +73,6 @@ class Filter:
     cached by the profile's digest in `cache_dir` and loaded with prctl(PR_SET_SECCOMP)."""
 
     def __init__(self, profile: dict[str, Any], cache_dir: str | None = None) -> None:
-        import hashlib
-        import json
-        import os
         key = hashlib.sha256(json.dumps(profile, sort_keys=True).encode()).hexdigest()
         path = os.path.join(cache_dir, key + ".bpf") if cache_dir else None
         if path and os.path.exists(path):

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+TYPE_CHECKING = False  # typing itself costs ms of start-up; annotations are strings
+
+if TYPE_CHECKING:
+    from typing import Any
 
 from ...client.api import APIError, Client
 from ..flags import Parser, need

@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import Any
+TYPE_CHECKING = False  # typing itself costs ms of start-up; annotations are strings
+
+if TYPE_CHECKING:
+    from typing import Any
 
 from ...client.api import APIError, Client, demux
 from ..flags import Parser, need
