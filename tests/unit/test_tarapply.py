@@ -185,3 +185,55 @@ def test_whiteouts_apply_mode_deletes(root):
 def test_not_a_tar(root):
     with pytest.raises(InvalidArgument):
         apply_tar(io.BytesIO(b"garbage" * 100), str(root))
+
+
+def test_whiteouts_round_trip_through_overlay_form(root, tmp_path):
+    from dockyard.images.tarwrite import write_tar
+    src = mk([d("etc"), f("etc/keep", b"k"), f(".wh.gone", b""), d("opq"), f("opq/.wh..wh..opq", b""),
+              f("opq/new", b"n"), link("sym", "etc/keep"), link("hard", "etc/keep", hard=True)])
+    apply_tar(src, str(root))
+    out = io.BytesIO()
+    write_tar(str(root), out)
+    out.seek(0)
+    with tarfile.open(fileobj=out) as tf:
+        names = {m.name: m for m in tf.getmembers()}
+    assert ".wh.gone" in names and "opq/.wh..wh..opq" in names
+    assert names["sym"].issym() and names["sym"].linkname == "etc/keep"
+    assert names["hard"].islnk() or names["etc/keep"].islnk()
+    again = tmp_path / "again"
+    again.mkdir()
+    out.seek(0)
+    apply_tar(out, str(again))
+    assert stat.S_ISCHR((again / "gone").lstat().st_mode)
+    assert os.getxattr(again / "opq", "trusted.overlay.opaque") == b"y"
+    assert (again / "opq" / "new").read_bytes() == b"n"
+
+
+def test_overlay_reproduces_the_books_example(tmp_path):
+    """Book 3.4: lower layers hold concrete and marble; the upper deletes marble; the merged
+    view shows only concrete. Here: layers from tars, a real overlay mount, a deletion, then the
+    upper dir written back as a layer whose whiteout hides marble in a fresh mount."""
+    from dockyard.images.tarwrite import write_tar
+    from dockyard.store.mount import Mount, unmount
+    low1, low2, up, work, merged = (tmp_path / n for n in ("l1", "l2", "up", "work", "merged"))
+    for p in (low1, low2, up, work, merged):
+        p.mkdir()
+    apply_tar(mk([f("concrete", b"c")]), str(low1))
+    apply_tar(mk([f("marble", b"m")]), str(low2))
+    Mount("overlay", "overlay", (f"lowerdir={low2}:{low1}", f"upperdir={up}", f"workdir={work}")).mount(str(merged))
+    try:
+        (merged / "marble").unlink()
+        assert sorted(os.listdir(merged)) == ["concrete"]
+    finally:
+        unmount(str(merged))
+    layer = io.BytesIO()
+    write_tar(str(up), layer)
+    layer.seek(0)
+    low3 = tmp_path / "l3"
+    low3.mkdir()
+    apply_tar(layer, str(low3))
+    Mount("overlay", "overlay", (f"lowerdir={low3}:{low2}:{low1}",)).mount(str(merged))
+    try:
+        assert sorted(os.listdir(merged)) == ["concrete"]
+    finally:
+        unmount(str(merged))

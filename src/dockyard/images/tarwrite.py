@@ -1,0 +1,96 @@
+"""Write a directory as a layer tar: the inverse of tarapply. Overlay whiteouts (char device
+0/0) become `.wh.NAME` entries and an opaque directory (`trusted.overlay.opaque=y`) gets a
+`.wh..wh..opq` entry, so an overlay upper dir turns into a Docker/OCI layer (commit, export)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import tarfile
+from typing import BinaryIO
+
+from .tarapply import OPAQUE, OPAQUE_XATTR, WHITEOUT_PREFIX
+
+_XATTRS = ("user.", "security.capability")
+
+
+def _info(path: str, name: str, st: os.stat_result) -> tarfile.TarInfo:
+    ti = tarfile.TarInfo(name)
+    ti.mode = stat.S_IMODE(st.st_mode)
+    ti.uid, ti.gid = st.st_uid, st.st_gid
+    ti.mtime = int(st.st_mtime)
+    ti.uname = ti.gname = ""
+    if not stat.S_ISLNK(st.st_mode):
+        pax = {}
+        try:
+            for x in os.listxattr(path, follow_symlinks=False):
+                if x.startswith(_XATTRS):
+                    pax["SCHILY.xattr." + x] = os.getxattr(path, x, follow_symlinks=False).decode("utf-8", "surrogateescape")
+        except OSError:
+            pass
+        if pax:
+            ti.pax_headers = pax
+    return ti
+
+
+def is_whiteout(st: os.stat_result) -> bool:
+    """An overlay whiteout: a character device 0/0."""
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def is_opaque(path: str) -> bool:
+    """Whether an overlay directory hides everything below it in lower layers."""
+    try:
+        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+    except OSError:
+        return False
+
+
+def write_tar(root: str, out: BinaryIO) -> None:
+    """Stream `root` as an uncompressed PAX tar with Docker's whiteout conventions."""
+    links: dict[tuple[int, int], str] = {}
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            rel_dir = os.path.relpath(dirpath, root)
+            rel_dir = "" if rel_dir == "." else rel_dir
+            if rel_dir:
+                st = os.lstat(dirpath)
+                ti = _info(dirpath, rel_dir, st)
+                ti.type = tarfile.DIRTYPE
+                tf.addfile(ti)
+                if is_opaque(dirpath):
+                    wh = tarfile.TarInfo(f"{rel_dir}/{OPAQUE}")
+                    wh.mtime = ti.mtime
+                    tf.addfile(wh)
+            entries = sorted(filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))])
+            for n in entries:
+                p = os.path.join(dirpath, n)
+                name = f"{rel_dir}/{n}" if rel_dir else n
+                st = os.lstat(p)
+                if is_whiteout(st):
+                    wh = tarfile.TarInfo(f"{rel_dir}/{WHITEOUT_PREFIX}{n}" if rel_dir else f"{WHITEOUT_PREFIX}{n}")
+                    wh.mtime = int(st.st_mtime)
+                    tf.addfile(wh)
+                    continue
+                ti = _info(p, name, st)
+                if stat.S_ISLNK(st.st_mode):
+                    ti.type, ti.linkname = tarfile.SYMTYPE, os.readlink(p)
+                    tf.addfile(ti)
+                elif stat.S_ISREG(st.st_mode):
+                    key = (st.st_dev, st.st_ino)
+                    if st.st_nlink > 1 and key in links:
+                        ti.type, ti.linkname = tarfile.LNKTYPE, links[key]
+                        tf.addfile(ti)
+                        continue
+                    links[key] = name
+                    ti.size = st.st_size
+                    with open(p, "rb") as f:
+                        tf.addfile(ti, f)
+                elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                    ti.type = tarfile.CHRTYPE if stat.S_ISCHR(st.st_mode) else tarfile.BLKTYPE
+                    ti.devmajor, ti.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+                    tf.addfile(ti)
+                elif stat.S_ISFIFO(st.st_mode):
+                    ti.type = tarfile.FIFOTYPE
+                    tf.addfile(ti)
