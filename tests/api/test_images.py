@@ -131,3 +131,41 @@ def test_malformed_tar_rejected(client):
     with pytest.raises(docker.errors.APIError) as e:
         client.api.import_image_from_data(b"this is not a tar file at all" * 40, repository="junk")
     assert e.value.status_code == 400
+
+
+def test_before_since_filters(client):
+    a = json.loads(client.api.import_image_from_data(_tar({"a": b"a"}), repository="order", tag="a").splitlines()[-1])["status"]
+    b = json.loads(client.api.import_image_from_data(_tar({"b": b"b"}), repository="order", tag="b").splitlines()[-1])["status"]
+    assert a in [i.id for i in client.images.list(filters={"before": "order:b"})]
+    assert b not in [i.id for i in client.images.list(filters={"before": "order:b"})]
+    assert [i.id for i in client.images.list(filters={"since": "order:a"})] == [b]
+    client.images.remove("order:a")
+    client.images.remove("order:b")
+
+
+def test_import_symlinks_pointing_out_stay_inside(client, tmp_path):
+    import io
+    import os
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        ln = tarfile.TarInfo("escape")
+        ln.type, ln.linkname = tarfile.SYMTYPE, "/"
+        tf.addfile(ln)
+        data = b"contained"
+        ti = tarfile.TarInfo("escape/tmp/dockyard-symlink-escape")
+        ti.size = len(data)
+        tf.addfile(ti, io.BytesIO(data))
+        ab = tarfile.TarInfo("/tmp/dockyard-abs-escape")
+        ab.size = len(data)
+        tf.addfile(ab, io.BytesIO(data))
+    out = client.api.import_image_from_data(buf.getvalue(), repository="symout")
+    assert not os.path.exists("/tmp/dockyard-symlink-escape") and not os.path.exists("/tmp/dockyard-abs-escape")
+    client.api.remove_image("symout")
+
+
+def test_list_sizes(client):
+    c = client.containers.run("busybox", ["sh", "-c", "head -c 5000 /dev/zero > /big"], detach=True)
+    c.wait()
+    item = client.api.containers(all=True, size=True, filters={"id": c.id})[0]
+    assert item["SizeRw"] >= 5000 and item["SizeRootFs"] > item["SizeRw"]
+    c.remove()
