@@ -158,7 +158,7 @@ def test_import_symlinks_pointing_out_stay_inside(client, tmp_path):
         ab = tarfile.TarInfo("/tmp/dockyard-abs-escape")
         ab.size = len(data)
         tf.addfile(ab, io.BytesIO(data))
-    out = client.api.import_image_from_data(buf.getvalue(), repository="symout")
+    client.api.import_image_from_data(buf.getvalue(), repository="symout")
     assert not os.path.exists("/tmp/dockyard-symlink-escape") and not os.path.exists("/tmp/dockyard-abs-escape")
     client.api.remove_image("symout")
 

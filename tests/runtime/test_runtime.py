@@ -172,3 +172,26 @@ def test_bad_bundle_errors(tmp_path):
     assert p.returncode == 1
     p = subprocess.run([str(BIN / "dockyard-runtime"), "bogus"], capture_output=True, text=True)
     assert p.returncode == 2
+
+
+def test_kill_and_delete_refuse_wrong_states(tmp_path, rootfs):
+    cid = "states1"
+    b = bundle(tmp_path, rootfs, cid, ["true"])
+    base = [str(BIN / "dockyard-runtime"), "--root", str(tmp_path / "st")]
+    subprocess.run(base + ["create", "--bundle", str(b), cid], check=True, stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(base + ["start", cid], check=True)
+    for _ in range(100):
+        st = json.loads(subprocess.run(base + ["state", cid], capture_output=True, text=True).stdout)
+        if st["status"] == "stopped":
+            break
+        time.sleep(0.05)
+    p = subprocess.run(base + ["kill", cid, "TERM"], capture_output=True, text=True)
+    assert p.returncode == 1 and "not running" in p.stderr
+    p = subprocess.run(base + ["start", cid], capture_output=True, text=True)
+    assert p.returncode == 1 and "stopped" in p.stderr
+    p = subprocess.run(base + ["kill", cid, "NOTASIGNAL"], capture_output=True, text=True)
+    assert p.returncode == 1
+    subprocess.run(base + ["delete", cid], check=True)
+    p = subprocess.run(base + ["delete", cid], capture_output=True, text=True)
+    assert p.returncode == 1 and "does not exist" in p.stderr

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import shutil
 import signal
 from dataclasses import dataclass
@@ -360,7 +359,7 @@ class ContainerService:
         c = self.lookup(ref)
         new = names.validate(new)
         if new == c.name:
-            raise Conflict(f'Renaming a container with the same name as its current name')
+            raise Conflict('Renaming a container with the same name as its current name')
         self._check_name_free(new)
         self.meta.rename_container(c.id, new)
         old, c.name = c.name, new

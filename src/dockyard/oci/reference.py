@@ -75,7 +75,7 @@ def parse(ref: str) -> Reference:
     if not m:
         if rest.lower() == rest:
             raise InvalidArgument(f"invalid reference format: {ref}")
-        raise InvalidArgument(f"invalid reference format: repository name must be lowercase")
+        raise InvalidArgument("invalid reference format: repository name must be lowercase")
     domain, path = m.group(1), m.group(2)
     if domain and ("." not in domain and ":" not in domain and domain != "localhost" and domain.lower() == domain):
         # first component is not a hostname: it is part of the path
@@ -83,7 +83,7 @@ def parse(ref: str) -> Reference:
     if domain is None:
         domain = DEFAULT_DOMAIN
     elif domain.lower() != domain and "." not in domain and ":" not in domain:
-        raise InvalidArgument(f"invalid reference format: repository name must be lowercase")
+        raise InvalidArgument("invalid reference format: repository name must be lowercase")
     if domain == DEFAULT_DOMAIN and "/" not in path:
         path = "library/" + path
     if len(domain) + 1 + len(path) > 255:

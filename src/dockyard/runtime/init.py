@@ -174,8 +174,7 @@ def _init(spec: Spec, sock: socket.socket, fifo: str, filt, new_net: bool) -> No
             if res is None:
                 raise ValueError(f"unknown rlimit {r.type}")
             _, hard_now = resource.getrlimit(res)
-            lim = lambda v: hard_now if (hard_now != resource.RLIM_INFINITY and (v < 0 or v > hard_now)) else v  # noqa: E731
-            resource.setrlimit(res, (lim(r.soft), lim(r.hard)))
+            resource.setrlimit(res, (_clamp(r.soft, hard_now), _clamp(r.hard, hard_now)))
         if spec.process.oom_score_adj is not None:
             with open("/proc/self/oom_score_adj", "w") as f:
                 f.write(str(spec.process.oom_score_adj))
@@ -201,6 +200,14 @@ def _init(spec: Spec, sock: socket.socket, fifo: str, filt, new_net: bool) -> No
         except OSError:
             print(f"dockyard-runtime: {msg}", file=sys.stderr)
         os._exit(127 if isinstance(e, (FileNotFoundError, PermissionError)) else 1)
+
+
+def _clamp(v: int, hard_now: int) -> int:
+    """Never ask for more than the current hard limit (no CAP_SYS_RESOURCE may be held)."""
+    import resource
+    if hard_now != resource.RLIM_INFINITY and (v < 0 or v > hard_now):
+        return hard_now
+    return v
 
 
 def _finalize(spec: Spec, filt) -> None:

@@ -112,7 +112,7 @@ def dir_size(path: Path) -> int:
     """Apparent size of the files below `path` (hardlinks counted once)."""
     import os
     total, seen = 0, set()
-    for dirpath, dirnames, filenames in os.walk(path):
+    for dirpath, _dirnames, filenames in os.walk(path):
         for n in filenames:
             try:
                 st = os.lstat(os.path.join(dirpath, n))
