@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import secrets
-import signal
 from typing import Any
 
+from .. import signals
 from ..errors import Conflict, InvalidArgument
 from ..images.service import Image, now_iso
 from .model import ContainerConfig
@@ -41,20 +41,10 @@ def host_config_defaults(runtime: str) -> dict[str, Any]:
 
 def parse_signal(s: str | int) -> int:
     """`SIGTERM`, `TERM` or `15` → 15; InvalidArgument otherwise."""
-    v = str(s).strip()
-    if v.isdigit():
-        n = int(v)
-        if 0 < n < 65:
-            return n
-    else:
-        name = v.upper()
-        if not name.startswith("SIG"):
-            name = "SIG" + name
-        try:
-            return int(signal.Signals[name])
-        except KeyError:
-            pass
-    raise InvalidArgument(f"Invalid signal: {s}")
+    try:
+        return signals.parse_signal(s)
+    except ValueError:
+        raise InvalidArgument(f"Invalid signal: {s}") from None
 
 
 def _strings(v: Any, what: str) -> list[str] | None:

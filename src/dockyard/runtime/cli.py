@@ -11,23 +11,9 @@ import signal
 import sys
 from pathlib import Path
 
+from ..signals import parse_signal
+
 DEFAULT_ROOT = "/run/dockyard-runtime"
-
-
-def parse_signal(s: str) -> int:
-    """`KILL`, `SIGKILL` or `9` → 9."""
-    if s.isdigit():
-        n = int(s)
-        if not 0 < n < 65:
-            raise ValueError(f"invalid signal {s}")
-        return n
-    name = s.upper()
-    if not name.startswith("SIG"):
-        name = "SIG" + name
-    try:
-        return int(signal.Signals[name])
-    except KeyError:
-        raise ValueError(f"invalid signal {s}") from None
 
 
 class UsageError(ValueError):

@@ -7,7 +7,7 @@ import time
 TYPE_CHECKING = False  # typing itself costs ms of start-up; annotations are strings
 
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Callable
 
 from ...client.api import APIError, Client, demux, filters_param
 from ...units import human_duration, human_size
@@ -97,47 +97,43 @@ def _each(cli: Client, prog: str, names: list[str], fn: Any) -> int:
     return code
 
 
-def stop(cli: Client, prog: str, args: list[str]) -> int:
-    """`dockyard stop [-t N] CONTAINER...`."""
-    p = Parser(prog, "[OPTIONS] CONTAINER [CONTAINER...]")
-    p.add_argument("-t", "--time", type=int)
+def _multi(cli: Client, prog: str, args: list[str], flags: tuple[tuple[tuple[str, ...], dict[str, Any]], ...],
+           call: Callable[[Any, str], Any]) -> int:
+    """Commands of the form `CMD [OPTIONS] CONTAINER [CONTAINER...]`, printing each name done."""
+    usage = "[OPTIONS] CONTAINER [CONTAINER...]"
+    p = Parser(prog, usage)
+    for names, kw in flags:
+        p.add_argument(*names, **kw)
     p.add_argument("containers", nargs="*")
     ns = p.parse_args(args)
-    need(ns.containers, 1, prog, "[OPTIONS] CONTAINER [CONTAINER...]")
-    return _each(cli, prog, ns.containers, lambda c: cli.json("POST", f"/containers/{c}/stop", {"t": ns.time}))
+    need(ns.containers, 1, prog, usage)
+    return _each(cli, prog, ns.containers, lambda c: call(ns, c))
+
+
+def stop(cli: Client, prog: str, args: list[str]) -> int:
+    """`dockyard stop [-t N] CONTAINER...`."""
+    return _multi(cli, prog, args, ((("-t", "--time"), {"type": int}),),
+                  lambda ns, c: cli.json("POST", f"/containers/{c}/stop", {"t": ns.time}))
 
 
 def restart(cli: Client, prog: str, args: list[str]) -> int:
     """`dockyard restart [-t N] CONTAINER...`."""
-    p = Parser(prog, "[OPTIONS] CONTAINER [CONTAINER...]")
-    p.add_argument("-t", "--time", type=int)
-    p.add_argument("containers", nargs="*")
-    ns = p.parse_args(args)
-    need(ns.containers, 1, prog, "[OPTIONS] CONTAINER [CONTAINER...]")
-    return _each(cli, prog, ns.containers, lambda c: cli.json("POST", f"/containers/{c}/restart", {"t": ns.time}))
+    return _multi(cli, prog, args, ((("-t", "--time"), {"type": int}),),
+                  lambda ns, c: cli.json("POST", f"/containers/{c}/restart", {"t": ns.time}))
 
 
 def kill(cli: Client, prog: str, args: list[str]) -> int:
     """`dockyard kill [-s SIG] CONTAINER...`."""
-    p = Parser(prog, "[OPTIONS] CONTAINER [CONTAINER...]")
-    p.add_argument("-s", "--signal", default="KILL")
-    p.add_argument("containers", nargs="*")
-    ns = p.parse_args(args)
-    need(ns.containers, 1, prog, "[OPTIONS] CONTAINER [CONTAINER...]")
-    return _each(cli, prog, ns.containers, lambda c: cli.json("POST", f"/containers/{c}/kill", {"signal": ns.signal}))
+    return _multi(cli, prog, args, ((("-s", "--signal"), {"default": "KILL"}),),
+                  lambda ns, c: cli.json("POST", f"/containers/{c}/kill", {"signal": ns.signal}))
 
 
 def rm(cli: Client, prog: str, args: list[str]) -> int:
     """`dockyard rm [-f] [-v] CONTAINER...`."""
-    p = Parser(prog, "[OPTIONS] CONTAINER [CONTAINER...]")
-    p.add_argument("-f", "--force", action="store_true")
-    p.add_argument("-v", "--volumes", action="store_true")
-    p.add_argument("-l", "--link", action="store_true")
-    p.add_argument("containers", nargs="*")
-    ns = p.parse_args(args)
-    need(ns.containers, 1, prog, "[OPTIONS] CONTAINER [CONTAINER...]")
-    q = {"force": 1 if ns.force else None, "v": 1 if ns.volumes else None}
-    return _each(cli, prog, ns.containers, lambda c: cli.json("DELETE", f"/containers/{c}", q))
+    flags = ((("-f", "--force"), {"action": "store_true"}), (("-v", "--volumes"), {"action": "store_true"}),
+             (("-l", "--link"), {"action": "store_true"}))
+    return _multi(cli, prog, args, flags, lambda ns, c: cli.json(
+        "DELETE", f"/containers/{c}", {"force": 1 if ns.force else None, "v": 1 if ns.volumes else None}))
 
 
 def rename(cli: Client, prog: str, args: list[str]) -> int:
