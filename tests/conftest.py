@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import DOCKER, Daemon, dockyard_cgroups, make_busybox_tar, mounts_under
+from .helpers import DOCKER, Daemon, DockerDaemon, dockyard_cgroups, make_busybox_tar, mounts_under
 
 IS_ROOT = os.geteuid() == 0
 
@@ -114,3 +114,14 @@ def no_host_leaks():
     yield
     after = set(dockyard_cgroups()) - before
     assert not after, f"cgroups left behind: {sorted(after)}"
+
+
+@pytest.fixture(scope="session")
+def real_docker(tmp_path_factory: pytest.TempPathFactory):
+    """Debian's dockerd as a peer; the test is skipped where it cannot start."""
+    d = DockerDaemon(tmp_path_factory.mktemp("dockerd"))
+    if d.start() is None:
+        d.stop()
+        pytest.skip("Debian's dockerd could not start here")
+    yield d
+    d.stop()

@@ -130,3 +130,50 @@ def dockyard_cgroups() -> list[str]:
     if (base / "dockyard").is_dir():
         out += [str(x) for x in (base / "dockyard").iterdir() if x.is_dir()]
     return out
+
+
+class DockerDaemon:
+    """Debian's dockerd as a peer, with its own roots and socket (no iptables changes)."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        base.mkdir(parents=True, exist_ok=True)
+        self.sock = base / "docker.sock"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def host(self) -> str:
+        return f"unix://{self.sock}"
+
+    def start(self) -> "DockerDaemon | None":
+        dockerd = shutil.which("dockerd")
+        if not dockerd:
+            return None
+        (self.base / "daemon.json").write_text("{}")
+        self.proc = subprocess.Popen(
+            [dockerd, "-H", self.host, "--data-root", str(self.base / "data"), "--exec-root", str(self.base / "run"),
+             "--pidfile", str(self.base / "docker.pid"), "--iptables=false", "--ip-forward=false",
+             "--ip-masq=false", "--bridge=none", "--config-file", str(self.base / "daemon.json")],
+            stdout=open(self.base / "dockerd.log", "wb"), stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                return None
+            if DOCKER and subprocess.run([DOCKER, "-H", self.host, "version"], capture_output=True).returncode == 0:
+                return self
+            time.sleep(0.3)
+        self.stop()
+        return None
+
+    def docker(self, *args: str, check: bool = True, **kw) -> subprocess.CompletedProcess[bytes]:
+        assert DOCKER
+        return subprocess.run([DOCKER, "-H", self.host, *args], check=check, capture_output=True, timeout=300, **kw)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        subprocess.run(["umount", "-R", str(self.base)], capture_output=True)

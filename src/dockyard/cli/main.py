@@ -9,7 +9,8 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "version": ("system", "version"), "info": ("system", "info"),
     "images": ("images", "images"), "import": ("images", "import_"), "tag": ("images", "tag"),
-    "rmi": ("images", "rmi"), "history": ("images", "history"),
+    "rmi": ("images", "rmi"), "history": ("images", "history"), "save": ("images", "save"),
+    "load": ("images", "load"),
     "inspect": ("inspect", "inspect"),
     "create": ("run", "create"), "run": ("run", "run"), "start": ("run", "start"),
     "ps": ("containers", "ps"), "stop": ("containers", "stop"), "restart": ("containers", "restart"),
@@ -20,7 +21,7 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
     "image": {"ls": ("images", "images"), "list": ("images", "images"), "import": ("images", "import_"),
               "tag": ("images", "tag"), "rm": ("images", "rmi"), "remove": ("images", "rmi"),
               "history": ("images", "history"), "inspect": ("inspect", "image_inspect"),
-              "prune": ("images", "prune")},
+              "prune": ("images", "prune"), "save": ("images", "save"), "load": ("images", "load")},
     "container": {"ls": ("containers", "ps"), "list": ("containers", "ps"), "ps": ("containers", "ps"),
                   "create": ("run", "create"), "run": ("run", "run"), "start": ("run", "start"),
                   "stop": ("containers", "stop"), "restart": ("containers", "restart"),
@@ -46,6 +47,7 @@ Commands:
   info        Display system-wide information
   inspect     Return low-level information on Docker objects
   kill        Kill one or more running containers
+  load        Load an image from a tar archive or STDIN
   logs        Fetch the logs of a container
   ps          List containers
   rename      Rename a container
@@ -53,6 +55,7 @@ Commands:
   rm          Remove one or more containers
   rmi         Remove one or more images
   run         Run a command in a new container
+  save        Save one or more images to a tar archive (streamed to STDOUT by default)
   start       Start one or more stopped containers
   stop        Stop one or more running containers
   tag         Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE

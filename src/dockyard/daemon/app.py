@@ -53,6 +53,7 @@ def build_services(cfg: Config) -> Services:
     snaps = Snapshotter(data / "snapshots", meta)
     snaps.cleanup_incomplete()
     images = ImageService(content, snaps, meta)
+    images.gc()  # what an interrupted import or load left behind
     runtimes = build_runtimes(cfg.runtimes, str(run))
     if cfg.default_runtime not in runtimes:
         raise InvalidArgument(f"default runtime {cfg.default_runtime!r} is not configured")

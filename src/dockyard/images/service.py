@@ -145,51 +145,67 @@ class ImageService:
 
     def _ingest_layer(self, stream: BinaryIO, parent_chain: str | None) -> tuple[str, int]:
         """Store the uncompressed tar as a blob, unpack it into a snapshot; return (diff_id, size)."""
+        diff_id = self.store_blob(stream, decompress=True)
+        try:
+            return diff_id, self.unpack_layer(diff_id, parent_chain)
+        except BaseException:
+            self.gc()
+            raise
+
+    def store_blob(self, stream: BinaryIO, decompress: bool = False, expected: str | None = None) -> str:
+        """Write a stream into the content store (gunzipping it first if asked and it is gzip)."""
         head = stream.read(2)
         w = self.content.writer()
         try:
-            if head == b"\x1f\x8b":
+            if decompress and head == b"\x1f\x8b":
                 src: BinaryIO = gzip.GzipFile(fileobj=_Prefixed(head, stream))  # type: ignore[assignment]
-                first = b""
             else:
-                src, first = stream, head
-            if first:
-                w.write(first)
+                src = stream
+                w.write(head)
             while True:
                 chunk = src.read(1 << 20)
                 if not chunk:
                     break
                 w.write(chunk)
-            diff_id = w.commit()
+            return w.commit(expected)
         except (OSError, EOFError) as e:
             w.abort()
             raise InvalidArgument(f"invalid tar archive: {e}") from None
         except BaseException:
             w.abort()
             raise
+
+    def unpack_layer(self, diff_id: str, parent_chain: str | None) -> int:
+        """Unpack a stored layer onto its parent chain (once: shared by every image that has it)."""
         chain = diff_id if parent_chain is None else dg.of_bytes(f"{parent_chain} {diff_id}".encode())
-        if self.snapshots.exists(chain):
-            return diff_id, self.meta.snapshot(chain)["size"]
+        row = self.meta.snapshot(chain)
+        if row is not None and row["kind"] == "committed":
+            return int(row["size"])
         fs = self.snapshots.prepare_layer(chain, parent_chain)
         try:
             with self.content.open(diff_id) as f:
                 res = apply_tar(f, str(fs), whiteouts="overlay")
         except BaseException:
             self.snapshots.remove(chain)
-            self.gc_content()
             raise
         self.snapshots.commit_layer(chain, res.bytes)
-        return diff_id, res.bytes
+        return res.bytes
 
     def add_image(self, config: dict[str, Any], parent: str = "") -> Image:
         """Store a config whose layers are already unpacked; return the image."""
-        diff_ids = config["rootfs"]["diff_ids"]
-        chains = dg.chain_ids(diff_ids)
-        top = chains[-1] if chains else None
+        return self.add_config(json.dumps(config, separators=(",", ":")).encode(), parent)
+
+    def add_config(self, blob: bytes, parent: str = "") -> Image:
+        """Record an image from its exact config bytes (the ID is their digest)."""
+        config = json.loads(blob)
+        chains = dg.chain_ids(config["rootfs"]["diff_ids"])
+        for c in chains:
+            if self.meta.snapshot(c) is None:
+                raise NotFound(f"layer {c} is not unpacked")
         size = sum(self.meta.snapshot(c)["size"] for c in chains)
-        blob = json.dumps(config, separators=(",", ":")).encode()
         iid = self.content.put(blob)
-        self.meta.put_image(iid, top, config.get("created", now_iso()), parent, size, time.time())
+        self.meta.put_image(iid, chains[-1] if chains else None, config.get("created") or now_iso(), parent, size,
+                            time.time())
         return self.get(iid)
 
     # --- tags ---------------------------------------------------------------------
@@ -252,8 +268,7 @@ class ImageService:
             return out
         self.meta.delete_image(img.id)
         out.append({"Deleted": img.id})
-        self.gc_layers(img.top_layer)
-        self.gc_content()
+        self.gc()
         if prune and img.parent:
             parent = self.meta.image(img.parent)
             if parent is not None and not self.meta.tags_of(img.parent) and not self.meta.children_of_image(img.parent) \
@@ -261,26 +276,34 @@ class ImageService:
                 out.extend(self.delete(img.parent, force=False, prune=True))
         return out
 
-    def gc_layers(self, key: str | None) -> None:
-        """Remove committed layers from `key` down while nothing uses them."""
-        while key is not None:
-            row = self.meta.snapshot(key)
-            if row is None or self.meta.snapshot_children(key) or self.meta.images_using_layer(key):
-                return
-            self.snapshots.remove(key)
-            key = row["parent"]
-
-    def gc_content(self) -> None:
-        """Delete blobs no image refers to (configs and layer tars)."""
-        keep = set()
+    def gc(self) -> None:
+        """Mark and sweep: drop committed layers no image or container reaches, and blobs no
+        image refers to. Run after deletes, failed imports/loads, and at start-up."""
+        reach: set[str] = set()
+        keep_blobs: set[str] = set()
         for r in self.meta.images():
-            keep.add(r["id"])
+            keep_blobs.add(r["id"])
             try:
-                keep.update(json.loads(self.content.read(r["id"]))["rootfs"]["diff_ids"])
+                keep_blobs.update(json.loads(self.content.read(r["id"]))["rootfs"]["diff_ids"])
             except Exception:  # noqa: BLE001 - a broken config must not stop gc of others
-                continue
+                pass
+            key = r["top_layer"]
+            while key and key not in reach:
+                reach.add(key)
+                row = self.meta.snapshot(key)
+                key = row["parent"] if row else None
+        for key in self.meta.snapshots_of_kind("active"):
+            row = self.meta.snapshot(key)
+            p = row["parent"] if row else None
+            while p and p not in reach:
+                reach.add(p)
+                prow = self.meta.snapshot(p)
+                p = prow["parent"] if prow else None
+        for key in self.meta.snapshots_of_kind("committed"):
+            if key not in reach:
+                self.snapshots.remove(key)
         for d in list(self.content.walk()):
-            if d not in keep:
+            if d not in keep_blobs:
                 self.content.delete(d)
 
     def prune(self, dangling_only: bool = True, filters: dict[str, list[str]] | None = None) -> tuple[list[dict[str, str]], int]:

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from ...errors import InvalidArgument, NotImplemented_
+from ...images import archive
 from ...images import filters as image_filters
 from ...images.service import ImageService
 from .. import params, views
@@ -34,6 +35,21 @@ class _BodyReader(io.RawIOBase):
         return n
 
 
+class _QueueWriter(io.RawIOBase):
+    """A blocking writer (for a worker thread) that hands chunks to the event loop."""
+
+    def __init__(self, q: "asyncio.Queue[bytes | BaseException | None]", loop: asyncio.AbstractEventLoop) -> None:
+        self.q, self.loop = q, loop
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        data = bytes(b)
+        asyncio.run_coroutine_threadsafe(self.q.put(data), self.loop).result()
+        return len(data)
+
+
 class ImagesRouter:
     """Route table for image endpoints."""
 
@@ -45,6 +61,9 @@ class ImagesRouter:
         r.add("POST", "/images/create", self.create)
         r.add("GET", "/images/json", self.list)
         r.add("POST", "/images/prune", self.prune)
+        r.add("GET", "/images/get", self.save)
+        r.add("POST", "/images/load", self.load)
+        r.add("GET", "/images/{name:.+}/get", self.save)
         r.add("GET", "/images/{name:.+}/json", self.inspect)
         r.add("GET", "/images/{name:.+}/history", self.history)
         r.add("POST", "/images/{name:.+}/tag", self.tag)
@@ -71,6 +90,57 @@ class ImagesRouter:
         resp.content_type = "application/json"
         await resp.prepare(req)
         await json_line(resp, {"status": img.id})
+        await resp.write_eof()
+        return resp
+
+    async def save(self, req: web.Request) -> web.StreamResponse:
+        """`GET /images/get?names=…` and `GET /images/{name}/get`: a tar stream."""
+        names = [req.match_info["name"]] if "name" in req.match_info else req.query.getall("names", [])
+        if not names:
+            raise InvalidArgument("no image names given")
+        for n in names:
+            self.images.resolve(n)  # 404 before the stream starts
+        loop = asyncio.get_running_loop()
+        q: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(maxsize=8)
+
+        def work() -> None:
+            try:
+                with io.BufferedWriter(_QueueWriter(q, loop), 1 << 20) as w:
+                    archive.save(self.images, names, w)  # type: ignore[arg-type]
+                asyncio.run_coroutine_threadsafe(q.put(None), loop).result()
+            except BaseException as e:  # noqa: BLE001 - handed to the loop
+                asyncio.run_coroutine_threadsafe(q.put(e), loop).result()
+
+        task = loop.run_in_executor(None, work)
+        first = await q.get()
+        if isinstance(first, BaseException):
+            await task
+            raise first
+        resp = web.StreamResponse()
+        resp.content_type = "application/x-tar"
+        await resp.prepare(req)
+        item = first
+        while item is not None:
+            if isinstance(item, BaseException):
+                await task
+                raise ConnectionResetError(f"save failed mid-stream: {item}")
+            await resp.write(item)
+            item = await q.get()
+        await task
+        await resp.write_eof()
+        return resp
+
+    async def load(self, req: web.Request) -> web.StreamResponse:
+        """`POST /images/load`: read an archive from the body."""
+        loop = asyncio.get_running_loop()
+        reader = io.BufferedReader(_BodyReader(req, loop), 1 << 20)
+        msgs: list[str] = []
+        await asyncio.to_thread(archive.load, self.images, reader, msgs.append)
+        resp = web.StreamResponse()
+        resp.content_type = "application/json"
+        await resp.prepare(req)
+        for m in msgs:
+            await json_line(resp, {"stream": m})
         await resp.write_eof()
         return resp
 

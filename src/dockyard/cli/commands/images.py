@@ -221,3 +221,59 @@ def prune(cli: Client, prog: str, args: list[str]) -> int:
         print()
     print(f"Total reclaimed space: {human_size(rep.get('SpaceReclaimed', 0))}")
     return 0
+
+
+def save(cli: Client, prog: str, args: list[str]) -> int:
+    """`dockyard save [-o FILE] IMAGE...`."""
+    p = Parser(prog, "[OPTIONS] IMAGE [IMAGE...]")
+    p.add_argument("-o", "--output")
+    p.add_argument("images", nargs="*")
+    ns = p.parse_args(args)
+    need(ns.images, 1, prog, "[OPTIONS] IMAGE [IMAGE...]")
+    if not ns.output and sys.stdout.isatty():
+        print("cowardly refusing to save to a terminal. Use the -o flag or redirect", file=sys.stderr)
+        return 1
+    resp = cli.call("GET", "/images/get", {"names": ns.images})
+    import os
+    tmp = f"{ns.output}.tmp{os.getpid()}" if ns.output else None
+    out = open(tmp, "wb") if tmp else sys.stdout.buffer
+    try:
+        while True:
+            b = resp.read1(1 << 20)
+            if not b:
+                break
+            out.write(b)
+    finally:
+        resp.close()
+        if tmp:
+            out.close()
+    if tmp:
+        os.replace(tmp, ns.output)
+    return 0
+
+
+def load(cli: Client, prog: str, args: list[str]) -> int:
+    """`dockyard load [-i FILE] [-q]`."""
+    p = Parser(prog, "[OPTIONS]")
+    p.add_argument("-i", "--input")
+    p.add_argument("-q", "--quiet", action="store_true")
+    ns = p.parse_args(args)
+    if not ns.input and sys.stdin.isatty():
+        print("requested load from stdin, but stdin is empty", file=sys.stderr)
+        return 1
+    try:
+        body = _read_source(ns.input or "-")
+        resp = cli.call("POST", "/images/load", {"quiet": 1 if ns.quiet else None}, raw=body,
+                        headers={"Content-Type": "application/x-tar"})
+    except FileNotFoundError as e:
+        print(f"open {ns.input}: {e.strerror.lower()}", file=sys.stderr)
+        return 1
+    import json
+    for line in resp.lines():
+        msg = json.loads(line)
+        if "error" in msg:
+            print(msg["error"], file=sys.stderr)
+            return 1
+        sys.stdout.write(msg.get("stream", ""))
+    resp.close()
+    return 0

@@ -1,0 +1,248 @@
+"""`docker save` / `docker load` archives.
+
+Written: the layout Docker 25+ writes, which Docker 20.10 also loads: an OCI image layout
+(`oci-layout`, `index.json`, `blobs/sha256/…`) plus Docker's `manifest.json` and
+`repositories` pointing at the same blobs. Layers are uncompressed tars, each written once
+however many images share it.
+
+Read: that layout, the classic Docker one (`manifest.json`, `<id>/layer.tar`, `<id>.json`,
+possibly with symlinked duplicate layers), and a pure OCI layout (`index.json` only, layers
+possibly gzip-compressed). The outer archive is streamed: large members go straight into the
+content store (digests computed on the way), small ones stay in memory until the manifests
+are read at the end.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import posixpath
+import tarfile
+from dataclasses import dataclass, field
+from typing import BinaryIO, Callable
+
+from ..errors import InvalidArgument, NotFound
+from ..oci import digest as dg
+from ..oci import reference
+from .service import Image, ImageService
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+SMALL = 4 << 20
+
+
+# ---------------------------------------------------------------- save
+def _add_bytes(tf: tarfile.TarFile, name: str, data: bytes) -> None:
+    ti = tarfile.TarInfo(name)
+    ti.size, ti.mode, ti.mtime = len(data), 0o644, 0
+    tf.addfile(ti, io.BytesIO(data))
+
+
+def save(svc: ImageService, names: list[str], out: BinaryIO) -> None:
+    """Write the named images (with the tags named, or all their tags for an ID) as one archive."""
+    wanted: list[tuple[Image, list[str]]] = []
+    for n in names:
+        img = svc.resolve(n)
+        try:
+            r = reference.parse(n).with_default_tag()
+            tags = [r.familiar()] if svc.meta.tag(r.familiar()) == img.id else list(img.tags)
+        except InvalidArgument:
+            tags = list(img.tags)
+        for i, (have, t) in enumerate(wanted):
+            if have.id == img.id:
+                wanted[i] = (have, t + [x for x in tags if x not in t])
+                break
+        else:
+            wanted.append((img, tags))
+    written: set[str] = set()
+    manifest_json, index, repos = [], [], {}
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+        d = tarfile.TarInfo("blobs")
+        d.type, d.mode = tarfile.DIRTYPE, 0o755
+        tf.addfile(d)
+        d = tarfile.TarInfo("blobs/sha256")
+        d.type, d.mode = tarfile.DIRTYPE, 0o755
+        tf.addfile(d)
+
+        def blob(digest: str, data: bytes | None = None) -> tuple[str, int]:
+            path = f"blobs/sha256/{dg.hex_of(digest)}"
+            if data is None:
+                with svc.content.open(digest) as f:
+                    size = f.seek(0, 2)
+                    f.seek(0)
+                    if digest not in written:
+                        ti = tarfile.TarInfo(path)
+                        ti.size, ti.mode = size, 0o644
+                        tf.addfile(ti, f)
+            else:
+                size = len(data)
+                if digest not in written:
+                    _add_bytes(tf, path, data)
+            written.add(digest)
+            return path, size
+
+        for img, tags in wanted:
+            cfg_bytes = svc.content.read(img.id)
+            cfg_path, cfg_size = blob(img.id, cfg_bytes)
+            layers = []
+            for diff_id in img.config["rootfs"]["diff_ids"]:
+                if not svc.content.exists(diff_id):
+                    raise NotFound(f"layer {diff_id} of image {img.id} is missing from the content store")
+                path, size = blob(diff_id)
+                layers.append((diff_id, path, size))
+            man = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                   "config": {"mediaType": OCI_CONFIG, "digest": img.id, "size": cfg_size},
+                   "layers": [{"mediaType": OCI_LAYER, "digest": d, "size": s} for d, _, s in layers]}
+            man_bytes = json.dumps(man, separators=(",", ":")).encode()
+            man_digest = dg.of_bytes(man_bytes)
+            blob(man_digest, man_bytes)
+            for t in tags or [None]:
+                desc = {"mediaType": OCI_MANIFEST, "digest": man_digest, "size": len(man_bytes)}
+                if t:
+                    r = reference.parse(t)
+                    desc["annotations"] = {"io.containerd.image.name": f"{r.name}:{r.tag}",
+                                           "org.opencontainers.image.ref.name": r.tag or "latest"}
+                    repos.setdefault(r.familiar_name, {})[r.tag] = dg.hex_of(layers[-1][0]) if layers else ""
+                index.append(desc)
+            manifest_json.append({"Config": cfg_path, "RepoTags": tags or None,
+                                  "Layers": [p for _, p, _ in layers]})
+        _add_bytes(tf, "index.json", json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX,
+                                                 "manifests": index}).encode())
+        _add_bytes(tf, "manifest.json", json.dumps(manifest_json).encode())
+        _add_bytes(tf, "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+        if repos:
+            _add_bytes(tf, "repositories", json.dumps(repos).encode())
+
+
+# ---------------------------------------------------------------- load
+@dataclass
+class _Members:
+    small: dict[str, bytes] = field(default_factory=dict)     # path → bytes
+    stored: dict[str, str] = field(default_factory=dict)      # path → content digest (uncompressed)
+    links: dict[str, str] = field(default_factory=dict)       # path → target path
+
+    def resolve(self, path: str) -> str:
+        seen = 0
+        path = posixpath.normpath(path)
+        while path in self.links and seen < 40:
+            path, seen = self.links[path], seen + 1
+        return path
+
+    def read(self, path: str) -> bytes:
+        p = self.resolve(path)
+        if p in self.small:
+            return self.small[p]
+        raise InvalidArgument(f"archive: {path} is missing or too large to be a JSON document")
+
+
+def load(svc: ImageService, stream: BinaryIO, progress: Callable[[str], None] = lambda _: None) -> list[tuple[Image, list[str]]]:
+    """Read an archive; unpack and record every image in it. Returns (image, tags loaded)."""
+    m = _Members()
+    try:
+        tf = tarfile.open(fileobj=stream, mode="r|*")
+        for mem in tf:
+            name = posixpath.normpath(mem.name.lstrip("./") or ".")
+            if name.startswith("../") or name == "..":
+                raise InvalidArgument(f"invalid archive entry {mem.name!r}")
+            if mem.issym() or mem.islnk():
+                target = mem.linkname if mem.islnk() else posixpath.join(posixpath.dirname(name), mem.linkname)
+                m.links[name] = posixpath.normpath(target.lstrip("/"))
+            elif mem.isreg():
+                f = tf.extractfile(mem)
+                assert f is not None
+                if mem.size <= SMALL:
+                    m.small[name] = f.read()
+                else:
+                    m.stored[name] = svc.store_blob(f, decompress=True)
+    except (tarfile.TarError, EOFError) as e:
+        svc.gc()
+        raise InvalidArgument(f"invalid archive: {e}") from None
+    try:
+        return _record(svc, m, progress)
+    except BaseException:
+        svc.gc()
+        raise
+
+
+def _layer_digest(svc: ImageService, m: _Members, path: str) -> str:
+    p = m.resolve(path)
+    if p in m.stored:
+        return m.stored[p]
+    if p in m.small:
+        d = svc.store_blob(io.BytesIO(m.small[p]), decompress=True)
+        m.stored[p] = d
+        return d
+    raise InvalidArgument(f"archive: layer {path} is missing")
+
+
+def _record(svc: ImageService, m: _Members, progress: Callable[[str], None]) -> list[tuple[Image, list[str]]]:
+    entries: list[tuple[bytes, list[str], list[str]]] = []   # (config bytes, layer paths, tags)
+    if "manifest.json" in m.small:
+        try:
+            man = json.loads(m.small["manifest.json"])
+            for e in man:
+                entries.append((m.read(e["Config"]), list(e["Layers"]), list(e.get("RepoTags") or [])))
+        except (ValueError, KeyError, TypeError) as e:
+            raise InvalidArgument(f"invalid manifest.json: {e}") from None
+    elif "index.json" in m.small:
+        entries = _from_oci_index(m)
+    else:
+        raise InvalidArgument("archive has neither manifest.json nor index.json: not a docker save or OCI archive")
+    out = []
+    for cfg_bytes, layer_paths, tags in entries:
+        try:
+            config = json.loads(cfg_bytes)
+            diff_ids = config["rootfs"]["diff_ids"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise InvalidArgument(f"invalid image config: {e}") from None
+        if len(diff_ids) != len(layer_paths):
+            raise InvalidArgument("image config and manifest disagree on the number of layers")
+        parent = None
+        for want, path in zip(diff_ids, layer_paths, strict=True):
+            got = _layer_digest(svc, m, path)
+            if got != want:
+                raise InvalidArgument(f"layer {path}: content digest {got} does not match the config's {want}")
+            svc.unpack_layer(got, parent)
+            parent = got if parent is None else dg.of_bytes(f"{parent} {got}".encode())
+        iid = svc.add_config(cfg_bytes).id
+        img = svc.get(iid)
+        loaded = []
+        for t in tags:
+            ref = reference.parse_tagged(t)
+            old = svc.meta.tag(ref.familiar())
+            svc.tag(iid, ref.familiar())
+            loaded.append(ref.familiar())
+            if old and old != iid:
+                progress(f"The image {ref.familiar()} already exists, renaming the old one with ID {old} to empty string\n")
+            progress(f"Loaded image: {ref.familiar()}\n")
+        if not tags:
+            progress(f"Loaded image ID: {iid}\n")
+        out.append((svc.get(img.id), loaded))
+    return out
+
+
+def _from_oci_index(m: _Members) -> list[tuple[bytes, list[str], list[str]]]:
+    out = []
+    try:
+        index = json.loads(m.small["index.json"])
+        stack = list(index.get("manifests") or [])
+        while stack:
+            desc = stack.pop(0)
+            data = m.read(f"blobs/{desc['digest'].replace(':', '/')}")
+            if desc.get("mediaType") in (OCI_INDEX, "application/vnd.docker.distribution.manifest.list.v2+json"):
+                sub = json.loads(data)
+                stack.extend(x for x in sub.get("manifests", []) if x.get("platform", {}).get("os", "linux") == "linux")
+                continue
+            man = json.loads(data)
+            cfg = m.read(f"blobs/{man['config']['digest'].replace(':', '/')}")
+            layers = [f"blobs/{l['digest'].replace(':', '/')}" for l in man["layers"]]
+            ann = desc.get("annotations") or {}
+            name = ann.get("io.containerd.image.name") or ""
+            tags = [name] if name else []
+            out.append((cfg, layers, tags))
+    except (ValueError, KeyError, TypeError) as e:
+        raise InvalidArgument(f"invalid OCI index: {e}") from None
+    return out

@@ -1,0 +1,91 @@
+"""save / load: our archives, Docker's archives, and the round trip through real Docker."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import tarfile
+
+import pytest
+
+pytestmark = pytest.mark.root
+
+
+def test_save_load_round_trip_cli(dy_cli, tmp_path):
+    dy_cli("tag", "busybox", "rt/one:1")
+    dy_cli("tag", "busybox", "rt/two:2")
+    iid = dy_cli("image", "inspect", "-f", "{{.Id}}", "busybox").stdout.strip()
+    out = tmp_path / "both.tar"
+    dy_cli("save", "-o", str(out), "rt/one:1", "rt/two:2")
+    with tarfile.open(out) as tf:
+        names = tf.getnames()
+        man = json.load(tf.extractfile("manifest.json"))
+        index = json.load(tf.extractfile("index.json"))
+        layer_blobs = [n for n in names if n.startswith("blobs/sha256/") and tf.getmember(n).size > 100000]
+    assert len(layer_blobs) == 1, "a shared layer is written once"
+    assert {t for e in man for t in e["RepoTags"]} == {"rt/one:1", "rt/two:2"}
+    assert len(index["manifests"]) == 2 and "oci-layout" in names
+    dy_cli("rmi", "rt/one:1", "rt/two:2")
+    p = dy_cli("load", "-i", str(out))
+    assert "Loaded image: rt/one:1" in p.stdout and "Loaded image: rt/two:2" in p.stdout
+    assert dy_cli("image", "inspect", "-f", "{{.Id}}", "rt/one:1").stdout.strip() == iid
+    assert dy_cli("run", "--rm", "rt/two:2", "echo", "ok").stdout == "ok\n"
+    dy_cli("rmi", "rt/one:1", "rt/two:2")
+
+
+def test_load_via_docker_py_and_stdin(client, daemon, tmp_path):
+    data = b"".join(client.images.get("busybox").save())
+    imgs = client.images.load(data)
+    assert imgs[0].tags == ["busybox:latest"]
+    from ..helpers import BIN
+    p = subprocess.run([str(BIN / "dockyard"), "load", "-q"], input=data, capture_output=True, env=daemon.env())
+    assert p.returncode == 0 and b"Loaded image: busybox:latest" in p.stdout
+
+
+def test_bad_archives_are_400_and_store_intact(client, daemon):
+    import docker
+    blobs = sorted(p.name for p in (daemon.data_root / "content" / "blobs" / "sha256").iterdir())
+    for bad in (b"not a tar" * 100, _tar({"random.txt": b"x"}), _tar({"manifest.json": b"{not json"}),
+                _tar({"manifest.json": json.dumps([{"Config": "c.json", "Layers": ["l.tar"]}]).encode(),
+                      "c.json": json.dumps({"rootfs": {"diff_ids": ["sha256:" + "0" * 64]}}).encode(),
+                      "l.tar": _tar({"f": b"data"})})):
+        with pytest.raises(docker.errors.APIError) as e:
+            client.images.load(bad)
+        assert e.value.status_code == 400, e.value
+    assert sorted(p.name for p in (daemon.data_root / "content" / "blobs" / "sha256").iterdir()) == blobs
+    assert not list((daemon.data_root / "content" / "ingest").iterdir())
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for n, d in files.items():
+            ti = tarfile.TarInfo(n)
+            ti.size = len(d)
+            tf.addfile(ti, io.BytesIO(d))
+    return buf.getvalue()
+
+
+def test_round_trip_with_real_docker(real_docker, dy_cli, busybox_tar, tmp_path):
+    """docker save (Debian dockerd) → dockyard load → dockyard save → docker load."""
+    real_docker.docker("import", "-c", 'CMD ["echo", "from-docker"]', str(busybox_tar), "peer/img:1")
+    real_docker.docker("run", "--rm", "--network", "none", "peer/img:1")
+    did = real_docker.docker("image", "inspect", "-f", "{{.Id}}", "peer/img:1").stdout.decode().strip()
+    layers = real_docker.docker("image", "inspect", "-f", "{{json .RootFS.Layers}}", "peer/img:1").stdout
+    a = tmp_path / "from-docker.tar"
+    real_docker.docker("save", "-o", str(a), "peer/img:1")
+    assert "Loaded image: peer/img:1" in dy_cli("load", "-i", str(a)).stdout
+    assert dy_cli("image", "inspect", "-f", "{{.Id}}", "peer/img:1").stdout.strip() == did
+    assert dy_cli("run", "--rm", "peer/img:1").stdout == "from-docker\n"
+    b = tmp_path / "from-dockyard.tar"
+    dy_cli("save", "-o", str(b), "peer/img:1")
+    real_docker.docker("rmi", "peer/img:1")
+    out = real_docker.docker("load", "-i", str(b)).stdout.decode()
+    assert "peer/img:1" in out
+    assert real_docker.docker("image", "inspect", "-f", "{{.Id}}", "peer/img:1").stdout.decode().strip() == did
+    assert real_docker.docker("image", "inspect", "-f", "{{json .RootFS.Layers}}", "peer/img:1").stdout == layers
+    out = real_docker.docker("run", "--rm", "--network", "none", "peer/img:1").stdout
+    assert out == b"from-docker\n"
+    real_docker.docker("rmi", "peer/img:1")
+    dy_cli("rmi", "peer/img:1")
