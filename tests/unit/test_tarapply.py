@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.errors import InvalidArgument
-from dockyard.images.tarapply import apply_tar
+from dockyard.archive.tarapply import apply_tar
 
 pytestmark = pytest.mark.root
 
@@ -188,7 +188,7 @@ def test_not_a_tar(root):
 
 
 def test_whiteouts_round_trip_through_overlay_form(root, tmp_path):
-    from dockyard.images.tarwrite import write_tar
+    from dockyard.archive.tarwrite import write_tar
     src = mk([d("etc"), f("etc/keep", b"k"), f(".wh.gone", b""), d("opq"), f("opq/.wh..wh..opq", b""),
               f("opq/new", b"n"), link("sym", "etc/keep"), link("hard", "etc/keep", hard=True)])
     apply_tar(src, str(root))
@@ -213,7 +213,7 @@ def test_overlay_reproduces_the_books_example(tmp_path):
     """Book 3.4: lower layers hold concrete and marble; the upper deletes marble; the merged
     view shows only concrete. Here: layers from tars, a real overlay mount, a deletion, then the
     upper dir written back as a layer whose whiteout hides marble in a fresh mount."""
-    from dockyard.images.tarwrite import write_tar
+    from dockyard.archive.tarwrite import write_tar
     from dockyard.store.mount import Mount, unmount
     low1, low2, up, work, merged = (tmp_path / n for n in ("l1", "l2", "up", "work", "merged"))
     for p in (low1, low2, up, work, merged):

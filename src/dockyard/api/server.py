@@ -68,7 +68,8 @@ async def errors_mw(request: web.Request, handler: Handler) -> web.StreamRespons
         if e.status == 405:
             return error_response(405, "method not allowed")
         raise
-    except (ConnectionResetError, ConnectionError):
+    except (ConnectionResetError, ConnectionError) as e:
+        log.debug("client went away on %s %s: %s", request.method, request.path, e)
         raise
     except Exception as e:  # noqa: BLE001 - the daemon answers 500, never dies
         log.exception("internal error on %s %s", request.method, request.path)

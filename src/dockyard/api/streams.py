@@ -4,9 +4,10 @@ chunked JSON streams."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import struct
-from typing import Any
+from typing import Any, Awaitable, BinaryIO, Callable
 
 from aiohttp import web
 
@@ -105,3 +106,73 @@ class _Done(web.StreamResponse):
 async def json_line(resp: web.StreamResponse, obj: dict[str, Any]) -> None:
     """One JSON message of a progress stream."""
     await resp.write((json.dumps(obj) + "\r\n").encode())
+
+
+class _QueueWriter(io.RawIOBase):
+    """A blocking writer (for worker threads) that hands chunks to the event loop."""
+
+    def __init__(self, q: "asyncio.Queue[Any]", loop: asyncio.AbstractEventLoop) -> None:
+        self.q, self.loop = q, loop
+        self.aborted = False
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        if self.aborted:
+            raise BrokenPipeError("the client went away")
+        data = bytes(b)
+        asyncio.run_coroutine_threadsafe(self.q.put(data), self.loop).result()
+        return len(data)
+
+
+async def pipe_to_response(request: web.Request, produce: Callable[[BinaryIO], Awaitable[Any]],
+                           content_type: str, headers: Callable[[Any], dict[str, str]] | None = None
+                           ) -> web.StreamResponse:
+    """Run `produce(writer)` (which writes from worker threads) and stream what it writes.
+    An error before the first byte becomes a normal error response; `headers(result)` may add
+    headers, computed when production finished or produced its first megabyte."""
+    loop = asyncio.get_running_loop()
+    q: asyncio.Queue[Any] = asyncio.Queue(maxsize=8)
+    done = object()
+    result: list[Any] = []
+    raw = _QueueWriter(q, loop)
+
+    async def run() -> None:
+        try:
+            w = io.BufferedWriter(raw, 1 << 20)
+            result.append(await produce(w))  # type: ignore[arg-type]
+            await asyncio.to_thread(w.flush)
+            await q.put(done)
+        except BaseException as e:  # noqa: BLE001 - handed to the response side
+            await q.put(e)
+
+    task = asyncio.create_task(run())
+    first = await q.get()
+    if isinstance(first, BaseException):
+        await task
+        raise first
+    resp = web.StreamResponse()
+    resp.content_type = content_type
+    if headers is not None:
+        resp.headers.update(headers(result[0] if result else None))
+    await resp.prepare(request)
+    item = first
+    try:
+        while item is not done:
+            if isinstance(item, BaseException):
+                raise ConnectionResetError(f"stream failed: {item}")
+            await resp.write(item)
+            item = await q.get()
+    except (ConnectionError, OSError):
+        raw.aborted = True  # the producer's next write fails; unblock the one in flight
+        while not task.done():
+            try:
+                await asyncio.wait_for(q.get(), 0.1)
+            except asyncio.TimeoutError:
+                pass
+        resp.force_close()
+        return resp  # nothing more to say to a client that left
+    await task
+    await resp.write_eof()
+    return resp

@@ -10,7 +10,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "version": ("system", "version"), "info": ("system", "info"),
     "images": ("images", "images"), "import": ("images", "import_"), "tag": ("images", "tag"),
     "rmi": ("images", "rmi"), "history": ("images", "history"), "save": ("images", "save"),
-    "load": ("images", "load"),
+    "load": ("images", "load"), "export": ("filesystem", "export"), "commit": ("filesystem", "commit"),
+    "diff": ("filesystem", "diff"), "cp": ("filesystem", "cp"),
     "inspect": ("inspect", "inspect"),
     "create": ("run", "create"), "run": ("run", "run"), "start": ("run", "start"),
     "ps": ("containers", "ps"), "stop": ("containers", "stop"), "restart": ("containers", "restart"),
@@ -27,8 +28,10 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
                   "stop": ("containers", "stop"), "restart": ("containers", "restart"),
                   "kill": ("containers", "kill"), "rm": ("containers", "rm"), "logs": ("containers", "logs"),
                   "wait": ("containers", "wait"), "rename": ("containers", "rename"),
-                  "inspect": ("inspect", "container_inspect"), "prune": ("containers", "prune")},
-    "system": {"info": ("system", "info")},
+                  "inspect": ("inspect", "container_inspect"), "prune": ("containers", "prune"),
+                  "export": ("filesystem", "export"), "commit": ("filesystem", "commit"),
+                  "diff": ("filesystem", "diff"), "cp": ("filesystem", "cp")},
+    "system": {"info": ("system", "info"), "df": ("system", "df")},
 }
 
 USAGE = """Usage:  dockyard [OPTIONS] COMMAND
@@ -40,7 +43,11 @@ Options:
   -v, --version       Print version information and quit
 
 Commands:
+  commit      Create a new image from a container's changes
+  cp          Copy files/folders between a container and the local filesystem
   create      Create a new container
+  diff        Inspect changes to files or directories on a container's filesystem
+  export      Export a container's filesystem as a tar archive
   history     Show the history of an image
   images      List images
   import      Import the contents of a tarball to create a filesystem image

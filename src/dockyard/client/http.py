@@ -85,8 +85,10 @@ class Response:
             self._eof = True
         return data
 
-    def read(self) -> bytes:
-        """The whole body."""
+    def read(self, n: int = -1) -> bytes:
+        """The whole body, or up to n bytes (fewer only at the end)."""
+        if n >= 0:
+            return self.readexactly(n)
         out = []
         while True:
             b = self.read1()
@@ -187,4 +189,6 @@ def request(sock_path: str, method: str, path: str, query: dict[str, Any] | None
     resp = Response(sock, rfile, status, reason, hdrs)
     if status == 101:
         resp._left, resp._chunked, resp._eof = None, False, False
+    elif method == "HEAD":
+        resp._eof = True
     return resp

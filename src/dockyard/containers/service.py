@@ -20,7 +20,7 @@ from ..store import mount as mnt
 from ..store.metadata import Metadata
 from ..store.snapshots import Snapshotter
 from . import create as create_mod
-from . import etcfiles, names, spec, users
+from . import etcfiles, names, rootfs_init, spec, users
 from .model import Container, ContainerConfig, ContainerState, Status
 from .runtimes import Runtime
 
@@ -117,11 +117,15 @@ class ContainerService:
             name = names.generate({c.name for c in self.by_id.values()})
         self.paths.data(cfg.id).mkdir(parents=True)
         try:
-            self.snapshots.prepare_active(cfg.id, img.top_layer)
+            init = self.snapshots.prepare_layer(cfg.id + "-init", img.top_layer)
+            rootfs_init.populate(str(init), [str(x) for x in self.snapshots.chain(img.top_layer)])
+            self.snapshots.commit_layer(cfg.id + "-init", 0)
+            self.snapshots.prepare_active(cfg.id, cfg.id + "-init")
             state = ContainerState()
             self.meta.put_container(cfg.id, name, img.id, cfg.created, cfg.to_json(), state.to_json())
         except BaseException:
             self.snapshots.remove(cfg.id)
+            self.snapshots.remove(cfg.id + "-init")
             shutil.rmtree(self.paths.data(cfg.id), ignore_errors=True)
             raise
         c = Container(cfg, state, name)
@@ -341,6 +345,7 @@ class ContainerService:
             c.state.to(Status.REMOVING)
             await self._cleanup_runtime(c)
             self.snapshots.remove(c.id)
+            self.snapshots.remove(c.id + "-init")
             shutil.rmtree(self.paths.data(c.id), ignore_errors=True)
             shutil.rmtree(self.paths.bundle(c.id), ignore_errors=True)
             self.meta.delete_container(c.id)

@@ -11,6 +11,7 @@ from ..api.routers.containers import ContainersRouter
 from ..api.routers.images import ImagesRouter
 from ..api.routers.system import SystemRouter
 from ..api.server import Routes, make_app
+from ..containers.filesystem import ContainerFS
 from ..containers.runtimes import build_runtimes
 from ..containers.service import ContainerService, Paths
 from ..errors import InvalidArgument
@@ -64,5 +65,5 @@ def build_services(cfg: Config) -> Services:
     routes = Routes()
     SystemRouter(system).routes(routes)
     ImagesRouter(images).routes(routes)
-    ContainersRouter(containers).routes(routes)
+    ContainersRouter(containers, ContainerFS(containers)).routes(routes)
     return Services(meta, images, containers, system, make_app(routes))

@@ -76,6 +76,42 @@ class SystemService:
             "Warnings": None,
         }
 
+    def disk_usage(self) -> dict[str, Any]:
+        """`GET /system/df`: layers counted once, what each image shares, container layers."""
+        from ..oci.digest import chain_ids
+        imgs = self.images.list()
+        users: dict[str, int] = {}
+        for c in self.containers.by_id.values():
+            users[c.cfg.image_id] = users.get(c.cfg.image_id, 0) + 1
+        layer_users: dict[str, int] = {}
+        layer_size: dict[str, int] = {}
+        chains = {}
+        for img in imgs:
+            chains[img.id] = chain_ids(img.config["rootfs"]["diff_ids"])
+            for ch in chains[img.id]:
+                layer_users[ch] = layer_users.get(ch, 0) + 1
+                row = self.images.meta.snapshot(ch)
+                layer_size[ch] = int(row["size"]) if row else 0
+        out_images = []
+        for img in imgs:
+            shared = sum(layer_size[ch] for ch in chains[img.id] if layer_users[ch] > 1)
+            out_images.append({"Id": img.id, "ParentId": img.parent, "RepoTags": img.tags or None,
+                               "RepoDigests": img.digests or None, "Created": _created(img.created),
+                               "Size": img.size, "SharedSize": shared, "VirtualSize": img.size,
+                               "Labels": img.container_config.get("Labels") or None,
+                               "Containers": users.get(img.id, 0)})
+        out_ctrs = []
+        for c in self.containers.list():
+            rw = self.containers.rw_size(c)
+            base = next((i.size for i in imgs if i.id == c.cfg.image_id), 0)
+            out_ctrs.append({"Id": c.id, "Names": ["/" + c.name], "Image": c.cfg.image_ref, "ImageID": c.cfg.image_id,
+                             "Command": " ".join([c.cfg.path, *c.cfg.args]), "Created": _created(c.cfg.created),
+                             "Ports": [], "SizeRw": rw, "SizeRootFs": rw + base,
+                             "Labels": c.cfg.config.get("Labels") or {}, "State": c.state.status.value,
+                             "Status": c.state.status.value, "Mounts": []})
+        return {"LayersSize": sum(layer_size.values()), "Images": out_images, "Containers": out_ctrs,
+                "Volumes": [], "BuildCache": []}
+
     def _daemon_id(self) -> str:
         p = os.path.join(self.cfg.data_root, "engine-id")
         try:
@@ -86,6 +122,14 @@ class SystemService:
             with open(p, "w") as f:
                 f.write(v)
             return v
+
+
+def _created(rfc: str) -> int:
+    from ..containers.logs import rfc3339_to_ts
+    try:
+        return int(rfc3339_to_ts(rfc))
+    except ValueError:
+        return 0
 
 
 def _now() -> str:

@@ -19,7 +19,7 @@ from ..store.content import ContentStore
 from ..store.metadata import Metadata
 from ..store.snapshots import Snapshotter
 from . import changes as changes_mod
-from .tarapply import apply_tar
+from ..archive.tarapply import apply_tar
 
 ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
 

@@ -128,6 +128,27 @@ class Manager:
         for p in self.paths.values():
             _write(os.path.join(p, "cgroup.procs"), str(pid))
 
+    def freeze(self, frozen: bool) -> None:
+        """Freeze (pause) or thaw every process of the container, and wait until it holds."""
+        import time
+        for name, p in self.paths.items():
+            if is_unified() and name == "":
+                _write(os.path.join(p, "cgroup.freeze"), "1" if frozen else "0")
+                want, f, key = ("1" if frozen else "0"), os.path.join(p, "cgroup.events"), "frozen"
+            elif "freezer" in name.split(","):
+                _write(os.path.join(p, "freezer.state"), "FROZEN" if frozen else "THAWED")
+                want, f, key = ("FROZEN" if frozen else "THAWED"), os.path.join(p, "freezer.state"), ""
+            else:
+                continue
+            for _ in range(500):
+                text = open(f).read()
+                state = dict(line.split() for line in text.splitlines()).get(key, "") if key else text.strip()
+                if state == want:
+                    return
+                time.sleep(0.002)
+            raise OSError(f"cgroup did not reach {want}")
+        raise OSError("no freezer cgroup for this container")
+
     def pids(self) -> list[int]:
         """Processes in the container's cgroup."""
         for p in self.paths.values():

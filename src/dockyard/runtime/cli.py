@@ -27,6 +27,7 @@ _CMD_VALUE = {"--bundle": "bundle", "-b": "bundle", "--pid-file": "pid_file", "-
 _CMD_BOOL = {"--no-pivot": "no_pivot", "--no-new-keyring": "no_new_keyring", "--detach": "detach", "-d": "detach",
              "--all": "all", "-a": "all", "--force": "force", "-f": "force"}
 _POSITIONALS = {"create": ["id"], "run": ["id"], "start": ["id"], "state": ["id"], "delete": ["id"],
+                "pause": ["id"], "resume": ["id"],
                 "kill": ["id", "signal"], "list": [], "features": []}
 
 
@@ -138,6 +139,13 @@ def _dispatch(args: SimpleNamespace, root: Path) -> int:
         return 0
     if args.cmd == "delete":
         return _delete(root, args.id, args.force)
+    if args.cmd in ("pause", "resume"):
+        st = st_mod.load(root, args.id)
+        if st_mod.status(root, st) == "stopped":
+            raise StateError("container not running")
+        from .cgroups import Manager
+        Manager("/", st.cgroup_paths).freeze(args.cmd == "pause")
+        return 0
     if args.cmd == "list":
         print(f"{'ID':<20}{'PID':<10}{'STATUS':<10}BUNDLE")
         if root.exists():

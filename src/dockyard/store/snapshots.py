@@ -86,6 +86,11 @@ class Snapshotter:
             "lowerdir=" + ":".join(str(p) for p in lowers),
             f"upperdir={d / 'fs'}", f"workdir={d / 'work'}", "index=off"))]
 
+    def view_mounts(self, key: str) -> list[Mount]:
+        """A read-only view of any snapshot (its own dir on top of its parents), for export,
+        diff and copy out of a container that is not running."""
+        return [Mount("overlay", "overlay", ("lowerdir=" + ":".join(str(p) for p in self.chain(key)), "ro"))]
+
     def remove(self, key: str) -> None:
         """Delete a snapshot (caller checks no child uses it)."""
         row = self.meta.snapshot(key)

@@ -4,18 +4,21 @@ logs, attach, prune."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
 import json
 
 from aiohttp import web
 
 from ...containers import filters as ctr_filters
 from ...containers import logs as logs_mod
+from ...containers.filesystem import ContainerFS, PathStat
 from ...containers.model import Container
 from ...containers.service import ContainerService
 from ...errors import InvalidArgument, NotFound
 from .. import params, views
 from ..server import Routes
-from ..streams import RAW_STREAM, Hijacked, frame, open_stream
+from ..streams import RAW_STREAM, Hijacked, frame, open_stream, pipe_to_response
 
 _STREAM = {"stdout": 1, "stderr": 2}
 
@@ -23,8 +26,9 @@ _STREAM = {"stdout": 1, "stderr": 2}
 class ContainersRouter:
     """Route table for container endpoints."""
 
-    def __init__(self, containers: ContainerService) -> None:
+    def __init__(self, containers: ContainerService, fs: ContainerFS) -> None:
         self.c = containers
+        self.fs = fs
 
     def routes(self, r: Routes) -> None:
         """Register."""
@@ -41,6 +45,12 @@ class ContainersRouter:
         r.add("POST", "/containers/{id}/attach", self.attach)
         r.add("GET", "/containers/{id}/logs", self.logs)
         r.add("DELETE", "/containers/{id}", self.delete)
+        r.add("GET", "/containers/{id}/export", self.export)
+        r.add("GET", "/containers/{id}/changes", self.changes)
+        r.add("HEAD", "/containers/{id}/archive", self.archive_head)
+        r.add("GET", "/containers/{id}/archive", self.archive_get)
+        r.add("PUT", "/containers/{id}/archive", self.archive_put)
+        r.add("POST", "/commit", self.commit)
 
     def _size(self, c: Container) -> tuple[int, int]:
         rw = self.c.rw_size(c)
@@ -180,6 +190,60 @@ class ContainersRouter:
         await resp.write_eof()
         return resp
 
+    async def export(self, req: web.Request) -> web.StreamResponse:
+        """`GET /containers/{id}/export`: the merged filesystem as a tar."""
+        c = self.c.lookup(req.match_info["id"])
+        return await pipe_to_response(req, lambda w: self.fs.export(c, w), "application/x-tar")
+
+    async def changes(self, req: web.Request) -> web.Response:
+        """`GET /containers/{id}/changes`."""
+        c = self.c.lookup(req.match_info["id"])
+        return web.json_response(self.fs.changes(c) or None)
+
+    async def commit(self, req: web.Request) -> web.Response:
+        """`POST /commit?container=…`: a new image from a container."""
+        ref = req.query.get("container", "")
+        if not ref:
+            raise InvalidArgument("container is required")
+        c = self.c.lookup(ref)
+        body = await params.json_body(req, required=False)
+        if body is not None and not isinstance(body, dict):
+            raise InvalidArgument("the commit config must be a JSON object")
+        img = await self.fs.commit(c, req.query.get("repo", ""), req.query.get("tag", ""),
+                                   req.query.get("comment", ""), req.query.get("author", ""),
+                                   req.query.getall("changes", []), params.qbool(req, "pause", True),
+                                   {k: v for k, v in (body or {}).items() if v not in (None, "", [], {})})
+        return web.json_response({"Id": img.id}, status=201)
+
+    def _archive_path(self, req: web.Request) -> str:
+        path = req.query.get("path", "")
+        if not path:
+            raise InvalidArgument("path is required")
+        return path
+
+    async def archive_head(self, req: web.Request) -> web.Response:
+        """`HEAD /containers/{id}/archive?path=`."""
+        c = self.c.lookup(req.match_info["id"])
+        ps = await self.fs.stat_path(c, self._archive_path(req))
+        return web.Response(status=200, headers=_stat_header(ps))
+
+    async def archive_get(self, req: web.Request) -> web.StreamResponse:
+        """`GET /containers/{id}/archive?path=`: stat header, then a tar of the path."""
+        c = self.c.lookup(req.match_info["id"])
+        path = self._archive_path(req)
+        ps = await self.fs.stat_path(c, path)
+        return await pipe_to_response(req, lambda w: self.fs.get_archive(c, path, w), "application/x-tar",
+                                      lambda _: _stat_header(ps))
+
+    async def archive_put(self, req: web.Request) -> web.Response:
+        """`PUT /containers/{id}/archive?path=`: extract the body (a tar) into a directory."""
+        c = self.c.lookup(req.match_info["id"])
+        path = self._archive_path(req)
+        from .images import _BodyReader
+        reader = io.BufferedReader(_BodyReader(req, asyncio.get_running_loop()), 1 << 20)
+        await self.fs.put_archive(c, path, reader, params.qbool(req, "copyUIDGID"))
+        return web.Response(status=200)
+
     async def attach(self, req: web.Request) -> web.StreamResponse:
         """`POST /containers/{id}/attach`: hijack, then stream output frames until exit."""
         c = self.c.lookup(req.match_info["id"])
@@ -207,6 +271,10 @@ class ContainersRouter:
                 await asyncio.sleep(0)
                 h.close()
         return h.response()
+
+
+def _stat_header(ps: PathStat) -> dict[str, str]:
+    return {"X-Docker-Container-Path-Stat": base64.b64encode(json.dumps(ps.to_json()).encode()).decode()}
 
 
 def _tail(v: str) -> int:

@@ -14,40 +14,27 @@ from ...images import filters as image_filters
 from ...images.service import ImageService
 from .. import params, views
 from ..server import Routes
-from ..streams import json_line
+from ..streams import json_line, pipe_to_response
 
 
 class _BodyReader(io.RawIOBase):
-    """A blocking file-like over the request body, fed from the event loop (for a worker thread)."""
+    """A blocking file-like over an aiohttp stream (a request body, or a client response),
+    fed from the event loop, for a worker thread."""
 
-    def __init__(self, req: web.Request, loop: asyncio.AbstractEventLoop) -> None:
-        self.req, self.loop, self.buf = req, loop, b""
+    def __init__(self, req: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self.content = req.content
+        self.loop, self.buf = loop, b""
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, b: Any) -> int:
         if not self.buf:
-            self.buf = asyncio.run_coroutine_threadsafe(self.req.content.read(1 << 20), self.loop).result()
+            self.buf = asyncio.run_coroutine_threadsafe(self.content.read(1 << 20), self.loop).result()
         n = min(len(b), len(self.buf))
         b[:n] = self.buf[:n]
         self.buf = self.buf[n:]
         return n
-
-
-class _QueueWriter(io.RawIOBase):
-    """A blocking writer (for a worker thread) that hands chunks to the event loop."""
-
-    def __init__(self, q: "asyncio.Queue[bytes | BaseException | None]", loop: asyncio.AbstractEventLoop) -> None:
-        self.q, self.loop = q, loop
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, b: Any) -> int:
-        data = bytes(b)
-        asyncio.run_coroutine_threadsafe(self.q.put(data), self.loop).result()
-        return len(data)
 
 
 class ImagesRouter:
@@ -75,17 +62,30 @@ class ImagesRouter:
         if req.query.get("fromImage"):
             raise NotImplemented_(f"pulling {req.query['fromImage']} from a registry is not implemented yet; "
                                   "import or load the image instead")
-        if src != "-":
-            raise InvalidArgument("fromSrc must be '-' (import from the request body)" if src else
-                                  "fromSrc or fromImage is required")
+        if not src:
+            raise InvalidArgument("fromSrc or fromImage is required")
+        if src != "-" and not src.startswith(("http://", "https://")):
+            raise InvalidArgument(f"fromSrc must be '-' (the request body) or an http(s) URL: {src}")
         changes = req.query.getall("changes", [])
         repo, tag, message = req.query.get("repo", ""), req.query.get("tag", ""), req.query.get("message", "")
         if repo:
             from ...oci import reference
             reference.parse_tagged(f"{repo}:{tag}" if tag else repo)  # fail before reading the body
         loop = asyncio.get_running_loop()
-        reader = io.BufferedReader(_BodyReader(req, loop), 1 << 20)
-        img = await asyncio.to_thread(self.images.import_tar, reader, repo, tag, changes, message)
+        if src == "-":
+            reader = io.BufferedReader(_BodyReader(req, loop), 1 << 20)
+            img = await asyncio.to_thread(self.images.import_tar, reader, repo, tag, changes, message)
+        else:
+            import aiohttp
+            try:
+                async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=30)) as s, \
+                        s.get(src) as r:
+                    if r.status != 200:
+                        raise InvalidArgument(f"fetching {src}: HTTP {r.status}")
+                    reader = io.BufferedReader(_BodyReader(r, loop), 1 << 20)
+                    img = await asyncio.to_thread(self.images.import_tar, reader, repo, tag, changes, message, src)
+            except aiohttp.ClientError as e:
+                raise InvalidArgument(f"fetching {src}: {e}") from None
         resp = web.StreamResponse()
         resp.content_type = "application/json"
         await resp.prepare(req)
@@ -100,35 +100,11 @@ class ImagesRouter:
             raise InvalidArgument("no image names given")
         for n in names:
             self.images.resolve(n)  # 404 before the stream starts
-        loop = asyncio.get_running_loop()
-        q: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(maxsize=8)
 
-        def work() -> None:
-            try:
-                with io.BufferedWriter(_QueueWriter(q, loop), 1 << 20) as w:
-                    archive.save(self.images, names, w)  # type: ignore[arg-type]
-                asyncio.run_coroutine_threadsafe(q.put(None), loop).result()
-            except BaseException as e:  # noqa: BLE001 - handed to the loop
-                asyncio.run_coroutine_threadsafe(q.put(e), loop).result()
+        async def produce(w: Any) -> None:
+            await asyncio.to_thread(archive.save, self.images, names, w)
 
-        task = loop.run_in_executor(None, work)
-        first = await q.get()
-        if isinstance(first, BaseException):
-            await task
-            raise first
-        resp = web.StreamResponse()
-        resp.content_type = "application/x-tar"
-        await resp.prepare(req)
-        item = first
-        while item is not None:
-            if isinstance(item, BaseException):
-                await task
-                raise ConnectionResetError(f"save failed mid-stream: {item}")
-            await resp.write(item)
-            item = await q.get()
-        await task
-        await resp.write_eof()
-        return resp
+        return await pipe_to_response(req, produce, "application/x-tar")
 
     async def load(self, req: web.Request) -> web.StreamResponse:
         """`POST /images/load`: read an archive from the body."""

@@ -19,6 +19,9 @@ class SystemBackend(Protocol):
     def info(self) -> dict[str, Any]:
         """`GET /info` body."""
 
+    def disk_usage(self) -> dict[str, Any]:
+        """`GET /system/df` body."""
+
 
 class SystemRouter:
     """Route table for system endpoints."""
@@ -32,6 +35,7 @@ class SystemRouter:
         r.add("HEAD", "/_ping", self.ping)
         r.add("GET", "/version", self.version)
         r.add("GET", "/info", self.info)
+        r.add("GET", "/system/df", self.df)
 
     async def ping(self, req: web.Request) -> web.Response:
         """`GET|HEAD /_ping`."""
@@ -49,3 +53,7 @@ class SystemRouter:
     async def info(self, req: web.Request) -> web.Response:
         """`GET /info`."""
         return web.json_response(self.b.info())
+
+    async def df(self, req: web.Request) -> web.Response:
+        """`GET /system/df`."""
+        return web.json_response(self.b.disk_usage())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import platform
 import sys
 
@@ -71,4 +72,57 @@ def info(cli: Client, prog: str, args: list[str]) -> int:
         f" Live Restore Enabled: {str(i['LiveRestoreEnabled']).lower()}",
     ]
     print("\n".join(lines))
+    return 0
+
+
+def df(cli: Client, prog: str, args: list[str]) -> int:
+    """`dockyard system df [-v]`."""
+    import time
+    from ...units import human_duration, human_size
+    from ..output import table
+    p = Parser(prog, "[OPTIONS]")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--format")
+    ns = p.parse_args(args)
+    d = cli.json("GET", "/system/df")
+    imgs, ctrs = d.get("Images") or [], d.get("Containers") or []
+    active_imgs = [i for i in imgs if i.get("Containers", 0) > 0]
+    total = d.get("LayersSize", 0)
+    active_size = sum(i["Size"] - i.get("SharedSize", 0) for i in active_imgs) + \
+        max((i.get("SharedSize", 0) for i in active_imgs), default=0)
+    reclaim_i = max(0, total - active_size)
+    csize = sum(c.get("SizeRw", 0) for c in ctrs)
+    creclaim = sum(c.get("SizeRw", 0) for c in ctrs if c.get("State") != "running")
+
+    def pct(a: int, b: int) -> str:
+        return f"{human_size(a)} ({int(100 * a / b) if b else 0}%)"
+
+    if not ns.verbose:
+        table([["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"],
+               ["Images", str(len(imgs)), str(len(active_imgs)), human_size(total), pct(reclaim_i, total)],
+               ["Containers", str(len(ctrs)), str(sum(1 for c in ctrs if c.get("State") == "running")),
+                human_size(csize), pct(creclaim, csize)],
+               ["Local Volumes", "0", "0", "0B", "0B"], ["Build Cache", "0", "0", "0B", "0B"]])
+        return 0
+    print("Images space usage:\n")
+    rows = [["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "SHARED SIZE", "UNIQUE SIZE", "CONTAINERS"]]
+    for i in imgs:
+        for t in i.get("RepoTags") or ["<none>:<none>"]:
+            repo, _, tag = t.rpartition(":")
+            rows.append([repo, tag, i["Id"][7:19], human_duration(time.time() - i["Created"]) + " ago",
+                         human_size(i["Size"]), human_size(i.get("SharedSize", 0)),
+                         human_size(i["Size"] - i.get("SharedSize", 0)), str(i.get("Containers", 0))])
+    table(rows)
+    print("\nContainers space usage:\n")
+    rows = [["CONTAINER ID", "IMAGE", "COMMAND", "LOCAL VOLUMES", "SIZE", "CREATED", "STATUS", "NAMES"]]
+    for c in ctrs:
+        cmd = c.get("Command", "")
+        cmd = cmd if len(cmd) <= 20 else cmd[:19] + "…"
+        rows.append([c["Id"][:12], c.get("Image", ""), json.dumps(cmd, ensure_ascii=False), "0",
+                     human_size(c.get("SizeRw", 0)), human_duration(time.time() - c["Created"]) + " ago",
+                     c.get("Status", ""), ",".join(n.lstrip("/") for n in c.get("Names") or [])])
+    table(rows)
+    print("\nLocal Volumes space usage:\n")
+    table([["VOLUME NAME", "LINKS", "SIZE"]])
+    print("\nBuild cache usage: 0B\n")
     return 0

@@ -52,8 +52,13 @@ def clean_name(name: str) -> str:
 
 
 def apply_tar(stream: BinaryIO, root: str, *, whiteouts: str = "overlay", allow_devices: bool = True,
-              max_bytes: int | None = None) -> ApplyResult:
-    """Apply a (possibly compressed) tar stream onto directory `root`."""
+              max_bytes: int | None = None, owner: tuple[int, int] | None = None,
+              rename: tuple[str, str] | None = None) -> ApplyResult:
+    """Apply a (possibly compressed) tar stream onto directory `root`.
+
+    whiteouts: "overlay" (to overlay whiteouts), "apply" (delete what they name), "keep" (plain
+    files, for `cp`). owner: chown every entry to (uid, gid) instead of the archive's.
+    rename: (old, new) replaces a leading path component `old` with `new` (`cp` onto a new name)."""
     rootfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     res = ApplyResult()
     dirs: list[tuple[str, tarfile.TarInfo]] = []
@@ -64,6 +69,12 @@ def apply_tar(stream: BinaryIO, root: str, *, whiteouts: str = "overlay", allow_
             raise InvalidArgument(f"invalid tar archive: {e}") from None
         try:
             for m in tf:
+                if owner is not None:
+                    m.uid, m.gid = owner
+                if rename is not None:
+                    m.name = _renamed(m.name, rename)
+                    if m.islnk():
+                        m.linkname = _renamed(m.linkname, rename)
                 _apply_member(tf, m, rootfd, res, dirs, whiteouts, allow_devices, max_bytes)
         except (tarfile.TarError, EOFError, OSError) as e:
             if isinstance(e, OSError) and e.errno not in (errno.ELOOP, errno.EXDEV, errno.ENOTDIR, errno.ENOENT, errno.EEXIST):
@@ -81,6 +92,13 @@ def apply_tar(stream: BinaryIO, root: str, *, whiteouts: str = "overlay", allow_
     finally:
         os.close(rootfd)
     return res
+
+
+def _renamed(name: str, rename: tuple[str, str]) -> str:
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if parts and parts[0] == rename[0]:
+        parts[0] = rename[1]
+    return "/".join(parts)
 
 
 def rootfd_path(fd: int) -> str:
@@ -181,7 +199,7 @@ def _apply_member(tf: tarfile.TarFile, m: tarfile.TarInfo, rootfd: int, res: App
         return
     pfd, base = _open_parent(rootfd, rel)
     try:
-        if base.startswith(WHITEOUT_PREFIX):
+        if base.startswith(WHITEOUT_PREFIX) and whiteouts != "keep":
             _whiteout(pfd, base, whiteouts)
             res.entries += 1
             return

@@ -46,8 +46,9 @@ def is_opaque(path: str) -> bool:
         return False
 
 
-def write_tar(root: str, out: BinaryIO) -> None:
-    """Stream `root` as an uncompressed PAX tar with Docker's whiteout conventions."""
+def write_tar(root: str, out: BinaryIO, whiteouts: bool = True) -> None:
+    """Stream `root` as an uncompressed PAX tar; with `whiteouts`, overlay whiteouts and opaque
+    directories become Docker's `.wh.` entries (a layer), else the tree is taken as it is."""
     links: dict[tuple[int, int], str] = {}
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
         for dirpath, dirnames, filenames in os.walk(root):
@@ -59,7 +60,7 @@ def write_tar(root: str, out: BinaryIO) -> None:
                 ti = _info(dirpath, rel_dir, st)
                 ti.type = tarfile.DIRTYPE
                 tf.addfile(ti)
-                if is_opaque(dirpath):
+                if whiteouts and is_opaque(dirpath):
                     wh = tarfile.TarInfo(f"{rel_dir}/{OPAQUE}")
                     wh.mtime = ti.mtime
                     tf.addfile(wh)
@@ -68,7 +69,7 @@ def write_tar(root: str, out: BinaryIO) -> None:
                 p = os.path.join(dirpath, n)
                 name = f"{rel_dir}/{n}" if rel_dir else n
                 st = os.lstat(p)
-                if is_whiteout(st):
+                if whiteouts and is_whiteout(st):
                     wh = tarfile.TarInfo(f"{rel_dir}/{WHITEOUT_PREFIX}{n}" if rel_dir else f"{WHITEOUT_PREFIX}{n}")
                     wh.mtime = int(st.st_mtime)
                     tf.addfile(wh)
@@ -94,3 +95,35 @@ def write_tar(root: str, out: BinaryIO) -> None:
                 elif stat.S_ISFIFO(st.st_mode):
                     ti.type = tarfile.FIFOTYPE
                     tf.addfile(ti)
+
+
+def write_path(src: str, arcname: str, out: BinaryIO, follow: bool = False) -> None:
+    """Tar one path (a file, a symlink or a whole directory) as `arcname/...`, never following
+    symlinks below it (only `src` itself when `follow`). For `cp` and the archive endpoints."""
+    st = os.stat(src) if follow else os.lstat(src)
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+        _add_tree(tf, src, arcname, st)
+
+
+def _add_tree(tf: tarfile.TarFile, path: str, name: str, st: os.stat_result) -> None:
+    ti = _info(path, name, st)
+    if stat.S_ISDIR(st.st_mode):
+        ti.type = tarfile.DIRTYPE
+        tf.addfile(ti)
+        for n in sorted(os.listdir(path)):
+            p = os.path.join(path, n)
+            _add_tree(tf, p, f"{name}/{n}", os.lstat(p))
+    elif stat.S_ISLNK(st.st_mode):
+        ti.type, ti.linkname = tarfile.SYMTYPE, os.readlink(path)
+        tf.addfile(ti)
+    elif stat.S_ISREG(st.st_mode):
+        ti.size = st.st_size
+        with open(path, "rb") as f:
+            tf.addfile(ti, f)
+    elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+        ti.type = tarfile.CHRTYPE if stat.S_ISCHR(st.st_mode) else tarfile.BLKTYPE
+        ti.devmajor, ti.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+        tf.addfile(ti)
+    elif stat.S_ISFIFO(st.st_mode):
+        ti.type = tarfile.FIFOTYPE
+        tf.addfile(ti)

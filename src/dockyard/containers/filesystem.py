@@ -1,0 +1,274 @@
+"""A container's filesystem from outside: export, diff (changes), commit, and the archive
+(cp) operations. Paths inside the container are resolved from a descriptor of its root
+(openat2 RESOLVE_IN_ROOT), and a running container is paused while its files are read or
+written, so a symlink swapped in mid-copy cannot point the engine at the host (CVE-2018-15664)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as _dt
+import json
+import os
+import stat
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, AsyncIterator, BinaryIO
+
+from ..archive.tarapply import apply_tar
+from ..archive.tarwrite import is_opaque, is_whiteout, write_path, write_tar
+from ..errors import InvalidArgument, NotFound
+from ..images import changes as changes_mod
+from ..images.service import Image, now_iso
+from ..linux.syscalls import open_in_root
+from ..oci import reference
+from ..store import mount as mnt
+from .model import Container
+
+if TYPE_CHECKING:
+    from .service import ContainerService
+
+MODIFIED, ADDED, DELETED = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class PathStat:
+    """What `X-Docker-Container-Path-Stat` carries."""
+
+    name: str
+    size: int
+    mode: int          # Go's os.FileMode bits
+    mtime: str
+    link_target: str
+
+    def to_json(self) -> dict[str, Any]:
+        """Wire form."""
+        return {"name": self.name, "size": self.size, "mode": self.mode, "mtime": self.mtime,
+                "linkTarget": self.link_target}
+
+
+def go_filemode(mode: int) -> int:
+    """Unix st_mode → Go os.FileMode."""
+    m = mode & 0o777
+    if stat.S_ISDIR(mode):
+        m |= 1 << 31
+    elif stat.S_ISLNK(mode):
+        m |= 1 << 27
+    elif stat.S_ISFIFO(mode):
+        m |= 1 << 25
+    elif stat.S_ISSOCK(mode):
+        m |= 1 << 24
+    elif stat.S_ISCHR(mode):
+        m |= (1 << 26) | (1 << 21)
+    elif stat.S_ISBLK(mode):
+        m |= 1 << 26
+    if mode & stat.S_ISUID:
+        m |= 1 << 23
+    if mode & stat.S_ISGID:
+        m |= 1 << 22
+    if mode & stat.S_ISVTX:
+        m |= 1 << 20
+    return m
+
+
+class ContainerFS:
+    """Filesystem operations on containers of one service."""
+
+    def __init__(self, svc: "ContainerService") -> None:
+        self.svc = svc
+
+    # --- views --------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def view(self, c: Container, writable: bool = False) -> AsyncIterator[str]:
+        """The container's merged root: the live mount (paused) when running, else a mount of
+        our own (read-only, or the container's own overlay while its lock is held)."""
+        if c.state.running:
+            await self._pause(c, True)
+            try:
+                yield str(self.svc.paths.rootfs(c.id))
+            finally:
+                await self._pause(c, False)
+            return
+        if writable:
+            async with c.lock:
+                target = str(self.svc.paths.rootfs(c.id))
+                os.makedirs(target, exist_ok=True)
+                for m in self.svc.snapshots.mounts(c.id):
+                    m.mount(target)
+                try:
+                    yield target
+                finally:
+                    mnt.unmount(target)
+            return
+        target = str(self.svc.paths.data(c.id) / f"view-{uuid.uuid4().hex[:8]}")
+        os.makedirs(target)
+        try:
+            for m in self.svc.snapshots.view_mounts(c.id):
+                m.mount(target)
+            try:
+                yield target
+            finally:
+                mnt.unmount(target)
+        finally:
+            os.rmdir(target)
+
+    async def _pause(self, c: Container, on: bool) -> None:
+        rt = self.svc.runtimes[c.cfg.runtime]
+        await self.svc.monitor.runtime(rt.describe(), ["pause" if on else "resume", c.id])
+
+    # --- export -------------------------------------------------------------------------
+    async def export(self, c: Container, out: BinaryIO) -> None:
+        """The merged filesystem as a tar."""
+        async with self.view(c) as root:
+            await asyncio.to_thread(write_tar, root, out, False)
+
+    # --- changes ------------------------------------------------------------------------
+    def changes(self, c: Container) -> list[dict[str, Any]]:
+        """`GET /containers/{id}/changes`: what the container's layer adds, changes, deletes."""
+        upper = str(self.svc.snapshots.fs_path(c.id))
+        lowers = [str(p) for p in self.svc.snapshots.chain(c.id + "-init")]
+        out: list[dict[str, Any]] = []
+
+        def in_lower(rel: str) -> bool:
+            return any(os.path.lexists(os.path.join(low, rel)) for low in lowers)
+
+        def walk(d: str, rel: str, opaque_above: bool) -> None:
+            for n in sorted(os.listdir(d)):
+                p, r = os.path.join(d, n), f"{rel}/{n}"
+                st = os.lstat(p)
+                if is_whiteout(st):
+                    out.append({"Path": r, "Kind": DELETED})
+                    continue
+                existed = not opaque_above and in_lower(r.lstrip("/"))
+                out.append({"Path": r, "Kind": MODIFIED if existed else ADDED})
+                if stat.S_ISDIR(st.st_mode):
+                    walk(p, r, opaque_above or is_opaque(p))
+
+        walk(upper, "", False)
+        return out
+
+    # --- commit -------------------------------------------------------------------------
+    async def commit(self, c: Container, repo: str, tag: str, comment: str, author: str,
+                     changes: list[str], pause: bool, config: dict[str, Any] | None) -> Image:
+        """`POST /commit`: the container's layer on top of its image, as a new image."""
+        images = self.svc.images
+        ref = reference.parse_tagged(f"{repo}:{tag}" if tag else repo) if repo else None
+        base = images.get(c.cfg.image_id)
+        paused = pause and c.state.running
+        if paused:
+            await self._pause(c, True)
+        try:
+            w = images.content.writer()
+            try:
+                await asyncio.to_thread(write_tar, str(self.svc.snapshots.fs_path(c.id)), w)  # type: ignore[arg-type]
+                diff_id = w.commit()
+            except BaseException:
+                w.abort()
+                raise
+        finally:
+            if paused:
+                await self._pause(c, False)
+        await asyncio.to_thread(images.unpack_layer, diff_id, base.top_layer)
+        cfg = json.loads(json.dumps(base.config))
+        ccfg = {**c.cfg.config, **(config or {})}
+        ccfg = changes_mod.apply(ccfg, changes)
+        created = now_iso()
+        cfg.update({"created": created, "container": c.id, "container_config": c.cfg.config, "config": ccfg,
+                    "docker_version": "dockyard"})
+        if author:
+            cfg["author"] = author
+        if comment:
+            cfg["comment"] = comment
+        else:
+            cfg.pop("comment", None)
+        cfg.setdefault("rootfs", {"type": "layers", "diff_ids": []})["diff_ids"] = \
+            list(base.config["rootfs"]["diff_ids"]) + [diff_id]
+        hist = {"created": created, "created_by": " ".join([c.cfg.path, *c.cfg.args])}
+        if author:
+            hist["author"] = author
+        if comment:
+            hist["comment"] = comment
+        cfg["history"] = list(base.config.get("history") or []) + [hist]
+        img = images.add_image(cfg, parent=base.id)
+        if ref is not None:
+            images.tag(img.id, ref.familiar())
+        return images.get(img.id)
+
+    # --- archive (cp) -------------------------------------------------------------------
+    @staticmethod
+    def _resolve(root: str, path: str, follow_last: bool = False) -> tuple[int, str]:
+        """(O_PATH fd of the parent inside the root, basename); raises NotFound."""
+        if not path.startswith("/"):
+            raise InvalidArgument(f"path must be absolute: {path}")
+        rootfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            norm = os.path.normpath(path)
+            if norm == "/" or path.endswith(("/.", "/")) or follow_last:
+                fd = open_in_root(rootfd, norm, os.O_PATH)
+                return fd, ""
+            parent, base = os.path.split(norm)
+            pfd = open_in_root(rootfd, parent, os.O_PATH | os.O_DIRECTORY)
+            try:
+                os.lstat(base, dir_fd=pfd)
+            except FileNotFoundError:
+                os.close(pfd)
+                raise
+            return pfd, base
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFound(f"Could not find the file {path} in container") from None
+        finally:
+            os.close(rootfd)
+
+    def _stat(self, root: str, path: str) -> tuple[str, PathStat]:
+        fd, base = self._resolve(root, path)
+        try:
+            real = f"/proc/self/fd/{fd}" + (f"/{base}" if base else "")
+            st = os.lstat(real) if base else os.stat(real)
+            link = os.readlink(real) if base and stat.S_ISLNK(st.st_mode) else ""
+            name = base or os.path.basename(os.path.normpath(path)) or "/"
+            mtime = _dt.datetime.fromtimestamp(st.st_mtime, _dt.timezone.utc).isoformat().replace("+00:00", "Z")
+            return os.readlink(f"/proc/self/fd/{fd}") + (f"/{base}" if base else ""), \
+                PathStat(name, st.st_size, go_filemode(st.st_mode), mtime, link)
+        finally:
+            os.close(fd)
+
+    async def stat_path(self, c: Container, path: str) -> PathStat:
+        """`HEAD /containers/{id}/archive`."""
+        async with self.view(c) as root:
+            return self._stat(root, path)[1]
+
+    async def get_archive(self, c: Container, path: str, out: BinaryIO) -> PathStat:
+        """`GET /containers/{id}/archive`: the stat, then the tar written to `out`."""
+        async with self.view(c) as root:
+            real, ps = self._stat(root, path)
+            if not real.startswith(os.path.realpath(root)):
+                raise InvalidArgument(f"{path} resolves outside the container")
+            arc = ps.name if ps.name != "/" else "."
+            await asyncio.to_thread(write_path, real, arc, out)
+            return ps
+
+    async def put_archive(self, c: Container, path: str, stream: BinaryIO, copy_uid_gid: bool) -> None:
+        """`PUT /containers/{id}/archive`: extract into an existing directory of the container."""
+        async with self.view(c, writable=True) as root:
+            try:
+                rootfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+                try:
+                    fd = open_in_root(rootfd, os.path.normpath(path), os.O_PATH)
+                finally:
+                    os.close(rootfd)
+            except FileNotFoundError:
+                raise NotFound(f"Could not find the file {path} in container") from None
+            try:
+                real = os.readlink(f"/proc/self/fd/{fd}")
+                if not os.path.isdir(f"/proc/self/fd/{fd}"):
+                    raise InvalidArgument("extraction point is not a directory")
+            finally:
+                os.close(fd)
+            owner = None
+            if not copy_uid_gid:
+                owner = (0, 0)
+            else:
+                from .users import resolve
+                u = resolve(root, c.cfg.config.get("User") or "")
+                owner = (u.uid, u.gid)
+            await asyncio.to_thread(apply_tar, stream, real, whiteouts="keep", owner=owner)
