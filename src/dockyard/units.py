@@ -3,6 +3,8 @@ shared by the API (container status text) and the CLI."""
 
 from __future__ import annotations
 
+import datetime as _dt
+
 
 def human_duration(seconds: float) -> str:
     """go-units HumanDuration."""
@@ -55,3 +57,39 @@ def bytes_size(n: float) -> str:
         n /= 1024
         i += 1
     return f"{n:.4g}{units[i]}"
+
+
+def parse_time(v: str) -> float:
+    """Docker's `since`/`until`: unix seconds (with fraction), RFC 3339, or a duration like 10m."""
+    if not v:
+        return 0.0
+    try:
+        return float(v)
+    except ValueError:
+        pass
+    units = {"s": 1, "m": 60, "h": 3600}
+    if v[-1] in units and v[:-1].replace(".", "", 1).isdigit():
+        return _dt.datetime.now().timestamp() - float(v[:-1]) * units[v[-1]]
+    try:
+        return rfc3339_to_ts(v)
+    except ValueError:
+        raise ValueError(f"invalid time value {v!r}") from None
+
+
+def rfc3339_to_ts(s: str) -> float:
+    """RFC 3339 (nanoseconds allowed) → unix seconds."""
+    s = s.strip()
+    frac = 0.0
+    if "." in s:
+        head, rest = s.split(".", 1)
+        digits = ""
+        while rest and rest[0].isdigit():
+            digits, rest = digits + rest[0], rest[1:]
+        frac = float("0." + digits) if digits else 0.0
+        s = head + rest
+    if s.endswith("Z"):
+        s = s[:-1] + "+00:00"
+    d = _dt.datetime.fromisoformat(s)
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=_dt.timezone.utc)
+    return d.timestamp() + frac

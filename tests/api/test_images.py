@@ -169,3 +169,16 @@ def test_list_sizes(client):
     item = client.api.containers(all=True, size=True, filters={"id": c.id})[0]
     assert item["SizeRw"] >= 5000 and item["SizeRootFs"] > item["SizeRw"]
     c.remove()
+
+
+def test_prune_all_with_until_and_label(client):
+    a = json.loads(client.api.import_image_from_data(_tar({"p": b"1"}), repository="pr", tag="a",
+                                                      changes=["LABEL keep=no"]).splitlines()[-1])["status"]
+    b = json.loads(client.api.import_image_from_data(_tar({"p": b"2"}), repository="pr", tag="b",
+                                                      changes=["LABEL keep=yes"]).splitlines()[-1])["status"]
+    res = client.images.prune(filters={"dangling": False, "until": "1"})
+    assert not res["ImagesDeleted"]
+    res = client.images.prune(filters={"dangling": False, "label": "keep=no"})
+    assert {"Deleted": a} in res["ImagesDeleted"] and {"Deleted": b} not in res["ImagesDeleted"]
+    client.images.remove("pr:b")
+    assert b not in [i.id for i in client.images.list(all=True)]

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import AsyncIterator, BinaryIO, Callable
 
 from ..errors import InvalidArgument
+from .. import units
+from ..units import rfc3339_to_ts
 
 
 @dataclass(frozen=True)
@@ -26,39 +28,11 @@ class LogOptions:
 
 
 def parse_time(v: str) -> float:
-    """Docker's `since`/`until`: unix seconds (with fraction), RFC 3339, or a duration like 10m."""
-    if not v:
-        return 0.0
+    """units.parse_time with the engine's error kind."""
     try:
-        return float(v)
-    except ValueError:
-        pass
-    units = {"s": 1, "m": 60, "h": 3600}
-    if v[-1] in units and v[:-1].replace(".", "", 1).isdigit():
-        return _dt.datetime.now().timestamp() - float(v[:-1]) * units[v[-1]]
-    try:
-        return rfc3339_to_ts(v)
-    except ValueError:
-        raise InvalidArgument(f"invalid time value {v!r}") from None
-
-
-def rfc3339_to_ts(s: str) -> float:
-    """RFC 3339 (nanoseconds allowed) → unix seconds."""
-    s = s.strip()
-    frac = 0.0
-    if "." in s:
-        head, rest = s.split(".", 1)
-        digits = ""
-        while rest and rest[0].isdigit():
-            digits, rest = digits + rest[0], rest[1:]
-        frac = float("0." + digits) if digits else 0.0
-        s = head + rest
-    if s.endswith("Z"):
-        s = s[:-1] + "+00:00"
-    d = _dt.datetime.fromisoformat(s)
-    if d.tzinfo is None:
-        d = d.replace(tzinfo=_dt.timezone.utc)
-    return d.timestamp() + frac
+        return units.parse_time(v)
+    except ValueError as e:
+        raise InvalidArgument(str(e)) from None
 
 
 def _files(path: str) -> list[str]:

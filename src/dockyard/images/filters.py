@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 from typing import TYPE_CHECKING
 
+from .. import units
 from ..errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -56,12 +57,20 @@ def matches(img: "Image", filters: dict[str, list[str]]) -> bool:
         elif k == "reference":
             if not _ref_match(img, vals):
                 return False
+        elif k == "until":
+            try:
+                limit = min(units.parse_time(v) for v in vals)
+                created = units.rfc3339_to_ts(img.created)
+            except ValueError as e:
+                raise InvalidArgument(f"invalid filter 'until': {e}") from None
+            if created >= limit:
+                return False
     return True
 
 
 def apply(svc: "ImageService", images: list["Image"], filters: dict[str, list[str]]) -> list["Image"]:
     """Filter a list of images."""
-    out = [i for i in images if matches(i, {k: v for k, v in filters.items() if k not in ("before", "since", "until")})]
+    out = [i for i in images if matches(i, {k: v for k, v in filters.items() if k not in ("before", "since")})]
     for key in ("before", "since"):
         for v in filters.get(key, []):
             ref = svc.resolve(v)
