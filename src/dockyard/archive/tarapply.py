@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import stat
 import tarfile
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO, Callable
 
 from ..errors import InvalidArgument
 from ..linux.syscalls import open_in_root
@@ -60,6 +59,7 @@ def apply_tar(stream: BinaryIO, root: str, *, whiteouts: str = "overlay", allow_
     files, for `cp`). owner: chown every entry to (uid, gid) instead of the archive's.
     rename: (old, new) replaces a leading path component `old` with `new` (`cp` onto a new name)."""
     rootfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    cache = _ParentCache(rootfd)
     res = ApplyResult()
     dirs: list[tuple[str, tarfile.TarInfo]] = []
     try:
@@ -75,7 +75,7 @@ def apply_tar(stream: BinaryIO, root: str, *, whiteouts: str = "overlay", allow_
                     m.name = _renamed(m.name, rename)
                     if m.islnk():
                         m.linkname = _renamed(m.linkname, rename)
-                _apply_member(tf, m, rootfd, res, dirs, whiteouts, allow_devices, max_bytes)
+                _apply_member(tf, m, cache, res, dirs, whiteouts, allow_devices, max_bytes)
         except (tarfile.TarError, EOFError, OSError) as e:
             if isinstance(e, OSError) and e.errno not in (errno.ELOOP, errno.EXDEV, errno.ENOTDIR, errno.ENOENT, errno.EEXIST):
                 raise
@@ -90,6 +90,7 @@ def apply_tar(stream: BinaryIO, root: str, *, whiteouts: str = "overlay", allow_
             finally:
                 os.close(fd)
     finally:
+        cache.clear()
         os.close(rootfd)
     return res
 
@@ -188,66 +189,131 @@ def _rmtree_fd(dfd: int) -> None:
             os.unlink(entry.name, dir_fd=dfd)
 
 
-def _apply_member(tf: tarfile.TarFile, m: tarfile.TarInfo, rootfd: int, res: ApplyResult,
+class _ParentCache:
+    """O_PATH fds of directories already resolved in this apply, by relative path. Any removal
+    clears it, since a directory replaced by something else must be resolved again."""
+
+    def __init__(self, rootfd: int) -> None:
+        self.rootfd = rootfd
+        self.fds: dict[str, int] = {}
+
+    def get(self, rel_parent: str) -> int:
+        fd = self.fds.get(rel_parent)
+        if fd is None:
+            fd = self.fds[rel_parent] = _mkdir_p(self.rootfd, rel_parent, 0)
+        return fd
+
+    def clear(self) -> None:
+        for fd in self.fds.values():
+            os.close(fd)
+        self.fds.clear()
+
+    def drop_children(self, rel: str) -> None:
+        """Forget everything strictly below `rel` ('' is the root)."""
+        for k in [k for k in self.fds if k and (not rel or k.startswith(rel + "/"))]:
+            os.close(self.fds.pop(k))
+
+    def drop_under(self, rel: str) -> None:
+        """Forget `rel` and everything below it (it was removed or replaced)."""
+        for k in [k for k in self.fds if k == rel or k.startswith(rel + "/")]:
+            os.close(self.fds.pop(k))
+
+
+def _create(fn: Callable[[], Any], pfd: int, base: str, rel: str, cache: _ParentCache) -> Any:
+    """Create an entry; if something is in the way, remove it (forgetting cached dirs below it)
+    and retry. The parent's fd stays valid."""
+    try:
+        return fn()
+    except FileExistsError:
+        _remove(pfd, base)
+        cache.drop_under(rel)
+        return fn()
+
+
+def _apply_member(tf: tarfile.TarFile, m: tarfile.TarInfo, cache: _ParentCache, res: ApplyResult,
                   dirs: list[tuple[str, tarfile.TarInfo]], whiteouts: str, allow_devices: bool,
                   max_bytes: int | None) -> None:
+    rootfd = cache.rootfd
     rel = clean_name(m.name)
     if not rel:
         if m.isdir():  # the root itself: take its owner and mode, as Docker does
             os.chown(rootfd_path(rootfd), m.uid, m.gid)
             os.chmod(rootfd_path(rootfd), m.mode & 0o7777)
         return
-    pfd, base = _open_parent(rootfd, rel)
-    try:
-        if base.startswith(WHITEOUT_PREFIX) and whiteouts != "keep":
-            _whiteout(pfd, base, whiteouts)
-            res.entries += 1
-            return
-        if m.isdir():
-            try:
-                st = os.stat(base, dir_fd=pfd, follow_symlinks=False)
-                if not stat.S_ISDIR(st.st_mode):
-                    _remove(pfd, base)
-                    os.mkdir(base, 0o700, dir_fd=pfd)
-            except FileNotFoundError:
-                os.mkdir(base, 0o700, dir_fd=pfd)
-            dirs.append((rel, m))
+    parent, _, base = rel.rpartition("/")
+    pfd = cache.get(parent)
+    if base.startswith(WHITEOUT_PREFIX) and whiteouts != "keep":
+        _whiteout(pfd, base, whiteouts)
+        if base == OPAQUE:
+            cache.drop_children(parent)
         else:
-            _remove(pfd, base)
-            if m.isreg():
-                res.bytes += m.size
-                if max_bytes is not None and res.bytes > max_bytes:
-                    raise InvalidArgument(f"archive expands past the limit of {max_bytes} bytes")
-                fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=pfd)
-                try:
-                    src = tf.extractfile(m)
-                    if src is not None:
-                        with os.fdopen(os.dup(fd), "wb") as out:
-                            shutil.copyfileobj(src, out, 1 << 20)
-                finally:
-                    os.close(fd)
-            elif m.issym():
-                os.symlink(m.linkname, base, dir_fd=pfd)
-            elif m.islnk():
-                src_rel = clean_name(m.linkname)
-                spfd, sbase = _open_parent(rootfd, src_rel)
-                try:
-                    os.link(sbase, base, src_dir_fd=spfd, dst_dir_fd=pfd, follow_symlinks=False)
-                finally:
-                    os.close(spfd)
-            elif m.ischr() or m.isblk():
-                if not allow_devices:
-                    raise InvalidArgument(f"device node {m.name!r} not allowed here")
-                kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
-                os.mknod(base, kind | 0o600, os.makedev(m.devmajor, m.devminor), dir_fd=pfd)
-            elif m.isfifo():
-                os.mkfifo(base, 0o600, dir_fd=pfd)
-            else:
-                raise InvalidArgument(f"unsupported tar entry type for {m.name!r}")
-        _set_meta(pfd, base, m)
+            cache.drop_under(f"{parent}/{base[len(WHITEOUT_PREFIX):]}".lstrip("/"))
         res.entries += 1
-    finally:
-        os.close(pfd)
+        return
+    if m.isdir():
+        try:
+            st = os.stat(base, dir_fd=pfd, follow_symlinks=False)
+            if not stat.S_ISDIR(st.st_mode):
+                _remove(pfd, base)
+                cache.drop_under(rel)
+                os.mkdir(base, 0o700, dir_fd=pfd)
+        except FileNotFoundError:
+            os.mkdir(base, 0o700, dir_fd=pfd)
+        dirs.append((rel, m))
+        _set_meta(pfd, base, m)
+    elif m.isreg():
+        res.bytes += m.size
+        if max_bytes is not None and res.bytes > max_bytes:
+            raise InvalidArgument(f"archive expands past the limit of {max_bytes} bytes")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = _create(lambda: os.open(base, flags, 0o600, dir_fd=pfd), pfd, base, rel, cache)
+        try:
+            src = tf.extractfile(m)
+            if src is not None:
+                while True:
+                    chunk = src.read(1 << 20)
+                    if not chunk:
+                        break
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(fd, view):]
+            os.fchown(fd, m.uid, m.gid)
+            os.fchmod(fd, m.mode & 0o7777)
+            _xattrs(fd, m)
+            os.utime(fd, ns=(int(m.mtime * 1e9),) * 2)
+        finally:
+            os.close(fd)
+    else:
+        if m.issym():
+            _create(lambda: os.symlink(m.linkname, base, dir_fd=pfd), pfd, base, rel, cache)
+        elif m.islnk():
+            src_parent, _, sbase = clean_name(m.linkname).rpartition("/")
+            spfd = cache.get(src_parent)
+            _create(lambda: os.link(sbase, base, src_dir_fd=spfd, dst_dir_fd=pfd, follow_symlinks=False),
+                    pfd, base, rel, cache)
+        elif m.ischr() or m.isblk():
+            if not allow_devices:
+                raise InvalidArgument(f"device node {m.name!r} not allowed here")
+            kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
+            _create(lambda: os.mknod(base, kind | 0o600, os.makedev(m.devmajor, m.devminor), dir_fd=pfd),
+                    pfd, base, rel, cache)
+        elif m.isfifo():
+            _create(lambda: os.mkfifo(base, 0o600, dir_fd=pfd), pfd, base, rel, cache)
+        else:
+            raise InvalidArgument(f"unsupported tar entry type for {m.name!r}")
+        _set_meta(pfd, base, m)
+    res.entries += 1
+
+
+def _xattrs(fd: int, m: tarfile.TarInfo) -> None:
+    for k, v in (m.pax_headers or {}).items():
+        if k.startswith("SCHILY.xattr."):
+            name = k[len("SCHILY.xattr."):]
+            if name.startswith(_XATTR_ALLOWED):
+                try:
+                    os.setxattr(fd, name, v.encode("utf-8", "surrogateescape"))
+                except OSError:
+                    pass
 
 
 def _whiteout(pfd: int, base: str, mode: str) -> None:
@@ -277,13 +343,11 @@ def _set_meta(pfd: int, base: str, m: tarfile.TarInfo) -> None:
             path = f"/proc/self/fd/{fd}"
             os.chmod(path, m.mode & 0o7777)
             for k, v in (m.pax_headers or {}).items():
-                if k.startswith("SCHILY.xattr."):
-                    name = k[len("SCHILY.xattr."):]
-                    if name.startswith(_XATTR_ALLOWED):
-                        try:
-                            os.setxattr(path, name, v.encode("utf-8", "surrogateescape"))
-                        except OSError:
-                            pass
+                if k.startswith("SCHILY.xattr.") and k[len("SCHILY.xattr."):].startswith(_XATTR_ALLOWED):
+                    try:
+                        os.setxattr(path, k[len("SCHILY.xattr."):], v.encode("utf-8", "surrogateescape"))
+                    except OSError:
+                        pass
         finally:
             os.close(fd)
     if not m.isdir():
