@@ -17,6 +17,19 @@ BIN = Path(sys.executable).parent
 DOCKER = shutil.which("docker", path="/usr/bin") or shutil.which("docker")
 
 
+def tar_bytes(files: dict[str, bytes]) -> bytes:
+    """An in-memory tar of regular files."""
+    import io
+    import tarfile
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in files.items():
+            ti = tarfile.TarInfo(name)
+            ti.size, ti.mode = len(data), 0o644
+            tf.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
 def make_busybox_tar(dest: Path) -> Path:
     """A busybox rootfs tar from Debian's busybox-static."""
     if not dest.exists():

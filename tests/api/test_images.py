@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..helpers import tar_bytes as _tar
+
 import io
 import json
 import tarfile
@@ -11,15 +13,6 @@ import pytest
 
 pytestmark = pytest.mark.root
 
-
-def _tar(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tf:
-        for name, data in files.items():
-            ti = tarfile.TarInfo(name)
-            ti.size = len(data)
-            tf.addfile(ti, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def test_busybox_inspect_shape(client):
@@ -144,7 +137,6 @@ def test_before_since_filters(client):
 
 
 def test_import_symlinks_pointing_out_stay_inside(client, tmp_path):
-    import io
     import os
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tf:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..helpers import tar_bytes as _tar
+
 import http.server
 import io
 import json
@@ -14,15 +16,6 @@ import pytest
 
 pytestmark = pytest.mark.root
 
-
-def _tar(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tf:
-        for n, d in files.items():
-            ti = tarfile.TarInfo(n)
-            ti.size, ti.mode = len(d), 0o644
-            tf.addfile(ti, io.BytesIO(d))
-    return buf.getvalue()
 
 
 def test_diff_commit_history_and_whiteouts(docker_cli, dy_cli):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import io
+from ..helpers import tar_bytes as _tar
+
 import json
 import subprocess
 import tarfile
@@ -56,15 +57,6 @@ def test_bad_archives_are_400_and_store_intact(client, daemon):
     assert sorted(p.name for p in (daemon.data_root / "content" / "blobs" / "sha256").iterdir()) == blobs
     assert not list((daemon.data_root / "content" / "ingest").iterdir())
 
-
-def _tar(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tf:
-        for n, d in files.items():
-            ti = tarfile.TarInfo(n)
-            ti.size = len(d)
-            tf.addfile(ti, io.BytesIO(d))
-    return buf.getvalue()
 
 
 def test_round_trip_with_real_docker(real_docker, dy_cli, busybox_tar, tmp_path):

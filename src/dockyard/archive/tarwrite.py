@@ -74,27 +74,7 @@ def write_tar(root: str, out: BinaryIO, whiteouts: bool = True) -> None:
                     wh.mtime = int(st.st_mtime)
                     tf.addfile(wh)
                     continue
-                ti = _info(p, name, st)
-                if stat.S_ISLNK(st.st_mode):
-                    ti.type, ti.linkname = tarfile.SYMTYPE, os.readlink(p)
-                    tf.addfile(ti)
-                elif stat.S_ISREG(st.st_mode):
-                    key = (st.st_dev, st.st_ino)
-                    if st.st_nlink > 1 and key in links:
-                        ti.type, ti.linkname = tarfile.LNKTYPE, links[key]
-                        tf.addfile(ti)
-                        continue
-                    links[key] = name
-                    ti.size = st.st_size
-                    with open(p, "rb") as f:
-                        tf.addfile(ti, f)
-                elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
-                    ti.type = tarfile.CHRTYPE if stat.S_ISCHR(st.st_mode) else tarfile.BLKTYPE
-                    ti.devmajor, ti.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
-                    tf.addfile(ti)
-                elif stat.S_ISFIFO(st.st_mode):
-                    ti.type = tarfile.FIFOTYPE
-                    tf.addfile(ti)
+                _add_entry(tf, p, name, st, links)
 
 
 def write_path(src: str, arcname: str, out: BinaryIO, follow: bool = False) -> None:
@@ -106,17 +86,32 @@ def write_path(src: str, arcname: str, out: BinaryIO, follow: bool = False) -> N
 
 
 def _add_tree(tf: tarfile.TarFile, path: str, name: str, st: os.stat_result) -> None:
-    ti = _info(path, name, st)
     if stat.S_ISDIR(st.st_mode):
+        ti = _info(path, name, st)
         ti.type = tarfile.DIRTYPE
         tf.addfile(ti)
         for n in sorted(os.listdir(path)):
             p = os.path.join(path, n)
             _add_tree(tf, p, f"{name}/{n}", os.lstat(p))
-    elif stat.S_ISLNK(st.st_mode):
+    else:
+        _add_entry(tf, path, name, st, None)
+
+
+def _add_entry(tf: tarfile.TarFile, path: str, name: str, st: os.stat_result,
+               links: dict[tuple[int, int], str] | None) -> None:
+    """One non-directory entry; with `links`, files seen before become hardlinks."""
+    ti = _info(path, name, st)
+    if stat.S_ISLNK(st.st_mode):
         ti.type, ti.linkname = tarfile.SYMTYPE, os.readlink(path)
         tf.addfile(ti)
     elif stat.S_ISREG(st.st_mode):
+        key = (st.st_dev, st.st_ino)
+        if links is not None and st.st_nlink > 1:
+            if key in links:
+                ti.type, ti.linkname = tarfile.LNKTYPE, links[key]
+                tf.addfile(ti)
+                return
+            links[key] = name
         ti.size = st.st_size
         with open(path, "rb") as f:
             tf.addfile(ti, f)

@@ -236,15 +236,11 @@ def save(cli: Client, prog: str, args: list[str]) -> int:
     resp = cli.call("GET", "/images/get", {"names": ns.images})
     import os
     tmp = f"{ns.output}.tmp{os.getpid()}" if ns.output else None
+    from .filesystem import _copy_out
     out = open(tmp, "wb") if tmp else sys.stdout.buffer
     try:
-        while True:
-            b = resp.read1(1 << 20)
-            if not b:
-                break
-            out.write(b)
+        _copy_out(resp, out)
     finally:
-        resp.close()
         if tmp:
             out.close()
     if tmp:
