@@ -114,3 +114,23 @@ def test_errors_and_usage(dy_cli):
     assert p.returncode == 125 and "Unable to find image 'nosuchimage:latest' locally" in p.stderr
     p = dy_cli("-H", "unix:///nonexistent.sock", "ps", check=False)
     assert p.returncode == 1 and "Cannot connect" in p.stderr
+
+
+def test_ps_size_logs_follow_and_images_all(dy_cli, daemon):
+    import subprocess
+    from ..helpers import BIN
+    dy_cli("run", "--name", "sz", "busybox", "sh", "-c", "head -c 3000 /dev/zero > /f")
+    lines = dy_cli("ps", "-a", "-s", "-f", "name=sz").stdout.splitlines()
+    assert lines[0].rstrip().endswith("SIZE") and "3kB (virtual" in lines[1]
+    dy_cli("rm", "sz")
+    dy_cli("run", "-d", "--name", "fol", "busybox", "sh", "-c", "for i in 1 2 3; do echo f$i; sleep 0.2; done")
+    p = subprocess.run([str(BIN / "dockyard"), "logs", "-f", "fol"], capture_output=True, text=True, env=daemon.env(),
+                       timeout=30)
+    assert p.stdout.split() == ["f1", "f2", "f3"]
+    assert dy_cli("logs", "--tail", "1", "fol").stdout == "f3\n"
+    assert dy_cli("logs", "--since", "1h", "fol").stdout.split() == ["f1", "f2", "f3"]
+    assert dy_cli("logs", "--until", "2000-01-01T00:00:00Z", "fol").stdout == ""
+    dy_cli("rm", "fol")
+    assert "busybox" in dy_cli("images", "-a").stdout
+    out = dy_cli("images", "--format", "table {{.Repository}}\t{{.Tag}}").stdout.splitlines()
+    assert out[0].split() == ["REPOSITORY", "TAG"]

@@ -92,3 +92,52 @@ def test_leftovers_are_removed_on_start(fresh_daemon):
     d.start()
     assert not stale.exists()
     assert not (d.exec_root / "containers" / ("f" * 64)).exists()
+
+
+def test_kill9_during_load_leaves_a_consistent_store(fresh_daemon, tmp_path):
+    """A load cut off by kill -9: after restart nothing half-written remains and a new load works."""
+    import hashlib
+    import io
+    import json
+    import socket
+    import tarfile
+    d = fresh_daemon()
+    big = os.urandom(1 << 20) * 40  # 40 MiB layer
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w") as tf:
+        ti = tarfile.TarInfo("big.bin")
+        ti.size = len(big)
+        tf.addfile(ti, io.BytesIO(big))
+    layer_bytes = layer.getvalue()
+    diff_id = "sha256:" + hashlib.sha256(layer_bytes).hexdigest()
+    cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                      "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
+    arch = io.BytesIO()
+    with tarfile.open(fileobj=arch, mode="w") as tf:
+        for name, data in (("layer/layer.tar", layer_bytes), ("cfg.json", cfg),
+                           ("manifest.json", json.dumps([{"Config": "cfg.json", "RepoTags": ["cut:1"],
+                                                         "Layers": ["layer/layer.tar"]}]).encode())):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    data = arch.getvalue()
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(str(d.sock))
+    s.sendall(b"POST /v1.41/images/load HTTP/1.1\r\nHost: d\r\nContent-Type: application/x-tar\r\n"
+              + f"Content-Length: {len(data)}\r\n\r\n".encode())
+    s.sendall(data[: len(data) // 2])
+    time.sleep(1.0)
+    d.kill9()
+    s.close()
+    ingest = d.data_root / "content" / "ingest"
+    assert list(ingest.iterdir()), "the cut load should have left a partial ingest behind"
+    d.start()
+    assert not list(ingest.iterdir())
+    c = _client(d)
+    assert not [i for i in c.images.list(all=True) if "cut:1" in i.tags]
+    blobs = list((d.data_root / "content" / "blobs" / "sha256").iterdir())
+    assert diff_id.split(":")[1] not in [b.name for b in blobs]
+    c.images.load(data)
+    assert c.images.get("cut:1").attrs["RootFS"]["Layers"] == [diff_id]
+    c.images.remove("cut:1")
+    c.close()
