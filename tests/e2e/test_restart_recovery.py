@@ -141,3 +141,43 @@ def test_kill9_during_load_leaves_a_consistent_store(fresh_daemon, tmp_path):
     assert c.images.get("cut:1").attrs["RootFS"]["Layers"] == [diff_id]
     c.images.remove("cut:1")
     c.close()
+
+
+def test_runtime_leftovers_of_unknown_containers_are_removed(fresh_daemon, tmp_path):
+    """A container the runtime knows but the engine does not (e.g. a crash between the two):
+    its process, state and cgroups are removed at start-up."""
+    import json
+    import subprocess
+    import tarfile
+    from dockyard.containers import spec as specgen
+    from ..helpers import BIN, make_busybox_tar
+    d = fresh_daemon(image=False)
+    rootfs = tmp_path / "rootfs"
+    rootfs.mkdir()
+    with tarfile.open(make_busybox_tar(tmp_path / "bb.tar")) as tf:
+        tf.extractall(rootfs, numeric_owner=True)
+    b = tmp_path / "bundle"
+    b.mkdir()
+    cfg = specgen.build(specgen.SpecInput(cid="orphan1", rootfs=str(rootfs), args=["sleep", "300"], env=[], cwd="/",
+                                          uid=0, gid=0, additional_gids=[], hostname="o", domainname="",
+                                          network_mode="none", files={}))
+    (b / "config.json").write_text(json.dumps(cfg))
+    root = d.exec_root / "runtime" / "dockyard"
+    rt = [str(BIN / "dockyard-runtime"), "--root", str(root)]
+    subprocess.run(rt + ["create", "--bundle", str(b), "orphan1"], check=True, stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(rt + ["start", "orphan1"], check=True)
+    pid = json.loads((root / "orphan1" / "state.json").read_text())["pid"]
+    os.kill(pid, 0)
+    d.stop()
+    d.start()
+    assert not (root / "orphan1").exists()
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("orphan process still alive")
+    assert not os.path.exists("/sys/fs/cgroup/memory/dockyard/orphan1")

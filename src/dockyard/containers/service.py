@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import shutil
 import signal
 from dataclasses import dataclass
@@ -433,6 +434,18 @@ class ContainerService:
                 c.state.error = "container monitor lost track of the container while the daemon was down"
                 self._persist(c)
         self._remove_leftovers()
+        await self._remove_runtime_leftovers()
+
+    async def _remove_runtime_leftovers(self) -> None:
+        """Runtime state (and so cgroups, processes) of containers the engine does not know."""
+        for rt in self.runtimes.values():
+            if not os.path.isdir(rt.root):
+                continue
+            for cid in os.listdir(rt.root):
+                if cid.startswith(".") or cid in self.by_id:
+                    continue
+                log.info("removing runtime leftovers of unknown container %s (%s)", cid, rt.name)
+                await self._rt_delete(rt, cid)
 
     def _remove_leftovers(self) -> None:
         """Container directories and snapshots that belong to no known container."""
