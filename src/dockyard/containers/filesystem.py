@@ -126,7 +126,8 @@ class ContainerFS:
     def changes(self, c: Container) -> list[dict[str, Any]]:
         """`GET /containers/{id}/changes`: what the container's layer adds, changes, deletes."""
         upper = str(self.svc.snapshots.fs_path(c.id))
-        lowers = [str(p) for p in self.svc.snapshots.chain(c.id + "-init")]
+        row = self.svc.meta.snapshot(c.id)
+        lowers = [str(p) for p in self.svc.snapshots.chain(row["parent"] if row else None)]
         out: list[dict[str, Any]] = []
 
         def in_lower(rel: str) -> bool:

@@ -118,21 +118,35 @@ class ContainerService:
             name = names.generate({c.name for c in self.by_id.values()})
         self.paths.data(cfg.id).mkdir(parents=True)
         try:
-            init = self.snapshots.prepare_layer(cfg.id + "-init", img.top_layer)
-            rootfs_init.populate(str(init), [str(x) for x in self.snapshots.chain(img.top_layer)])
-            self.snapshots.commit_layer(cfg.id + "-init", 0)
-            self.snapshots.prepare_active(cfg.id, cfg.id + "-init")
+            self.snapshots.prepare_active(cfg.id, self._init_layer(img.top_layer))
             state = ContainerState()
             self.meta.put_container(cfg.id, name, img.id, cfg.created, cfg.to_json(), state.to_json())
         except BaseException:
             self.snapshots.remove(cfg.id)
-            self.snapshots.remove(cfg.id + "-init")
             shutil.rmtree(self.paths.data(cfg.id), ignore_errors=True)
             raise
         c = Container(cfg, state, name)
         self.by_id[cfg.id] = c
         self.on_event("create", c, {})
         return c
+
+    def _init_layer(self, image_top: str | None) -> str:
+        """The init layer for an image's containers (see rootfs_init), made once per image and
+        shared: it is read-only to them. Garbage-collected with the layers when unused."""
+        key = f"init:{image_top or 'scratch'}"
+        row = self.meta.snapshot(key)
+        if row is not None and row["kind"] == "committed":
+            return key
+        if row is not None:
+            self.snapshots.remove(key)
+        fs = self.snapshots.prepare_layer(key, image_top)
+        try:
+            rootfs_init.populate(str(fs), [str(x) for x in self.snapshots.chain(image_top)])
+        except BaseException:
+            self.snapshots.remove(key)
+            raise
+        self.snapshots.commit_layer(key, 0)
+        return key
 
     def _check_name_free(self, name: str) -> None:
         for c in self.by_id.values():
@@ -346,7 +360,6 @@ class ContainerService:
             c.state.to(Status.REMOVING)
             await self._cleanup_runtime(c)
             self.snapshots.remove(c.id)
-            self.snapshots.remove(c.id + "-init")
             shutil.rmtree(self.paths.data(c.id), ignore_errors=True)
             shutil.rmtree(self.paths.bundle(c.id), ignore_errors=True)
             self.meta.delete_container(c.id)
