@@ -13,7 +13,7 @@ import os
 import stat
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, AsyncIterator, BinaryIO
+from typing import TYPE_CHECKING, Any, AsyncIterator, BinaryIO, Iterator
 
 from ..archive.tarapply import apply_tar
 from ..archive.tarwrite import is_opaque, is_whiteout, write_path, write_tar
@@ -71,6 +71,16 @@ def go_filemode(mode: int) -> int:
     return m
 
 
+@contextlib.contextmanager
+def _mounted(mounts: list[mnt.Mount], target: str) -> Iterator[None]:
+    for m in mounts:
+        m.mount(target)
+    try:
+        yield
+    finally:
+        mnt.unmount(target)
+
+
 class ContainerFS:
     """Filesystem operations on containers of one service."""
 
@@ -93,22 +103,14 @@ class ContainerFS:
             async with c.lock:
                 target = str(self.svc.paths.rootfs(c.id))
                 os.makedirs(target, exist_ok=True)
-                for m in self.svc.snapshots.mounts(c.id):
-                    m.mount(target)
-                try:
+                with _mounted(self.svc.snapshots.mounts(c.id), target):
                     yield target
-                finally:
-                    mnt.unmount(target)
             return
         target = str(self.svc.paths.data(c.id) / f"view-{uuid.uuid4().hex[:8]}")
         os.makedirs(target)
         try:
-            for m in self.svc.snapshots.view_mounts(c.id):
-                m.mount(target)
-            try:
+            with _mounted(self.svc.snapshots.view_mounts(c.id), target):
                 yield target
-            finally:
-                mnt.unmount(target)
         finally:
             os.rmdir(target)
 

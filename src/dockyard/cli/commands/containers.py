@@ -85,16 +85,23 @@ def ps(cli: Client, prog: str, args: list[str]) -> int:
     return 0
 
 
-def _each(cli: Client, prog: str, names: list[str], fn: Any) -> int:
+def for_each(names: list[str], fn: Callable[[str], Any]) -> int:
+    """Run `fn` for each name; a daemon error is printed and makes the exit code 1."""
     code = 0
     for n in names:
         try:
             fn(n)
-            print(n)
         except APIError as e:
             print(f"Error response from daemon: {e.message}", file=sys.stderr)
             code = 1
     return code
+
+
+def _each(cli: Client, prog: str, names: list[str], fn: Any) -> int:
+    def one(n: str) -> None:
+        fn(n)
+        print(n)
+    return for_each(names, one)
 
 
 def _multi(cli: Client, prog: str, args: list[str], flags: tuple[tuple[tuple[str, ...], dict[str, Any]], ...],
@@ -146,15 +153,7 @@ def rename(cli: Client, prog: str, args: list[str]) -> int:
 def wait(cli: Client, prog: str, args: list[str]) -> int:
     """`dockyard wait CONTAINER...`: print each exit code."""
     need(args, 1, prog, "CONTAINER [CONTAINER...]")
-    code = 0
-    for c in args:
-        try:
-            st = cli.json("POST", f"/containers/{c}/wait")
-            print(st.get("StatusCode", 0))
-        except APIError as e:
-            print(f"Error response from daemon: {e.message}", file=sys.stderr)
-            code = 1
-    return code
+    return for_each(args, lambda c: print(cli.json("POST", f"/containers/{c}/wait").get("StatusCode", 0)))
 
 
 def logs(cli: Client, prog: str, args: list[str]) -> int:

@@ -9,7 +9,7 @@ TYPE_CHECKING = False  # typing itself costs ms of start-up; annotations are str
 if TYPE_CHECKING:
     from typing import Any, Iterator
 
-from ...client.api import APIError, Client, filters_param
+from ...client.api import Client, filters_param
 from ...units import human_duration, human_size
 from ..flags import Parser, need
 from ..output import format_rows, table
@@ -142,17 +142,14 @@ def rmi(cli: Client, prog: str, args: list[str]) -> int:
     p.add_argument("images", nargs="*")
     ns = p.parse_args(args)
     need(ns.images, 1, prog, "[OPTIONS] IMAGE [IMAGE...]")
-    code = 0
-    for im in ns.images:
-        try:
-            for item in cli.json("DELETE", f"/images/{im}", {"force": 1 if ns.force else None,
-                                                             "noprune": 1 if ns.no_prune else None}):
-                for k, v in item.items():
-                    print(f"{k}: {v}")
-        except APIError as e:
-            print(f"Error response from daemon: {e.message}", file=sys.stderr)
-            code = 1
-    return code
+    q = {"force": 1 if ns.force else None, "noprune": 1 if ns.no_prune else None}
+
+    def one(im: str) -> None:
+        for item in cli.json("DELETE", f"/images/{im}", q):
+            for k, v in item.items():
+                print(f"{k}: {v}")
+    from .containers import for_each
+    return for_each(ns.images, one)
 
 
 def history(cli: Client, prog: str, args: list[str]) -> int:
