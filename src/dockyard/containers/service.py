@@ -285,10 +285,25 @@ class ContainerService:
         c = self.lookup(ref)
         if not c.state.running:
             raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
-        await self._signal(c, n)
         if n == signal.SIGKILL:
-            await asyncio.shield(self._exit_future(c))
+            await self._kill_and_wait(c)
+        else:
+            await self._signal(c, n)
         self.on_event("kill", c, {"signal": str(n)})
+
+    async def _kill_and_wait(self, c: Container) -> None:
+        """SIGKILL, then wait for the exit (the waiter exists before the signal: no lost wake-up)."""
+        done = self._exit_future(c)
+        await self._signal(c, signal.SIGKILL)
+        await self._wait_exit(c, done)
+
+    async def _wait_exit(self, c: Container, fut: asyncio.Future[ContainerState], timeout: float = 30.0) -> None:
+        """Bounded: a container that does not die after SIGKILL (D state, lost monitor) is an error,
+        not a request that hangs forever."""
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), timeout)
+        except asyncio.TimeoutError:
+            raise SystemError_(f"container {c.id[:12]} did not exit within {timeout:.0f}s of SIGKILL") from None
 
     async def _signal(self, c: Container, n: int) -> None:
         rt = self.runtimes[c.cfg.runtime]
@@ -314,7 +329,7 @@ class ContainerService:
             await asyncio.wait_for(asyncio.shield(done), timeout=timeout if timeout >= 0 else None)
         except asyncio.TimeoutError:
             await self._signal(c, signal.SIGKILL)
-            await asyncio.shield(done)
+            await self._wait_exit(c, done)
         self.on_event("stop", c, {})
 
     async def restart(self, ref: str, timeout: int | None = None) -> None:
@@ -350,8 +365,7 @@ class ContainerService:
             if not force:
                 raise Conflict(f"You cannot remove a running container {c.id}. Stop the container before "
                                "attempting removal or force remove")
-            await self._signal(c, signal.SIGKILL)
-            await asyncio.shield(self._exit_future(c))
+            await self._kill_and_wait(c)
         async with c.lock:
             if c.removed:
                 return
