@@ -122,8 +122,6 @@ def save(svc: ImageService, names: list[str], out: BinaryIO) -> None:
 class _Members:
     small: dict[str, bytes] = field(default_factory=dict)     # path → bytes
     stored: dict[str, str] = field(default_factory=dict)      # path → content digest (uncompressed)
-    extracted: dict[str, tuple[str, int]] = field(default_factory=dict)   # digest → (provisional key, size)
-    failed: dict[str, BaseException] = field(default_factory=dict)        # digest → extraction error
     links: dict[str, str] = field(default_factory=dict)       # path → target path
 
     def resolve(self, path: str) -> str:
@@ -157,37 +155,16 @@ def load(svc: ImageService, stream: BinaryIO, progress: Callable[[str], None] = 
                 assert f is not None
                 if mem.size <= SMALL:
                     m.small[name] = f.read()
-                elif _worth_extracting(svc, name, f):
-                    digest, key, size, err = svc.store_and_extract(f)
-                    m.stored[name] = digest
-                    if key is not None and digest not in m.extracted:
-                        m.extracted[digest] = (key, size)
-                    elif key is not None:
-                        svc.snapshots.remove(key)
-                    if err is not None:
-                        m.failed[digest] = err
                 else:
                     m.stored[name] = svc.store_blob(f, decompress=True)
-        return _record(svc, m, progress)
     except (tarfile.TarError, EOFError) as e:
-        raise InvalidArgument(f"invalid archive: {e}") from None
-    finally:
-        for key, _ in m.extracted.values():   # provisional layers nobody adopted
-            svc.snapshots.remove(key)
         svc.gc()
-
-
-def _worth_extracting(svc: ImageService, name: str, f: BinaryIO) -> bool:
-    """An uncompressed tar (peeked) whose layer is not in the store already: extract it while it
-    arrives. Gzip members and known blobs take the plain path."""
-    peek = getattr(f, "peek", None)
-    head = peek(512)[:512] if peek else b""
-    if len(head) < 262 or head[257:262] != b"ustar":
-        return False
-    if name.startswith("blobs/sha256/") and len(name) == 13 + 64:
-        if svc.content.exists("sha256:" + name[13:]):
-            return False
-    return True
+        raise InvalidArgument(f"invalid archive: {e}") from None
+    try:
+        return _record(svc, m, progress)
+    except BaseException:
+        svc.gc()
+        raise
 
 
 def _layer_digest(svc: ImageService, m: _Members, path: str) -> str:
@@ -228,14 +205,7 @@ def _record(svc: ImageService, m: _Members, progress: Callable[[str], None]) -> 
             got = _layer_digest(svc, m, path)
             if got != want:
                 raise InvalidArgument(f"layer {path}: content digest {got} does not match the config's {want}")
-            if got in m.failed:
-                err = m.failed[got]
-                raise err if isinstance(err, InvalidArgument) else InvalidArgument(f"layer {path}: {err}")
-            if got in m.extracted:
-                key, size = m.extracted.pop(got)
-                svc.adopt_layer(key, got, parent, size)
-            else:
-                svc.unpack_layer(got, parent)
+            svc.unpack_layer(got, parent)
             parent = got if parent is None else dg.of_bytes(f"{parent} {got}".encode())
         iid = svc.add_config(cfg_bytes).id
         img = svc.get(iid)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as _dt
 import gzip
 import json
-import os
 import platform
 import time
 from dataclasses import dataclass
@@ -175,78 +174,6 @@ class ImageService:
         except BaseException:
             w.abort()
             raise
-
-    def store_and_extract(self, stream: BinaryIO) -> tuple[str, str | None, int, BaseException | None]:
-        """Store an uncompressed tar blob and, at the same time, extract it into a provisional
-        snapshot (a second thread reads the same bytes through a pipe), so a layer is unpacked
-        while it is still arriving. Returns (digest, provisional key or None, size, extraction
-        error). The caller turns the provisional snapshot into the layer, or removes it."""
-        import threading
-        import uuid
-        key = f"provisional:{uuid.uuid4().hex}"
-        fs = self.snapshots.prepare_layer(key, None)
-        r, w_fd = os.pipe()
-        result: dict[str, Any] = {}
-
-        def extract() -> None:
-            try:
-                with os.fdopen(r, "rb", buffering=1 << 20) as src:
-                    result["res"] = apply_tar(src, str(fs), whiteouts="overlay")
-                    while src.read(1 << 20):  # drain: the writer must never block on us
-                        pass
-            except BaseException as e:  # noqa: BLE001 - reported to the caller
-                result["err"] = e
-                try:
-                    os.close(r)
-                except OSError:
-                    pass
-
-        t = threading.Thread(target=extract, name="layer-extract", daemon=True)
-        t.start()
-        w = self.content.writer()
-        pipe_open = True
-        try:
-            with os.fdopen(w_fd, "wb", buffering=0) as pipe:
-                while True:
-                    chunk = stream.read(1 << 20)
-                    if not chunk:
-                        break
-                    w.write(chunk)
-                    if pipe_open:
-                        try:
-                            pipe.write(chunk)
-                        except (BrokenPipeError, OSError):
-                            pipe_open = False  # the extractor failed; keep storing, report later
-            t.join()
-            digest = w.commit()
-        except (OSError, EOFError) as e:
-            w.abort()
-            t.join()
-            self.snapshots.remove(key)
-            raise InvalidArgument(f"invalid archive: {e}") from None
-        except BaseException:
-            w.abort()
-            t.join()
-            self.snapshots.remove(key)
-            raise
-        err = result.get("err")
-        if err is not None:
-            self.snapshots.remove(key)
-            return digest, None, 0, err
-        return digest, key, result["res"].bytes, None
-
-    def adopt_layer(self, provisional: str, diff_id: str, parent_chain: str | None, size: int) -> None:
-        """Make a provisional snapshot the committed layer `diff_id` on `parent_chain`, or drop it if
-        that layer is unpacked already."""
-        chain = diff_id if parent_chain is None else dg.of_bytes(f"{parent_chain} {diff_id}".encode())
-        row = self.meta.snapshot(chain)
-        if row is not None and row["kind"] == "committed":
-            self.snapshots.remove(provisional)
-            return
-        if row is not None:
-            self.snapshots.remove(chain)
-        self.snapshots.rekey(provisional, chain, parent_chain)
-        self.snapshots.commit_layer(chain, size)
 
     def unpack_layer(self, diff_id: str, parent_chain: str | None) -> int:
         """Unpack a stored layer onto its parent chain (once: shared by every image that has it)."""

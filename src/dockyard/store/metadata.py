@@ -73,10 +73,6 @@ class Metadata:
         """Change a snapshot's kind and recorded size."""
         self.db.execute("UPDATE snapshots SET kind=?, size=? WHERE key=?", (kind, size, key))
 
-    def rekey_snapshot(self, key: str, new_key: str, parent: str | None) -> None:
-        """Rename a snapshot row and set its parent."""
-        self.db.execute("UPDATE snapshots SET key=?, parent=? WHERE key=?", (new_key, parent, key))
-
     def remove_snapshot(self, key: str) -> None:
         """Delete a snapshot row."""
         self.db.execute("DELETE FROM snapshots WHERE key=?", (key,))

@@ -48,12 +48,6 @@ class Snapshotter:
         (d / "fs").mkdir(parents=True)
         return d / "fs"
 
-    def rekey(self, key: str, new_key: str, parent: str | None) -> None:
-        """Give an extracting snapshot its final name and parent (its directory stays)."""
-        if self.meta.snapshot(new_key) is not None:
-            raise AlreadyExists(f"snapshot {new_key} exists")
-        self.meta.rekey_snapshot(key, new_key, parent)
-
     def commit_layer(self, key: str, size: int) -> None:
         """Mark an extracted layer committed."""
         self.meta.set_snapshot_kind(key, "committed", size)
