@@ -81,3 +81,42 @@ def test_round_trip_with_real_docker(real_docker, dy_cli, busybox_tar, tmp_path)
     assert out == b"from-docker\n"
     real_docker.docker("rmi", "peer/img:1")
     dy_cli("rmi", "peer/img:1")
+
+
+def _archive_with_layer(files: dict[str, bytes], tag: str) -> tuple[bytes, str]:
+    import hashlib
+    layer = _tar(files)
+    diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
+    cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["true"]},
+                      "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
+    return _tar({"abc/layer.tar": layer, "cfg.json": cfg,
+                 "manifest.json": json.dumps([{"Config": "cfg.json", "RepoTags": [tag],
+                                               "Layers": ["abc/layer.tar"]}]).encode()}), diff_id
+
+
+def test_large_layers_are_unpacked_once(client, daemon):
+    import os
+    big = os.urandom(1 << 20) * 6
+    data, diff_id = _archive_with_layer({"data/big.bin": big, "data/small.txt": b"s"}, "bigl:1")
+    client.images.load(data)
+    img = client.images.get("bigl:1")
+    assert img.attrs["RootFS"]["Layers"] == [diff_id]
+    snaps = daemon.data_root / "snapshots"
+    found = [p for p in snaps.glob("*/fs/data/big.bin")]
+    assert len(found) == 1 and found[0].stat().st_size == len(big)
+    client.images.load(data)  # again: the known layer is not unpacked a second time
+    assert len(list(snaps.glob("*/fs/data/big.bin"))) == 1
+    client.images.remove("bigl:1")
+    assert not list(snaps.glob("*/fs/data/big.bin"))
+
+
+def test_hostile_large_layer_rejected_and_nothing_left(client, daemon):
+    import os
+    import docker
+    before = sorted(p.name for p in (daemon.data_root / "snapshots").iterdir())
+    data, _ = _archive_with_layer({"pad.bin": os.urandom(5 << 20), "../../escape": b"x"}, "evil:1")
+    with pytest.raises(docker.errors.APIError) as e:
+        client.images.load(data)
+    assert e.value.status_code == 400 and "escapes" in str(e.value)
+    assert sorted(p.name for p in (daemon.data_root / "snapshots").iterdir()) == before
+    assert not list((daemon.data_root / "content" / "ingest").iterdir())
