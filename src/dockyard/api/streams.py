@@ -176,3 +176,23 @@ async def pipe_to_response(request: web.Request, produce: Callable[[BinaryIO], A
     await task
     await resp.write_eof()
     return resp
+
+
+class BodyReader(io.RawIOBase):
+    """A blocking file-like over an aiohttp stream (a request body, or a client response),
+    fed from the event loop, for a worker thread."""
+
+    def __init__(self, req: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self.content = req.content
+        self.loop, self.buf = loop, b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        if not self.buf:
+            self.buf = asyncio.run_coroutine_threadsafe(self.content.read(1 << 20), self.loop).result()
+        n = min(len(b), len(self.buf))
+        b[:n] = self.buf[:n]
+        self.buf = self.buf[n:]
+        return n

@@ -18,7 +18,7 @@ from ...containers.service import ContainerService
 from ...errors import InvalidArgument, NotFound
 from .. import params, views
 from ..server import Routes
-from ..streams import RAW_STREAM, Hijacked, frame, open_stream, pipe_to_response
+from ..streams import RAW_STREAM, BodyReader, Hijacked, frame, open_stream, pipe_to_response
 
 _STREAM = {"stdout": 1, "stderr": 2}
 
@@ -239,8 +239,7 @@ class ContainersRouter:
         """`PUT /containers/{id}/archive?path=`: extract the body (a tar) into a directory."""
         c = self.c.lookup(req.match_info["id"])
         path = self._archive_path(req)
-        from .images import _BodyReader
-        reader = io.BufferedReader(_BodyReader(req, asyncio.get_running_loop()), 1 << 20)
+        reader = io.BufferedReader(BodyReader(req, asyncio.get_running_loop()), 1 << 20)
         await self.fs.put_archive(c, path, reader, params.qbool(req, "copyUIDGID"))
         return web.Response(status=200)
 

@@ -14,27 +14,7 @@ from ...images import filters as image_filters
 from ...images.service import ImageService
 from .. import params, views
 from ..server import Routes
-from ..streams import json_line, pipe_to_response
-
-
-class _BodyReader(io.RawIOBase):
-    """A blocking file-like over an aiohttp stream (a request body, or a client response),
-    fed from the event loop, for a worker thread."""
-
-    def __init__(self, req: Any, loop: asyncio.AbstractEventLoop) -> None:
-        self.content = req.content
-        self.loop, self.buf = loop, b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        if not self.buf:
-            self.buf = asyncio.run_coroutine_threadsafe(self.content.read(1 << 20), self.loop).result()
-        n = min(len(b), len(self.buf))
-        b[:n] = self.buf[:n]
-        self.buf = self.buf[n:]
-        return n
+from ..streams import BodyReader, json_line, pipe_to_response
 
 
 class ImagesRouter:
@@ -73,7 +53,7 @@ class ImagesRouter:
             reference.parse_tagged(f"{repo}:{tag}" if tag else repo)  # fail before reading the body
         loop = asyncio.get_running_loop()
         if src == "-":
-            reader = io.BufferedReader(_BodyReader(req, loop), 1 << 20)
+            reader = io.BufferedReader(BodyReader(req, loop), 1 << 20)
             img = await asyncio.to_thread(self.images.import_tar, reader, repo, tag, changes, message)
         else:
             import aiohttp
@@ -82,7 +62,7 @@ class ImagesRouter:
                         s.get(src) as r:
                     if r.status != 200:
                         raise InvalidArgument(f"fetching {src}: HTTP {r.status}")
-                    reader = io.BufferedReader(_BodyReader(r, loop), 1 << 20)
+                    reader = io.BufferedReader(BodyReader(r, loop), 1 << 20)
                     img = await asyncio.to_thread(self.images.import_tar, reader, repo, tag, changes, message, src)
             except aiohttp.ClientError as e:
                 raise InvalidArgument(f"fetching {src}: {e}") from None
@@ -109,7 +89,7 @@ class ImagesRouter:
     async def load(self, req: web.Request) -> web.StreamResponse:
         """`POST /images/load`: read an archive from the body."""
         loop = asyncio.get_running_loop()
-        reader = io.BufferedReader(_BodyReader(req, loop), 1 << 20)
+        reader = io.BufferedReader(BodyReader(req, loop), 1 << 20)
         msgs: list[str] = []
         await asyncio.to_thread(archive.load, self.images, reader, msgs.append)
         resp = web.StreamResponse()
