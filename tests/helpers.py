@@ -17,6 +17,18 @@ BIN = Path(sys.executable).parent
 DOCKER = shutil.which("docker", path="/usr/bin") or shutil.which("docker")
 
 
+def wait_gone(pid: int, seconds: float) -> bool:
+    """Whether the process exits within `seconds`."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def tar_bytes(files: dict[str, bytes]) -> bytes:
     """An in-memory tar of regular files."""
     import io
@@ -108,18 +120,11 @@ class Daemon:
         """Stop the daemon and the monitor, whatever state they are in."""
         self.stop()
         pid = self.monitor_pid()
-        if pid:
-            for _ in range(100):
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    break
-                time.sleep(0.05)
-            else:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        if pid and not wait_gone(pid, 5.0):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def env(self) -> dict[str, str]:
         """Environment for CLI clients."""

@@ -150,7 +150,7 @@ def test_runtime_leftovers_of_unknown_containers_are_removed(fresh_daemon, tmp_p
     import subprocess
     import tarfile
     from dockyard.containers import spec as specgen
-    from ..helpers import BIN, make_busybox_tar
+    from ..helpers import BIN, make_busybox_tar, wait_gone
     d = fresh_daemon(image=False)
     rootfs = tmp_path / "rootfs"
     rootfs.mkdir()
@@ -172,12 +172,5 @@ def test_runtime_leftovers_of_unknown_containers_are_removed(fresh_daemon, tmp_p
     d.stop()
     d.start()
     assert not (root / "orphan1").exists()
-    for _ in range(100):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
-    else:
-        raise AssertionError("orphan process still alive")
+    assert wait_gone(pid, 5.0), "orphan process still alive"
     assert not os.path.exists("/sys/fs/cgroup/memory/dockyard/orphan1")
