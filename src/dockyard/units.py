@@ -59,6 +59,14 @@ def bytes_size(n: float) -> str:
     return f"{n:.4g}{units[i]}"
 
 
+def unix_seconds(rfc: str) -> int:
+    """RFC 3339 → whole unix seconds, 0 for an unparsable value (Docker's list `Created`)."""
+    try:
+        return int(rfc3339_to_ts(rfc))
+    except ValueError:
+        return 0
+
+
 def parse_time(v: str) -> float:
     """Docker's `since`/`until`: unix seconds (with fraction), RFC 3339, or a duration like 10m."""
     if not v:

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from dockyard.containers import logs
+from dockyard.errors import InvalidArgument
 from dockyard.monitor.logfile import MAX_LINE, LogWriter
 from dockyard.store.metadata import SCHEMA_VERSION, Metadata
 
@@ -60,7 +61,7 @@ def test_follow_reads_appended_records_then_stops(tmp_path):
 def test_time_parsing():
     assert logs.parse_time("1700000000.5") == 1700000000.5
     assert logs.rfc3339_to_ts("2024-01-02T03:04:05.123456789Z") == pytest.approx(1704164645.123456789)
-    with pytest.raises(Exception):
+    with pytest.raises(InvalidArgument):
         logs.parse_time("yesterday")
 
 

@@ -7,22 +7,14 @@ from typing import Any
 
 from ..containers.model import Container, Status
 from ..images.service import Image
-from ..units import human_duration
-
-
-def _ts(rfc: str) -> int:
-    from ..containers.logs import rfc3339_to_ts
-    try:
-        return int(rfc3339_to_ts(rfc))
-    except ValueError:
-        return 0
+from ..units import human_duration, unix_seconds
 
 
 def image_summary(img: Image, containers: int = -1) -> dict[str, Any]:
     """`GET /images/json` item."""
     return {
         "Id": img.id, "ParentId": img.parent, "RepoTags": img.tags or None, "RepoDigests": img.digests or None,
-        "Created": _ts(img.created), "Size": img.size, "SharedSize": -1, "VirtualSize": img.size,
+        "Created": unix_seconds(img.created), "Size": img.size, "SharedSize": -1, "VirtualSize": img.size,
         "Labels": (img.container_config.get("Labels") or None), "Containers": containers,
     }
 
@@ -59,14 +51,14 @@ def image_history(img: Image, layer_sizes: list[int]) -> list[dict[str, Any]]:
         rows.append((h, 0 if h.get("empty_layer") else (sizes.pop(0) if sizes else 0)))
     out = []
     for i, (h, size) in enumerate(reversed(rows)):
-        out.append({"Id": img.id if i == 0 else "<missing>", "Created": _ts(h.get("created", img.created)),
+        out.append({"Id": img.id if i == 0 else "<missing>", "Created": unix_seconds(h.get("created", img.created)),
                     "CreatedBy": h.get("created_by", ""), "Tags": img.tags if i == 0 else None,
                     "Size": size, "Comment": h.get("comment", "")})
     return out
 
 
 def _human_since(rfc: str) -> str:
-    return human_duration(_dt.datetime.now(_dt.timezone.utc).timestamp() - _ts(rfc))
+    return human_duration(_dt.datetime.now(_dt.timezone.utc).timestamp() - unix_seconds(rfc))
 
 
 def status_text(c: Container) -> str:
@@ -92,7 +84,7 @@ def container_summary(c: Container, image_name: str, size: tuple[int, int] | Non
     cmd = " ".join([c.cfg.path, *c.cfg.args])
     out = {
         "Id": c.id, "Names": ["/" + c.name], "Image": image_name, "ImageID": c.cfg.image_id, "Command": cmd,
-        "Created": _ts(c.cfg.created), "Ports": [], "Labels": c.cfg.config.get("Labels") or {},
+        "Created": unix_seconds(c.cfg.created), "Ports": [], "Labels": c.cfg.config.get("Labels") or {},
         "State": c.state.status.value, "Status": status_text(c),
         "HostConfig": {"NetworkMode": c.cfg.host_config.get("NetworkMode", "default")},
         "NetworkSettings": {"Networks": _networks(c)}, "Mounts": [],

@@ -107,12 +107,6 @@ def rootfd_path(fd: int) -> str:
     return f"/proc/self/fd/{fd}"
 
 
-def _open_parent(rootfd: int, rel: str) -> tuple[int, str]:
-    """Resolve (creating as needed) the parent of `rel` inside the root; return (fd, basename)."""
-    parent, _, base = rel.rpartition("/")
-    return _mkdir_p(rootfd, parent, 0), base
-
-
 def _in_root_join(cur: list[str], target: str) -> str:
     """Lexically resolve a symlink target as seen from `cur`, `..` clamped at the root."""
     parts = [] if target.startswith("/") else list(cur)

@@ -57,9 +57,3 @@ def build_runtimes(configured: dict[str, dict], exec_root: str) -> dict[str, Run
         out[name] = Runtime(name, (p, *spec.get("runtimeArgs", [])), os.path.join(exec_root, "runtime", name))
     return out
 
-
-def pick(runtimes: dict[str, Runtime], name: str) -> Runtime:
-    """The runtime called `name`."""
-    if name not in runtimes:
-        raise InvalidArgument(f"Unknown runtime specified {name}")
-    return runtimes[name]

@@ -337,8 +337,7 @@ class ContainerService:
         c = self.lookup(ref)
         if c.state.running:
             await self._stop(c, timeout)
-        await self.start(c.id)
-        c.state.restart_count = c.state.restart_count  # docker only counts policy restarts
+        await self.start(c.id)  # RestartCount counts policy restarts only, as in Docker
         self.on_event("restart", c, {})
 
     async def wait(self, ref: str, condition: str = "not-running") -> ContainerState:

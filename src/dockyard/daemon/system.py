@@ -12,6 +12,7 @@ from ..containers.model import Status
 from ..containers.service import ContainerService
 from ..images.service import ARCH, ImageService
 from ..runtime import cgroups
+from ..units import unix_seconds
 from .config import Config
 
 
@@ -96,7 +97,7 @@ class SystemService:
         for img in imgs:
             shared = sum(layer_size[ch] for ch in chains[img.id] if layer_users[ch] > 1)
             out_images.append({"Id": img.id, "ParentId": img.parent, "RepoTags": img.tags or None,
-                               "RepoDigests": img.digests or None, "Created": _created(img.created),
+                               "RepoDigests": img.digests or None, "Created": unix_seconds(img.created),
                                "Size": img.size, "SharedSize": shared, "VirtualSize": img.size,
                                "Labels": img.container_config.get("Labels") or None,
                                "Containers": users.get(img.id, 0)})
@@ -105,7 +106,7 @@ class SystemService:
             rw = self.containers.rw_size(c)
             base = next((i.size for i in imgs if i.id == c.cfg.image_id), 0)
             out_ctrs.append({"Id": c.id, "Names": ["/" + c.name], "Image": c.cfg.image_ref, "ImageID": c.cfg.image_id,
-                             "Command": " ".join([c.cfg.path, *c.cfg.args]), "Created": _created(c.cfg.created),
+                             "Command": " ".join([c.cfg.path, *c.cfg.args]), "Created": unix_seconds(c.cfg.created),
                              "Ports": [], "SizeRw": rw, "SizeRootFs": rw + base,
                              "Labels": c.cfg.config.get("Labels") or {}, "State": c.state.status.value,
                              "Status": c.state.status.value, "Mounts": []})
@@ -122,14 +123,6 @@ class SystemService:
             with open(p, "w") as f:
                 f.write(v)
             return v
-
-
-def _created(rfc: str) -> int:
-    from ..containers.logs import rfc3339_to_ts
-    try:
-        return int(rfc3339_to_ts(rfc))
-    except ValueError:
-        return 0
 
 
 def _now() -> str:

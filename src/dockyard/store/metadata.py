@@ -85,10 +85,6 @@ class Metadata:
         """Every snapshot number."""
         return [r[0] for r in self.db.execute("SELECT id FROM snapshots")]
 
-    def snapshot_children(self, key: str) -> int:
-        """How many snapshots sit directly on `key`."""
-        return int(self.db.execute("SELECT COUNT(*) FROM snapshots WHERE parent=?", (key,)).fetchone()[0])
-
     # images
     def put_image(self, image_id: str, top_layer: str | None, created: str, parent: str, size: int, added: float) -> None:
         """Insert an image row (no-op if present)."""
@@ -115,10 +111,6 @@ class Metadata:
     def children_of_image(self, image_id: str) -> list[str]:
         """Images whose parent is `image_id`."""
         return [r[0] for r in self.db.execute("SELECT id FROM images WHERE parent=?", (image_id,))]
-
-    def images_using_layer(self, key: str) -> int:
-        """Images whose top layer is `key`."""
-        return int(self.db.execute("SELECT COUNT(*) FROM images WHERE top_layer=?", (key,)).fetchone()[0])
 
     # tags
     def tag(self, ref: str) -> str | None:
@@ -163,10 +155,6 @@ class Metadata:
     def containers(self) -> Iterator[sqlite3.Row]:
         """Every container row, oldest first."""
         return iter(list(self.db.execute("SELECT * FROM containers ORDER BY created, rowid")))
-
-    def containers_using_image(self, image_id: str) -> list[sqlite3.Row]:
-        """Containers created from an image."""
-        return list(self.db.execute("SELECT * FROM containers WHERE image_id=?", (image_id,)))
 
 
 class _Locked:
