@@ -42,10 +42,12 @@ def _import_busybox(d: Daemon, tar: Path) -> str:
 @pytest.fixture(scope="session")
 def daemon(tmp_path_factory: pytest.TempPathFactory, busybox_tar: Path):
     d = Daemon(tmp_path_factory.mktemp("dockyardd"))
-    d.start()
-    _import_busybox(d, busybox_tar)
-    yield d
-    d.cleanup()
+    try:
+        d.start()
+        _import_busybox(d, busybox_tar)
+        yield d
+    finally:  # also when setup fails: never leave a daemon and its monitor running
+        d.cleanup()
     assert not mounts_under(d.base), "mounts left behind"
 
 
