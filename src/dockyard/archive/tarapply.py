@@ -15,12 +15,13 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import tarfile
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable
 
 from ..errors import InvalidArgument
 from ..linux.syscalls import open_in_root
+from .tarread import Entry, TarReader
+from .tarsplit import Recorder
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE = ".wh..wh..opq"
@@ -33,7 +34,9 @@ class ApplyResult:
     """What an apply wrote."""
 
     entries: int = 0
-    bytes: int = 0
+    bytes: int = 0        # payload bytes written
+    digest: str = ""      # sha256 of the (uncompressed) tar stream
+    size: int = 0         # its length
 
 
 def clean_name(name: str) -> str:
@@ -52,43 +55,43 @@ def clean_name(name: str) -> str:
 
 def apply_tar(stream: BinaryIO, root: str, *, whiteouts: str = "overlay", allow_devices: bool = True,
               max_bytes: int | None = None, owner: tuple[int, int] | None = None,
-              rename: tuple[str, str] | None = None) -> ApplyResult:
+              rename: tuple[str, str] | None = None, recorder: Recorder | None = None) -> ApplyResult:
     """Apply a (possibly compressed) tar stream onto directory `root`.
 
     whiteouts: "overlay" (to overlay whiteouts), "apply" (delete what they name), "keep" (plain
     files, for `cp`). owner: chown every entry to (uid, gid) instead of the archive's.
-    rename: (old, new) replaces a leading path component `old` with `new` (`cp` onto a new name)."""
+    rename: (old, new) replaces a leading path component `old` with `new` (`cp` onto a new name).
+    recorder: a `tarsplit.Recorder` for `root`'s layer: the stream is then read to its end and
+    the result carries its digest and size (a layer's DiffID)."""
     rootfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    cache = _ParentCache(rootfd)
+    cache = _ParentCache(rootfd, recorder)
     res = ApplyResult()
-    dirs: list[tuple[str, tarfile.TarInfo]] = []
+    dirs: list[tuple[str, float]] = []
     try:
+        reader = TarReader(stream, recorder, drain=recorder is not None)
         try:
-            tf = tarfile.open(fileobj=stream, mode="r|*")
-        except tarfile.TarError as e:
-            raise InvalidArgument(f"invalid tar archive: {e}") from None
-        try:
-            for m in tf:
+            for m in reader:
                 if owner is not None:
                     m.uid, m.gid = owner
                 if rename is not None:
                     m.name = _renamed(m.name, rename)
                     if m.islnk():
                         m.linkname = _renamed(m.linkname, rename)
-                _apply_member(tf, m, cache, res, dirs, whiteouts, allow_devices, max_bytes)
-        except (tarfile.TarError, EOFError, OSError) as e:
-            if isinstance(e, OSError) and e.errno not in (errno.ELOOP, errno.EXDEV, errno.ENOTDIR, errno.ENOENT, errno.EEXIST):
+                _apply_member(reader, m, cache, res, dirs, whiteouts, allow_devices, max_bytes)
+        except OSError as e:
+            if e.errno not in (errno.ELOOP, errno.EXDEV, errno.ENOTDIR, errno.ENOENT, errno.EEXIST):
                 raise
             raise InvalidArgument(f"invalid tar archive: {e}") from None
-        for name, m in reversed(dirs):
+        for name, mtime in reversed(dirs):
             try:
                 fd = open_in_root(rootfd, name, os.O_PATH | os.O_NOFOLLOW)
             except OSError:
                 continue
             try:
-                os.utime(f"/proc/self/fd/{fd}", ns=(int(m.mtime * 1e9),) * 2)
+                os.utime(f"/proc/self/fd/{fd}", ns=(int(mtime * 1e9),) * 2)
             finally:
                 os.close(fd)
+        res.digest, res.size = reader.digest, reader.total
     finally:
         cache.clear()
         os.close(rootfd)
@@ -185,11 +188,15 @@ def _rmtree_fd(dfd: int) -> None:
 
 class _ParentCache:
     """O_PATH fds of directories already resolved in this apply, by relative path. Any removal
-    clears it, since a directory replaced by something else must be resolved again."""
+    clears it, since a directory replaced by something else must be resolved again. With a
+    recorder it also knows where each directory really is (symlinks on the way resolved)."""
 
-    def __init__(self, rootfd: int) -> None:
+    def __init__(self, rootfd: int, recorder: Recorder | None) -> None:
         self.rootfd = rootfd
+        self.rec = recorder
         self.fds: dict[str, int] = {}
+        self.real: dict[int, str] = {}
+        self.root_real = os.readlink(rootfd_path(rootfd)) if recorder is not None else ""
 
     def get(self, rel_parent: str) -> int:
         fd = self.fds.get(rel_parent)
@@ -197,20 +204,40 @@ class _ParentCache:
             fd = self.fds[rel_parent] = _mkdir_p(self.rootfd, rel_parent, 0)
         return fd
 
+    def real_path(self, pfd: int, base: str) -> str:
+        """Where `base` in directory `pfd` is, relative to the root, without symlinks."""
+        d = self.real.get(pfd)
+        if d is None:
+            p = os.readlink(rootfd_path(pfd))
+            d = self.real[pfd] = "" if p == self.root_real else p[len(self.root_real) + 1:]
+        return f"{d}/{base}" if d else base
+
     def clear(self) -> None:
         for fd in self.fds.values():
             os.close(fd)
         self.fds.clear()
+        self.real.clear()
+
+    def _drop(self, keys: list[str]) -> None:
+        for k in keys:
+            fd = self.fds.pop(k)
+            self.real.pop(fd, None)
+            os.close(fd)
 
     def drop_children(self, rel: str) -> None:
         """Forget everything strictly below `rel` ('' is the root)."""
-        for k in [k for k in self.fds if k and (not rel or k.startswith(rel + "/"))]:
-            os.close(self.fds.pop(k))
+        self._drop([k for k in self.fds if k and (not rel or k.startswith(rel + "/"))])
 
     def drop_under(self, rel: str) -> None:
         """Forget `rel` and everything below it (it was removed or replaced)."""
-        for k in [k for k in self.fds if k == rel or k.startswith(rel + "/")]:
-            os.close(self.fds.pop(k))
+        self._drop([k for k in self.fds if k == rel or k.startswith(rel + "/")])
+
+    def remove(self, pfd: int, base: str) -> None:
+        """Remove `base` from directory `pfd`; payloads recorded in it are moved aside first."""
+        if self.rec is not None and os.path.lexists(rootfd_path(pfd) + "/" + base):
+            if self.rec.rescue(self.real_path(pfd, base)) is not None:
+                return
+        _remove(pfd, base)
 
 
 def _create(fn: Callable[[], Any], pfd: int, base: str, rel: str, cache: _ParentCache) -> Any:
@@ -219,13 +246,13 @@ def _create(fn: Callable[[], Any], pfd: int, base: str, rel: str, cache: _Parent
     try:
         return fn()
     except FileExistsError:
-        _remove(pfd, base)
+        cache.remove(pfd, base)
         cache.drop_under(rel)
         return fn()
 
 
-def _apply_member(tf: tarfile.TarFile, m: tarfile.TarInfo, cache: _ParentCache, res: ApplyResult,
-                  dirs: list[tuple[str, tarfile.TarInfo]], whiteouts: str, allow_devices: bool,
+def _apply_member(reader: TarReader, m: Entry, cache: _ParentCache, res: ApplyResult,
+                  dirs: list[tuple[str, float]], whiteouts: str, allow_devices: bool,
                   max_bytes: int | None) -> None:
     rootfd = cache.rootfd
     rel = clean_name(m.name)
@@ -237,7 +264,7 @@ def _apply_member(tf: tarfile.TarFile, m: tarfile.TarInfo, cache: _ParentCache, 
     parent, _, base = rel.rpartition("/")
     pfd = cache.get(parent)
     if base.startswith(WHITEOUT_PREFIX) and whiteouts != "keep":
-        _whiteout(pfd, base, whiteouts)
+        _whiteout(cache, pfd, base, whiteouts)
         if base == OPAQUE:
             cache.drop_children(parent)
         else:
@@ -248,12 +275,12 @@ def _apply_member(tf: tarfile.TarFile, m: tarfile.TarInfo, cache: _ParentCache, 
         try:
             st = os.stat(base, dir_fd=pfd, follow_symlinks=False)
             if not stat.S_ISDIR(st.st_mode):
-                _remove(pfd, base)
+                cache.remove(pfd, base)
                 cache.drop_under(rel)
                 os.mkdir(base, 0o700, dir_fd=pfd)
         except FileNotFoundError:
             os.mkdir(base, 0o700, dir_fd=pfd)
-        dirs.append((rel, m))
+        dirs.append((rel, m.mtime))
         _set_meta(pfd, base, m)
     elif m.isreg():
         res.bytes += m.size
@@ -262,18 +289,11 @@ def _apply_member(tf: tarfile.TarFile, m: tarfile.TarInfo, cache: _ParentCache, 
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         fd = _create(lambda: os.open(base, flags, 0o600, dir_fd=pfd), pfd, base, rel, cache)
         try:
-            src = tf.extractfile(m)
-            if src is not None:
-                while True:
-                    chunk = src.read(1 << 20)
-                    if not chunk:
-                        break
-                    view = memoryview(chunk)
-                    while view:
-                        view = view[os.write(fd, view):]
+            reader.copy_to(fd, cache.real_path(pfd, base) if cache.rec is not None else None)
             os.fchown(fd, m.uid, m.gid)
             os.fchmod(fd, m.mode & 0o7777)
-            _xattrs(fd, m)
+            for name, value in m.xattrs.items():
+                _setxattr(fd, name, value)
             os.utime(fd, ns=(int(m.mtime * 1e9),) * 2)
         finally:
             os.close(fd)
@@ -294,23 +314,20 @@ def _apply_member(tf: tarfile.TarFile, m: tarfile.TarInfo, cache: _ParentCache, 
         elif m.isfifo():
             _create(lambda: os.mkfifo(base, 0o600, dir_fd=pfd), pfd, base, rel, cache)
         else:
-            raise InvalidArgument(f"unsupported tar entry type for {m.name!r}")
+            raise InvalidArgument(f"unsupported tar entry type {m.type!r} for {m.name!r}")
         _set_meta(pfd, base, m)
     res.entries += 1
 
 
-def _xattrs(fd: int, m: tarfile.TarInfo) -> None:
-    for k, v in (m.pax_headers or {}).items():
-        if k.startswith("SCHILY.xattr."):
-            name = k[len("SCHILY.xattr."):]
-            if name.startswith(_XATTR_ALLOWED):
-                try:
-                    os.setxattr(fd, name, v.encode("utf-8", "surrogateescape"))
-                except OSError:
-                    pass
+def _setxattr(fd_or_path: int | str, name: str, value: bytes) -> None:
+    if name.startswith(_XATTR_ALLOWED):
+        try:
+            os.setxattr(fd_or_path, name, value)
+        except OSError:
+            pass
 
 
-def _whiteout(pfd: int, base: str, mode: str) -> None:
+def _whiteout(cache: _ParentCache, pfd: int, base: str, mode: str) -> None:
     if base == OPAQUE:
         if mode == "overlay":
             os.setxattr(f"/proc/self/fd/{pfd}", OPAQUE_XATTR, b"y")
@@ -324,24 +341,20 @@ def _whiteout(pfd: int, base: str, mode: str) -> None:
     target = base[len(WHITEOUT_PREFIX):]
     if not target or "/" in target:
         raise InvalidArgument(f"invalid whiteout {base!r}")
-    _remove(pfd, target)
+    cache.remove(pfd, target)
     if mode == "overlay":
         os.mknod(target, stat.S_IFCHR, os.makedev(0, 0), dir_fd=pfd)
 
 
-def _set_meta(pfd: int, base: str, m: tarfile.TarInfo) -> None:
+def _set_meta(pfd: int, base: str, m: Entry) -> None:
     os.chown(base, m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
     if not m.issym():
         fd = os.open(base, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
         try:
             path = f"/proc/self/fd/{fd}"
             os.chmod(path, m.mode & 0o7777)
-            for k, v in (m.pax_headers or {}).items():
-                if k.startswith("SCHILY.xattr.") and k[len("SCHILY.xattr."):].startswith(_XATTR_ALLOWED):
-                    try:
-                        os.setxattr(path, k[len("SCHILY.xattr."):], v.encode("utf-8", "surrogateescape"))
-                    except OSError:
-                        pass
+            for name, value in m.xattrs.items():
+                _setxattr(path, name, value)
         finally:
             os.close(fd)
     if not m.isdir():

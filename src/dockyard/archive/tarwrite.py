@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import stat
 import tarfile
-from typing import BinaryIO
+from typing import Any, BinaryIO, Callable
 
 from .tarapply import OPAQUE, OPAQUE_XATTR, WHITEOUT_PREFIX
 
@@ -122,3 +122,48 @@ def _add_entry(tf: tarfile.TarFile, path: str, name: str, st: os.stat_result,
     elif stat.S_ISFIFO(st.st_mode):
         ti.type = tarfile.FIFOTYPE
         tf.addfile(ti)
+
+
+class TarStream:
+    """A tar written entry by entry to a stream, for archives of a few large members whose
+    contents are produced by a callback (`docker save`): no buffering, no seeking."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+
+    def _header(self, ti: tarfile.TarInfo) -> None:
+        self.out.write(ti.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+
+    def add_dir(self, name: str) -> None:
+        """A directory entry (mode 0755)."""
+        ti = tarfile.TarInfo(name)
+        ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+        self._header(ti)
+
+    def add_bytes(self, name: str, data: bytes) -> None:
+        """A regular file with `data`."""
+        self.add_stream(name, len(data), lambda out: out.write(data))
+
+    def add_stream(self, name: str, size: int, produce: Callable[[BinaryIO], Any]) -> None:
+        """A regular file of `size` bytes that `produce(out)` writes."""
+        ti = tarfile.TarInfo(name)
+        ti.size, ti.mode = size, 0o644
+        self._header(ti)
+        counted = _Counting(self.out)
+        produce(counted)  # type: ignore[arg-type]
+        if counted.n != size:
+            raise OSError(f"{name}: wrote {counted.n} bytes for a {size}-byte entry")
+        self.out.write(bytes(-size % tarfile.BLOCKSIZE))
+
+    def close(self) -> None:
+        """The end marker (two zero blocks), padded to a record as tar does."""
+        self.out.write(bytes(tarfile.RECORDSIZE))
+
+
+class _Counting:
+    def __init__(self, out: BinaryIO) -> None:
+        self.out, self.n = out, 0
+
+    def write(self, data: bytes | memoryview) -> int:
+        self.n += len(data)
+        return self.out.write(data)

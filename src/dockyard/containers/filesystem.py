@@ -161,17 +161,16 @@ class ContainerFS:
         if paused:
             await self._pause(c, True)
         try:
-            w = images.content.writer()
-            try:
-                await asyncio.to_thread(write_tar, str(self.svc.snapshots.fs_path(c.id)), w)  # type: ignore[arg-type]
-                diff_id = w.commit()
-            except BaseException:
-                w.abort()
-                raise
+            upper = str(self.svc.snapshots.fs_path(c.id))
+            st = await asyncio.to_thread(images.stage_from_writer, lambda out: write_tar(upper, out))
         finally:
             if paused:
                 await self._pause(c, False)
-        await asyncio.to_thread(images.unpack_layer, diff_id, base.top_layer)
+        try:
+            await asyncio.to_thread(images.place_layer, st, base.top_layer)
+        finally:
+            images.drop_staged([st])
+        diff_id = st.diff_id
         cfg = json.loads(json.dumps(base.config))
         ccfg = {**c.cfg.config, **(config or {})}
         ccfg = changes_mod.apply(ccfg, changes)

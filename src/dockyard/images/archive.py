@@ -7,9 +7,10 @@ however many images share it.
 
 Read: that layout, the classic Docker one (`manifest.json`, `<id>/layer.tar`, `<id>.json`,
 possibly with symlinked duplicate layers), and a pure OCI layout (`index.json` only, layers
-possibly gzip-compressed). The outer archive is streamed: large members go straight into the
-content store (digests computed on the way), small ones stay in memory until the manifests
-are read at the end.
+possibly gzip-compressed). The outer archive is streamed: large members are unpacked as
+layers while they arrive (their DiffIDs computed on the way), small ones stay in memory until
+the manifests are read at the end. Layers are written back from their unpacked files and
+their recorded tar headers (`archive.tarsplit`), byte for byte.
 """
 
 from __future__ import annotations
@@ -17,30 +18,25 @@ from __future__ import annotations
 import io
 import json
 import posixpath
-import tarfile
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable
 
-from ..errors import InvalidArgument, NotFound
+from ..errors import InvalidArgument
 from ..oci import digest as dg
 from ..oci import reference
-from .service import Image, ImageService
+from ..archive.tarread import TarReader
+from ..archive.tarwrite import TarStream
+from .service import Image, ImageService, StagedLayer
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-SMALL = 4 << 20
+SMALL = 4 << 20   # members up to this size are kept in memory (JSON documents, small layers)
 
 
 # ---------------------------------------------------------------- save
-def _add_bytes(tf: tarfile.TarFile, name: str, data: bytes) -> None:
-    ti = tarfile.TarInfo(name)
-    ti.size, ti.mode, ti.mtime = len(data), 0o644, 0
-    tf.addfile(ti, io.BytesIO(data))
-
-
 def save(svc: ImageService, names: list[str], out: BinaryIO) -> None:
     """Write the named images (with the tags named, or all their tags for an ID) as one archive."""
     wanted: list[tuple[Image, list[str]]] = []
@@ -59,69 +55,60 @@ def save(svc: ImageService, names: list[str], out: BinaryIO) -> None:
             wanted.append((img, tags))
     written: set[str] = set()
     manifest_json, index, repos = [], [], {}
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
-        d = tarfile.TarInfo("blobs")
-        d.type, d.mode = tarfile.DIRTYPE, 0o755
-        tf.addfile(d)
-        d = tarfile.TarInfo("blobs/sha256")
-        d.type, d.mode = tarfile.DIRTYPE, 0o755
-        tf.addfile(d)
+    ts = TarStream(out)
+    ts.add_dir("blobs")
+    ts.add_dir("blobs/sha256")
 
-        def blob(digest: str, data: bytes | None = None) -> tuple[str, int]:
-            path = f"blobs/sha256/{dg.hex_of(digest)}"
-            if data is None:
-                with svc.content.open(digest) as f:
-                    size = f.seek(0, 2)
-                    f.seek(0)
-                    if digest not in written:
-                        ti = tarfile.TarInfo(path)
-                        ti.size, ti.mode = size, 0o644
-                        tf.addfile(ti, f)
-            else:
-                size = len(data)
-                if digest not in written:
-                    _add_bytes(tf, path, data)
+    def blob(digest: str, data: bytes) -> tuple[str, int]:
+        path = f"blobs/sha256/{dg.hex_of(digest)}"
+        if digest not in written:
+            ts.add_bytes(path, data)
             written.add(digest)
-            return path, size
+        return path, len(data)
 
-        for img, tags in wanted:
-            cfg_bytes = svc.content.read(img.id)
-            cfg_path, cfg_size = blob(img.id, cfg_bytes)
-            layers = []
-            for diff_id in img.config["rootfs"]["diff_ids"]:
-                if not svc.content.exists(diff_id):
-                    raise NotFound(f"layer {diff_id} of image {img.id} is missing from the content store")
-                path, size = blob(diff_id)
-                layers.append((diff_id, path, size))
-            man = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                   "config": {"mediaType": OCI_CONFIG, "digest": img.id, "size": cfg_size},
-                   "layers": [{"mediaType": OCI_LAYER, "digest": d, "size": s} for d, _, s in layers]}
-            man_bytes = json.dumps(man, separators=(",", ":")).encode()
-            man_digest = dg.of_bytes(man_bytes)
-            blob(man_digest, man_bytes)
-            for t in tags or [None]:
-                desc = {"mediaType": OCI_MANIFEST, "digest": man_digest, "size": len(man_bytes)}
-                if t:
-                    r = reference.parse(t)
-                    desc["annotations"] = {"io.containerd.image.name": f"{r.name}:{r.tag}",
-                                           "org.opencontainers.image.ref.name": r.tag or "latest"}
-                    repos.setdefault(r.familiar_name, {})[r.tag] = dg.hex_of(layers[-1][0]) if layers else ""
-                index.append(desc)
-            manifest_json.append({"Config": cfg_path, "RepoTags": tags or None,
-                                  "Layers": [p for _, p, _ in layers]})
-        _add_bytes(tf, "index.json", json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX,
-                                                 "manifests": index}).encode())
-        _add_bytes(tf, "manifest.json", json.dumps(manifest_json).encode())
-        _add_bytes(tf, "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
-        if repos:
-            _add_bytes(tf, "repositories", json.dumps(repos).encode())
+    for img, tags in wanted:
+        cfg_bytes = svc.content.read(img.id)
+        cfg_path, cfg_size = blob(img.id, cfg_bytes)
+        layers = []
+        diff_ids = img.config["rootfs"]["diff_ids"]
+        for diff_id, chain in zip(diff_ids, dg.chain_ids(diff_ids)):
+            path = f"blobs/sha256/{dg.hex_of(diff_id)}"
+            size = svc.layer_tar_size(chain, diff_id)
+            if diff_id not in written:
+                ts.add_stream(path, size, lambda o, c=chain, d=diff_id: svc.write_layer(c, o, d))
+                written.add(diff_id)
+            layers.append((diff_id, path, size))
+        man = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+               "config": {"mediaType": OCI_CONFIG, "digest": img.id, "size": cfg_size},
+               "layers": [{"mediaType": OCI_LAYER, "digest": d, "size": s} for d, _, s in layers]}
+        man_bytes = json.dumps(man, separators=(",", ":")).encode()
+        man_digest = dg.of_bytes(man_bytes)
+        blob(man_digest, man_bytes)
+        for t in tags or [None]:
+            desc = {"mediaType": OCI_MANIFEST, "digest": man_digest, "size": len(man_bytes)}
+            if t:
+                r = reference.parse(t)
+                desc["annotations"] = {"io.containerd.image.name": f"{r.name}:{r.tag}",
+                                       "org.opencontainers.image.ref.name": r.tag or "latest"}
+                repos.setdefault(r.familiar_name, {})[r.tag] = dg.hex_of(layers[-1][0]) if layers else ""
+            index.append(desc)
+        manifest_json.append({"Config": cfg_path, "RepoTags": tags or None,
+                              "Layers": [p for _, p, _ in layers]})
+    ts.add_bytes("index.json", json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX,
+                                           "manifests": index}).encode())
+    ts.add_bytes("manifest.json", json.dumps(manifest_json).encode())
+    ts.add_bytes("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+    if repos:
+        ts.add_bytes("repositories", json.dumps(repos).encode())
+    ts.close()
 
 
 # ---------------------------------------------------------------- load
 @dataclass
 class _Members:
     small: dict[str, bytes] = field(default_factory=dict)     # path → bytes
-    stored: dict[str, str] = field(default_factory=dict)      # path → content digest (uncompressed)
+    staged: dict[str, StagedLayer] = field(default_factory=dict)  # path → layer unpacked as it streamed by
+    failed: dict[str, str] = field(default_factory=dict)      # path → why it is not a layer
     links: dict[str, str] = field(default_factory=dict)       # path → target path
 
     def resolve(self, path: str) -> str:
@@ -139,42 +126,47 @@ class _Members:
 
 
 def load(svc: ImageService, stream: BinaryIO, progress: Callable[[str], None] = lambda _: None) -> list[tuple[Image, list[str]]]:
-    """Read an archive; unpack and record every image in it. Returns (image, tags loaded)."""
+    """Read an archive; unpack and record every image in it. Returns (image, tags loaded).
+
+    Members too large to be JSON are unpacked as layers while they stream by (one pass, no copy
+    of the tar kept: see `archive.tarsplit`); which image and parent they belong to is only known
+    from the manifests at the end, so they are staged and placed then."""
     m = _Members()
     try:
-        tf = tarfile.open(fileobj=stream, mode="r|*")
-        for mem in tf:
-            name = posixpath.normpath(mem.name.lstrip("./") or ".")
-            if name.startswith("../") or name == "..":
-                raise InvalidArgument(f"invalid archive entry {mem.name!r}")
-            if mem.issym() or mem.islnk():
-                target = mem.linkname if mem.islnk() else posixpath.join(posixpath.dirname(name), mem.linkname)
-                m.links[name] = posixpath.normpath(target.lstrip("/"))
-            elif mem.isreg():
-                f = tf.extractfile(mem)
-                assert f is not None
-                if mem.size <= SMALL:
-                    m.small[name] = f.read()
-                else:
-                    m.stored[name] = svc.store_blob(f, decompress=True)
-    except (tarfile.TarError, EOFError) as e:
-        svc.gc()
-        raise InvalidArgument(f"invalid archive: {e}") from None
-    try:
-        return _record(svc, m, progress)
+        try:
+            reader = TarReader(stream)
+            for mem in reader:
+                name = posixpath.normpath(mem.name.lstrip("./") or ".")
+                if name.startswith("../") or name == "..":
+                    raise InvalidArgument(f"invalid archive entry {mem.name!r}")
+                if mem.issym() or mem.islnk():
+                    target = mem.linkname if mem.islnk() else posixpath.join(posixpath.dirname(name), mem.linkname)
+                    m.links[name] = posixpath.normpath(target.lstrip("/"))
+                elif mem.isreg():
+                    if mem.size <= SMALL:
+                        m.small[name] = reader.read_payload(SMALL)
+                    else:
+                        try:
+                            m.staged[name] = svc.stage_layer(reader.payload())  # type: ignore[arg-type]
+                        except InvalidArgument as e:
+                            m.failed[name] = str(e)
+            return _record(svc, m, progress)
+        finally:
+            svc.drop_staged(list(m.staged.values()))
     except BaseException:
         svc.gc()
         raise
 
 
-def _layer_digest(svc: ImageService, m: _Members, path: str) -> str:
+def _layer(svc: ImageService, m: _Members, path: str) -> StagedLayer:
     p = m.resolve(path)
-    if p in m.stored:
-        return m.stored[p]
+    if p in m.staged:
+        return m.staged[p]
+    if p in m.failed:
+        raise InvalidArgument(f"archive: layer {path}: {m.failed[p]}")
     if p in m.small:
-        d = svc.store_blob(io.BytesIO(m.small[p]), decompress=True)
-        m.stored[p] = d
-        return d
+        st = m.staged[p] = svc.stage_layer(io.BytesIO(m.small[p]))
+        return st
     raise InvalidArgument(f"archive: layer {path} is missing")
 
 
@@ -202,11 +194,10 @@ def _record(svc: ImageService, m: _Members, progress: Callable[[str], None]) -> 
             raise InvalidArgument("image config and manifest disagree on the number of layers")
         parent = None
         for want, path in zip(diff_ids, layer_paths, strict=True):
-            got = _layer_digest(svc, m, path)
-            if got != want:
-                raise InvalidArgument(f"layer {path}: content digest {got} does not match the config's {want}")
-            svc.unpack_layer(got, parent)
-            parent = got if parent is None else dg.of_bytes(f"{parent} {got}".encode())
+            st = _layer(svc, m, path)
+            if st.diff_id != want:
+                raise InvalidArgument(f"layer {path}: content digest {st.diff_id} does not match the config's {want}")
+            parent = svc.place_layer(st, parent)
         iid = svc.add_config(cfg_bytes).id
         img = svc.get(iid)
         loaded = []

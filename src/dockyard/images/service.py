@@ -5,21 +5,25 @@ into committed snapshots keyed by ChainID."""
 from __future__ import annotations
 
 import datetime as _dt
-import gzip
 import json
+import os
 import platform
+import threading
 import time
+import uuid
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable
 
-from ..errors import Conflict, InvalidArgument, NotFound
+from ..errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from ..oci import digest as dg
 from ..oci import reference
 from ..store.content import ContentStore
 from ..store.metadata import Metadata
 from ..store.snapshots import Snapshotter
 from . import changes as changes_mod
+from ..archive import tarsplit
 from ..archive.tarapply import apply_tar
+from ..archive.tarsplit import Recorder
 
 ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
 
@@ -128,7 +132,7 @@ class ImageService:
         if repo:
             ref = reference.parse_tagged(f"{repo}:{tag}" if tag else repo)
         cfg_changes = changes_mod.apply({}, changes or [])
-        diff_id, size = self._ingest_layer(stream, None)
+        diff_id, size = self.add_layer(stream, None)
         created = now_iso()
         config = {
             "architecture": ARCH, "os": "linux", "created": created,
@@ -143,53 +147,105 @@ class ImageService:
             self.tag(img.id, ref.familiar())
         return self.get(img.id)
 
-    def _ingest_layer(self, stream: BinaryIO, parent_chain: str | None) -> tuple[str, int]:
-        """Store the uncompressed tar as a blob, unpack it into a snapshot; return (diff_id, size)."""
-        diff_id = self.store_blob(stream, decompress=True)
+    def add_layer(self, stream: BinaryIO, parent_chain: str | None) -> tuple[str, int]:
+        """Unpack a layer tar (plain or compressed) onto `parent_chain`; return (diff_id, size)."""
+        st = self.stage_layer(stream)
         try:
-            return diff_id, self.unpack_layer(diff_id, parent_chain)
-        except BaseException:
-            self.gc()
-            raise
+            self.place_layer(st, parent_chain)
+        finally:
+            self.drop_staged([st])
+        return st.diff_id, st.size
 
-    def store_blob(self, stream: BinaryIO, decompress: bool = False, expected: str | None = None) -> str:
-        """Write a stream into the content store (gunzipping it first if asked and it is gzip)."""
-        head = stream.read(2)
-        w = self.content.writer()
+    def stage_layer(self, stream: BinaryIO) -> "StagedLayer":
+        """Unpack a layer tar into a new snapshot under a temporary key, recording its tar
+        (`tarsplit`) so it can be rebuilt byte for byte; its DiffID is known at the end. A crash
+        leaves an 'extracting' snapshot, removed at the next start."""
+        key = f"staging:{uuid.uuid4().hex}"
+        fs = self.snapshots.prepare_layer(key, None)
+        rec = Recorder(str(fs.parent))
         try:
-            if decompress and head == b"\x1f\x8b":
-                src: BinaryIO = gzip.GzipFile(fileobj=_Prefixed(head, stream))  # type: ignore[assignment]
-            else:
-                src = stream
-                w.write(head)
-            while True:
-                chunk = src.read(1 << 20)
-                if not chunk:
-                    break
-                w.write(chunk)
-            return w.commit(expected)
-        except (OSError, EOFError) as e:
-            w.abort()
-            raise InvalidArgument(f"invalid tar archive: {e}") from None
+            res = apply_tar(stream, str(fs), whiteouts="overlay", recorder=rec)
+            rec.finish(res.size, res.digest)
         except BaseException:
-            w.abort()
+            rec.abort()
+            self.snapshots.remove(key)
             raise
+        return StagedLayer(key, res.digest, res.bytes)
 
-    def unpack_layer(self, diff_id: str, parent_chain: str | None) -> int:
-        """Unpack a stored layer onto its parent chain (once: shared by every image that has it)."""
-        chain = diff_id if parent_chain is None else dg.of_bytes(f"{parent_chain} {diff_id}".encode())
+    def place_layer(self, st: "StagedLayer", parent_chain: str | None) -> str:
+        """Commit a staged layer on top of `parent_chain`; returns its ChainID. If that chain is
+        already there the staged copy is dropped; if this staged copy was already placed on another
+        parent, a copy is made from its recorded tar."""
+        chain = st.diff_id if parent_chain is None else dg.of_bytes(f"{parent_chain} {st.diff_id}".encode())
         row = self.meta.snapshot(chain)
         if row is not None and row["kind"] == "committed":
-            return int(row["size"])
-        fs = self.snapshots.prepare_layer(chain, parent_chain)
+            return chain
+        if st.placed is not None:
+            st2 = self._restage(st.placed)
+            try:
+                return self.place_layer(st2, parent_chain)
+            finally:
+                self.drop_staged([st2])
         try:
+            self.snapshots.commit_staged(st.key, chain, parent_chain, st.size)
+        except AlreadyExists:   # placed meanwhile by a concurrent load of the same layer
+            return chain
+        st.placed = chain
+        return chain
+
+    def drop_staged(self, staged: "list[StagedLayer]") -> None:
+        """Remove staged layers that were not placed."""
+        for st in staged:
+            if st.placed is None:
+                self.snapshots.remove(st.key)
+
+    def _restage(self, chain: str) -> "StagedLayer":
+        return self.stage_from_writer(lambda out: self.write_layer(chain, out))
+
+    def stage_from_writer(self, produce: Callable[[BinaryIO], Any]) -> "StagedLayer":
+        """Stage the tar that `produce(out)` writes (run in a thread, through a pipe)."""
+        r, w = os.pipe()
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with open(w, "wb", buffering=1 << 20) as out:
+                    produce(out)
+            except BrokenPipeError:
+                pass
+            except BaseException as e:  # noqa: BLE001 - re-raised by the caller below
+                errors.append(e)
+
+        t = threading.Thread(target=run, name="layer-tar", daemon=True)
+        t.start()
+        try:
+            with open(r, "rb", buffering=1 << 20) as src:
+                st = self.stage_layer(src)
+        finally:
+            t.join()
+        if errors:
+            self.drop_staged([st])
+            raise errors[0]
+        return st
+
+    def layer_tar_size(self, chain: str, diff_id: str) -> int:
+        """Size of a layer's tar as `write_layer` writes it."""
+        got = tarsplit.info(str(self.snapshots.layer_dir(chain)))
+        if got is not None:
+            return got[0]
+        if self.content.exists(diff_id):   # stored by an older dockyard
+            return self.content.path(diff_id).stat().st_size
+        raise NotFound(f"layer {diff_id}: its tar cannot be rebuilt (no tarsplit record)")
+
+    def write_layer(self, chain: str, out: BinaryIO, diff_id: str | None = None) -> int:
+        """Write the exact tar of the top layer of `chain` (its DiffID unchanged)."""
+        d = str(self.snapshots.layer_dir(chain))
+        if tarsplit.info(d) is not None:
+            return tarsplit.write_layer(d, out)
+        if diff_id is not None and self.content.exists(diff_id):
             with self.content.open(diff_id) as f:
-                res = apply_tar(f, str(fs), whiteouts="overlay")
-        except BaseException:
-            self.snapshots.remove(chain)
-            raise
-        self.snapshots.commit_layer(chain, res.bytes)
-        return res.bytes
+                return _copy(f, out)
+        raise NotFound(f"layer {chain}: its tar cannot be rebuilt (no tarsplit record)")
 
     def add_image(self, config: dict[str, Any], parent: str = "") -> Image:
         """Store a config whose layers are already unpacked; return the image."""
@@ -333,16 +389,19 @@ class ImageService:
         return deleted, reclaimed
 
 
-class _Prefixed:
-    """A stream with some bytes put back at its front."""
+@dataclass
+class StagedLayer:
+    """A layer unpacked under a temporary snapshot key, waiting for its parent to be known."""
 
-    def __init__(self, head: bytes, rest: BinaryIO) -> None:
-        self.head, self.rest = head, rest
+    key: str
+    diff_id: str
+    size: int
+    placed: str | None = None   # the ChainID it was committed as
 
-    def read(self, n: int = -1) -> bytes:
-        if self.head:
-            h, self.head = self.head, b""
-            if n < 0:
-                return h + self.rest.read()
-            return h + self.rest.read(max(0, n - len(h)))
-        return self.rest.read(n)
+
+def _copy(src: BinaryIO, out: BinaryIO) -> int:
+    n = 0
+    while chunk := src.read(1 << 20):
+        out.write(chunk)
+        n += len(chunk)
+    return n

@@ -8,6 +8,8 @@ import threading
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..errors import AlreadyExists
+
 SCHEMA_VERSION = 1
 
 _MIGRATIONS: dict[int, str] = {
@@ -72,6 +74,14 @@ class Metadata:
     def set_snapshot_kind(self, key: str, kind: str, size: int) -> None:
         """Change a snapshot's kind and recorded size."""
         self.db.execute("UPDATE snapshots SET kind=?, size=? WHERE key=?", (kind, size, key))
+
+    def rekey_snapshot(self, old: str, key: str, parent: str | None, kind: str, size: int) -> None:
+        """Give a snapshot its final key, parent, kind and size (a staged layer becoming a chain)."""
+        try:
+            self.db.execute("UPDATE snapshots SET key=?, parent=?, kind=?, size=? WHERE key=?",
+                            (key, parent, kind, size, old))
+        except sqlite3.IntegrityError:
+            raise AlreadyExists(f"snapshot {key} exists") from None
 
     def remove_snapshot(self, key: str) -> None:
         """Delete a snapshot row."""

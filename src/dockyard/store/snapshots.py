@@ -52,6 +52,17 @@ class Snapshotter:
         """Mark an extracted layer committed."""
         self.meta.set_snapshot_kind(key, "committed", size)
 
+    def commit_staged(self, staging_key: str, key: str, parent: str | None, size: int) -> None:
+        """Commit a layer extracted under a temporary key (before its parent was known) as `key`
+        on top of `parent`: overlay layer dirs do not depend on their parents' contents."""
+        if self.meta.snapshot(key) is not None:
+            raise AlreadyExists(f"snapshot {key} exists")
+        self.meta.rekey_snapshot(staging_key, key, parent, "committed", size)
+
+    def layer_dir(self, key: str) -> Path:
+        """The directory holding a snapshot's `fs` (and, for layers, its `tarsplit`)."""
+        return self.fs_path(key).parent
+
     def prepare_active(self, key: str, parent: str | None) -> None:
         """Create a writable snapshot on top of `parent`."""
         if self.meta.snapshot(key) is not None:
