@@ -120,3 +120,35 @@ def test_hostile_large_layer_rejected_and_nothing_left(client, daemon):
     assert e.value.status_code == 400 and "escapes" in str(e.value)
     assert sorted(p.name for p in (daemon.data_root / "snapshots").iterdir()) == before
     assert not list((daemon.data_root / "content" / "ingest").iterdir())
+
+
+def test_one_layer_under_two_parents_and_saved_back_exactly(client, daemon):
+    """An archive whose two images hold the same layer on different parents: the layer arrives
+    once, is unpacked once while streaming, then copied from its record for the second chain.
+    Saving gives back the exact layer bytes (the DiffIDs) for both."""
+    import hashlib
+    import io
+    import os
+    shared = _tar({"shared/big.bin": os.urandom(5 << 20)})   # > 4 MiB: unpacked while it streams
+    base = _tar({"base.txt": b"base"})
+    sid, bid = ("sha256:" + hashlib.sha256(x).hexdigest() for x in (shared, base))
+
+    def cfg(diff_ids: list[str]) -> bytes:
+        return json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["true"]},
+                           "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+    data = _tar({"s/layer.tar": shared, "b/layer.tar": base, "one.json": cfg([sid]), "two.json": cfg([bid, sid]),
+                 "manifest.json": json.dumps([
+                     {"Config": "one.json", "RepoTags": ["two-parents:one"], "Layers": ["s/layer.tar"]},
+                     {"Config": "two.json", "RepoTags": ["two-parents:two"], "Layers": ["b/layer.tar", "s/layer.tar"]},
+                 ]).encode()})
+    client.images.load(data)
+    assert client.images.get("two-parents:one").attrs["RootFS"]["Layers"] == [sid]
+    assert client.images.get("two-parents:two").attrs["RootFS"]["Layers"] == [bid, sid]
+    assert len(list((daemon.data_root / "snapshots").glob("*/fs/shared/big.bin"))) == 2
+    saved = b"".join(client.images.get("two-parents:two").save())
+    with tarfile.open(fileobj=io.BytesIO(saved)) as tf:
+        blobs = {m.name: tf.extractfile(m).read() for m in tf if m.name.startswith("blobs/sha256/") and m.isfile()}
+    assert blobs[f"blobs/sha256/{sid[7:]}"] == shared and blobs[f"blobs/sha256/{bid[7:]}"] == base
+    client.images.remove("two-parents:one")
+    client.images.remove("two-parents:two")
+    assert not list((daemon.data_root / "snapshots").glob("*/fs/shared/big.bin"))

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import queue
 import struct
+import threading
 from typing import Any, Awaitable, BinaryIO, Callable
 
 from aiohttp import web
@@ -179,20 +181,92 @@ async def pipe_to_response(request: web.Request, produce: Callable[[BinaryIO], A
 
 
 class BodyReader(io.RawIOBase):
-    """A blocking file-like over an aiohttp stream (a request body, or a client response),
-    fed from the event loop, for a worker thread."""
+    """A blocking file-like over an aiohttp stream (a request body, or a client response), for
+    a worker thread. A task on the event loop pumps chunks into a queue (at most `window` bytes
+    ahead of the reader), so the loop and the worker only meet when the queue runs full or
+    empty; `read` hands chunks over without copying them. Close it (or use `with`) when done:
+    that stops the pump if the body was not read to its end."""
 
-    def __init__(self, req: Any, loop: asyncio.AbstractEventLoop) -> None:
-        self.content = req.content
-        self.loop, self.buf = loop, b""
+    def __init__(self, req: Any, loop: asyncio.AbstractEventLoop, window: int = 8 << 20) -> None:
+        super().__init__()
+        self.content, self.loop, self.window = req.content, loop, window
+        self.q: queue.SimpleQueue[bytes | BaseException] = queue.SimpleQueue()
+        self.lock = threading.Lock()
+        self.queued = 0
+        self.room = asyncio.Event()
+        self.waiting = False
+        self.buf = b""
+        self.eof = False
+        self.task = loop.create_task(self._pump())
+
+    async def _pump(self) -> None:
+        try:
+            while True:
+                chunk = await self.content.readany()
+                if not chunk:
+                    break
+                with self.lock:
+                    self.queued += len(chunk)
+                    full = self.queued > self.window
+                    if full:
+                        self.room.clear()
+                        self.waiting = True
+                self.q.put(chunk)
+                if full:
+                    await self.room.wait()
+            self.q.put(b"")
+        except asyncio.CancelledError:
+            self.q.put(OSError("request body reader closed"))
+            raise
+        except Exception as e:  # noqa: BLE001 - handed to the reading thread
+            self.q.put(OSError(f"reading the request body: {e}"))
+
+    def _next(self) -> bytes:
+        if self.eof:
+            return b""
+        item = self.q.get()
+        if isinstance(item, BaseException):
+            self.eof = True
+            raise item
+        if not item:
+            self.eof = True
+            return b""
+        with self.lock:
+            self.queued -= len(item)
+            wake = self.waiting and self.queued <= self.window // 2
+            if wake:
+                self.waiting = False
+        if wake:
+            self.loop.call_soon_threadsafe(self.room.set)
+        return item
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b: Any) -> int:
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            return self.readall()
         if not self.buf:
-            self.buf = asyncio.run_coroutine_threadsafe(self.content.read(1 << 20), self.loop).result()
-        n = min(len(b), len(self.buf))
-        b[:n] = self.buf[:n]
-        self.buf = self.buf[n:]
-        return n
+            self.buf = self._next()
+        if len(self.buf) <= n:
+            out, self.buf = self.buf, b""
+        else:
+            out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def readall(self) -> bytes:
+        parts = [self.buf]
+        self.buf = b""
+        while chunk := self._next():
+            parts.append(chunk)
+        return b"".join(parts)
+
+    def readinto(self, b: Any) -> int:
+        data = self.read(len(b))
+        b[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed and not self.task.done():
+            self.loop.call_soon_threadsafe(self.task.cancel)
+        super().close()

@@ -164,14 +164,14 @@ class TarReader:
     """Iterate entries of a tar stream. Payloads are read with `copy_to`, `read_payload` or
     `payload()` before asking for the next entry; whatever is left unread is skipped (and
     recorded as raw bytes). With `drain`, the stream is read to its end after the archive's
-    end marker so that `digest` covers every byte (a layer's DiffID)."""
+    end marker and `digest` is the sha256 of every byte (a layer's DiffID)."""
 
     def __init__(self, stream: BinaryIO, recorder: Recorder | None = None, *, decompress: bool = True,
                  drain: bool = False) -> None:
         self.f = open_stream(stream) if decompress else stream
         self.rec = recorder
         self.drain = drain
-        self.hash = hashlib.sha256()
+        self.hash = hashlib.sha256() if drain else None
         self.total = 0
         self.buf: bytes | memoryview = b""
         self.pos = 0
@@ -186,7 +186,8 @@ class TarReader:
             raise _bad(str(e)) from None
         if not chunk:
             return False
-        self.hash.update(chunk)
+        if self.hash is not None:
+            self.hash.update(chunk)
         self.total += len(chunk)
         rest = self.buf[self.pos:]
         self.buf = bytes(rest) + chunk if len(rest) else chunk
@@ -220,8 +221,8 @@ class TarReader:
 
     @property
     def digest(self) -> str:
-        """sha256 of the bytes consumed so far (all of them, once iteration has ended with drain)."""
-        return "sha256:" + self.hash.hexdigest()
+        """sha256 of the whole stream (only computed with drain)."""
+        return "sha256:" + self.hash.hexdigest() if self.hash is not None else ""
 
     # --- payloads -----------------------------------------------------------
     def _finish_entry(self) -> None:

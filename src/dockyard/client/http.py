@@ -13,7 +13,7 @@ import socket
 TYPE_CHECKING = False  # typing itself costs ms of start-up; annotations are strings
 
 if TYPE_CHECKING:
-    from typing import Any, Iterator
+    from typing import Any, BinaryIO, Iterator
 
 
 _SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
@@ -145,8 +145,21 @@ def connect(path: str) -> socket.socket:
     return s
 
 
+def _regular_file_size(body: Any) -> int | None:
+    """Bytes left in `body` if it is an open regular file (sent with sendfile), else None."""
+    import os
+    import stat
+    try:
+        st = os.fstat(body.fileno())
+    except (AttributeError, OSError, ValueError):
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return st.st_size - body.tell()
+
+
 def request(sock_path: str, method: str, path: str, query: dict[str, Any] | None = None,
-            body: bytes | Iterator[bytes] | None = None, headers: dict[str, str] | None = None,
+            body: bytes | Iterator[bytes] | BinaryIO | None = None, headers: dict[str, str] | None = None,
             upgrade: bool = False) -> Response:
     """Send one request on a fresh connection and read the response head."""
     q = {k: v for k, v in (query or {}).items() if v is not None}
@@ -157,16 +170,21 @@ def request(sock_path: str, method: str, path: str, query: dict[str, Any] | None
         h["Connection"] = "Upgrade"
         h["Upgrade"] = "tcp"
     sock = connect(sock_path)
-    streaming = body is not None and not isinstance(body, (bytes, bytearray))
+    file_size = _regular_file_size(body)
+    streaming = body is not None and not isinstance(body, (bytes, bytearray)) and file_size is None
     if isinstance(body, (bytes, bytearray)):
         h["Content-Length"] = str(len(body))
+    elif file_size is not None:
+        h["Content-Length"] = str(file_size)
     elif streaming:
         h["Transfer-Encoding"] = "chunked"
     elif method in ("POST", "PUT"):
         h["Content-Length"] = "0"
     head = f"{method} {url} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in h.items()) + "\r\n"
     sock.sendall(head.encode() + (body if isinstance(body, (bytes, bytearray)) else b""))
-    if streaming:
+    if file_size is not None:
+        sock.sendfile(body)  # type: ignore[arg-type]
+    elif streaming:
         for chunk in body:  # type: ignore[union-attr]
             if chunk:
                 sock.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")

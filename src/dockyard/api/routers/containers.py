@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import io
 import json
 
 from aiohttp import web
@@ -239,8 +238,8 @@ class ContainersRouter:
         """`PUT /containers/{id}/archive?path=`: extract the body (a tar) into a directory."""
         c = self.c.lookup(req.match_info["id"])
         path = self._archive_path(req)
-        reader = io.BufferedReader(BodyReader(req, asyncio.get_running_loop()), 1 << 20)
-        await self.fs.put_archive(c, path, reader, params.qbool(req, "copyUIDGID"))
+        with BodyReader(req, asyncio.get_running_loop()) as reader:
+            await self.fs.put_archive(c, path, reader, params.qbool(req, "copyUIDGID"))
         return web.Response(status=200)
 
     async def attach(self, req: web.Request) -> web.StreamResponse:

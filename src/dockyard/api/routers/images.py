@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
 from typing import Any
 
 from aiohttp import web
@@ -53,8 +52,8 @@ class ImagesRouter:
             reference.parse_tagged(f"{repo}:{tag}" if tag else repo)  # fail before reading the body
         loop = asyncio.get_running_loop()
         if src == "-":
-            reader = io.BufferedReader(BodyReader(req, loop), 1 << 20)
-            img = await asyncio.to_thread(self.images.import_tar, reader, repo, tag, changes, message)
+            with BodyReader(req, loop) as reader:
+                img = await asyncio.to_thread(self.images.import_tar, reader, repo, tag, changes, message)
         else:
             import aiohttp
             try:
@@ -62,8 +61,8 @@ class ImagesRouter:
                         s.get(src) as r:
                     if r.status != 200:
                         raise InvalidArgument(f"fetching {src}: HTTP {r.status}")
-                    reader = io.BufferedReader(BodyReader(r, loop), 1 << 20)
-                    img = await asyncio.to_thread(self.images.import_tar, reader, repo, tag, changes, message, src)
+                    with BodyReader(r, loop) as reader:
+                        img = await asyncio.to_thread(self.images.import_tar, reader, repo, tag, changes, message, src)
             except aiohttp.ClientError as e:
                 raise InvalidArgument(f"fetching {src}: {e}") from None
         resp = web.StreamResponse()
@@ -89,9 +88,9 @@ class ImagesRouter:
     async def load(self, req: web.Request) -> web.StreamResponse:
         """`POST /images/load`: read an archive from the body."""
         loop = asyncio.get_running_loop()
-        reader = io.BufferedReader(BodyReader(req, loop), 1 << 20)
         msgs: list[str] = []
-        await asyncio.to_thread(archive.load, self.images, reader, msgs.append)
+        with BodyReader(req, loop) as reader:
+            await asyncio.to_thread(archive.load, self.images, reader, msgs.append)
         resp = web.StreamResponse()
         resp.content_type = "application/json"
         await resp.prepare(req)

@@ -72,14 +72,19 @@ def images(cli: Client, prog: str, args: list[str]) -> int:
     return 0
 
 
-def _read_source(src: str) -> Iterator[bytes]:
-    if src == "-":
-        while True:
-            b = sys.stdin.buffer.read(1 << 20)
-            if not b:
-                return
-            yield b
-    with open(src, "rb") as f:
+def _read_source(src: str) -> Any:
+    """The body for a file argument (`-` is stdin): the open file itself when it is a regular
+    file (the client sends it with sendfile), else its chunks."""
+    import os
+    import stat
+    f = sys.stdin.buffer if src == "-" else open(src, "rb")
+    if stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+        return f
+    return _chunks(f)
+
+
+def _chunks(f: Any) -> Iterator[bytes]:
+    with f:
         while True:
             b = f.read(1 << 20)
             if not b:
