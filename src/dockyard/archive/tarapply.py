@@ -1,4 +1,5 @@
-"""The one tar applier of the engine: layers, imports (and later load/cp) go through here.
+"""The one tar applier of the engine: layers (import, load, commit), `cp` and the CLI's `cp`
+go through here.
 
 Every path is resolved from a file descriptor of the target root with openat2
 (RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS), entries are created with *at() calls relative

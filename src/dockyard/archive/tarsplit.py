@@ -137,19 +137,25 @@ class _Inflate:
     """Exact reads from a zlib stream."""
 
     def __init__(self, f: BinaryIO) -> None:
-        self.f, self.z, self.buf = f, zlib.decompressobj(), b""
+        self.f, self.z, self.buf, self.pos = f, zlib.decompressobj(), b"", 0
 
     def read(self, n: int) -> bytes:
-        while len(self.buf) < n:
-            if self.z.unconsumed_tail:
-                more = self.z.decompress(self.z.unconsumed_tail, 1 << 20)
-            else:
-                data = self.f.read(1 << 16)
-                if not data:
-                    break
-                more = self.z.decompress(data, 1 << 20)
-            self.buf += more
-        out, self.buf = self.buf[:n], self.buf[n:]
+        if len(self.buf) - self.pos < n:
+            parts = [self.buf[self.pos:]]
+            have = len(parts[0])
+            while have < n:
+                if self.z.unconsumed_tail:
+                    more = self.z.decompress(self.z.unconsumed_tail, 1 << 20)
+                else:
+                    data = self.f.read(1 << 16)
+                    if not data:
+                        break
+                    more = self.z.decompress(data, 1 << 20)
+                parts.append(more)
+                have += len(more)
+            self.buf, self.pos = b"".join(parts), 0
+        out = self.buf[self.pos:self.pos + n]
+        self.pos += len(out)
         return out
 
 
