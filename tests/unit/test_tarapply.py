@@ -237,3 +237,11 @@ def test_overlay_reproduces_the_books_example(tmp_path):
         assert sorted(os.listdir(merged)) == ["concrete"]
     finally:
         unmount(str(merged))
+
+
+def test_nul_in_a_pax_name_rejected(root):
+    ti, data = f("placeholder", b"1")
+    ti.pax_headers = {"path": "evil\x00name"}
+    with pytest.raises(InvalidArgument, match="NUL"):
+        apply_tar(mk([(ti, data)]), str(root))
+    assert not list(root.iterdir())
