@@ -157,6 +157,7 @@ class ContainerFS:
         images = self.svc.images
         ref = reference.parse_tagged(f"{repo}:{tag}" if tag else repo) if repo else None
         base = images.get(c.cfg.image_id)
+        ccfg = changes_mod.apply({**c.cfg.config, **(config or {})}, changes)   # bad changes fail first
         paused = pause and c.state.running
         if paused:
             await self._pause(c, True)
@@ -167,31 +168,28 @@ class ContainerFS:
             if paused:
                 await self._pause(c, False)
         try:
-            await asyncio.to_thread(images.place_layer, st, base.top_layer)
-        finally:
+            created = now_iso()
+            cfg = json.loads(json.dumps(base.config))
+            cfg.update({"created": created, "container": c.id, "container_config": c.cfg.config, "config": ccfg,
+                        "docker_version": "dockyard"})
+            if author:
+                cfg["author"] = author
+            if comment:
+                cfg["comment"] = comment
+            else:
+                cfg.pop("comment", None)
+            cfg.setdefault("rootfs", {"type": "layers", "diff_ids": []})["diff_ids"] = \
+                list(base.config["rootfs"]["diff_ids"]) + [st.diff_id]
+            hist = {"created": created, "created_by": " ".join([c.cfg.path, *c.cfg.args])}
+            if author:
+                hist["author"] = author
+            if comment:
+                hist["comment"] = comment
+            cfg["history"] = list(base.config.get("history") or []) + [hist]
+            img = await asyncio.to_thread(images.add_image_with_layer, st, base.top_layer, cfg, base.id)
+        except BaseException:
             images.drop_staged([st])
-        diff_id = st.diff_id
-        cfg = json.loads(json.dumps(base.config))
-        ccfg = {**c.cfg.config, **(config or {})}
-        ccfg = changes_mod.apply(ccfg, changes)
-        created = now_iso()
-        cfg.update({"created": created, "container": c.id, "container_config": c.cfg.config, "config": ccfg,
-                    "docker_version": "dockyard"})
-        if author:
-            cfg["author"] = author
-        if comment:
-            cfg["comment"] = comment
-        else:
-            cfg.pop("comment", None)
-        cfg.setdefault("rootfs", {"type": "layers", "diff_ids": []})["diff_ids"] = \
-            list(base.config["rootfs"]["diff_ids"]) + [diff_id]
-        hist = {"created": created, "created_by": " ".join([c.cfg.path, *c.cfg.args])}
-        if author:
-            hist["author"] = author
-        if comment:
-            hist["comment"] = comment
-        cfg["history"] = list(base.config.get("history") or []) + [hist]
-        img = images.add_image(cfg, parent=base.id)
+            raise
         if ref is not None:
             images.tag(img.id, ref.familiar())
         return images.get(img.id)

@@ -150,7 +150,8 @@ def load(svc: ImageService, stream: BinaryIO, progress: Callable[[str], None] = 
                             m.staged[name] = svc.stage_layer(reader.payload())  # type: ignore[arg-type]
                         except InvalidArgument as e:
                             m.failed[name] = str(e)
-            return _record(svc, m, progress)
+            with svc.lock:   # no gc between placing the layers and recording the images
+                return _record(svc, m, progress)
         finally:
             svc.drop_staged(list(m.staged.values()))
     except BaseException:

@@ -69,6 +69,9 @@ class ImageService:
         self.snapshots = snapshots
         self.meta = meta
         self.containers: ContainerRefs = ContainerRefs()
+        # held while layers are placed and the image that references them is recorded, and by
+        # gc: a layer placed but not yet referenced must not be swept by a concurrent gc
+        self.lock = threading.RLock()
 
     # --- reading ------------------------------------------------------------------
     def get(self, image_id: str) -> Image:
@@ -132,7 +135,8 @@ class ImageService:
         if repo:
             ref = reference.parse_tagged(f"{repo}:{tag}" if tag else repo)
         cfg_changes = changes_mod.apply({}, changes or [])
-        diff_id, size = self.add_layer(stream, None)
+        st = self.stage_layer(stream)
+        diff_id = st.diff_id
         created = now_iso()
         config = {
             "architecture": ARCH, "os": "linux", "created": created,
@@ -142,19 +146,21 @@ class ImageService:
         }
         if message:
             config["comment"] = message
-        img = self.add_image(config)
+        img = self.add_image_with_layer(st, None, config)
         if ref is not None:
             self.tag(img.id, ref.familiar())
         return self.get(img.id)
 
-    def add_layer(self, stream: BinaryIO, parent_chain: str | None) -> tuple[str, int]:
-        """Unpack a layer tar (plain or compressed) onto `parent_chain`; return (diff_id, size)."""
-        st = self.stage_layer(stream)
+    def add_image_with_layer(self, st: "StagedLayer", parent_chain: str | None, config: dict[str, Any],
+                             parent_image: str = "") -> Image:
+        """Place a staged layer on `parent_chain` and record the image whose top layer it is
+        (import, commit), with no gc in between."""
         try:
-            self.place_layer(st, parent_chain)
+            with self.lock:
+                self.place_layer(st, parent_chain)
+                return self.add_image(config, parent_image)
         finally:
             self.drop_staged([st])
-        return st.diff_id, st.size
 
     def stage_layer(self, stream: BinaryIO) -> "StagedLayer":
         """Unpack a layer tar into a new snapshot under a temporary key, recording its tar
@@ -335,6 +341,10 @@ class ImageService:
     def gc(self) -> None:
         """Mark and sweep: drop committed layers no image or container reaches, and blobs no
         image refers to. Run after deletes, failed imports/loads, and at start-up."""
+        with self.lock:
+            self._gc()
+
+    def _gc(self) -> None:
         reach: set[str] = set()
         keep_blobs: set[str] = set()
         for r in self.meta.images():
