@@ -86,3 +86,13 @@ def test_error_shapes(docker_cli):
     assert p.returncode == 125 and "Invalid container name" in p.stderr
     p = docker_cli("kill", "-s", "NOPE", "nosuch", check=False)
     assert p.returncode == 1
+
+
+def test_docker_load_save_and_a_bad_archive(docker_cli, tmp_path):
+    out = tmp_path / "bb.tar"
+    docker_cli("save", "-o", str(out), "busybox")
+    assert "Loaded image: busybox:latest" in docker_cli("load", "-i", str(out)).stdout
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(b"this is not a tar archive" * 40)
+    p = docker_cli("load", "-i", str(bad), check=False)
+    assert p.returncode == 1 and "invalid tar archive" in p.stderr

@@ -128,8 +128,12 @@ def test_reader_rejects_corrupt_headers():
     bad[0] ^= 0x20   # name changed, checksum not
     with pytest.raises(InvalidArgument, match="checksum"):
         list(TarReader(io.BytesIO(bytes(bad))))
-    with pytest.raises(InvalidArgument, match="end of archive"):
+    with pytest.raises(InvalidArgument, match="not a tar archive"):
         list(TarReader(io.BytesIO(good[:300])))
+    with pytest.raises(InvalidArgument, match="unexpected end of archive"):
+        r = TarReader(io.BytesIO(mk([f("big", b"y" * 5000)]).getvalue()[:2000]))
+        for _ in r:
+            r.read_payload()
     pax = tarfile.TarInfo("p")
     pax.pax_headers = {"path": "x" * 10}
     raw = bytearray(mk([pax]).getvalue())

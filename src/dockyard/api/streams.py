@@ -110,6 +110,15 @@ async def json_line(resp: web.StreamResponse, obj: dict[str, Any]) -> None:
     await resp.write((json.dumps(obj) + "\r\n").encode())
 
 
+def progress_bar(current: int, total: int) -> str:
+    """The deprecated `progress` text of a JSON progress message (clients draw `progressDetail`)."""
+    from ..units import human_size
+    width = 50
+    done = width * current // total if total else width
+    bar = "=" * done + (">" if done < width else "") + " " * max(0, width - done - 1)
+    return f"[{bar}] {human_size(current)}/{human_size(total)}"
+
+
 class _QueueWriter(io.RawIOBase):
     """A blocking writer (for worker threads) that hands chunks to the event loop."""
 

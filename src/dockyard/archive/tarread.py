@@ -274,6 +274,8 @@ class TarReader:
             if len(self.buf) - self.pos < BLOCK and not self._more_until(BLOCK):
                 if self.pos == len(self.buf) and not first and not pax and longname is None:
                     break   # end of stream without an end marker: accepted, as GNU tar does
+                if first:
+                    raise _bad("not a tar archive (empty or shorter than one header)")
                 raise _bad("unexpected end of archive")
             blk = self._take(BLOCK)
             if blk == ZERO_BLOCK:

@@ -19,7 +19,7 @@ import io
 import json
 import posixpath
 from dataclasses import dataclass, field
-from typing import BinaryIO, Callable
+from typing import Any, BinaryIO, Callable
 
 from ..errors import InvalidArgument
 from ..oci import digest as dg
@@ -125,8 +125,11 @@ class _Members:
         raise InvalidArgument(f"archive: {path} is missing or too large to be a JSON document")
 
 
-def load(svc: ImageService, stream: BinaryIO, progress: Callable[[str], None] = lambda _: None) -> list[tuple[Image, list[str]]]:
+def load(svc: ImageService, stream: BinaryIO, progress: Callable[[str], None] = lambda _: None,
+         layer_progress: Callable[[str, int, int], None] | None = None) -> list[tuple[Image, list[str]]]:
     """Read an archive; unpack and record every image in it. Returns (image, tags loaded).
+    `progress` gets the "Loaded image" lines, `layer_progress(id, bytes read, size)` (if given)
+    follows each large member while it streams in.
 
     Members too large to be JSON are unpacked as layers while they stream by (one pass, no copy
     of the tar kept: see `archive.tarsplit`); which image and parent they belong to is only known
@@ -146,8 +149,11 @@ def load(svc: ImageService, stream: BinaryIO, progress: Callable[[str], None] = 
                     if mem.size <= SMALL:
                         m.small[name] = reader.read_payload(SMALL)
                     else:
+                        src: Any = reader.payload()
+                        if layer_progress is not None:
+                            src = _Progress(src, _short_id(name), mem.size, layer_progress)
                         try:
-                            m.staged[name] = svc.stage_layer(reader.payload())  # type: ignore[arg-type]
+                            m.staged[name] = svc.stage_layer(src)
                         except InvalidArgument as e:
                             m.failed[name] = str(e)
             with svc.lock:   # no gc between placing the layers and recording the images
@@ -157,6 +163,33 @@ def load(svc: ImageService, stream: BinaryIO, progress: Callable[[str], None] = 
     except BaseException:
         svc.gc()
         raise
+
+
+def _short_id(name: str) -> str:
+    """What a progress line calls a member: its digest or directory, shortened as Docker does."""
+    parts = name.split("/")
+    if len(parts) == 3 and parts[:2] == ["blobs", "sha256"]:
+        return parts[2][:12]
+    if len(parts) == 2 and parts[1] == "layer.tar":
+        return parts[0][:12]
+    return name
+
+
+class _Progress:
+    """Reports bytes read from a stream: every 2% (at least 1 MiB), and at the end."""
+
+    def __init__(self, f: Any, ident: str, total: int, cb: Callable[[str, int, int], None]) -> None:
+        self.f, self.ident, self.total, self.cb = f, ident, total, cb
+        self.n = self.last = 0
+        self.step = max(total // 50, 1 << 20)
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.n += len(data)
+        if self.n - self.last >= self.step or (self.n == self.total and self.last != self.n):
+            self.last = self.n
+            self.cb(self.ident, self.n, self.total)
+        return data
 
 
 def _layer(svc: ImageService, m: _Members, path: str) -> StagedLayer:

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from aiohttp import web
 
-from ...errors import InvalidArgument, NotImplemented_
+from ...errors import EngineError, InvalidArgument, NotImplemented_
 from ...images import archive
 from ...images import filters as image_filters
 from ...images.service import ImageService
 from .. import params, views
 from ..server import Routes
-from ..streams import BodyReader, json_line, pipe_to_response
+from ..streams import BodyReader, json_line, pipe_to_response, progress_bar
+
+log = logging.getLogger(__name__)
 
 
 class ImagesRouter:
@@ -86,16 +89,48 @@ class ImagesRouter:
         return await pipe_to_response(req, produce, "application/x-tar")
 
     async def load(self, req: web.Request) -> web.StreamResponse:
-        """`POST /images/load`: read an archive from the body."""
+        """`POST /images/load`: read an archive from the body. As dockerd: the answer is always a
+        200 JSON stream (`quiet` defaults to true); without `quiet` it carries "Loading layer"
+        progress while the archive streams in; a failure is the stream's last message."""
+        quiet = params.qbool(req, "quiet", True)
         loop = asyncio.get_running_loop()
-        msgs: list[str] = []
-        with BodyReader(req, loop) as reader:
-            await asyncio.to_thread(archive.load, self.images, reader, msgs.append)
+        out: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+        def emit(obj: dict[str, Any]) -> None:   # from the worker thread
+            loop.call_soon_threadsafe(out.put_nowait, obj)
+
+        def layer_progress(ident: str, current: int, total: int) -> None:
+            emit({"status": "Loading layer", "progressDetail": {"current": current, "total": total},
+                  "progress": progress_bar(current, total), "id": ident})
+
         resp = web.StreamResponse()
         resp.content_type = "application/json"
         await resp.prepare(req)
-        for m in msgs:
-            await json_line(resp, {"stream": m})
+        with BodyReader(req, loop) as reader:
+            job = asyncio.ensure_future(asyncio.to_thread(
+                archive.load, self.images, reader, lambda m: emit({"stream": m}),
+                None if quiet else layer_progress))
+            try:
+                while not job.done() or not out.empty():
+                    getter = asyncio.ensure_future(out.get())
+                    await asyncio.wait({job, getter}, return_when=asyncio.FIRST_COMPLETED)
+                    if getter.done():
+                        await json_line(resp, getter.result())
+                    else:
+                        getter.cancel()
+                        while not out.empty():
+                            await json_line(resp, out.get_nowait())
+            except BaseException:
+                job.add_done_callback(lambda f: f.cancelled() or f.exception())   # the client left
+                raise
+            try:
+                job.result()
+            except EngineError as e:
+                await json_line(resp, {"errorDetail": {"message": e.message}, "error": e.message})
+            except Exception as e:  # noqa: BLE001 - reported in the stream, as dockerd does
+                log.exception("loading an image archive")
+                msg = f"{type(e).__name__}: {e}"
+                await json_line(resp, {"errorDetail": {"message": msg}, "error": msg})
         await resp.write_eof()
         return resp
 

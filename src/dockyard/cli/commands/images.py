@@ -259,9 +259,10 @@ def load(cli: Client, prog: str, args: list[str]) -> int:
     if not ns.input and sys.stdin.isatty():
         print("requested load from stdin, but stdin is empty", file=sys.stderr)
         return 1
+    quiet = ns.quiet or not sys.stdout.isatty()   # as docker: progress only on a terminal
     try:
         body = _read_source(ns.input or "-")
-        resp = cli.call("POST", "/images/load", {"quiet": 1 if ns.quiet else None}, raw=body,
+        resp = cli.call("POST", "/images/load", {"quiet": 1 if quiet else 0}, raw=body,
                         headers={"Content-Type": "application/x-tar"})
     except FileNotFoundError as e:
         print(f"open {ns.input}: {e.strerror.lower()}", file=sys.stderr)
@@ -272,6 +273,12 @@ def load(cli: Client, prog: str, args: list[str]) -> int:
         if "error" in msg:
             print(msg["error"], file=sys.stderr)
             return 1
+        detail = msg.get("progressDetail")
+        if detail and msg.get("id"):
+            done = detail.get("current", 0) >= detail.get("total", 0)
+            sys.stdout.write(f"\r{msg['id']}: {msg.get('status', '')} {msg.get('progress', '')}" + ("\n" if done else ""))
+            sys.stdout.flush()
+            continue
         sys.stdout.write(msg.get("stream", ""))
     resp.close()
     return 0
