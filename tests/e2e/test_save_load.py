@@ -176,3 +176,42 @@ def test_load_progress_stream_unless_quiet(client, daemon):
     quiet = list(client.api.load_image(data, quiet=True))
     assert quiet == [{"stream": "Loaded image: progress:1\n"}]
     client.images.remove("progress:1")
+
+
+def test_decompression_bomb_fails_cleanly_on_a_small_data_root(fresh_daemon, tmp_path):
+    """A gzip layer that expands past the data root's free space: a clear error before the disk
+    is full, nothing left behind, for import and for load."""
+    import gzip
+    import hashlib
+    import shutil
+    import docker
+    data_root = tmp_path / "d0" / "data"
+    data_root.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(data_root)], check=True)
+    try:
+        d = fresh_daemon(image=False)
+        assert d.data_root == data_root
+        c = docker.DockerClient(base_url=d.host, version="auto")
+        layer = _tar({"zeros": bytes(100 << 20)})
+        bomb = gzip.compress(layer, 9)
+        assert len(bomb) < 200_000
+        snaps = sorted(p.name for p in (data_root / "snapshots").iterdir())
+        free = shutil.disk_usage(data_root).free
+        with pytest.raises(docker.errors.APIError, match="does not fit") as e:
+            c.api.import_image_from_data(bomb, repository="bomb")
+        assert e.value.status_code == 400
+        diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
+        cfg = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [diff_id]}})
+        archive = _tar({"blobs/sha256/" + hashlib.sha256(bomb).hexdigest(): bomb, "c.json": cfg.encode(),
+                        "manifest.json": json.dumps([{"Config": "c.json", "RepoTags": ["bomb:1"],
+                                                      "Layers": ["blobs/sha256/" + hashlib.sha256(bomb).hexdigest()]}]).encode()})
+        with pytest.raises(docker.errors.ImageLoadError, match="does not fit"):
+            c.images.load(archive)
+        assert sorted(p.name for p in (data_root / "snapshots").iterdir()) == snaps
+        assert shutil.disk_usage(data_root).free >= free - (1 << 20)
+        c.api.import_image_from_data(gzip.compress(_tar({"small": b"fits"})), repository="fits")
+        assert c.images.get("fits").attrs["RootFS"]["Layers"]
+        c.close()
+        d.cleanup()
+    finally:
+        subprocess.run(["umount", "-l", str(data_root)], check=False)

@@ -30,6 +30,10 @@ OPAQUE_XATTR = "trusted.overlay.opaque"
 _XATTR_ALLOWED = ("user.", "security.capability", "trusted.overlay.opaque")
 
 
+class SizeLimitExceeded(InvalidArgument):
+    """The archive's files add up to more than the caller allowed (`max_bytes`)."""
+
+
 @dataclass
 class ApplyResult:
     """What an apply wrote."""
@@ -286,7 +290,7 @@ def _apply_member(reader: TarReader, m: Entry, cache: _ParentCache, res: ApplyRe
     elif m.isreg():
         res.bytes += m.size
         if max_bytes is not None and res.bytes > max_bytes:
-            raise InvalidArgument(f"archive expands past the limit of {max_bytes} bytes")
+            raise SizeLimitExceeded(f"archive expands past the limit of {max_bytes} bytes")
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         fd = _create(lambda: os.open(base, flags, 0o600, dir_fd=pfd), pfd, base, rel, cache)
         try:

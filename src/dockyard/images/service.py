@@ -5,6 +5,7 @@ into committed snapshots keyed by ChainID."""
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import json
 import os
 import platform
@@ -14,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable
 
-from ..errors import AlreadyExists, Conflict, InvalidArgument, NotFound
+from ..errors import AlreadyExists, Conflict, InvalidArgument, NotFound, SystemError_
 from ..oci import digest as dg
 from ..oci import reference
 from ..store.content import ContentStore
@@ -22,7 +23,7 @@ from ..store.metadata import Metadata
 from ..store.snapshots import Snapshotter
 from . import changes as changes_mod
 from ..archive import tarsplit
-from ..archive.tarapply import apply_tar
+from ..archive.tarapply import SizeLimitExceeded, apply_tar
 from ..archive.tarsplit import Recorder
 
 ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
@@ -169,14 +170,27 @@ class ImageService:
         key = f"staging:{uuid.uuid4().hex}"
         fs = self.snapshots.prepare_layer(key, None)
         rec = Recorder(str(fs.parent))
+        limit = self._space_for_layers()
         try:
-            res = apply_tar(stream, str(fs), whiteouts="overlay", recorder=rec)
+            res = apply_tar(stream, str(fs), whiteouts="overlay", recorder=rec, max_bytes=limit)
             rec.finish(res.size, res.digest)
-        except BaseException:
+        except BaseException as e:
             rec.abort()
             self.snapshots.remove(key)
+            if isinstance(e, SizeLimitExceeded):
+                raise InvalidArgument(f"layer does not fit: its files add up to more than the {limit} bytes "
+                                      "free on the data root (a compression bomb?)") from None
+            if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+                raise SystemError_("no space left on the data root while unpacking a layer") from None
             raise
         return StagedLayer(key, res.digest, res.bytes)
+
+    def _space_for_layers(self) -> int:
+        """What a layer may take: the data root's free space less a reserve (5%, at most 1 GiB),
+        so that a decompression bomb fails with a clear error instead of filling the disk."""
+        st = os.statvfs(self.snapshots.root)
+        total, free = st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
+        return max(0, free - min(1 << 30, total // 20))
 
     def place_layer(self, st: "StagedLayer", parent_chain: str | None) -> str:
         """Commit a staged layer on top of `parent_chain`; returns its ChainID. If that chain is
