@@ -40,13 +40,7 @@ class Snapshotter:
     def prepare_layer(self, key: str, parent: str | None) -> Path:
         """Start a new committed-to-be layer; returns its empty `fs` dir to unpack into.
         It stays invisible (kind 'extracting') until commit_layer."""
-        if self.meta.snapshot(key) is not None:
-            raise AlreadyExists(f"snapshot {key} exists")
-        sid = self.meta.add_snapshot(key, parent, "extracting")
-        d = self._dir(sid)
-        shutil.rmtree(d, ignore_errors=True)
-        (d / "fs").mkdir(parents=True)
-        return d / "fs"
+        return self._new(key, parent, "extracting") / "fs"
 
     def commit_layer(self, key: str, size: int) -> None:
         """Mark an extracted layer committed."""
@@ -65,13 +59,15 @@ class Snapshotter:
 
     def prepare_active(self, key: str, parent: str | None) -> None:
         """Create a writable snapshot on top of `parent`."""
+        (self._new(key, parent, "active") / "work").mkdir()
+
+    def _new(self, key: str, parent: str | None, kind: str) -> Path:
         if self.meta.snapshot(key) is not None:
             raise AlreadyExists(f"snapshot {key} exists")
-        sid = self.meta.add_snapshot(key, parent, "active")
-        d = self._dir(sid)
+        d = self._dir(self.meta.add_snapshot(key, parent, kind))
         shutil.rmtree(d, ignore_errors=True)
         (d / "fs").mkdir(parents=True)
-        (d / "work").mkdir()
+        return d
 
     def chain(self, key: str | None) -> list[Path]:
         """`fs` dirs from `key` down to the base layer (topmost first)."""
