@@ -72,6 +72,8 @@ def status_text(c: Container) -> str:
         if s.finished_at.startswith("0001"):
             return "Created"
         return f"Exited ({s.exit_code}) {_human_since(s.finished_at)} ago"
+    if s.status == Status.RESTARTING:
+        return f"Restarting ({s.exit_code}) {_human_since(s.finished_at)} ago"
     if s.status == Status.REMOVING:
         return "Removal In Progress"
     if s.status == Status.DEAD:
@@ -108,7 +110,8 @@ def container_inspect(c: Container, paths: dict[str, str], graph: dict[str, str]
     s = c.state
     out = {
         "Id": c.id, "Created": c.cfg.created, "Path": c.cfg.path, "Args": c.cfg.args,
-        "State": {"Status": s.status.value, "Running": s.running, "Paused": s.status == Status.PAUSED,
+        "State": {"Status": s.status.value, "Running": s.running or s.status == Status.RESTARTING,
+                  "Paused": s.status == Status.PAUSED,
                   "Restarting": s.status == Status.RESTARTING, "OOMKilled": s.oom_killed,
                   "Dead": s.status == Status.DEAD, "Pid": s.pid, "ExitCode": s.exit_code, "Error": s.error,
                   "StartedAt": s.started_at, "FinishedAt": s.finished_at},

@@ -8,6 +8,7 @@ from typing import Any
 from .. import signals
 from ..errors import Conflict, InvalidArgument
 from ..images.service import Image, now_iso
+from . import restart
 from .model import ContainerConfig
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -135,7 +136,7 @@ def build(body: dict[str, Any], img: Image, runtime: str, default_runtime: str, 
         raise InvalidArgument(f"network {nm} not found" if not nm.startswith("container:") else
                               f"network mode {nm} is not supported yet")
     hc["NetworkMode"] = nm
-    rp = hc.get("RestartPolicy") or {}
+    rp = hc["RestartPolicy"] = restart.validate(hc.get("RestartPolicy"))
     if hc.get("AutoRemove") and rp.get("Name") not in (None, "", "no"):
         raise Conflict("conflicting options: cannot specify both --restart and --rm")
     if not isinstance(hc.get("LogConfig"), dict) or hc["LogConfig"].get("Type") not in (None, "", "json-file"):

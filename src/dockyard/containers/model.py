@@ -30,7 +30,7 @@ _TRANSITIONS: dict[Status, set[Status]] = {
     Status.RUNNING: {Status.EXITED, Status.PAUSED, Status.RESTARTING, Status.DEAD},
     Status.PAUSED: {Status.RUNNING, Status.EXITED},
     Status.RESTARTING: {Status.RUNNING, Status.EXITED, Status.REMOVING},
-    Status.EXITED: {Status.RUNNING, Status.REMOVING, Status.DEAD, Status.EXITED},
+    Status.EXITED: {Status.RUNNING, Status.REMOVING, Status.DEAD, Status.EXITED, Status.RESTARTING},
     Status.REMOVING: {Status.DEAD, Status.EXITED, Status.CREATED},
     Status.DEAD: {Status.REMOVING},
 }
@@ -67,6 +67,7 @@ class ContainerState:
     finished_at: str = ZERO_TIME
     oom_killed: bool = False
     restart_count: int = 0
+    manually_stopped: bool = False   # stopped or killed through the API (restart policies skip it)
 
     def to(self, new: Status) -> None:
         """Move to `new`, refusing transitions the model does not allow."""
@@ -90,7 +91,8 @@ class ContainerState:
         """Inverse of to_json."""
         d = dict(d)
         d["status"] = Status(d["status"])
-        return cls(**d)
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 @dataclass
@@ -102,6 +104,8 @@ class Container:
     name: str
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     exit_waiters: list[asyncio.Future[ContainerState]] = field(default_factory=list)
+    restart_task: "asyncio.Task[None] | None" = None   # a policy restart waiting for its delay
+    restart_delay: float = 0.0
     remove_waiters: list[asyncio.Future[None]] = field(default_factory=list)
     removed: bool = False
 

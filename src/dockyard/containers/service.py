@@ -16,12 +16,13 @@ from typing import Any, AsyncIterator, Callable
 
 from ..errors import Conflict, EngineError, InvalidArgument, NotFound, NotModified, SystemError_
 from ..images.service import ImageService, now_iso
+from ..units import unix_seconds
 from ..monitor.client import MonitorClient
 from ..store import mount as mnt
 from ..store.metadata import Metadata
 from ..store.snapshots import Snapshotter
 from . import create as create_mod
-from . import etcfiles, names, rootfs_init, spec, users
+from . import etcfiles, names, restart, rootfs_init, spec, users
 from .model import Container, ContainerConfig, ContainerState, Status
 from .runtimes import Runtime
 
@@ -70,6 +71,7 @@ class ContainerService:
         self.on_event = on_event or (lambda *_: None)
         self._events_task: asyncio.Task[None] | None = None
         self._exit_tasks: set[asyncio.Task[None]] = set()
+        self.shutting_down = False
 
     # --- lookup ---------------------------------------------------------------------
     def lookup(self, ref: str) -> Container:
@@ -156,29 +158,37 @@ class ContainerService:
 
     # --- start ------------------------------------------------------------------------
     async def start(self, ref: str) -> None:
-        """`POST /containers/{id}/start`."""
+        """`POST /containers/{id}/start` (and the daemon's own starts at boot): forgets an
+        earlier stop by hand and the restart count, as dockerd does."""
         c = self.lookup(ref)
         async with c.lock:
-            if c.state.running:
+            if c.state.running or c.state.status == Status.RESTARTING:
                 raise NotModified("container already started")
-            if c.state.status in (Status.REMOVING, Status.DEAD):
-                raise Conflict(f"cannot start container {c.id[:12]}: it is being removed")
-            try:
-                pid = await self._start_steps(c)
-            except EngineError as e:
-                c.state.error = e.message
-                self._persist(c)
-                if c.cfg.host_config.get("AutoRemove"):
-                    t = asyncio.create_task(self.remove(c.id, force=True))  # as dockerd: --rm removes on failure
-                    self._exit_tasks.add(t)
-                    t.add_done_callback(self._exit_tasks.discard)
-                raise
-            c.state.to(Status.RUNNING)
-            c.state.pid, c.state.exit_code, c.state.error = pid, 0, ""
-            c.state.started_at = now_iso()
-            c.state.oom_killed = False
+            c.state.manually_stopped = False
+            c.state.restart_count = 0
+            c.restart_delay = 0.0
+            await self._start_locked(c)
+
+    async def _start_locked(self, c: Container) -> None:
+        """Start under the container's lock (API start and policy restarts)."""
+        if c.state.status in (Status.REMOVING, Status.DEAD):
+            raise Conflict(f"cannot start container {c.id[:12]}: it is being removed")
+        try:
+            pid = await self._start_steps(c)
+        except EngineError as e:
+            c.state.error = e.message
             self._persist(c)
-            self.on_event("start", c, {})
+            if c.cfg.host_config.get("AutoRemove"):
+                t = asyncio.create_task(self.remove(c.id, force=True))  # as dockerd: --rm removes on failure
+                self._exit_tasks.add(t)
+                t.add_done_callback(self._exit_tasks.discard)
+            raise
+        c.state.to(Status.RUNNING)
+        c.state.pid, c.state.exit_code, c.state.error = pid, 0, ""
+        c.state.started_at = now_iso()
+        c.state.oom_killed = False
+        self._persist(c)
+        self.on_event("start", c, {})
 
     async def _start_steps(self, c: Container) -> int:
         """mount rootfs → etc files → user → spec → monitor start; undone on failure."""
@@ -245,21 +255,63 @@ class ContainerService:
             if c.state.status not in (Status.RUNNING, Status.PAUSED):
                 return
             await self._cleanup_runtime(c)
-            c.state.to(Status.EXITED)
             c.state.pid = 0
             c.state.exit_code = int(ev["exit_code"])
             c.state.finished_at = ev["finished_at"]
             c.state.oom_killed = bool(ev.get("oom_killed"))
+            again = not self.shutting_down and restart.should_restart(
+                c.cfg.host_config.get("RestartPolicy") or {}, c.state.exit_code, c.state.restart_count,
+                c.state.manually_stopped)
+            c.state.to(Status.RESTARTING if again else Status.EXITED)
             self._persist(c)
             waiters, c.exit_waiters = c.exit_waiters, []
             for f in waiters:
                 if not f.done():
                     f.set_result(c.state)
+            if again:
+                ran = unix_seconds(c.state.finished_at) - unix_seconds(c.state.started_at)
+                c.restart_delay = restart.next_delay(c.restart_delay, ran)
+                c.restart_task = asyncio.create_task(self._policy_restart(c, c.restart_delay))
         self.on_event("die", c, {"exitCode": str(c.state.exit_code)})
         if c.cfg.host_config.get("AutoRemove"):
             try:
                 await self.remove(c.id, force=True)
             except NotFound:
+                pass
+
+    async def _policy_restart(self, c: Container, delay: float) -> None:
+        """Start the container again after `delay`, unless it was stopped or removed meanwhile."""
+        try:
+            await asyncio.sleep(delay)
+            async with c.lock:
+                if c.removed or c.state.status != Status.RESTARTING:
+                    return
+                c.restart_task = None
+                c.state.restart_count += 1
+                try:
+                    await self._start_locked(c)
+                except EngineError as e:
+                    log.warning("restarting %s by its policy failed: %s", c.id[:12], e.message)
+                    c.state.to(Status.EXITED)
+                    self._persist(c)
+        except asyncio.CancelledError:
+            pass
+
+    def _cancel_restart(self, c: Container) -> bool:
+        """A stop, kill or remove while a policy restart waits: it does not happen; the container
+        is exited. Returns whether there was one. Caller holds no lock; runs in the loop."""
+        if c.state.status != Status.RESTARTING or c.restart_task is None:
+            return False   # (no task: the restart is starting it right now; callers wait for that)
+        c.restart_task.cancel()
+        c.restart_task = None
+        c.state.to(Status.EXITED)
+        self._persist(c)
+        return True
+
+    async def _settled(self, c: Container) -> None:
+        """Wait until a policy restart that is starting the container has finished."""
+        if c.state.status == Status.RESTARTING:
+            async with c.lock:
                 pass
 
     async def _rt_delete(self, rt: Runtime, cid: str) -> None:
@@ -283,6 +335,13 @@ class ContainerService:
         """`POST /containers/{id}/kill`."""
         n = create_mod.parse_signal(sig or "SIGKILL")
         c = self.lookup(ref)
+        if not c.state.running and c.state.status != Status.RESTARTING:
+            raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
+        self._mark_stopped_by_hand(c)
+        if self._cancel_restart(c):
+            self.on_event("kill", c, {"signal": str(n)})
+            return
+        await self._settled(c)
         if not c.state.running:
             raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
         if n == signal.SIGKILL:
@@ -314,9 +373,21 @@ class ContainerService:
     async def stop(self, ref: str, timeout: int | None = None) -> None:
         """`POST /containers/{id}/stop`: StopSignal, then SIGKILL after the timeout."""
         c = self.lookup(ref)
+        self._mark_stopped_by_hand(c)
+        if self._cancel_restart(c):
+            self.on_event("stop", c, {})
+            return
+        await self._settled(c)
         if not c.state.running:
             raise NotModified("container already stopped")
         await self._stop(c, timeout)
+
+    def _mark_stopped_by_hand(self, c: Container) -> None:
+        """`stop`/`kill` through the API: restart policies leave the container alone (not when
+        the daemon itself stops containers on its way down)."""
+        if not self.shutting_down and c.state.status in (Status.RUNNING, Status.PAUSED, Status.RESTARTING):
+            c.state.manually_stopped = True
+            self._persist(c)
 
     async def _stop(self, c: Container, timeout: int | None) -> None:
         if timeout is None:
@@ -335,6 +406,9 @@ class ContainerService:
     async def restart(self, ref: str, timeout: int | None = None) -> None:
         """`POST /containers/{id}/restart`."""
         c = self.lookup(ref)
+        self._mark_stopped_by_hand(c)
+        self._cancel_restart(c)
+        await self._settled(c)
         if c.state.running:
             await self._stop(c, timeout)
         await self.start(c.id)  # RestartCount counts policy restarts only, as in Docker
@@ -360,10 +434,17 @@ class ContainerService:
     async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
         """`DELETE /containers/{id}`."""
         c = self.lookup(ref)
+        if c.state.status == Status.RESTARTING:
+            if not force:
+                raise Conflict(f"You cannot remove a restarting container {c.id}. Stop the container before "
+                               "attempting removal or force remove")
+            self._cancel_restart(c)
+            await self._settled(c)
         if c.state.running:
             if not force:
                 raise Conflict(f"You cannot remove a running container {c.id}. Stop the container before "
                                "attempting removal or force remove")
+            c.state.manually_stopped = True   # its exit must not trigger a policy restart
             await self._kill_and_wait(c)
         async with c.lock:
             if c.removed:
@@ -461,6 +542,22 @@ class ContainerService:
                 self._persist(c)
         self._remove_leftovers()
         await self._remove_runtime_leftovers()
+        for c in list(self.by_id.values()):
+            if c.state.status == Status.RESTARTING:   # the daemon went down during a restart delay
+                c.state.to(Status.EXITED)
+                self._persist(c)
+            if not c.state.running and c.state.status == Status.EXITED and restart.start_at_boot(
+                    c.cfg.host_config.get("RestartPolicy") or {}, c.state.exit_code, c.state.manually_stopped,
+                    not c.state.started_at.startswith("0001")):
+                t = asyncio.create_task(self._boot_start(c))
+                self._exit_tasks.add(t)
+                t.add_done_callback(self._exit_tasks.discard)
+
+    async def _boot_start(self, c: Container) -> None:
+        try:
+            await self.start(c.id)
+        except EngineError as e:
+            log.warning("starting %s at daemon start (restart policy) failed: %s", c.id[:12], e.message)
 
     async def _remove_runtime_leftovers(self) -> None:
         """Runtime state (and so cgroups, processes) of containers the engine does not know."""
@@ -489,6 +586,10 @@ class ContainerService:
 
     async def shutdown(self, live_restore: bool) -> None:
         """Without live-restore, stop every container (as dockerd does) and end the monitor."""
+        self.shutting_down = True
+        for c in self.by_id.values():
+            if c.restart_task is not None:
+                c.restart_task.cancel()
         if self._events_task:
             running = [c for c in self.by_id.values() if c.state.running]
             if not live_restore:

@@ -89,6 +89,10 @@ def _body(ns: Any) -> dict[str, Any]:
         body["HostConfig"]["Runtime"] = ns.runtime
     if ns.restart:
         name, _, n = ns.restart.partition(":")
+        if n and not n.isdigit():
+            print(f"invalid argument \"{ns.restart}\" for \"--restart\" flag: maximum retry count must be an integer",
+                  file=sys.stderr)
+            sys.exit(125)
         body["HostConfig"]["RestartPolicy"] = {"Name": name, "MaximumRetryCount": int(n or 0)}
     return body
 
