@@ -101,3 +101,13 @@ def rfc3339_to_ts(s: str) -> float:
     if d.tzinfo is None:
         d = d.replace(tzinfo=_dt.timezone.utc)
     return d.timestamp() + frac
+
+
+def ram_in_bytes(s: str) -> int:
+    """go-units RAMInBytes (binary multiples, case-insensitive): '10m' → 10485760, '512k', '1g', '100'."""
+    import re
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?\s*", s, re.IGNORECASE)
+    if not m:
+        raise ValueError(f"invalid size: '{s}'")
+    mult = 1024 ** "bkmgtp".index((m.group(2) or "b").lower())
+    return int(float(m.group(1)) * mult)

@@ -259,3 +259,37 @@ def test_network_modes(client):
     import socket
     out = client.containers.run("busybox", ["hostname"], network_mode="host", remove=True).decode().strip()
     assert out == socket.gethostname()
+
+
+def test_log_config_rotation_and_bad_options(client):
+    import docker as _docker
+    c = client.containers.run("busybox", ["sh", "-c", "i=0; while [ $i -lt 400 ]; do echo line$i; i=$((i+1)); done"],
+                              detach=True, log_config=_docker.types.LogConfig(
+                                  type="json-file", config={"max-size": "4k", "max-file": "2"}))
+    assert c.wait()["StatusCode"] == 0
+    path = client.api.inspect_container(c.id)["LogPath"]
+    import os
+    assert os.path.getsize(path) <= 4096 and os.path.exists(path + ".1") and not os.path.exists(path + ".2")
+    lines = c.logs().decode().splitlines()
+    assert lines and lines[-1] == "line399" and len(lines) < 400   # the oldest fell off
+    assert [int(x[4:]) for x in lines] == list(range(400 - len(lines), 400))
+    assert client.api.inspect_container(c.id)["HostConfig"]["LogConfig"] == \
+        {"Type": "json-file", "Config": {"max-size": "4k", "max-file": "2"}}
+    c.remove()
+    with pytest.raises(_docker.errors.APIError) as e:
+        client.containers.create("busybox", ["true"], log_config=_docker.types.LogConfig(type="json-file",
+                                                                                config={"max-size": "huge"}))
+    assert e.value.status_code == 400 and "invalid size" in str(e.value)
+
+
+def test_daemon_log_opts_are_the_default(fresh_daemon):
+    import docker as _docker
+    d = fresh_daemon("--log-opt", "max-file=3", config={"log-opts": {"max-size": "8k"}})
+    c = _docker.DockerClient(base_url=d.host, version="auto")
+    ctr = c.containers.create("busybox", ["true"])
+    assert c.api.inspect_container(ctr.id)["HostConfig"]["LogConfig"] == \
+        {"Type": "json-file", "Config": {"max-size": "8k", "max-file": "3"}}
+    ctr.remove()
+    c.close()
+    with pytest.raises(RuntimeError, match="invalid size: .lots."):
+        fresh_daemon(config={"log-opts": {"max-size": "lots"}}, image=False)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 
 import pytest
 
@@ -81,3 +82,40 @@ def test_metadata_transaction_rolls_back(tmp_path):
             m.put_image("sha256:" + "a" * 64, None, "2020-01-01T00:00:00Z", "", 0, 0.0)
             raise ValueError("boom")
     assert m.image("sha256:" + "a" * 64) is None
+
+
+def test_log_limits_and_sizes():
+    from dockyard.containers.logconfig import limits, merge
+    from dockyard.units import ram_in_bytes
+    assert ram_in_bytes("10m") == 10 << 20 and ram_in_bytes("512k") == 512 << 10 and ram_in_bytes("1G") == 1 << 30
+    assert ram_in_bytes("100") == 100 and ram_in_bytes("2MiB") == 2 << 20
+    assert limits({}) == (-1, 1)
+    assert limits({"max-size": "1k", "max-file": "3"}) == (1024, 3)
+    for bad, msg in (({"max-size": "ten"}, "invalid size"), ({"max-file": "0", "max-size": "1m"}, "less than 1"),
+                     ({"max-sizes": "1m"}, "unknown log opt 'max-sizes'"), ({"compress": "true"}, "compress")):
+        with pytest.raises(InvalidArgument, match=msg):
+            limits(bad)
+    # the daemon's options fill in what the container leaves out
+    assert merge({"Type": "json-file", "Config": {"max-file": "5"}}, {"max-size": "1m", "max-file": "2"}) == \
+        {"Type": "json-file", "Config": {"max-file": "5", "max-size": "1m"}}
+    with pytest.raises(InvalidArgument, match="syslog"):
+        merge({"Type": "syslog"}, {})
+
+
+def test_logwriter_one_file_starts_anew_and_no_limit_by_default(tmp_path):
+    p = tmp_path / "one.log"
+    w = LogWriter(str(p), max_size=300, max_files=1)
+    held = open(p, "rb")   # a follower holds the old file: the new one is another inode
+    for i in range(20):
+        w.feed("stdout", f"line{i}\n".encode())
+    w.close()
+    assert not (tmp_path / "one.log.1").exists() and p.stat().st_size <= 300
+    assert p.stat().st_ino != os.fstat(held.fileno()).st_ino
+    held.close()
+    assert json.loads(p.read_text().splitlines()[-1])["log"] == "line19\n"
+    q = tmp_path / "all.log"
+    w = LogWriter(str(q))
+    for i in range(2000):
+        w.feed("stdout", f"line{i}\n".encode())
+    w.close()
+    assert len(q.read_text().splitlines()) == 2000 and not (tmp_path / "all.log.1").exists()

@@ -8,7 +8,7 @@ from typing import Any
 from .. import signals
 from ..errors import Conflict, InvalidArgument
 from ..images.service import Image, now_iso
-from . import restart
+from . import logconfig, restart
 from .model import ContainerConfig
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -68,7 +68,8 @@ def _merge_env(image_env: list[str], user_env: list[str]) -> list[str]:
     return list(out.values())
 
 
-def build(body: dict[str, Any], img: Image, runtime: str, default_runtime: str, known_runtimes: set[str]) -> ContainerConfig:
+def build(body: dict[str, Any], img: Image, runtime: str, default_runtime: str, known_runtimes: set[str],
+          log_opts: dict[str, str] | None = None) -> ContainerConfig:
     """Validate and merge a create request with its image's config."""
     if not isinstance(body, dict):
         raise InvalidArgument("request body must be a JSON object")
@@ -139,7 +140,6 @@ def build(body: dict[str, Any], img: Image, runtime: str, default_runtime: str, 
     rp = hc["RestartPolicy"] = restart.validate(hc.get("RestartPolicy"))
     if hc.get("AutoRemove") and rp.get("Name") not in (None, "", "no"):
         raise Conflict("conflicting options: cannot specify both --restart and --rm")
-    if not isinstance(hc.get("LogConfig"), dict) or hc["LogConfig"].get("Type") not in (None, "", "json-file"):
-        raise InvalidArgument(f"logging driver {hc['LogConfig'].get('Type') if isinstance(hc.get('LogConfig'), dict) else '?'} is not supported")
+    hc["LogConfig"] = logconfig.merge(hc.get("LogConfig"), log_opts or {})
     return ContainerConfig(id=cid, created=now_iso(), image_id=img.id, image_ref=body.get("Image") or img.id,
                            path=argv[0], args=argv[1:], config=cfg, host_config=hc, runtime=hc["Runtime"])

@@ -22,7 +22,7 @@ from ..store import mount as mnt
 from ..store.metadata import Metadata
 from ..store.snapshots import Snapshotter
 from . import create as create_mod
-from . import etcfiles, names, restart, rootfs_init, spec, users
+from . import etcfiles, logconfig, names, restart, rootfs_init, spec, users
 from .model import Container, ContainerConfig, ContainerState, Status
 from .runtimes import Runtime
 
@@ -58,7 +58,8 @@ class ContainerService:
 
     def __init__(self, meta: Metadata, images: ImageService, snapshots: Snapshotter, monitor: MonitorClient,
                  runtimes: dict[str, Runtime], default_runtime: str, paths: Paths, cgroup_parent: str = "dockyard",
-                 on_event: Callable[[str, Container, dict[str, str]], None] | None = None) -> None:
+                 on_event: Callable[[str, Container, dict[str, str]], None] | None = None,
+                 log_opts: dict[str, str] | None = None) -> None:
         self.meta = meta
         self.images = images
         self.snapshots = snapshots
@@ -67,6 +68,7 @@ class ContainerService:
         self.default_runtime = default_runtime
         self.paths = paths
         self.cgroup_parent = cgroup_parent
+        self.log_opts = dict(log_opts or {})
         self.by_id: dict[str, Container] = {}
         self.on_event = on_event or (lambda *_: None)
         self._events_task: asyncio.Task[None] | None = None
@@ -115,7 +117,7 @@ class ContainerService:
         img = self.images.resolve(image)
         hc = body.get("HostConfig") or {}
         cfg = create_mod.build(body, img, hc.get("Runtime") if isinstance(hc, dict) else "", self.default_runtime,
-                               set(self.runtimes))
+                               set(self.runtimes), self.log_opts)
         if not name:
             name = names.generate({c.name for c in self.by_id.values()})
         self.paths.data(cfg.id).mkdir(parents=True)
@@ -223,6 +225,7 @@ class ContainerService:
             (bundle / "config.json").write_text(json.dumps(oci))
             return await self.monitor.start({
                 "id": cid, "bundle": str(bundle), "runtime": rt.describe(), "log": str(self.paths.log(cid)),
+                "log_limits": logconfig.limits((cfg.host_config.get("LogConfig") or {}).get("Config") or {}),
                 "exit_file": str(bundle / "exit.json"), "cgroup": oci["linux"]["cgroupsPath"]})
         except BaseException as e:
             await self._rt_delete(rt, cid)

@@ -59,7 +59,7 @@ def build_services(cfg: Config) -> Services:
     if cfg.default_runtime not in runtimes:
         raise InvalidArgument(f"default runtime {cfg.default_runtime!r} is not configured")
     containers = ContainerService(meta, images, snaps, MonitorClient(str(run)), runtimes, cfg.default_runtime,
-                                  Paths(data, run), cgroup_parent=cfg.cgroup_parent)
+                                  Paths(data, run), cgroup_parent=cfg.cgroup_parent, log_opts=cfg.log_opts)
     images.containers = _ContainerRefs(containers)
     system = SystemService(cfg, images, containers)
     routes = Routes()

@@ -24,6 +24,8 @@ class Config:
     live_restore: bool = False
     cgroup_parent: str = "dockyard"
     group: str = "docker"
+    log_opts: dict[str, str] = field(default_factory=dict)
+    log_driver: str = "json-file"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -41,12 +43,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--live-restore", action="store_true", default=None)
     p.add_argument("--cgroup-parent", dest="cgroup_parent")
     p.add_argument("--group", "-G", dest="group")
+    p.add_argument("--log-opt", action="append", dest="log_opt", default=[],
+                   help="KEY=VALUE, default options of the json-file log driver (max-size, max-file)")
+    p.add_argument("--log-driver", dest="log_driver")
     return p
 
 
 _JSON_KEYS = {"hosts": "hosts", "data-root": "data_root", "exec-root": "exec_root", "pidfile": "pidfile",
               "log-level": "log_level", "runtimes": "runtimes", "default-runtime": "default_runtime",
-              "live-restore": "live_restore", "cgroup-parent": "cgroup_parent", "group": "group"}
+              "live-restore": "live_restore", "cgroup-parent": "cgroup_parent", "group": "group",
+              "log-opts": "log_opts", "log-driver": "log_driver"}
 
 
 def load(argv: list[str] | None = None) -> Config:
@@ -71,6 +77,19 @@ def load(argv: list[str] | None = None) -> Config:
         v = getattr(ns, attr)
         if v is not None:
             setattr(cfg, attr, v)
+    for item in ns.log_opt:
+        k, eq, v = item.partition("=")
+        if not eq or not k:
+            raise InvalidArgument(f"invalid --log-opt {item!r}: want KEY=VALUE")
+        cfg.log_opts[k] = v
+    if ns.log_driver is not None:
+        cfg.log_driver = ns.log_driver
+    if cfg.log_driver not in ("json-file", ""):
+        raise InvalidArgument(f"log driver {cfg.log_driver} is not supported (only json-file)")
+    if not isinstance(cfg.log_opts, dict) or not all(isinstance(v, str) for v in cfg.log_opts.values()):
+        raise InvalidArgument("log-opts must be an object of strings")
+    from ..containers.logconfig import limits
+    limits(cfg.log_opts)
     for item in ns.add_runtime:
         name, _, rpath = item.partition("=")
         if not name or not rpath:

@@ -16,9 +16,10 @@ def now_rfc3339() -> str:
 
 
 class LogWriter:
-    """Appends records; keeps `max_files` files of at most `max_size` bytes each."""
+    """Appends records; keeps `max_files` files of at most `max_size` bytes each (no limit and
+    no rotation with max_size -1, Docker's default)."""
 
-    def __init__(self, path: str, max_size: int = 20 * 1024 * 1024, max_files: int = 2) -> None:
+    def __init__(self, path: str, max_size: int = -1, max_files: int = 1) -> None:
         self.path = path
         self.max_size = max_size
         self.max_files = max_files
@@ -52,13 +53,17 @@ class LogWriter:
 
     def _write(self, stream: str, line: bytes) -> None:
         rec = json.dumps({"log": line.decode("utf-8", "replace"), "stream": stream, "time": now_rfc3339()}).encode() + b"\n"
-        if self.size + len(rec) > self.max_size and self.size > 0:
+        if self.max_size > 0 and self.size + len(rec) > self.max_size and self.size > 0:
             self._rotate()
         self.f.write(rec)
         self.size += len(rec)
 
     def _rotate(self) -> None:
+        """Shift `log` → `log.1` → … (the oldest falls off); with one file, start it anew. Always
+        a new inode, so followers notice."""
         self.f.close()
+        if self.max_files <= 1:
+            os.unlink(self.path)
         for i in range(self.max_files - 1, 0, -1):
             src = self.path if i == 1 else f"{self.path}.{i - 1}"
             if os.path.exists(src):

@@ -157,7 +157,8 @@ class Monitor:
             os.close(pipes[0][1])
             os.close(pipes[1][1])
         c.pid = pid
-        c.log = LogWriter(req["log"])
+        max_size, max_files = req.get("log_limits") or (-1, 1)
+        c.log = LogWriter(req["log"], max_size, max_files)
         loop = asyncio.get_running_loop()
         for stream, (r, _) in ((STDOUT, pipes[0]), (STDERR, pipes[1])):
             os.set_blocking(r, False)
