@@ -33,6 +33,8 @@ def _create_parser(prog: str) -> Parser:
     p.add_argument("--runtime")
     p.add_argument("--read-only", action="store_true")
     p.add_argument("--restart")
+    p.add_argument("--log-driver")
+    p.add_argument("--log-opt", action="append", default=[])
     p.add_argument("-i", "--interactive", action="store_true")
     p.add_argument("-t", "--tty", action="store_true")
     p.add_argument("--sig-proxy", default="true")
@@ -87,6 +89,16 @@ def _body(ns: Any) -> dict[str, Any]:
         body["HostConfig"]["NetworkMode"] = ns.network
     if ns.runtime:
         body["HostConfig"]["Runtime"] = ns.runtime
+    if ns.log_driver or ns.log_opt:
+        opts = {}
+        for item in ns.log_opt:
+            k, eq, v = item.partition("=")
+            if not eq:
+                print(f"invalid argument \"{item}\" for \"--log-opt\" flag: invalid key value pair format in log-opt",
+                      file=sys.stderr)
+                sys.exit(125)
+            opts[k] = v
+        body["HostConfig"]["LogConfig"] = {"Type": ns.log_driver or "", "Config": opts}
     if ns.restart:
         name, _, n = ns.restart.partition(":")
         if n and not n.isdigit():
