@@ -293,3 +293,13 @@ def test_daemon_log_opts_are_the_default(fresh_daemon):
     c.close()
     with pytest.raises(RuntimeError, match="invalid size: .lots."):
         fresh_daemon(config={"log-opts": {"max-size": "lots"}}, image=False)
+
+
+def test_cli_log_opts(dy_cli):
+    cid = dy_cli("create", "--log-opt", "max-size=1m", "--log-opt", "max-file=2", "busybox", "true").stdout.strip()
+    import json
+    out = json.loads(dy_cli("inspect", "-f", "{{json .HostConfig.LogConfig}}", cid).stdout)
+    assert out == {"Type": "json-file", "Config": {"max-file": "2", "max-size": "1m"}}
+    dy_cli("rm", cid)
+    p = dy_cli("run", "--log-driver", "syslog", "busybox", "true", check=False)
+    assert p.returncode == 125 and "syslog" in p.stderr
