@@ -303,3 +303,35 @@ def test_cli_log_opts(dy_cli):
     dy_cli("rm", cid)
     p = dy_cli("run", "--log-driver", "syslog", "busybox", "true", check=False)
     assert p.returncode == 125 and "syslog" in p.stderr
+
+
+def test_pause_unpause(client, docker_cli, tmp_path):
+    c = client.containers.run("busybox", ["sh", "-c", "i=0; while true; do echo $i > /tmp/n; i=$((i+1)); sleep 0.05; done"],
+                              detach=True)
+    time.sleep(0.3)
+    c.pause()
+    st = client.api.inspect_container(c.id)["State"]
+    assert st["Status"] == "paused" and st["Paused"] and st["Running"]
+    pid = st["Pid"]
+    n1 = open(f"/proc/{pid}/root/tmp/n").read()
+    time.sleep(0.4)
+    assert open(f"/proc/{pid}/root/tmp/n").read() == n1, "a paused container does not run"
+    assert "(Paused)" in docker_cli("ps", "--filter", f"id={c.id}", "--format", "{{.Status}}").stdout
+    with pytest.raises(docker.errors.APIError) as e:
+        c.pause()
+    assert e.value.status_code == 409 and "already paused" in str(e.value)
+    # cp/commit on a paused container leave it paused
+    docker_cli("cp", f"{c.id}:/tmp/n", str(tmp_path / "n"))
+    assert (tmp_path / "n").read_text() == n1
+    assert client.api.inspect_container(c.id)["State"]["Status"] == "paused"
+    docker_cli("unpause", c.id)
+    time.sleep(0.4)
+    assert open(f"/proc/{pid}/root/tmp/n").read() != n1
+    with pytest.raises(docker.errors.APIError) as e:
+        c.unpause()
+    assert e.value.status_code == 409 and "is not paused" in str(e.value)
+    docker_cli("pause", c.id)
+    c.stop(timeout=1)   # a paused container can be stopped (it is thawed to receive the signal)
+    st = client.api.inspect_container(c.id)["State"]
+    assert st["Status"] == "exited" and not st["Paused"]
+    c.remove()

@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ps": ("containers", "ps"), "stop": ("containers", "stop"), "restart": ("containers", "restart"),
     "kill": ("containers", "kill"), "rm": ("containers", "rm"), "logs": ("containers", "logs"),
     "wait": ("containers", "wait"), "rename": ("containers", "rename"),
+    "pause": ("containers", "pause"), "unpause": ("containers", "unpause"),
 }
 GROUPS: dict[str, dict[str, tuple[str, str]]] = {
     "image": {"ls": ("images", "images"), "list": ("images", "images"), "import": ("images", "import_"),
@@ -28,6 +29,7 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
                   "stop": ("containers", "stop"), "restart": ("containers", "restart"),
                   "kill": ("containers", "kill"), "rm": ("containers", "rm"), "logs": ("containers", "logs"),
                   "wait": ("containers", "wait"), "rename": ("containers", "rename"),
+                  "pause": ("containers", "pause"), "unpause": ("containers", "unpause"),
                   "inspect": ("inspect", "container_inspect"), "prune": ("containers", "prune"),
                   "export": ("filesystem", "export"), "commit": ("filesystem", "commit"),
                   "diff": ("filesystem", "diff"), "cp": ("filesystem", "cp")},
@@ -56,6 +58,7 @@ Commands:
   kill        Kill one or more running containers
   load        Load an image from a tar archive or STDIN
   logs        Fetch the logs of a container
+  pause       Pause all processes within one or more containers
   ps          List containers
   rename      Rename a container
   restart     Restart one or more containers
@@ -66,6 +69,7 @@ Commands:
   start       Start one or more stopped containers
   stop        Stop one or more running containers
   tag         Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+  unpause     Unpause all processes within one or more containers
   version     Show the Docker version information
   wait        Block until one or more containers stop, then print their exit codes
 

@@ -23,7 +23,7 @@ from ..images.service import Image, now_iso
 from ..linux.syscalls import open_in_root
 from ..oci import reference
 from ..store import mount as mnt
-from .model import Container
+from .model import Container, Status
 
 if TYPE_CHECKING:
     from .service import ContainerService
@@ -93,11 +93,14 @@ class ContainerFS:
         """The container's merged root: the live mount (paused) when running, else a mount of
         our own (read-only, or the container's own overlay while its lock is held)."""
         if c.state.running:
-            await self._pause(c, True)
+            freeze = c.state.status == Status.RUNNING   # a container paused by its user stays so
+            if freeze:
+                await self._pause(c, True)
             try:
                 yield str(self.svc.paths.rootfs(c.id))
             finally:
-                await self._pause(c, False)
+                if freeze:
+                    await self._pause(c, False)
             return
         if writable:
             async with c.lock:
@@ -158,7 +161,7 @@ class ContainerFS:
         ref = reference.parse_tagged(f"{repo}:{tag}" if tag else repo) if repo else None
         base = images.get(c.cfg.image_id)
         ccfg = changes_mod.apply({**c.cfg.config, **(config or {})}, changes)   # bad changes fail first
-        paused = pause and c.state.running
+        paused = pause and c.state.status == Status.RUNNING   # (one paused by its user stays so)
         if paused:
             await self._pause(c, True)
         try:

@@ -372,6 +372,40 @@ class ContainerService:
         rc, _, err = await self.monitor.runtime(rt.describe(), ["kill", c.id, str(n)])
         if rc != 0 and c.state.running:
             log.warning("runtime kill %s: %s", c.id, err.strip())
+        if c.state.status == Status.PAUSED and n in (signal.SIGKILL, create_mod.parse_signal(
+                c.cfg.config.get("StopSignal") or "SIGTERM")):
+            # as dockerd: a frozen process cannot act on the signal; thaw it (stop, kill, rm -f)
+            await self._freeze(c, False)
+
+    # --- pause ------------------------------------------------------------------------------
+    async def pause(self, ref: str) -> None:
+        """`POST /containers/{id}/pause`: freeze every process (the freezer cgroup)."""
+        c = self.lookup(ref)
+        async with c.lock:
+            if c.state.status == Status.PAUSED:
+                raise Conflict(f"Container {c.id} is already paused")
+            if c.state.status != Status.RUNNING:
+                raise Conflict(f"Container {c.id} is not running")
+            await self._freeze(c, True)
+        self.on_event("pause", c, {})
+
+    async def unpause(self, ref: str) -> None:
+        """`POST /containers/{id}/unpause`."""
+        c = self.lookup(ref)
+        async with c.lock:
+            if c.state.status != Status.PAUSED:
+                raise Conflict(f"Container {c.id} is not paused")
+            await self._freeze(c, False)
+        self.on_event("unpause", c, {})
+
+    async def _freeze(self, c: Container, on: bool) -> None:
+        rt = self.runtimes[c.cfg.runtime]
+        rc, _, err = await self.monitor.runtime(rt.describe(), ["pause" if on else "resume", c.id])
+        if rc != 0:
+            raise SystemError_(f"Cannot {'pause' if on else 'unpause'} container {c.id}: {err.strip()}")
+        if c.state.status in (Status.RUNNING, Status.PAUSED):
+            c.state.to(Status.PAUSED if on else Status.RUNNING)
+            self._persist(c)
 
     async def stop(self, ref: str, timeout: int | None = None) -> None:
         """`POST /containers/{id}/stop`: StopSignal, then SIGKILL after the timeout."""

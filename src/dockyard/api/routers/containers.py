@@ -39,6 +39,8 @@ class ContainersRouter:
         r.add("POST", "/containers/{id}/stop", self.stop)
         r.add("POST", "/containers/{id}/restart", self.restart)
         r.add("POST", "/containers/{id}/kill", self.kill)
+        r.add("POST", "/containers/{id}/pause", self.pause)
+        r.add("POST", "/containers/{id}/unpause", self.unpause)
         r.add("POST", "/containers/{id}/wait", self.wait)
         r.add("POST", "/containers/{id}/rename", self.rename)
         r.add("POST", "/containers/{id}/attach", self.attach)
@@ -117,6 +119,16 @@ class ContainersRouter:
     async def kill(self, req: web.Request) -> web.Response:
         """`POST /containers/{id}/kill?signal=`."""
         await self.c.kill(req.match_info["id"], req.query.get("signal") or "SIGKILL")
+        return web.Response(status=204)
+
+    async def pause(self, req: web.Request) -> web.Response:
+        """`POST /containers/{id}/pause`."""
+        await self.c.pause(req.match_info["id"])
+        return web.Response(status=204)
+
+    async def unpause(self, req: web.Request) -> web.Response:
+        """`POST /containers/{id}/unpause`."""
+        await self.c.unpause(req.match_info["id"])
         return web.Response(status=204)
 
     async def wait(self, req: web.Request) -> web.StreamResponse:

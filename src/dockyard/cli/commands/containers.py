@@ -135,6 +135,16 @@ def kill(cli: Client, prog: str, args: list[str]) -> int:
                   lambda ns, c: cli.json("POST", f"/containers/{c}/kill", {"signal": ns.signal}))
 
 
+def pause(cli: Client, prog: str, args: list[str]) -> int:
+    """`dockyard pause CONTAINER...`."""
+    return _multi(cli, prog, args, (), lambda ns, c: cli.json("POST", f"/containers/{c}/pause"))
+
+
+def unpause(cli: Client, prog: str, args: list[str]) -> int:
+    """`dockyard unpause CONTAINER...`."""
+    return _multi(cli, prog, args, (), lambda ns, c: cli.json("POST", f"/containers/{c}/unpause"))
+
+
 def rm(cli: Client, prog: str, args: list[str]) -> int:
     """`dockyard rm [-f] [-v] CONTAINER...`."""
     flags = ((("-f", "--force"), {"action": "store_true"}), (("-v", "--volumes"), {"action": "store_true"}),
