@@ -12,8 +12,8 @@ BOTTOM = {"errors", "oci", "linux", "units", "signals", "archive", "__init__"}
 ALLOWED = {
     "cli": {"client"},
     "client": set(),
-    "api": {"containers", "images"},
-    "daemon": {"api", "containers", "images", "store", "monitor", "runtime"},
+    "api": {"containers", "images", "events"},
+    "daemon": {"api", "containers", "images", "store", "monitor", "runtime", "events"},
     "containers": {"images", "store", "monitor", "runtime"},
     "images": {"store"},
     "monitor": {"runtime"},
@@ -22,6 +22,7 @@ ALLOWED = {
     "oci": set(),
     "linux": set(),
     "archive": set(),
+    "events": set(),
 }
 
 

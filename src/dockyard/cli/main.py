@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "kill": ("containers", "kill"), "rm": ("containers", "rm"), "logs": ("containers", "logs"),
     "wait": ("containers", "wait"), "rename": ("containers", "rename"),
     "pause": ("containers", "pause"), "unpause": ("containers", "unpause"),
+    "events": ("system", "events"),
 }
 GROUPS: dict[str, dict[str, tuple[str, str]]] = {
     "image": {"ls": ("images", "images"), "list": ("images", "images"), "import": ("images", "import_"),
@@ -33,7 +34,7 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
                   "inspect": ("inspect", "container_inspect"), "prune": ("containers", "prune"),
                   "export": ("filesystem", "export"), "commit": ("filesystem", "commit"),
                   "diff": ("filesystem", "diff"), "cp": ("filesystem", "cp")},
-    "system": {"info": ("system", "info"), "df": ("system", "df")},
+    "system": {"info": ("system", "info"), "df": ("system", "df"), "events": ("system", "events")},
 }
 
 USAGE = """Usage:  dockyard [OPTIONS] COMMAND
@@ -49,6 +50,7 @@ Commands:
   cp          Copy files/folders between a container and the local filesystem
   create      Create a new container
   diff        Inspect changes to files or directories on a container's filesystem
+  events      Get real time events from the server
   export      Export a container's filesystem as a tar archive
   history     Show the history of an image
   images      List images

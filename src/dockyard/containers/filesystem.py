@@ -195,6 +195,7 @@ class ContainerFS:
             raise
         if ref is not None:
             images.tag(img.id, ref.familiar())
+        self.svc.on_event("commit", c, {"comment": comment, "imageID": img.id})
         return images.get(img.id)
 
     # --- archive (cp) -------------------------------------------------------------------

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 from aiohttp import web
 
 from ..api.routers.containers import ContainersRouter
+from ..api.routers.events import EventsRouter
 from ..api.routers.images import ImagesRouter
 from ..api.routers.system import SystemRouter
 from ..api.server import Routes, make_app
@@ -15,6 +17,7 @@ from ..containers.filesystem import ContainerFS
 from ..containers.runtimes import build_runtimes
 from ..containers.service import ContainerService, Paths
 from ..errors import InvalidArgument
+from ..events.bus import EventBus
 from ..images.service import ImageService
 from ..monitor.client import MonitorClient
 from ..store.content import ContentStore
@@ -33,6 +36,7 @@ class Services:
     containers: ContainerService
     system: SystemService
     app: web.Application
+    events: EventBus
 
 
 class _ContainerRefs:
@@ -58,12 +62,22 @@ def build_services(cfg: Config) -> Services:
     runtimes = build_runtimes(cfg.runtimes, str(run))
     if cfg.default_runtime not in runtimes:
         raise InvalidArgument(f"default runtime {cfg.default_runtime!r} is not configured")
+    bus = EventBus()
+    images.on_event = lambda action, iid, attrs: bus.publish("image", action, iid, attrs)
     containers = ContainerService(meta, images, snaps, MonitorClient(str(run)), runtimes, cfg.default_runtime,
-                                  Paths(data, run), cgroup_parent=cfg.cgroup_parent, log_opts=cfg.log_opts)
+                                  Paths(data, run), cgroup_parent=cfg.cgroup_parent, log_opts=cfg.log_opts,
+                                  on_event=lambda action, c, attrs: bus.publish(
+                                      "container", action, c.id, _container_attrs(c, attrs)))
     images.containers = _ContainerRefs(containers)
     system = SystemService(cfg, images, containers)
     routes = Routes()
     SystemRouter(system).routes(routes)
     ImagesRouter(images).routes(routes)
     ContainersRouter(containers, ContainerFS(containers)).routes(routes)
-    return Services(meta, images, containers, system, make_app(routes))
+    EventsRouter(bus).routes(routes)
+    return Services(meta, images, containers, system, make_app(routes), bus)
+
+
+def _container_attrs(c: Any, extra: dict[str, str]) -> dict[str, str]:
+    """Docker's container event attributes: its labels, image and name, then the event's own."""
+    return {**(c.cfg.config.get("Labels") or {}), "image": c.cfg.image_ref, "name": c.name, **extra}

@@ -37,6 +37,7 @@ async def serve(cfg: config_mod.Config) -> None:
         if _socket_in_use(p):
             raise EngineError(f"another daemon is already listening on {p}")
     svc = build_services(cfg)
+    svc.events.bind(asyncio.get_running_loop())
     await svc.containers.load_and_reconcile()
     access = logging.getLogger("dockyard.access") if cfg.log_level == "debug" else None
     runner = web.AppRunner(svc.app, handle_signals=False, access_log=access)

@@ -67,6 +67,7 @@ def save(svc: ImageService, names: list[str], out: BinaryIO) -> None:
         return path, len(data)
 
     for img, tags in wanted:
+        svc.on_event("save", img.id, {"name": tags[0] if tags else img.id})
         cfg_bytes = svc.content.read(img.id)
         cfg_path, cfg_size = blob(img.id, cfg_bytes)
         layers = []
@@ -245,6 +246,7 @@ def _record(svc: ImageService, m: _Members, progress: Callable[[str], None]) -> 
             progress(f"Loaded image: {ref.familiar()}\n")
         if not tags:
             progress(f"Loaded image ID: {iid}\n")
+        svc.on_event("load", iid, {"name": tags[0] if tags else iid})
         out.append((svc.get(img.id), loaded))
     return out
 

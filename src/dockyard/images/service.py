@@ -73,6 +73,8 @@ class ImageService:
         # held while layers are placed and the image that references them is recorded, and by
         # gc: a layer placed but not yet referenced must not be swept by a concurrent gc
         self.lock = threading.RLock()
+        # (action, image id or reference, attributes): Docker's image events; wired by the daemon
+        self.on_event: Callable[[str, str, dict[str, str]], None] = lambda *_: None
 
     # --- reading ------------------------------------------------------------------
     def get(self, image_id: str) -> Image:
@@ -148,6 +150,7 @@ class ImageService:
         if message:
             config["comment"] = message
         img = self.add_image_with_layer(st, None, config)
+        self.on_event("import", img.id, {"name": img.id})
         if ref is not None:
             self.tag(img.id, ref.familiar())
         return self.get(img.id)
@@ -288,6 +291,7 @@ class ImageService:
     def tag(self, image_id: str, ref: str) -> None:
         """Point `ref` (familiar, tagged) at the image."""
         self.meta.set_tag(ref, image_id)
+        self.on_event("tag", image_id, {"name": ref})
 
     def tag_ref(self, source: str, repo: str, tag: str) -> None:
         """`POST /images/{name}/tag`."""
@@ -299,6 +303,15 @@ class ImageService:
     def delete(self, name: str, force: bool = False, prune: bool = True) -> list[dict[str, str]]:
         """`DELETE /images/{name}`: untag, or delete with Docker's conflict rules."""
         img = self.resolve(name)
+        out = self._delete(img, name, force, prune)
+        for item in out:
+            if "Untagged" in item:
+                self.on_event("untag", img.id, {"name": item["Untagged"]})
+            else:
+                self.on_event("delete", item["Deleted"], {"name": item["Deleted"]})
+        return out
+
+    def _delete(self, img: Image, name: str, force: bool, prune: bool) -> list[dict[str, str]]:
         out: list[dict[str, str]] = []
         by_ref = None
         try:
@@ -349,7 +362,7 @@ class ImageService:
             parent = self.meta.image(img.parent)
             if parent is not None and not self.meta.tags_of(img.parent) and not self.meta.children_of_image(img.parent) \
                     and not self.containers.using(img.parent):
-                out.extend(self.delete(img.parent, force=False, prune=True))
+                out.extend(self._delete(self.get(img.parent), img.parent, False, True))
         return out
 
     def gc(self) -> None:
@@ -405,6 +418,7 @@ class ImageService:
             for t in img.tags:
                 self.meta.remove_tag(t)
                 deleted.append({"Untagged": t})
+                self.on_event("untag", img.id, {"name": t})
             try:
                 deleted.extend(d for d in self.delete(img.id, force=True) if "Deleted" in d)
                 reclaimed += img.size

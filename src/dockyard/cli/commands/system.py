@@ -126,3 +126,46 @@ def df(cli: Client, prog: str, args: list[str]) -> int:
     table([["VOLUME NAME", "LINKS", "SIZE"]])
     print("\nBuild cache usage: 0B\n")
     return 0
+
+
+def events(cli: Client, prog: str, args: list[str]) -> int:
+    """`dockyard events [--since] [--until] [-f k=v] [--format]`: stream until `until` or Ctrl-C."""
+    from ...client.api import filters_param
+    p = Parser(prog, "[OPTIONS]")
+    p.add_argument("--since")
+    p.add_argument("--until")
+    p.add_argument("-f", "--filter", action="append", default=[])
+    p.add_argument("--format")
+    ns = p.parse_args(args)
+    q = {"since": ns.since, "until": ns.until, "filters": filters_param(ns.filter)}
+    try:
+        resp = cli.call("GET", "/events", q)
+    except APIError as e:
+        print(f"Error response from daemon: {e.message}", file=sys.stderr)
+        return 1
+    try:
+        for line in resp.lines():
+            ev = json.loads(line)
+            if ns.format:
+                from ..gotemplate import render
+                print(render(ns.format, ev), flush=True)
+            else:
+                print(_event_line(ev), flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        resp.close()
+    return 0
+
+
+def _event_line(ev: dict) -> str:
+    """As the docker CLI prints an event: time (RFC 3339, nanoseconds), type, action, ID, attributes."""
+    import datetime as _dt
+    ns = int(ev.get("timeNano") or ev.get("time", 0) * 1_000_000_000)
+    t = _dt.datetime.fromtimestamp(ns // 1_000_000_000).astimezone()
+    off = t.strftime("%z")
+    zone = "Z" if off in ("+0000", "-0000", "") else f"{off[:3]}:{off[3:]}"
+    stamp = t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ns % 1_000_000_000:09d}" + zone
+    attrs = ev.get("Actor", {}).get("Attributes") or {}
+    tail = f" ({', '.join(f'{k}={attrs[k]}' for k in sorted(attrs))})" if attrs else ""
+    return f"{stamp} {ev.get('Type')} {ev.get('Action')} {ev.get('Actor', {}).get('ID', '')}{tail}"
