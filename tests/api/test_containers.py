@@ -335,3 +335,23 @@ def test_pause_unpause(client, docker_cli, tmp_path):
     st = client.api.inspect_container(c.id)["State"]
     assert st["Status"] == "exited" and not st["Paused"]
     c.remove()
+
+
+def test_top(client, docker_cli, dy_cli):
+    c = client.containers.run("busybox", ["sh", "-c", "sleep 1000 & sleep 1001; echo"], detach=True)
+    time.sleep(0.3)
+    t = c.top()
+    assert t["Titles"][:2] == ["UID", "PID"] and t["Titles"][-1] == "CMD"
+    cmds = sorted(p[-1] for p in t["Processes"])
+    # (ps, run without a terminal as dockerd runs it, cuts lines at 80 columns)
+    assert cmds[0].startswith("sh -c sleep 1000 &") and cmds[1:] == ["sleep 1000", "sleep 1001"], cmds
+    t = client.api.top(c.id, ps_args="-o pid,comm")
+    assert t["Titles"] == ["PID", "COMMAND"] and sorted(p[1] for p in t["Processes"]) == ["sh", "sleep", "sleep"]
+    ours = dy_cli("top", c.id, "-o", "pid,comm").stdout
+    theirs = docker_cli("top", c.id, "-o", "pid,comm").stdout
+    assert ours == theirs and ours.startswith("PID" + " " * 17 + "COMMAND\n")
+    c.kill()
+    with pytest.raises(docker.errors.APIError) as e:
+        c.top()
+    assert e.value.status_code == 409 and "is not running" in str(e.value)
+    c.remove()

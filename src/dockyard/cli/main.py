@@ -18,7 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "kill": ("containers", "kill"), "rm": ("containers", "rm"), "logs": ("containers", "logs"),
     "wait": ("containers", "wait"), "rename": ("containers", "rename"),
     "pause": ("containers", "pause"), "unpause": ("containers", "unpause"),
-    "events": ("system", "events"),
+    "events": ("system", "events"), "top": ("containers", "top"),
 }
 GROUPS: dict[str, dict[str, tuple[str, str]]] = {
     "image": {"ls": ("images", "images"), "list": ("images", "images"), "import": ("images", "import_"),
@@ -31,7 +31,7 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
                   "kill": ("containers", "kill"), "rm": ("containers", "rm"), "logs": ("containers", "logs"),
                   "wait": ("containers", "wait"), "rename": ("containers", "rename"),
                   "pause": ("containers", "pause"), "unpause": ("containers", "unpause"),
-                  "inspect": ("inspect", "container_inspect"), "prune": ("containers", "prune"),
+                  "top": ("containers", "top"), "inspect": ("inspect", "container_inspect"), "prune": ("containers", "prune"),
                   "export": ("filesystem", "export"), "commit": ("filesystem", "commit"),
                   "diff": ("filesystem", "diff"), "cp": ("filesystem", "cp")},
     "system": {"info": ("system", "info"), "df": ("system", "df"), "events": ("system", "events")},
@@ -71,6 +71,7 @@ Commands:
   start       Start one or more stopped containers
   stop        Stop one or more running containers
   tag         Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+  top         Display the running processes of a container
   unpause     Unpause all processes within one or more containers
   version     Show the Docker version information
   wait        Block until one or more containers stop, then print their exit codes

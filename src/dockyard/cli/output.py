@@ -7,8 +7,8 @@ import sys
 from typing import Any, Sequence
 
 
-def table(rows: Sequence[Sequence[str]], out: Any = None) -> None:
-    """Print rows; every column but the last is padded to max(width)+3, at least 10."""
+def table(rows: Sequence[Sequence[str]], out: Any = None, min_width: int = 10) -> None:
+    """Print rows; every column but the last is padded to max(width)+3, at least `min_width`."""
     out = out or sys.stdout
     if not rows:
         return
@@ -22,7 +22,7 @@ def table(rows: Sequence[Sequence[str]], out: Any = None) -> None:
         parts = []
         for i, cell in enumerate(r):
             if i < len(r) - 1:
-                parts.append(cell.ljust(max(10, widths[i] + 3)))
+                parts.append(cell.ljust(max(min_width, widths[i] + 3)))
             else:
                 parts.append(cell)
         lines.append("".join(parts).rstrip() if r[-1] == "" else "".join(parts))

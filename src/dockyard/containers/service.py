@@ -377,6 +377,15 @@ class ContainerService:
             # as dockerd: a frozen process cannot act on the signal; thaw it (stop, kill, rm -f)
             await self._freeze(c, False)
 
+    # --- top --------------------------------------------------------------------------------
+    async def top(self, ref: str, ps_args: str) -> dict[str, Any]:
+        """`GET /containers/{id}/top?ps_args=`."""
+        c = self.lookup(ref)
+        if not c.state.running:
+            raise Conflict(f"Container {c.id} is not running")
+        from .top import top
+        return await asyncio.to_thread(top, c.state.pid, ps_args)
+
     # --- pause ------------------------------------------------------------------------------
     async def pause(self, ref: str) -> None:
         """`POST /containers/{id}/pause`: freeze every process (the freezer cgroup)."""

@@ -40,6 +40,7 @@ class ContainersRouter:
         r.add("POST", "/containers/{id}/restart", self.restart)
         r.add("POST", "/containers/{id}/kill", self.kill)
         r.add("POST", "/containers/{id}/pause", self.pause)
+        r.add("GET", "/containers/{id}/top", self.top)
         r.add("POST", "/containers/{id}/unpause", self.unpause)
         r.add("POST", "/containers/{id}/wait", self.wait)
         r.add("POST", "/containers/{id}/rename", self.rename)
@@ -120,6 +121,10 @@ class ContainersRouter:
         """`POST /containers/{id}/kill?signal=`."""
         await self.c.kill(req.match_info["id"], req.query.get("signal") or "SIGKILL")
         return web.Response(status=204)
+
+    async def top(self, req: web.Request) -> web.Response:
+        """`GET /containers/{id}/top?ps_args=`."""
+        return web.json_response(await self.c.top(req.match_info["id"], req.query.get("ps_args", "")))
 
     async def pause(self, req: web.Request) -> web.Response:
         """`POST /containers/{id}/pause`."""

@@ -135,6 +135,20 @@ def kill(cli: Client, prog: str, args: list[str]) -> int:
                   lambda ns, c: cli.json("POST", f"/containers/{c}/kill", {"signal": ns.signal}))
 
 
+def top(cli: Client, prog: str, args: list[str]) -> int:
+    """`dockyard top CONTAINER [ps OPTIONS]`."""
+    if not args or args[0] in ("--help", "-h"):
+        print(f"Usage:  {prog} CONTAINER [ps OPTIONS]", file=sys.stderr if not args else sys.stdout)
+        return 1 if not args else 0
+    try:
+        rep = cli.json("GET", f"/containers/{args[0]}/top", {"ps_args": " ".join(args[1:]) or None})
+    except APIError as e:
+        print(f"Error response from daemon: {e.message}", file=sys.stderr)
+        return 1
+    table([rep["Titles"], *rep["Processes"]], min_width=20)
+    return 0
+
+
 def pause(cli: Client, prog: str, args: list[str]) -> int:
     """`dockyard pause CONTAINER...`."""
     return _multi(cli, prog, args, (), lambda ns, c: cli.json("POST", f"/containers/{c}/pause"))
