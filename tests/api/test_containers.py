@@ -355,3 +355,36 @@ def test_top(client, docker_cli, dy_cli):
         c.top()
     assert e.value.status_code == 409 and "is not running" in str(e.value)
     c.remove()
+
+
+def test_stats(client, docker_cli, dy_cli):
+    c = client.containers.run("busybox", ["sh", "-c", "head -c 20000000 /dev/zero > /tmp/f; while :; do :; done"],
+                              detach=True, name="statsbusy")
+    time.sleep(1.0)
+    s = c.stats(stream=False)
+    assert s["id"] == c.id and s["name"] == "/statsbusy"
+    assert s["pids_stats"]["current"] == 1
+    assert s["memory_stats"]["usage"] > 20_000_000 > 0 < s["memory_stats"]["limit"]   # /tmp is in the container's memory
+    cpu, pre = s["cpu_stats"], s["precpu_stats"]
+    assert cpu["cpu_usage"]["total_usage"] > pre["cpu_usage"]["total_usage"] > 0
+    assert cpu["system_cpu_usage"] > pre["system_cpu_usage"] > 0 and cpu["online_cpus"] >= 1
+    pct = (cpu["cpu_usage"]["total_usage"] - pre["cpu_usage"]["total_usage"]) / (
+        cpu["system_cpu_usage"] - pre["system_cpu_usage"]) * cpu["online_cpus"] * 100
+    assert pct > 30, pct   # a busy loop: most of a CPU
+    one = client.api.stats(c.id, stream=False, one_shot=True)
+    assert one["precpu_stats"]["cpu_usage"]["total_usage"] == 0 and one["cpu_stats"]["cpu_usage"]["total_usage"] > 0
+    theirs = docker_cli("stats", "--no-stream", "statsbusy").stdout.splitlines()
+    ours = dy_cli("stats", "--no-stream", "statsbusy").stdout.splitlines()
+    assert ours[0] == theirs[0] and ours[0].split() == ["CONTAINER", "ID", "NAME", "CPU", "%", "MEM", "USAGE", "/",
+                                                        "LIMIT", "MEM", "%", "NET", "I/O", "BLOCK", "I/O", "PIDS"]
+    for line in (theirs[1], ours[1]):
+        f = line.split()
+        assert f[0] == c.id[:12] and f[1] == "statsbusy" and float(f[2].rstrip("%")) > 30 and f[-1] == "1"
+    stream = client.api.stats(c.id, stream=True, decode=True)
+    a, b = next(stream), next(stream)
+    assert b["preread"] == a["read"] and b["precpu_stats"] == a["cpu_stats"]
+    stream.close()
+    c.kill()
+    s = c.stats(stream=False)
+    assert s["read"].startswith("0001") and s["pids_stats"] == {} and s["memory_stats"] == {}
+    c.remove()

@@ -18,7 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "kill": ("containers", "kill"), "rm": ("containers", "rm"), "logs": ("containers", "logs"),
     "wait": ("containers", "wait"), "rename": ("containers", "rename"),
     "pause": ("containers", "pause"), "unpause": ("containers", "unpause"),
-    "events": ("system", "events"), "top": ("containers", "top"),
+    "events": ("system", "events"), "top": ("containers", "top"), "stats": ("stats", "stats"),
 }
 GROUPS: dict[str, dict[str, tuple[str, str]]] = {
     "image": {"ls": ("images", "images"), "list": ("images", "images"), "import": ("images", "import_"),
@@ -31,7 +31,7 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
                   "kill": ("containers", "kill"), "rm": ("containers", "rm"), "logs": ("containers", "logs"),
                   "wait": ("containers", "wait"), "rename": ("containers", "rename"),
                   "pause": ("containers", "pause"), "unpause": ("containers", "unpause"),
-                  "top": ("containers", "top"), "inspect": ("inspect", "container_inspect"), "prune": ("containers", "prune"),
+                  "top": ("containers", "top"), "stats": ("stats", "stats"), "inspect": ("inspect", "container_inspect"), "prune": ("containers", "prune"),
                   "export": ("filesystem", "export"), "commit": ("filesystem", "commit"),
                   "diff": ("filesystem", "diff"), "cp": ("filesystem", "cp")},
     "system": {"info": ("system", "info"), "df": ("system", "df"), "events": ("system", "events")},
@@ -69,6 +69,7 @@ Commands:
   run         Run a command in a new container
   save        Save one or more images to a tar archive (streamed to STDOUT by default)
   start       Start one or more stopped containers
+  stats       Display a live stream of container(s) resource usage statistics
   stop        Stop one or more running containers
   tag         Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
   top         Display the running processes of a container

@@ -386,6 +386,29 @@ class ContainerService:
         from .top import top
         return await asyncio.to_thread(top, c.state.pid, ps_args)
 
+    # --- stats ------------------------------------------------------------------------------
+    async def stats(self, ref: str, stream: bool, one_shot: bool) -> AsyncIterator[dict[str, Any]]:
+        """`GET /containers/{id}/stats`: a sample a second (each with the previous one's CPU as
+        `precpu_stats`); without `stream`, the second sample only (so CPU % is meaningful), and
+        with `one-shot` the first at once. A container that is not running gives dockerd's
+        zeroed record."""
+        from . import stats as stats_mod
+        c = self.lookup(ref)
+        prev: dict[str, Any] | None = None
+        while True:
+            if not c.state.running or c.removed:
+                yield stats_mod.empty(c.id, c.name)
+                return
+            cur = await asyncio.to_thread(stats_mod.sample, c.id, c.name, c.state.pid)
+            if prev is not None:
+                cur["precpu_stats"], cur["preread"] = prev["cpu_stats"], prev["read"]
+            if stream or one_shot or prev is not None:
+                yield cur
+                if not stream:
+                    return
+            prev = cur
+            await asyncio.sleep(1.0)
+
     # --- pause ------------------------------------------------------------------------------
     async def pause(self, ref: str) -> None:
         """`POST /containers/{id}/pause`: freeze every process (the freezer cgroup)."""

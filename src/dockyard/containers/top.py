@@ -3,35 +3,12 @@ container's cgroup, parsed as dockerd parses it (merging the overhanging last co
 
 from __future__ import annotations
 
-import os
 import shlex
 import subprocess
 from typing import Any
 
 from ..errors import InvalidArgument, SystemError_
-from ..runtime.cgroups import hierarchies
-
-
-def cgroup_pids(init_pid: int) -> set[int]:
-    """Every process in the cgroup of `init_pid` (pids or memory controller, or v2)."""
-    try:
-        lines = open(f"/proc/{init_pid}/cgroup").read().splitlines()
-    except FileNotFoundError:
-        return set()
-    mounts = hierarchies()
-    for want in ("pids", "memory", ""):
-        for line in lines:
-            _, ctrls, path = line.split(":", 2)
-            if want in ctrls.split(",") or (want == "" and ctrls == ""):
-                mp = next((m for names, m in mounts.items() if names == want or want in names.split(",")), None)
-                if mp is None:
-                    continue
-                try:
-                    with open(os.path.join(mp, path.lstrip("/"), "cgroup.procs")) as f:
-                        return {int(x) for x in f.read().split()}
-                except FileNotFoundError:
-                    continue
-    return {init_pid}
+from .cgroupfs import pids as cgroup_pids
 
 
 def top(init_pid: int, ps_args: str) -> dict[str, Any]:

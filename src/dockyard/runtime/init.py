@@ -62,6 +62,7 @@ def create(root: Path, cid: str, bundle: Path, spec: Spec, pid_file: str | None)
     fifo = d / "exec.fifo"
     os.mkfifo(fifo, 0o622)
     cg = cgroups.Manager(spec.cgroups_path or f"/dockyard/{cid}")
+    pid: int | None = None
     try:
         cg.create(spec.resources)
         filt = seccomp_mod.Filter(spec.seccomp, str(root / ".seccomp")) if spec.seccomp else None
@@ -73,18 +74,19 @@ def create(root: Path, cid: str, bundle: Path, spec: Spec, pid_file: str | None)
             os._exit(1)
         child_sock.close()
         f = parent_sock.makefile("r")
-        first = _recv(f)
+        # two messages share the socket, in either order: the middle process's {"pid"} and
+        # the init's {"ready"} (or an {"error"} from either)
+        ready = False
+        while pid is None or not ready:
+            m = _recv(f)
+            if "pid" in m:
+                pid = int(m["pid"])
+            elif m.get("ready"):
+                ready = True
+            else:
+                os.waitpid(c1, 0)
+                raise CreateError(m.get("error") or f"unexpected message from container init: {m}")
         os.waitpid(c1, 0)
-        if "error" in first:
-            raise CreateError(first["error"])
-        pid = int(first["pid"])
-        msg = _recv(f)
-        if "error" in msg:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            raise CreateError(msg["error"])
         st = State(id=cid, pid=pid, bundle=str(bundle), rootfs=str(spec.root),
                    created=_dt.datetime.now(_dt.timezone.utc).isoformat().replace("+00:00", "Z"),
                    start_time=proc_start_time(pid), cgroup_paths=cg.paths, annotations=spec.annotations)
@@ -96,10 +98,30 @@ def create(root: Path, cid: str, bundle: Path, spec: Spec, pid_file: str | None)
             os.replace(tmp, pid_file)
         return st
     except BaseException:
+        if pid is not None:   # the init is waiting on its fifo: it must not outlive the failure
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            _wait_gone(pid)
         cg.destroy()
         import shutil
         shutil.rmtree(d, ignore_errors=True)
         raise
+
+
+def _wait_gone(pid: int, timeout: float = 2.0) -> None:
+    """Until a process (not our child: its reaper is the monitor) has exited."""
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            return
+        time.sleep(0.01)
 
 
 def _child1(spec: Spec, cg: cgroups.Manager, sock: socket.socket, fifo: str, filt) -> None:

@@ -41,6 +41,7 @@ class ContainersRouter:
         r.add("POST", "/containers/{id}/kill", self.kill)
         r.add("POST", "/containers/{id}/pause", self.pause)
         r.add("GET", "/containers/{id}/top", self.top)
+        r.add("GET", "/containers/{id}/stats", self.stats)
         r.add("POST", "/containers/{id}/unpause", self.unpause)
         r.add("POST", "/containers/{id}/wait", self.wait)
         r.add("POST", "/containers/{id}/rename", self.rename)
@@ -125,6 +126,23 @@ class ContainersRouter:
     async def top(self, req: web.Request) -> web.Response:
         """`GET /containers/{id}/top?ps_args=`."""
         return web.json_response(await self.c.top(req.match_info["id"], req.query.get("ps_args", "")))
+
+    async def stats(self, req: web.Request) -> web.StreamResponse:
+        """`GET /containers/{id}/stats?stream=&one-shot=`: JSON records, one a second."""
+        stream = params.qbool(req, "stream", True)
+        one_shot = params.qbool(req, "one-shot")
+        if one_shot and stream:
+            raise InvalidArgument("cannot have stream=true and one-shot=true")
+        gen = self.c.stats(req.match_info["id"], stream, one_shot)
+        first = await gen.__anext__()   # 404 before the response starts
+        resp = web.StreamResponse()
+        resp.content_type = "application/json"
+        await resp.prepare(req)
+        await resp.write((json.dumps(first) + "\n").encode())
+        async for rec in gen:
+            await resp.write((json.dumps(rec) + "\n").encode())
+        await resp.write_eof()
+        return resp
 
     async def pause(self, req: web.Request) -> web.Response:
         """`POST /containers/{id}/pause`."""

@@ -1,0 +1,64 @@
+"""Where a running container's cgroups are, read from its init process (works whatever runtime
+created them: ours, runc or crun), and the counters `stats` reports."""
+
+from __future__ import annotations
+
+import os
+
+from ..runtime.cgroups import hierarchies
+
+
+def dirs(init_pid: int) -> dict[str, str]:
+    """{controller: directory} of the process's cgroups; v2 is keyed ''."""
+    try:
+        lines = open(f"/proc/{init_pid}/cgroup").read().splitlines()
+    except (FileNotFoundError, ProcessLookupError):
+        return {}
+    mounts = hierarchies()
+    out: dict[str, str] = {}
+    for line in lines:
+        _, ctrls, path = line.split(":", 2)
+        for names, mp in mounts.items():
+            if names == ctrls:
+                d = os.path.join(mp, path.lstrip("/"))
+                for name in (ctrls.split(",") if ctrls else [""]):
+                    out[name] = d
+    return out
+
+
+def pids(init_pid: int) -> set[int]:
+    """Every process in the container's cgroup."""
+    d = dirs(init_pid)
+    for want in ("pids", "memory", ""):
+        if want in d:
+            try:
+                with open(os.path.join(d[want], "cgroup.procs")) as f:
+                    return {int(x) for x in f.read().split()}
+            except FileNotFoundError:
+                continue
+    return {init_pid}
+
+
+def read(path: str) -> str:
+    """A cgroup file's text, '' if it is not there."""
+    try:
+        with open(path) as f:
+            return f.read()
+    except (FileNotFoundError, ProcessLookupError, OSError):
+        return ""
+
+
+def read_int(path: str) -> int | None:
+    """A number in a cgroup file ('max' and absent are None)."""
+    s = read(path).strip()
+    return int(s) if s.lstrip("-").isdigit() else None
+
+
+def kv(path: str) -> dict[str, int]:
+    """`key value` lines (memory.stat, cpu.stat, cpuacct.stat)."""
+    out = {}
+    for line in read(path).splitlines():
+        k, _, v = line.partition(" ")
+        if v.strip().lstrip("-").isdigit():
+            out[k] = int(v)
+    return out
