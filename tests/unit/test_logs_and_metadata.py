@@ -119,3 +119,4 @@ def test_logwriter_one_file_starts_anew_and_no_limit_by_default(tmp_path):
         w.feed("stdout", f"line{i}\n".encode())
     w.close()
     assert len(q.read_text().splitlines()) == 2000 and not (tmp_path / "all.log.1").exists()
+

@@ -24,6 +24,7 @@ import struct
 import sys
 import fcntl
 from pathlib import Path
+from typing import Callable
 
 from ..linux import syscalls as sc
 from . import caps, cgroups, rootfs
@@ -74,19 +75,10 @@ def create(root: Path, cid: str, bundle: Path, spec: Spec, pid_file: str | None)
             os._exit(1)
         child_sock.close()
         f = parent_sock.makefile("r")
-        # two messages share the socket, in either order: the middle process's {"pid"} and
-        # the init's {"ready"} (or an {"error"} from either)
-        ready = False
-        while pid is None or not ready:
-            m = _recv(f)
-            if "pid" in m:
-                pid = int(m["pid"])
-            elif m.get("ready"):
-                ready = True
-            else:
-                os.waitpid(c1, 0)
-                raise CreateError(m.get("error") or f"unexpected message from container init: {m}")
-        os.waitpid(c1, 0)
+        try:
+            pid = await_init(lambda: _recv(f))
+        finally:
+            os.waitpid(c1, 0)
         st = State(id=cid, pid=pid, bundle=str(bundle), rootfs=str(spec.root),
                    created=_dt.datetime.now(_dt.timezone.utc).isoformat().replace("+00:00", "Z"),
                    start_time=proc_start_time(pid), cgroup_paths=cg.paths, annotations=spec.annotations)
@@ -108,6 +100,22 @@ def create(root: Path, cid: str, bundle: Path, spec: Spec, pid_file: str | None)
         import shutil
         shutil.rmtree(d, ignore_errors=True)
         raise
+
+
+def await_init(recv: Callable[[], dict]) -> int:
+    """The init's pid once it is ready. Two messages share the socket and may come in either
+    order: the middle process's {"pid"} and the init's {"ready"}; an {"error"} from either (or
+    the end of the stream) fails the create."""
+    pid, ready = None, False
+    while pid is None or not ready:
+        m = recv()
+        if "pid" in m:
+            pid = int(m["pid"])
+        elif m.get("ready"):
+            ready = True
+        else:
+            raise CreateError(m.get("error") or f"unexpected message from container init: {m}")
+    return pid
 
 
 def _wait_gone(pid: int, timeout: float = 2.0) -> None:
