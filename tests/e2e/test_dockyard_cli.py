@@ -134,3 +134,18 @@ def test_ps_size_logs_follow_and_images_all(dy_cli, daemon):
     assert "busybox" in dy_cli("images", "-a").stdout
     out = dy_cli("images", "--format", "table {{.Repository}}\t{{.Tag}}").stdout.splitlines()
     assert out[0].split() == ["REPOSITORY", "TAG"]
+
+
+def test_system_prune(dy_cli, busybox_tar):
+    cid = dy_cli("run", "-d", "busybox", "true").stdout.strip()
+    dy_cli("wait", cid)
+    first = dy_cli("import", str(busybox_tar), "sysprune:1").stdout.strip()
+    dy_cli("import", str(busybox_tar), "sysprune:1")   # the first one is now dangling
+    p = dy_cli("system", "prune", check=False, input="n\n")
+    assert "all stopped containers" in p.stdout and "Deleted" not in p.stdout
+    out = dy_cli("system", "prune", "-f").stdout
+    assert f"Deleted Containers:\n{cid}\n" in out
+    assert f"deleted: {first}" in out and out.rstrip().splitlines()[-1].startswith("Total reclaimed space: ")
+    assert dy_cli("ps", "-aq", "--filter", f"id={cid}").stdout == ""
+    assert dy_cli("image", "inspect", "sysprune:1").returncode == 0
+    dy_cli("rmi", "sysprune:1")

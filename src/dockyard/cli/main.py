@@ -34,7 +34,8 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
                   "top": ("containers", "top"), "stats": ("stats", "stats"), "inspect": ("inspect", "container_inspect"), "prune": ("containers", "prune"),
                   "export": ("filesystem", "export"), "commit": ("filesystem", "commit"),
                   "diff": ("filesystem", "diff"), "cp": ("filesystem", "cp")},
-    "system": {"info": ("system", "info"), "df": ("system", "df"), "events": ("system", "events")},
+    "system": {"info": ("system", "info"), "df": ("system", "df"), "events": ("system", "events"),
+               "prune": ("system", "prune")},
 }
 
 USAGE = """Usage:  dockyard [OPTIONS] COMMAND

@@ -169,3 +169,34 @@ def _event_line(ev: dict) -> str:
     attrs = ev.get("Actor", {}).get("Attributes") or {}
     tail = f" ({', '.join(f'{k}={attrs[k]}' for k in sorted(attrs))})" if attrs else ""
     return f"{stamp} {ev.get('Type')} {ev.get('Action')} {ev.get('Actor', {}).get('ID', '')}{tail}"
+
+
+def prune(cli: Client, prog: str, args: list[str]) -> int:
+    """`dockyard system prune [-a] [-f] [--filter]`: stopped containers, then dangling (or unused) images."""
+    from ...client.api import filters_param
+    from ...units import human_size
+    from .containers import _confirm
+    p = Parser(prog, "[OPTIONS]")
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("--filter", action="append", default=[])
+    ns = p.parse_args(args)
+    what = "all images without at least one container associated to them" if ns.all else "all dangling images"
+    if not ns.force and not _confirm(f"WARNING! This will remove:\n  - all stopped containers\n  - {what}\n"):
+        return 0
+    rep = cli.json("POST", "/containers/prune", {"filters": filters_param(ns.filter)})
+    space = rep.get("SpaceReclaimed", 0)
+    if rep.get("ContainersDeleted"):
+        print("Deleted Containers:")
+        print("\n".join(rep["ContainersDeleted"]) + "\n")
+    filt = list(ns.filter) + (["dangling=false"] if ns.all else ["dangling=true"])
+    rep = cli.json("POST", "/images/prune", {"filters": filters_param(filt)})
+    space += rep.get("SpaceReclaimed", 0)
+    if rep.get("ImagesDeleted"):
+        print("Deleted Images:")
+        for d in rep["ImagesDeleted"]:
+            for k, v in d.items():
+                print(f"{k.lower()}: {v}")
+        print()
+    print(f"Total reclaimed space: {human_size(space)}")
+    return 0
