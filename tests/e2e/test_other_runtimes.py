@@ -30,6 +30,8 @@ def test_run_with_runtime(fresh_daemon, runtime):
     assert out.split() == [b"hello", b"0", b"rt"]
     ctr = c.containers.run("busybox", ["sh", "-c", "trap 'exit 3' TERM; while :; do sleep 0.1; done"], detach=True)
     assert c.api.inspect_container(ctr.id)["HostConfig"]["Runtime"] == runtime
+    r = ctr.exec_run(["sh", "-c", "id -un; cat /proc/1/cmdline | head -c 2; exit 4"], user="nobody")
+    assert r == (4, b"nobody\nsh")   # exec through the other runtime's `exec --process -d`
     ctr.stop(timeout=5)
     assert ctr.wait()["StatusCode"] == 3
     ctr.remove()

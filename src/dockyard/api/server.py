@@ -41,7 +41,8 @@ class Routes:
 
 def error_response(status: int, message: str) -> web.Response:
     """Docker's error shape."""
-    return web.Response(status=status, text=json.dumps({"message": message}) + "\n",
+    # exactly "application/json" (no charset): the docker CLI shows the raw body otherwise
+    return web.Response(status=status, body=(json.dumps({"message": message}) + "\n").encode(),
                         content_type="application/json")
 
 

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "wait": ("containers", "wait"), "rename": ("containers", "rename"),
     "pause": ("containers", "pause"), "unpause": ("containers", "unpause"),
     "events": ("system", "events"), "top": ("containers", "top"), "stats": ("stats", "stats"),
+    "exec": ("exec", "exec_"),
 }
 GROUPS: dict[str, dict[str, tuple[str, str]]] = {
     "image": {"ls": ("images", "images"), "list": ("images", "images"), "import": ("images", "import_"),
@@ -31,7 +32,8 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
                   "kill": ("containers", "kill"), "rm": ("containers", "rm"), "logs": ("containers", "logs"),
                   "wait": ("containers", "wait"), "rename": ("containers", "rename"),
                   "pause": ("containers", "pause"), "unpause": ("containers", "unpause"),
-                  "top": ("containers", "top"), "stats": ("stats", "stats"), "inspect": ("inspect", "container_inspect"), "prune": ("containers", "prune"),
+                  "top": ("containers", "top"), "stats": ("stats", "stats"), "exec": ("exec", "exec_"),
+                  "inspect": ("inspect", "container_inspect"), "prune": ("containers", "prune"),
                   "export": ("filesystem", "export"), "commit": ("filesystem", "commit"),
                   "diff": ("filesystem", "diff"), "cp": ("filesystem", "cp")},
     "system": {"info": ("system", "info"), "df": ("system", "df"), "events": ("system", "events"),
@@ -52,6 +54,7 @@ Commands:
   create      Create a new container
   diff        Inspect changes to files or directories on a container's filesystem
   events      Get real time events from the server
+  exec        Run a command in a running container
   export      Export a container's filesystem as a tar archive
   history     Show the history of an image
   images      List images

@@ -10,9 +10,11 @@ from aiohttp import web
 
 from ..api.routers.containers import ContainersRouter
 from ..api.routers.events import EventsRouter
+from ..api.routers.execs import ExecsRouter
 from ..api.routers.images import ImagesRouter
 from ..api.routers.system import SystemRouter
 from ..api.server import Routes, make_app
+from ..containers.execs import ExecService
 from ..containers.filesystem import ContainerFS
 from ..containers.runtimes import build_runtimes
 from ..containers.service import ContainerService, Paths
@@ -75,6 +77,7 @@ def build_services(cfg: Config) -> Services:
     ImagesRouter(images).routes(routes)
     ContainersRouter(containers, ContainerFS(containers)).routes(routes)
     EventsRouter(bus).routes(routes)
+    ExecsRouter(ExecService(containers)).routes(routes)
     return Services(meta, images, containers, system, make_app(routes), bus)
 
 

@@ -93,6 +93,34 @@ class MonitorClient:
         finally:
             w.close()
 
+    async def exec(self, req: dict[str, Any]) -> AsyncIterator[tuple[int, bytes]]:
+        """Run a process in a container. Yields (0, pid as text) first, then (stream, data)
+        for its output, and last (3, exit code as text)."""
+        r, w = await self._open()
+        try:
+            w.write((json.dumps({"op": "exec", **req}) + "\n").encode())
+            await w.drain()
+            line = await r.readline()
+            if not line:
+                raise Unavailable("container monitor closed the connection")
+            rep = json.loads(line)
+            if "error" in rep:
+                raise SystemError_(rep["error"])
+            yield 0, str(rep["pid"]).encode()
+            while True:
+                try:
+                    hdr = await r.readexactly(8)
+                    stream, n = struct.unpack(">BxxxI", hdr)
+                    data = await r.readexactly(n)
+                except asyncio.IncompleteReadError:
+                    raise Unavailable("container monitor closed the exec stream before the exit code") from None
+                if stream == 3:
+                    yield 3, str(json.loads(data)["exit_code"]).encode()
+                    return
+                yield stream, data
+        finally:
+            w.close()
+
     async def events(self) -> AsyncIterator[dict[str, Any]]:
         """Exit events; the first item is {} once subscribed."""
         r, w = await self._open()

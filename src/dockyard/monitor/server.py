@@ -4,6 +4,9 @@ Requests (one JSON object per line; replies likewise):
   {"op": "start", "id", "bundle", "runtime": [argv...], "log", "exit_file", "cgroup"}
         → {"pid": N} | {"error": msg}      runtime create + start, stdio captured
   {"op": "attach", "id"}  → a binary stream of frames [stream u8][len u32be][data] until exit
+  {"op": "exec", "id", "exec_id", "bundle", "runtime", "process"}
+        → {"pid": N} | {"error": msg}, then frames of its stdout (1) and stderr (2) and a last
+          frame on stream 3 holding {"exit_code": N} when it has exited and its output is drained
   {"op": "events"}        → JSON lines {"id", "exit_code", "finished_at", "oom_killed"} forever
   {"op": "list"}          → {"containers": [{"id", "pid", "running"}]}
   {"op": "forget", "id"}  → {} (drop a container's record; exited ones are dropped by themselves)
@@ -249,6 +252,76 @@ class Monitor:
             else:
                 w.write(line)
 
+    # --- exec -----------------------------------------------------------------------
+    async def exec_(self, req: dict[str, Any], writer: asyncio.StreamWriter) -> None:
+        """Another process in a running container (`runtime exec -d`), its output streamed to
+        this connection; it is re-parented to us, so its exit status comes through `reap`."""
+        cid, eid = req["id"], req["exec_id"]
+        c = self.ctrs.get(cid)
+        if c is None or c.status is not None or not c.pid:
+            writer.write((json.dumps({"error": f"container {cid} is not running"}) + "\n").encode())
+            return
+        rt = req["runtime"]
+        base = os.path.join(req["bundle"], f"exec-{eid}")
+        proc_file, pidfile, rlog = base + ".json", base + ".pid", base + ".log"
+        with open(proc_file, "w") as f:
+            json.dump(req["process"], f)
+        pipes = [os.pipe2(os.O_CLOEXEC), os.pipe2(os.O_CLOEXEC)]
+        try:
+            rt_log = {**rt, "argv": rt["argv"][:1] + ["--log", rlog, "--log-format", "json"] + rt["argv"][1:]}
+            try:
+                rc = await self._run(rt_log, ["exec", "--process", proc_file, "--pid-file", pidfile, "-d", cid],
+                                     pipes[0][1], pipes[1][1])
+            finally:
+                os.close(pipes[0][1])
+                os.close(pipes[1][1])
+            if rc != 0:
+                writer.write((json.dumps({"error": _runtime_error(rlog) or f"runtime exec exited with {rc}"})
+                              + "\n").encode())
+                return
+            pid = int(open(pidfile).read())
+            exited = self._wait_pid(pid)
+            writer.write((json.dumps({"pid": pid}) + "\n").encode())
+            await asyncio.gather(*(self._pump(r, stream, writer) for stream, (r, _) in
+                                   ((STDOUT, pipes[0]), (STDERR, pipes[1]))))
+            code = os.waitstatus_to_exitcode(await exited)
+            code = 128 - code if code < 0 else code
+            payload = json.dumps({"exit_code": code}).encode()
+            writer.write(struct.pack(">BxxxI", 3, len(payload)) + payload)
+            await writer.drain()
+        finally:
+            for fd in (pipes[0][0], pipes[1][0]):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            for p in (proc_file, pidfile, rlog):
+                try:
+                    os.unlink(p)
+                except FileNotFoundError:
+                    pass
+
+    async def _pump(self, fd: int, stream: int, writer: asyncio.StreamWriter) -> None:
+        """Frames from a pipe until its end (every holder of the write side has closed it)."""
+        loop = asyncio.get_running_loop()
+        os.set_blocking(fd, False)
+        while True:
+            ready: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(fd, lambda r=ready: r.done() or r.set_result(None))
+            try:
+                await ready
+            finally:
+                loop.remove_reader(fd)
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                continue
+            if not data:
+                return
+            if not writer.is_closing():
+                writer.write(struct.pack(">BxxxI", stream, len(data)) + data)
+                await writer.drain()
+
     # --- connections ----------------------------------------------------------------
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Serve one connection."""
@@ -266,6 +339,9 @@ class Monitor:
                     c.subscribers.append(writer)
                     writer.write(b"{}\n")
                     await c.done.wait()
+                    return
+                if op == "exec":
+                    await self.exec_(req, writer)
                     return
                 if op == "events":
                     self.event_subs.append(writer)
