@@ -68,6 +68,15 @@ class Hijacked:
         if self.transport is not None:
             self.transport.close()
 
+    async def finish(self) -> None:
+        """End of output: half-close (so the client sees EOF), then close."""
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            if transport.can_write_eof():
+                transport.write_eof()
+            await asyncio.sleep(0)
+            self.close()
+
     def response(self) -> web.StreamResponse:
         """A response object aiohttp accepts as the handler's result without writing it."""
         return _Done()

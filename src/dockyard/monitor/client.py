@@ -82,13 +82,7 @@ class MonitorClient:
             await w.drain()
             await r.readline()
             yield 0, b""
-            while True:
-                try:
-                    hdr = await r.readexactly(8)
-                    stream, n = struct.unpack(">BxxxI", hdr)
-                    data = await r.readexactly(n)
-                except asyncio.IncompleteReadError:
-                    return
+            async for stream, data in _frames(r):
                 yield stream, data
         finally:
             w.close()
@@ -107,17 +101,12 @@ class MonitorClient:
             if "error" in rep:
                 raise SystemError_(rep["error"])
             yield 0, str(rep["pid"]).encode()
-            while True:
-                try:
-                    hdr = await r.readexactly(8)
-                    stream, n = struct.unpack(">BxxxI", hdr)
-                    data = await r.readexactly(n)
-                except asyncio.IncompleteReadError:
-                    raise Unavailable("container monitor closed the exec stream before the exit code") from None
+            async for stream, data in _frames(r):
                 if stream == 3:
                     yield 3, str(json.loads(data)["exit_code"]).encode()
                     return
                 yield stream, data
+            raise Unavailable("container monitor closed the exec stream before the exit code")
         finally:
             w.close()
 
@@ -134,3 +123,15 @@ class MonitorClient:
                 yield json.loads(line)
         finally:
             w.close()
+
+
+async def _frames(r: asyncio.StreamReader) -> AsyncIterator[tuple[int, bytes]]:
+    """[stream u8][3 zero bytes][len u32be][data] frames until the connection ends."""
+    while True:
+        try:
+            hdr = await r.readexactly(8)
+            stream, n = struct.unpack(">BxxxI", hdr)
+            data = await r.readexactly(n)
+        except asyncio.IncompleteReadError:
+            return
+        yield stream, data

@@ -297,12 +297,7 @@ class ContainersRouter:
         finally:
             if agen is not None:
                 await agen.aclose()
-            transport = h.transport
-            if transport is not None and not transport.is_closing():
-                if transport.can_write_eof():
-                    transport.write_eof()
-                await asyncio.sleep(0)
-                h.close()
+            await h.finish()
         return h.response()
 
 

@@ -65,12 +65,7 @@ class ExecsRouter:
                 e.exit_code = 126
                 h.write(frame(1, f"OCI runtime exec failed: {err.message}: unknown\r\n".encode()))
         finally:
-            transport = h.transport
-            if transport is not None and not transport.is_closing():
-                if transport.can_write_eof():
-                    transport.write_eof()
-                await asyncio.sleep(0)
-                h.close()
+            await h.finish()
         return h.response()
 
     async def _drain(self, gen: Any) -> None:

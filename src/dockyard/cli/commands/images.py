@@ -214,15 +214,19 @@ def prune(cli: Client, prog: str, args: list[str]) -> int:
     if ns.all:
         filt.append("dangling=false")
     rep = cli.json("POST", "/images/prune", {"filters": filters_param(filt)})
-    deleted = rep.get("ImagesDeleted") or []
+    print_deleted_images(rep.get("ImagesDeleted") or [])
+    print(f"Total reclaimed space: {human_size(rep.get('SpaceReclaimed', 0))}")
+    return 0
+
+
+def print_deleted_images(deleted: list[dict[str, str]]) -> None:
+    """The "Deleted Images:" block of `image prune` and `system prune`."""
     if deleted:
         print("Deleted Images:")
         for d in deleted:
             for k, v in d.items():
                 print(f"{k.lower()}: {v}")
         print()
-    print(f"Total reclaimed space: {human_size(rep.get('SpaceReclaimed', 0))}")
-    return 0
 
 
 def save(cli: Client, prog: str, args: list[str]) -> int:

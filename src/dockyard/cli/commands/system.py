@@ -176,6 +176,7 @@ def prune(cli: Client, prog: str, args: list[str]) -> int:
     from ...client.api import filters_param
     from ...units import human_size
     from .containers import _confirm
+    from .images import print_deleted_images
     p = Parser(prog, "[OPTIONS]")
     p.add_argument("-a", "--all", action="store_true")
     p.add_argument("-f", "--force", action="store_true")
@@ -192,11 +193,6 @@ def prune(cli: Client, prog: str, args: list[str]) -> int:
     filt = list(ns.filter) + (["dangling=false"] if ns.all else ["dangling=true"])
     rep = cli.json("POST", "/images/prune", {"filters": filters_param(filt)})
     space += rep.get("SpaceReclaimed", 0)
-    if rep.get("ImagesDeleted"):
-        print("Deleted Images:")
-        for d in rep["ImagesDeleted"]:
-            for k, v in d.items():
-                print(f"{k.lower()}: {v}")
-        print()
+    print_deleted_images(rep.get("ImagesDeleted") or [])
     print(f"Total reclaimed space: {human_size(space)}")
     return 0
