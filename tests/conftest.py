@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import DOCKER, Daemon, DockerDaemon, dockyard_cgroups, make_busybox_tar, mounts_under
+from .helpers import (DOCKER, Daemon, DockerDaemon, dockyard_cgroups, engine_cgroup_parents, make_busybox_tar,
+                      mounts_under)
 
 IS_ROOT = os.geteuid() == 0
 
@@ -113,9 +114,13 @@ def dy_cli(daemon: Daemon):
 @pytest.fixture(scope="session", autouse=True)
 def no_host_leaks():
     before = set(dockyard_cgroups())
+    parents = set(engine_cgroup_parents())
     yield
     after = set(dockyard_cgroups()) - before
     assert not after, f"cgroups left behind: {sorted(after)}"
+    # the engines' parent cgroups (dockyard/, docker/) that this session made, once empty
+    for p in set(engine_cgroup_parents()) - parents:
+        p.rmdir()
 
 
 @pytest.fixture(scope="session")

@@ -137,6 +137,12 @@ def mounts_under(path: Path) -> list[str]:
     return [line.split()[4] for line in open("/proc/self/mountinfo") if line.split()[4].startswith(p)]
 
 
+def engine_cgroup_parents() -> list[Path]:
+    """The engines' parent cgroups (dockyard/ and the peer dockerd's docker/) in every hierarchy."""
+    base = Path("/sys/fs/cgroup")
+    return [h / n for h in base.iterdir() for n in ("dockyard", "docker") if (h / n).is_dir()]
+
+
 def dockyard_cgroups() -> list[str]:
     """Container cgroups the engine left on the host."""
     out = []
