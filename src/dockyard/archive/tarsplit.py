@@ -105,23 +105,25 @@ def info(layer_dir: str) -> tuple[int, str] | None:
     """(tar size, digest) of the layer's recorded tar, or None if it has no tarsplit."""
     try:
         with open(os.path.join(layer_dir, "tarsplit"), "rb") as f:
-            head = f.readline(200).split()
+            size, digest, _ = _header(f, layer_dir)
     except FileNotFoundError:
         return None
+    return size, digest
+
+
+def _header(f: BinaryIO, layer_dir: str) -> tuple[int, str, int]:
+    """(tar size, digest, key table length) from the first line."""
+    head = f.readline(200).split()
     if len(head) != 4 or head[0] != MAGIC:
         raise InvalidArgument(f"{layer_dir}/tarsplit: not a tarsplit file")
-    return int(head[1]), head[2].decode()
+    return int(head[1]), head[2].decode(), int(head[3])
 
 
 def write_layer(layer_dir: str, out: BinaryIO) -> int:
     """Write the layer's original tar to `out`; every payload is checked against its recorded
     size and CRC. Returns the number of bytes written."""
-    path = os.path.join(layer_dir, "tarsplit")
-    with open(path, "rb") as f:
-        head = f.readline(200).split()
-        if len(head) != 4 or head[0] != MAGIC:
-            raise InvalidArgument(f"{path}: not a tarsplit file")
-        size, klen = int(head[1]), int(head[3])
+    with open(os.path.join(layer_dir, "tarsplit"), "rb") as f:
+        size, _, klen = _header(f, layer_dir)
         keys = zlib.decompress(f.read(klen)).decode("utf-8", "surrogateescape").split("\0")
         fsfd = os.open(os.path.join(layer_dir, "fs"), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:

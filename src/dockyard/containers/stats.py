@@ -30,11 +30,13 @@ def empty(cid: str, name: str) -> dict[str, Any]:
         "io_service_bytes_recursive": None, "io_serviced_recursive": None, "io_queue_recursive": None,
         "io_service_time_recursive": None, "io_wait_time_recursive": None, "io_merged_recursive": None,
         "io_time_recursive": None, "sectors_recursive": None}, "num_procs": 0, "storage_stats": {},
-        "cpu_stats": {"cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
-                      "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}},
-        "precpu_stats": {"cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
-                         "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}},
+        "cpu_stats": _zero_cpu(), "precpu_stats": _zero_cpu(),
         "memory_stats": {}, "name": "/" + name, "id": cid}
+
+
+def _zero_cpu() -> dict[str, Any]:
+    return {"cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
+            "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}}
 
 
 def sample(cid: str, name: str, init_pid: int) -> dict[str, Any]:

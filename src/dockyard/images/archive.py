@@ -74,9 +74,9 @@ def save(svc: ImageService, names: list[str], out: BinaryIO) -> None:
         diff_ids = img.config["rootfs"]["diff_ids"]
         for diff_id, chain in zip(diff_ids, dg.chain_ids(diff_ids)):
             path = f"blobs/sha256/{dg.hex_of(diff_id)}"
-            size = svc.layer_tar_size(chain, diff_id)
+            size, write = svc.layer_tar(chain, diff_id)
             if diff_id not in written:
-                ts.add_stream(path, size, lambda o, c=chain, d=diff_id: svc.write_layer(c, o, d))
+                ts.add_stream(path, size, write)
                 written.add(diff_id)
             layers.append((diff_id, path, size))
         man = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,

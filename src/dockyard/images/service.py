@@ -223,7 +223,7 @@ class ImageService:
                 self.snapshots.remove(st.key)
 
     def _restage(self, chain: str) -> "StagedLayer":
-        return self.stage_from_writer(lambda out: self.write_layer(chain, out))
+        return self.stage_from_writer(self.layer_tar(chain)[1])
 
     def stage_from_writer(self, produce: Callable[[BinaryIO], Any]) -> "StagedLayer":
         """Stage the tar that `produce(out)` writes (run in a thread, through a pipe)."""
@@ -251,24 +251,19 @@ class ImageService:
             raise errors[0]
         return st
 
-    def layer_tar_size(self, chain: str, diff_id: str) -> int:
-        """Size of a layer's tar as `write_layer` writes it."""
-        got = tarsplit.info(str(self.snapshots.layer_dir(chain)))
-        if got is not None:
-            return got[0]
-        if self.content.exists(diff_id):   # stored by an older dockyard
-            return self.content.path(diff_id).stat().st_size
-        raise NotFound(f"layer {diff_id}: its tar cannot be rebuilt (no tarsplit record)")
-
-    def write_layer(self, chain: str, out: BinaryIO, diff_id: str | None = None) -> int:
-        """Write the exact tar of the top layer of `chain` (its DiffID unchanged)."""
+    def layer_tar(self, chain: str, diff_id: str | None = None) -> tuple[int, Callable[[BinaryIO], int]]:
+        """(size, writer) of the exact tar of the top layer of `chain` (its DiffID unchanged):
+        rebuilt from its tarsplit record, or the blob an older dockyard stored."""
         d = str(self.snapshots.layer_dir(chain))
-        if tarsplit.info(d) is not None:
-            return tarsplit.write_layer(d, out)
+        got = tarsplit.info(d)
+        if got is not None:
+            return got[0], lambda out: tarsplit.write_layer(d, out)
         if diff_id is not None and self.content.exists(diff_id):
-            with self.content.open(diff_id) as f:
-                return _copy(f, out)
-        raise NotFound(f"layer {chain}: its tar cannot be rebuilt (no tarsplit record)")
+            def copy(out: BinaryIO) -> int:
+                with self.content.open(diff_id) as f:
+                    return _copy(f, out)
+            return self.content.path(diff_id).stat().st_size, copy
+        raise NotFound(f"layer {diff_id or chain}: its tar cannot be rebuilt (no tarsplit record)")
 
     def add_image(self, config: dict[str, Any], parent: str = "") -> Image:
         """Store a config whose layers are already unpacked; return the image."""
