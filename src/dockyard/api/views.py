@@ -110,7 +110,7 @@ def container_inspect(c: Container, paths: dict[str, str], graph: dict[str, str]
     s = c.state
     out = {
         "Id": c.id, "Created": c.cfg.created, "Path": c.cfg.path, "Args": c.cfg.args,
-        "State": {"Status": s.status.value, "Running": s.running or s.status == Status.RESTARTING,
+        "State": {"Status": s.status.value, "Running": s.docker_running,
                   "Paused": s.status == Status.PAUSED,
                   "Restarting": s.status == Status.RESTARTING, "OOMKilled": s.oom_killed,
                   "Dead": s.status == Status.DEAD, "Pid": s.pid, "ExitCode": s.exit_code, "Error": s.error,

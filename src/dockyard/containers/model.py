@@ -77,8 +77,13 @@ class ContainerState:
 
     @property
     def running(self) -> bool:
-        """Docker's `State.Running` (true while paused too)."""
+        """A process is there (running or paused)."""
         return self.status in (Status.RUNNING, Status.PAUSED)
+
+    @property
+    def docker_running(self) -> bool:
+        """Docker's `State.Running`: true while paused, and while waiting for a policy restart."""
+        return self.status in (Status.RUNNING, Status.PAUSED, Status.RESTARTING)
 
     def to_json(self) -> dict[str, Any]:
         """For persistence."""

@@ -164,7 +164,7 @@ class ContainerService:
         earlier stop by hand and the restart count, as dockerd does."""
         c = self.lookup(ref)
         async with c.lock:
-            if c.state.running or c.state.status == Status.RESTARTING:
+            if c.state.docker_running:
                 raise NotModified("container already started")
             c.state.manually_stopped = False
             c.state.restart_count = 0
@@ -338,7 +338,7 @@ class ContainerService:
         """`POST /containers/{id}/kill`."""
         n = create_mod.parse_signal(sig or "SIGKILL")
         c = self.lookup(ref)
-        if not c.state.running and c.state.status != Status.RESTARTING:
+        if not c.state.docker_running:
             raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
         self._mark_stopped_by_hand(c)
         if self._cancel_restart(c):

@@ -12,7 +12,7 @@ from aiohttp import web
 from ...containers import filters as ctr_filters
 from ...containers import logs as logs_mod
 from ...containers.filesystem import ContainerFS, PathStat
-from ...containers.model import Container, Status
+from ...containers.model import Container
 from ...containers.service import ContainerService
 from ...errors import InvalidArgument, NotFound
 from .. import params, views
@@ -90,7 +90,7 @@ class ContainersRouter:
         items = [c for c in self.c.list() if pred(c)]
         limit = params.qint(req, "limit", -1) or -1
         if not params.qbool(req, "all") and limit <= 0 and not f.get("status") and not f.get("exited"):
-            items = [c for c in items if c.state.running or c.state.status == Status.RESTARTING]
+            items = [c for c in items if c.state.docker_running]
         if limit > 0:
             items = items[:limit]
         size = params.qbool(req, "size")
