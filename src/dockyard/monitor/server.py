@@ -144,7 +144,7 @@ class Monitor:
                 pass
         pipes = [os.pipe2(os.O_CLOEXEC), os.pipe2(os.O_CLOEXEC)]
         try:
-            rt_log = {**rt, "argv": rt["argv"][:1] + ["--log", rlog, "--log-format", "json"] + rt["argv"][1:]}
+            rt_log = _with_log(rt, rlog)
             rc = await self._run(rt_log, ["create", "--bundle", req["bundle"], "--pid-file", pidfile, cid],
                                  pipes[0][1], pipes[1][1])
             if rc != 0:
@@ -268,7 +268,7 @@ class Monitor:
             json.dump(req["process"], f)
         pipes = [os.pipe2(os.O_CLOEXEC), os.pipe2(os.O_CLOEXEC)]
         try:
-            rt_log = {**rt, "argv": rt["argv"][:1] + ["--log", rlog, "--log-format", "json"] + rt["argv"][1:]}
+            rt_log = _with_log(rt, rlog)
             try:
                 rc = await self._run(rt_log, ["exec", "--process", proc_file, "--pid-file", pidfile, "-d", cid],
                                      pipes[0][1], pipes[1][1])
@@ -373,6 +373,11 @@ class Monitor:
             if writer in self.event_subs:
                 self.event_subs.remove(writer)
             writer.close()
+
+
+def _with_log(rt: dict[str, Any], rlog: str) -> dict[str, Any]:
+    """The runtime invocation with runc's global `--log FILE --log-format json` (errors land there)."""
+    return {**rt, "argv": rt["argv"][:1] + ["--log", rlog, "--log-format", "json"] + rt["argv"][1:]}
 
 
 def _fork_builtin(args: list[str], stdin: int, stdout: int, stderr: int) -> int:
