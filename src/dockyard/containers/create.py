@@ -8,7 +8,7 @@ from typing import Any
 from .. import signals
 from ..errors import Conflict, InvalidArgument
 from ..images.service import Image, now_iso
-from . import logconfig, restart
+from . import fields, logconfig, resources, restart, security
 from .model import ContainerConfig
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -40,6 +40,48 @@ def host_config_defaults(runtime: str) -> dict[str, Any]:
     }
 
 
+def check_platform(platform: str | None, img: Image) -> None:
+    """`?platform=os/arch[/variant]` must name the image's platform (dockerd's message)."""
+    if not platform:
+        return
+    parts = platform.lower().split("/")
+    if len(parts) < 2 or len(parts) > 3 or not all(parts):
+        raise InvalidArgument(f'"{platform}": unknown operating system or architecture: invalid argument')
+    have = [str(img.config.get("os") or "linux"), str(img.config.get("architecture") or "amd64")]
+    if img.config.get("variant"):
+        have.append(str(img.config["variant"]))
+    arch = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64"}.get(parts[1], parts[1])
+    if parts[0] != have[0] or arch != have[1] or (len(parts) == 3 and parts[2] != (have[2] if len(have) > 2 else "")):
+        raise InvalidArgument(f"image with reference {img.id} was found but does not match the specified platform: "
+                              f"wanted {platform}, actual: {'/'.join(have)}")
+
+
+def host_config(hc_in: dict[str, Any], config: dict[str, Any], runtime: str, warnings: list[str]) -> dict[str, Any]:
+    """Validate and normalise a HostConfig as dockerd stores it."""
+    hc = host_config_defaults(runtime)
+    hc.update({k: v for k, v in hc_in.items() if v is not None})
+    resources.validate(hc, warnings)
+    security.namespace_modes(hc, config)
+    security.capabilities(hc)
+    security.security_opts(hc, {})
+    security.devices(hc)
+    security.sysctls(hc)
+    resources.ulimits(hc, {})
+    if not hc.get("Privileged"):
+        if hc.get("MaskedPaths") is None:
+            hc["MaskedPaths"] = list(security.MASKED)
+        if hc.get("ReadonlyPaths") is None:
+            hc["ReadonlyPaths"] = list(security.READONLY)
+    if not hc.get("ShmSize"):
+        hc["ShmSize"] = 67108864
+    return hc
+
+
+def _host_name() -> str:
+    import socket
+    return socket.gethostname()
+
+
 def parse_signal(s: str | int) -> int:
     """`SIGTERM`, `TERM` or `15` → 15; InvalidArgument otherwise."""
     try:
@@ -69,10 +111,12 @@ def _merge_env(image_env: list[str], user_env: list[str]) -> list[str]:
 
 
 def build(body: dict[str, Any], img: Image, runtime: str, default_runtime: str, known_runtimes: set[str],
-          log_opts: dict[str, str] | None = None) -> ContainerConfig:
+          log_opts: dict[str, str] | None = None, warnings: list[str] | None = None) -> ContainerConfig:
     """Validate and merge a create request with its image's config."""
     if not isinstance(body, dict):
         raise InvalidArgument("request body must be a JSON object")
+    fields.check(body)
+    warnings = warnings if warnings is not None else []
     icfg = img.container_config
     cid = secrets.token_hex(32)
     cfg: dict[str, Any] = {k: body.get(k) for k in CONFIG_KEYS}
@@ -95,14 +139,16 @@ def build(body: dict[str, Any], img: Image, runtime: str, default_runtime: str, 
     env = _merge_env(icfg.get("Env") or [], user_env)
     if not any(e.startswith("PATH=") for e in env):
         env.insert(0, DEFAULT_PATH)
-    if body.get("Tty") or body.get("OpenStdin"):
-        raise InvalidArgument("interactive containers (Tty, OpenStdin) are not supported yet")
     stop_signal = body.get("StopSignal") or icfg.get("StopSignal")
     if stop_signal:
         parse_signal(stop_signal)
     if body.get("StopTimeout") is not None and not isinstance(body["StopTimeout"], int):
         raise InvalidArgument("StopTimeout must be an integer")
-    hostname = body.get("Hostname") or cid[:12]
+    hc_in = body.get("HostConfig") or {}
+    if not isinstance(hc_in, dict):
+        raise InvalidArgument("HostConfig must be an object")
+    uts_host = hc_in.get("UTSMode") == "host" or hc_in.get("NetworkMode") == "host"
+    hostname = body.get("Hostname") or (_host_name() if uts_host else cid[:12])
     if len(hostname) > 64:
         raise InvalidArgument(f"invalid hostname: {hostname}")
     labels = {**(icfg.get("Labels") or {}), **(body.get("Labels") or {})}
@@ -123,11 +169,9 @@ def build(body: dict[str, Any], img: Image, runtime: str, default_runtime: str, 
     cfg = {k: v for k, v in cfg.items() if v is not None or k in ("Cmd", "Entrypoint", "Image", "Volumes", "OnBuild")}
     if cfg.get("WorkingDir") and not cfg["WorkingDir"].startswith("/"):
         raise InvalidArgument(f"the working directory '{cfg['WorkingDir']}' is invalid, it needs to be an absolute path")
-    hc_in = body.get("HostConfig") or {}
-    if not isinstance(hc_in, dict):
-        raise InvalidArgument("HostConfig must be an object")
-    hc = host_config_defaults(runtime or default_runtime)
-    hc.update({k: v for k, v in hc_in.items() if v is not None})
+    hc = host_config(hc_in, {**cfg, "Hostname": body.get("Hostname")}, runtime or default_runtime, warnings)
+    if body.get("NetworkDisabled"):
+        hc["NetworkMode"] = "none"
     if not hc.get("Runtime"):
         hc["Runtime"] = default_runtime
     if hc["Runtime"] not in known_runtimes:

@@ -41,3 +41,14 @@ def _read(path: str) -> str:
             return f.read()
     except OSError:
         return ""
+
+
+def make_workdir(rootfs: str, cwd: str) -> None:
+    """Create a missing working directory inside the rootfs (root-owned, 0755, as dockerd), never
+    following a symlink out of it."""
+    from ..runtime.rootfs import mkdir_in_root
+    rootfd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.close(mkdir_in_root(rootfd, cwd, False))
+    finally:
+        os.close(rootfd)

@@ -5,6 +5,8 @@ wedged container never blocks the others."""
 from __future__ import annotations
 
 import asyncio
+import copy
+import dataclasses
 import json
 import logging
 import os
@@ -22,7 +24,7 @@ from ..store import mount as mnt
 from ..store.metadata import Metadata
 from ..store.snapshots import Snapshotter
 from . import create as create_mod
-from . import etcfiles, logconfig, names, restart, rootfs_init, spec, users
+from . import etcfiles, fields, logconfig, names, resources, restart, rootfs_init, spec, users
 from .model import Container, ContainerConfig, ContainerState, Status
 from .runtimes import Runtime
 
@@ -59,7 +61,8 @@ class ContainerService:
     def __init__(self, meta: Metadata, images: ImageService, snapshots: Snapshotter, monitor: MonitorClient,
                  runtimes: dict[str, Runtime], default_runtime: str, paths: Paths, cgroup_parent: str = "dockyard",
                  on_event: Callable[[str, Container, dict[str, str]], None] | None = None,
-                 log_opts: dict[str, str] | None = None) -> None:
+                 log_opts: dict[str, str] | None = None,
+                 default_ulimits: dict[str, dict[str, Any]] | None = None) -> None:
         self.meta = meta
         self.images = images
         self.snapshots = snapshots
@@ -69,6 +72,7 @@ class ContainerService:
         self.paths = paths
         self.cgroup_parent = cgroup_parent
         self.log_opts = dict(log_opts or {})
+        self.default_ulimits = dict(default_ulimits or {})
         self.by_id: dict[str, Container] = {}
         self.on_event = on_event or (lambda *_: None)
         self._events_task: asyncio.Task[None] | None = None
@@ -104,8 +108,9 @@ class ContainerService:
         self.meta.update_container_state(c.id, c.state.to_json())
 
     # --- create -----------------------------------------------------------------------
-    async def create(self, name: str | None, body: dict[str, Any]) -> Container:
-        """`POST /containers/create`."""
+    async def create(self, name: str | None, body: dict[str, Any], platform: str | None = None,
+                     warnings: list[str] | None = None) -> Container:
+        """`POST /containers/create`; dockerd's warnings are appended to `warnings`."""
         if not isinstance(body, dict):
             raise InvalidArgument("request body must be a JSON object")
         if name:
@@ -115,9 +120,11 @@ class ContainerService:
         if not image or not isinstance(image, str):
             raise InvalidArgument("config.Image must be specified")
         img = self.images.resolve(image)
+        create_mod.check_platform(platform, img)
         hc = body.get("HostConfig") or {}
         cfg = create_mod.build(body, img, hc.get("Runtime") if isinstance(hc, dict) else "", self.default_runtime,
-                               set(self.runtimes), self.log_opts)
+                               set(self.runtimes), self.log_opts, warnings)
+        self._check_joins(cfg.host_config, start=False)
         if not name:
             name = names.generate({c.name for c in self.by_id.values()})
         self.paths.data(cfg.id).mkdir(parents=True)
@@ -133,6 +140,27 @@ class ContainerService:
         self.by_id[cfg.id] = c
         self.on_event("create", c, {})
         return c
+
+    def _check_joins(self, hc: dict[str, Any], start: bool) -> dict[str, str]:
+        """Namespaces of other containers that IpcMode/PidMode `container:<id>` name: at create the
+        donor must exist (and be shareable for IPC), at start it must be running."""
+        join: dict[str, str] = {}
+        for key, ns, what in (("IpcMode", "ipc", "IPC"), ("PidMode", "pid", "PID")):
+            mode = hc.get(key) or ""
+            if not mode.startswith("container:"):
+                continue
+            try:
+                donor = self.lookup(mode[10:])
+            except NotFound:
+                raise InvalidArgument(f"No such container: {mode[10:]}") from None
+            if ns == "ipc" and (donor.cfg.host_config.get("IpcMode") or "private") not in ("shareable", "host"):
+                raise InvalidArgument(f"cannot join IPC of container {mode[10:]}: non-shareable IPC "
+                                      "(hint: use IpcMode:shareable for the donor container)")
+            if start:
+                if not donor.state.running or not donor.state.pid:
+                    raise Conflict(f"cannot join {what} of a non running container: {mode[10:]}")
+                join[ns] = f"/proc/{donor.state.pid}/ns/{ns}"
+        return join
 
     def _init_layer(self, image_top: str | None) -> str:
         """The init layer for an image's containers (see rootfs_init), made once per image and
@@ -215,13 +243,18 @@ class ContainerService:
                 env.insert(1 if env and env[0].startswith("PATH=") else 0, f"HOSTNAME={cfg.config['Hostname']}")
             if not any(e.startswith("HOME=") for e in env):
                 env.append(f"HOME={u.home}")
-            extra = [int(g) for g in (cfg.host_config.get("GroupAdd") or []) if str(g).isdigit()]
+            extra = users.group_ids(str(rootfs), list(cfg.host_config.get("GroupAdd") or []))
+            cwd = cfg.config.get("WorkingDir") or "/"
+            if cwd != "/":
+                await asyncio.to_thread(etcfiles.make_workdir, str(rootfs), cwd)
+            join = self._check_joins(cfg.host_config, start=True)
             oci = spec.build(spec.SpecInput(
                 cid=cid, rootfs=str(rootfs), args=[cfg.path, *cfg.args], env=env,
-                cwd=cfg.config.get("WorkingDir") or "/", uid=u.uid, gid=u.gid,
-                additional_gids=u.additional_gids + extra, hostname=cfg.config["Hostname"],
-                domainname=cfg.config.get("Domainname", ""), network_mode=nm, files=files,
-                cgroup_parent=self.cgroup_parent, readonly_rootfs=bool(cfg.host_config.get("ReadonlyRootfs"))))
+                cwd=cwd, uid=u.uid, gid=u.gid,
+                additional_gids=list(dict.fromkeys(u.additional_gids + extra)), hostname=cfg.config["Hostname"],
+                domainname=cfg.config.get("Domainname", ""), files=files, host_config=cfg.host_config,
+                cgroup_parent=self.cgroup_parent, join=join, default_ulimits=self.default_ulimits,
+                shm_source=f"/proc/{join['ipc'].split('/')[2]}/root/dev/shm" if "ipc" in join else ""))
             (bundle / "config.json").write_text(json.dumps(oci))
             return await self.monitor.start({
                 "id": cid, "bundle": str(bundle), "runtime": rt.describe(), "log": str(self.paths.log(cid)),
@@ -235,6 +268,51 @@ class ContainerService:
             if isinstance(e, SystemError_):
                 raise SystemError_(f"OCI runtime create failed: {e.message}") from None
             raise
+
+    # --- update -----------------------------------------------------------------------
+    async def update(self, ref: str, body: dict[str, Any]) -> list[str]:
+        """`POST /containers/{id}/update`: resources (live, through the runtime's `update`) and
+        the restart policy. As dockerd, a zero value leaves a field as it is."""
+        if not isinstance(body, dict):
+            raise InvalidArgument("request body must be a JSON object")
+        fields.check(body, update=True)
+        for k, v in body.items():
+            if k not in resources.UPDATABLE and k != "RestartPolicy" and not fields.empty(v):
+                raise InvalidArgument(f"HostConfig.{k} cannot be changed by update")
+        c = self.lookup(ref)
+        warnings: list[str] = []
+        async with c.lock:
+            hc = copy.deepcopy(c.cfg.host_config)
+            changed = {k for k in resources.UPDATABLE if not fields.empty(body.get(k)) or
+                       (k == "PidsLimit" and body.get(k) is not None)}
+            mem = body.get("Memory") or 0
+            if mem and mem > (hc.get("MemorySwap") or 0) > 0 and not body.get("MemorySwap"):
+                raise Conflict("Cannot update container: Memory limit should be smaller than already set memoryswap "
+                               "limit, update the memoryswap at the same time")
+            for k in changed:
+                hc[k] = body[k]
+            if "NanoCpus" in changed:
+                hc["CpuPeriod"] = hc["CpuQuota"] = 0
+            elif changed & {"CpuPeriod", "CpuQuota"}:
+                hc["NanoCpus"] = 0
+            resources.validate(hc, warnings)
+            rp = body.get("RestartPolicy")
+            if rp and not fields.empty(rp):
+                if hc.get("AutoRemove") and rp.get("Name") not in ("", "no"):
+                    raise InvalidArgument("Restart policy cannot be updated because AutoRemove is enabled for the container")
+                hc["RestartPolicy"] = restart.validate(rp)
+            if changed and c.state.running:
+                rt = self.runtimes[c.cfg.runtime]
+                f = self.paths.bundle(c.id) / "update.json"
+                f.write_text(json.dumps(resources.to_oci_update(hc, changed)))
+                rc, _, err = await self.monitor.runtime(rt.describe(), ["update", "--resources", str(f), c.id])
+                f.unlink(missing_ok=True)
+                if rc != 0:
+                    raise SystemError_(f"Cannot update container {c.id}: {err.strip()}")
+            c.cfg = dataclasses.replace(c.cfg, host_config=hc)
+            self.meta.update_container_config(c.id, c.cfg.to_json())
+        self.on_event("update", c, {})
+        return warnings
 
     # --- exits ------------------------------------------------------------------------
     async def watch_exits(self) -> None:
@@ -275,6 +353,8 @@ class ContainerService:
                 ran = unix_seconds(c.state.finished_at) - unix_seconds(c.state.started_at)
                 c.restart_delay = restart.next_delay(c.restart_delay, ran)
                 c.restart_task = asyncio.create_task(self._policy_restart(c, c.restart_delay))
+        if c.state.oom_killed:
+            self.on_event("oom", c, {})
         self.on_event("die", c, {"exitCode": str(c.state.exit_code)})
         if c.cfg.host_config.get("AutoRemove"):
             try:

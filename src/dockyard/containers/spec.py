@@ -1,18 +1,14 @@
-"""Turn a container's config into an OCI runtime spec, with Docker's defaults."""
+"""Turn a container's config into an OCI runtime spec, with Docker's defaults. Every HostConfig
+field that fields.py marks "applied" and that lives in the spec is placed here."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from . import resources, security
 from .seccomp_profile import default_profile, to_oci
 
-DEFAULT_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
-                "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
-                "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"]
-MASKED = ["/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
-          "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"]
-READONLY = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 DEVICES = [("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7), ("/dev/random", 1, 8),
            ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0)]
 DEVICE_RULES = [{"allow": False, "access": "rwm"},
@@ -23,11 +19,12 @@ DEVICE_RULES = [{"allow": False, "access": "rwm"},
                 {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
                 {"allow": True, "type": "c", "major": 136, "minor": -1, "access": "rwm"},
                 {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"}]
+DEFAULT_SHM = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
 class SpecInput:
-    """Everything the spec needs, already resolved (user ids, paths)."""
+    """Everything the spec needs, already resolved (user ids, paths, namespaces to join)."""
 
     cid: str
     rootfs: str
@@ -39,36 +36,83 @@ class SpecInput:
     additional_gids: list[int]
     hostname: str
     domainname: str
-    network_mode: str          # none | host | default
     files: dict[str, str]      # /etc/hosts etc. → host path
+    host_config: dict[str, Any] = field(default_factory=dict)
     cgroup_parent: str = "dockyard"
-    readonly_rootfs: bool = False
-    privileged: bool = False
+    join: dict[str, str] = field(default_factory=dict)   # namespace type → /proc/<pid>/ns/<type>
+    default_ulimits: dict[str, dict[str, Any]] = field(default_factory=dict)
+    shm_source: str = ""       # the donor's /dev/shm for IpcMode container:<id>
 
 
-def build(si: SpecInput) -> dict[str, Any]:
-    """The config.json for a container."""
-    caps = DEFAULT_CAPS
-    if si.uid == 0:
-        capsets = {k: list(caps) for k in ("bounding", "effective", "permitted")}
-    else:
-        capsets = {"bounding": list(caps), "effective": [], "permitted": []}
-    ns = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup")]
-    if si.network_mode != "host":
-        ns.append({"type": "network"})
-    mounts = [
+def _namespaces(si: SpecInput) -> list[dict[str, str]]:
+    hc = si.host_config
+    ns: list[dict[str, str]] = [{"type": "mount"}]
+    modes = {"pid": hc.get("PidMode") or "", "ipc": hc.get("IpcMode") or "private",
+             "uts": hc.get("UTSMode") or "", "cgroup": hc.get("CgroupnsMode") or "private",
+             "network": hc.get("NetworkMode") or "default"}
+    for t, mode in modes.items():
+        if mode == "host" or (t == "cgroup" and mode != "private"):
+            continue
+        if t in si.join:
+            ns.append({"type": t, "path": si.join[t]})
+        else:
+            ns.append({"type": t})
+    return ns
+
+
+def _mounts(si: SpecInput, privileged: bool, writable_cgroups: bool) -> list[dict[str, Any]]:
+    hc = si.host_config
+    ro = [] if privileged else ["ro"]
+    mounts: list[dict[str, Any]] = [
         {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
         {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
          "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
-        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", *ro]},
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+         "options": [*([] if privileged or writable_cgroups else ["ro"]), "nosuid", "noexec", "nodev"]},
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"]},
     ]
+    ipc = hc.get("IpcMode") or "private"
+    if ipc == "host":
+        mounts.append({"destination": "/dev/shm", "type": "bind", "source": "/dev/shm", "options": ["rbind", "rprivate"]})
+    elif ipc != "none" and not ipc.startswith("container:"):
+        size = hc.get("ShmSize") or DEFAULT_SHM
+        mounts.append({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+                       "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={size}"]})
+    elif ipc.startswith("container:") and si.shm_source:
+        mounts.append({"destination": "/dev/shm", "type": "bind", "source": si.shm_source,
+                       "options": ["rbind", "rprivate"]})
     for dest, src in si.files.items():
         mounts.append({"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate"]})
-    hostname = si.hostname if si.network_mode != "host" else ""
+    return mounts
+
+
+def build(si: SpecInput) -> dict[str, Any]:
+    """The config.json for a container."""
+    hc = dict(si.host_config)
+    privileged = bool(hc.get("Privileged"))
+    caps = security.capabilities(hc)
+    profile, nnp, writable_cgroups = security.security_opts(hc, default_profile())
+    if si.uid == 0:
+        capsets = {k: list(caps) for k in ("bounding", "effective", "permitted")}
+    else:
+        capsets = {"bounding": list(caps), "effective": [], "permitted": []}
+    devices = [{"path": p, "type": "c", "major": ma, "minor": mi, "fileMode": 0o666, "uid": 0, "gid": 0}
+               for p, ma, mi in DEVICES]
+    rules = list(DEVICE_RULES)
+    if privileged:
+        devices = security.host_devices()
+        rules = [{"allow": True, "access": "rwm"}]
+    extra_devs, extra_rules = security.devices(hc)
+    devices += [d for d in extra_devs if d["path"] not in {x["path"] for x in devices}]
+    rules += extra_rules
+    res = resources.to_oci(hc)
+    res["devices"] = rules
+    uts_host = hc.get("UTSMode") == "host" or hc.get("NetworkMode") == "host"
+    hostname = "" if uts_host else si.hostname
+    masked = hc.get("MaskedPaths")
+    readonly = hc.get("ReadonlyPaths")
     spec: dict[str, Any] = {
         "ociVersion": "1.0.2-dev",
         "process": {
@@ -76,23 +120,31 @@ def build(si: SpecInput) -> dict[str, Any]:
             "user": {"uid": si.uid, "gid": si.gid, "additionalGids": si.additional_gids},
             "args": si.args, "env": si.env, "cwd": si.cwd or "/",
             "capabilities": capsets,
-            "noNewPrivileges": False,
-            "oomScoreAdj": 0,
+            "noNewPrivileges": nnp,
+            "oomScoreAdj": int(hc.get("OomScoreAdj") or 0),
         },
-        "root": {"path": si.rootfs, "readonly": si.readonly_rootfs},
+        "root": {"path": si.rootfs, "readonly": bool(hc.get("ReadonlyRootfs"))},
         "hostname": hostname,
-        "mounts": mounts,
+        "mounts": _mounts(si, privileged, writable_cgroups),
         "linux": {
-            "cgroupsPath": f"/{si.cgroup_parent}/{si.cid}",
-            "resources": {"devices": DEVICE_RULES},
-            "namespaces": ns,
-            "devices": [{"path": p, "type": "c", "major": ma, "minor": mi, "fileMode": 0o666, "uid": 0, "gid": 0}
-                        for p, ma, mi in DEVICES],
-            "maskedPaths": MASKED,
-            "readonlyPaths": READONLY,
-            "seccomp": to_oci(default_profile(), capsets["bounding"]),
+            "cgroupsPath": f"/{(hc.get('CgroupParent') or si.cgroup_parent).strip('/')}/{si.cid}",
+            "resources": res,
+            "namespaces": _namespaces(si),
+            "devices": devices,
+            "maskedPaths": [] if privileged else list(security.MASKED if masked is None else masked),
+            "readonlyPaths": [] if privileged else list(security.READONLY if readonly is None else readonly),
         },
     }
+    rl = resources.ulimits(hc, si.default_ulimits)
+    if rl:
+        spec["process"]["rlimits"] = rl
+    sysctl = security.sysctls(hc)
+    if sysctl:
+        spec["linux"]["sysctl"] = sysctl
+    if profile is not None:
+        spec["linux"]["seccomp"] = to_oci(profile, capsets["bounding"])
+    if hc.get("Annotations"):
+        spec["annotations"] = {str(k): str(v) for k, v in hc["Annotations"].items()}
     if si.domainname and hostname:
         spec["domainname"] = si.domainname
     return spec

@@ -74,3 +74,23 @@ def resolve(rootfs: str, spec: str) -> ExecUser:
             if len(g) >= 4 and uname in g[3].split(",") and int(g[2]) != gid:
                 extra.append(int(g[2]))
     return ExecUser(uid, gid, extra, home or "/")
+
+
+def group_ids(rootfs: str, names: list[str]) -> list[int]:
+    """`--group-add` values: numbers as they are, names looked up in the image's /etc/group."""
+    groups = None
+    out: list[int] = []
+    for n in names:
+        n = str(n)
+        if n.isdigit():
+            out.append(int(n))
+            continue
+        if groups is None:
+            groups = _read(rootfs, "/etc/group")
+        for g in groups:
+            if len(g) >= 3 and g[0] == n:
+                out.append(int(g[2]))
+                break
+        else:
+            raise InvalidArgument(f"Unable to find group {n}: no matching entries in group file")
+    return out

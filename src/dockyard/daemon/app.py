@@ -68,6 +68,7 @@ def build_services(cfg: Config) -> Services:
     images.on_event = lambda action, iid, attrs: bus.publish("image", action, iid, attrs)
     containers = ContainerService(meta, images, snaps, MonitorClient(str(run)), runtimes, cfg.default_runtime,
                                   Paths(data, run), cgroup_parent=cfg.cgroup_parent, log_opts=cfg.log_opts,
+                                  default_ulimits=cfg.default_ulimits,
                                   on_event=lambda action, c, attrs: bus.publish(
                                       "container", action, c.id, _container_attrs(c, attrs)))
     images.containers = _ContainerRefs(containers)

@@ -26,6 +26,7 @@ class Config:
     group: str = "docker"
     log_opts: dict[str, str] = field(default_factory=dict)
     log_driver: str = "json-file"
+    default_ulimits: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -46,13 +47,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--log-opt", action="append", dest="log_opt", default=[],
                    help="KEY=VALUE, default options of the json-file log driver (max-size, max-file)")
     p.add_argument("--log-driver", dest="log_driver")
+    p.add_argument("--default-ulimit", action="append", dest="default_ulimit", default=[],
+                   help="NAME=SOFT[:HARD], default ulimits for containers (as dockerd)")
     return p
 
 
 _JSON_KEYS = {"hosts": "hosts", "data-root": "data_root", "exec-root": "exec_root", "pidfile": "pidfile",
               "log-level": "log_level", "runtimes": "runtimes", "default-runtime": "default_runtime",
               "live-restore": "live_restore", "cgroup-parent": "cgroup_parent", "group": "group",
-              "log-opts": "log_opts", "log-driver": "log_driver"}
+              "log-opts": "log_opts", "log-driver": "log_driver", "default-ulimits": "default_ulimits"}
 
 
 def load(argv: list[str] | None = None) -> Config:
@@ -90,6 +93,17 @@ def load(argv: list[str] | None = None) -> Config:
         raise InvalidArgument("log-opts must be an object of strings")
     from ..containers.logconfig import limits
     limits(cfg.log_opts)
+    for item in ns.default_ulimit:
+        name, eq, val = item.partition("=")
+        soft, _, hard = val.partition(":")
+        try:
+            cfg.default_ulimits[name] = {"Name": name, "Soft": int(soft), "Hard": int(hard or soft)}
+        except ValueError:
+            raise InvalidArgument(f"invalid --default-ulimit {item!r}: want NAME=SOFT[:HARD]") from None
+    if not isinstance(cfg.default_ulimits, dict):
+        raise InvalidArgument("default-ulimits must be an object")
+    from ..containers.resources import ulimits
+    ulimits({}, cfg.default_ulimits)
     for item in ns.add_runtime:
         name, _, rpath = item.partition("=")
         if not name or not rpath:

@@ -35,8 +35,149 @@ def is_unified() -> bool:
 
 
 def _write(path: str, value: str) -> None:
-    with open(path, "w") as f:
-        f.write(value)
+    try:
+        with open(path, "w") as f:
+            f.write(value)
+    except OSError as e:
+        raise OSError(e.errno, f"cannot write {value!r} to {path}: {e.strerror}") from None
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read().strip()
+
+
+def _v1_memory(p: str, r: dict[str, Any]) -> None:
+    m = r.get("memory") or {}
+    limit, swap = m.get("limit"), m.get("swap")
+    lim_f, sw_f = os.path.join(p, "memory.limit_in_bytes"), os.path.join(p, "memory.memsw.limit_in_bytes")
+    if limit is not None and swap is not None:
+        # the kernel keeps limit <= memsw at every step: raise memsw first when growing
+        cur_sw = int(_read(sw_f)) if os.path.exists(sw_f) else -1
+        if swap == -1 or (limit != -1 and cur_sw != -1 and limit > cur_sw):
+            _write(sw_f, str(swap))
+            _write(lim_f, str(limit))
+        else:
+            _write(lim_f, str(limit))
+            _write(sw_f, str(swap))
+    elif limit is not None:
+        _write(lim_f, str(limit))
+    elif swap is not None:
+        _write(sw_f, str(swap))
+    if m.get("reservation") is not None:
+        _write(os.path.join(p, "memory.soft_limit_in_bytes"), str(m["reservation"]))
+    if m.get("kernel") is not None:
+        _write(os.path.join(p, "memory.kmem.limit_in_bytes"), str(m["kernel"]))
+    if m.get("kernelTCP") is not None:
+        _write(os.path.join(p, "memory.kmem.tcp.limit_in_bytes"), str(m["kernelTCP"]))
+    if m.get("swappiness") is not None:
+        _write(os.path.join(p, "memory.swappiness"), str(m["swappiness"]))
+    if m.get("disableOOMKiller"):
+        _write(os.path.join(p, "memory.oom_control"), "1")
+
+
+def _v1_cpu(p: str, r: dict[str, Any]) -> None:
+    c = r.get("cpu") or {}
+    if c.get("shares"):
+        _write(os.path.join(p, "cpu.shares"), str(c["shares"]))
+    if c.get("period"):
+        _write(os.path.join(p, "cpu.cfs_period_us"), str(c["period"]))
+    if c.get("quota"):
+        _write(os.path.join(p, "cpu.cfs_quota_us"), str(c["quota"]))
+    if c.get("realtimePeriod"):
+        _write(os.path.join(p, "cpu.rt_period_us"), str(c["realtimePeriod"]))
+    if c.get("realtimeRuntime"):
+        _rt_budget(os.path.dirname(p), int(c["realtimeRuntime"]))
+        _write(os.path.join(p, "cpu.rt_runtime_us"), str(c["realtimeRuntime"]))
+
+
+def _rt_budget(parent: str, want: int) -> None:
+    """Give the ancestors (made by the engine, starting with no real-time budget) enough
+    cpu.rt_runtime_us for a child that asks for `want`, from the top down."""
+    chain = []
+    cur = parent
+    while os.path.exists(os.path.join(cur, "cpu.rt_runtime_us")) and os.path.exists(os.path.join(os.path.dirname(cur), "cpu.rt_runtime_us")):
+        chain.append(cur)
+        cur = os.path.dirname(cur)
+    for d in reversed(chain):
+        f = os.path.join(d, "cpu.rt_runtime_us")
+        children = sum(int(_read(os.path.join(d, c, "cpu.rt_runtime_us"))) for c in os.listdir(d)
+                       if os.path.isfile(os.path.join(d, c, "cpu.rt_runtime_us")))
+        need = children + want
+        if int(_read(f)) < need:
+            _write(f, str(need))
+
+
+def _v1_cpuset(p: str, r: dict[str, Any]) -> None:
+    c = r.get("cpu") or {}
+    if c.get("cpus"):
+        _write(os.path.join(p, "cpuset.cpus"), c["cpus"])
+    if c.get("mems"):
+        _write(os.path.join(p, "cpuset.mems"), c["mems"])
+
+
+def _v1_pids(p: str, r: dict[str, Any]) -> None:
+    limit = (r.get("pids") or {}).get("limit")
+    if limit:
+        _write(os.path.join(p, "pids.max"), str(limit) if limit > 0 else "max")
+
+
+_THROTTLE = (("throttleReadBpsDevice", "read_bps_device", "rbps"), ("throttleWriteBpsDevice", "write_bps_device", "wbps"),
+             ("throttleReadIOPSDevice", "read_iops_device", "riops"), ("throttleWriteIOPSDevice", "write_iops_device", "wiops"))
+
+
+def _v1_blkio(p: str, r: dict[str, Any]) -> None:
+    b = r.get("blockIO") or {}
+    wfile = "blkio.weight" if os.path.exists(os.path.join(p, "blkio.weight")) else "blkio.bfq.weight"
+    if b.get("weight"):
+        _write(os.path.join(p, wfile), str(b["weight"]))
+    for d in b.get("weightDevice") or []:
+        _write(os.path.join(p, wfile + "_device" if wfile == "blkio.weight" else wfile),
+               f"{d['major']}:{d['minor']} {d['weight']}")
+    for key, fname, _ in _THROTTLE:
+        for d in b.get(key) or []:
+            _write(os.path.join(p, "blkio.throttle." + fname), f"{d['major']}:{d['minor']} {d['rate']}")
+
+
+_V1 = {"memory": _v1_memory, "cpu": _v1_cpu, "cpuset": _v1_cpuset, "pids": _v1_pids, "blkio": _v1_blkio}
+
+
+def _set_v2(p: str, r: dict[str, Any]) -> None:
+    """runc's fs2 conversions."""
+    m = r.get("memory") or {}
+    if m.get("swappiness") is not None or m.get("disableOOMKiller") or m.get("kernel"):
+        raise OSError("memory swappiness, kernel memory and disabling the OOM killer are not supported on cgroup v2")
+    limit, swap = m.get("limit"), m.get("swap")
+    if swap is not None:
+        _write(os.path.join(p, "memory.swap.max"),
+               "max" if swap == -1 or limit in (None, -1) else str(max(0, swap - limit)))
+    if limit is not None:
+        _write(os.path.join(p, "memory.max"), "max" if limit == -1 else str(limit))
+    if m.get("reservation") is not None:
+        _write(os.path.join(p, "memory.low"), str(m["reservation"]))
+    c = r.get("cpu") or {}
+    if c.get("realtimePeriod") or c.get("realtimeRuntime"):
+        raise OSError("real-time CPU limits are not supported on cgroup v2")
+    if c.get("shares"):
+        _write(os.path.join(p, "cpu.weight"), str(max(1, min(10000, 1 + ((c["shares"] - 2) * 9999) // 262142))))
+    if c.get("quota") or c.get("period"):
+        q = c.get("quota")
+        _write(os.path.join(p, "cpu.max"), f"{'max' if not q or q < 0 else q} {c.get('period') or 100000}")
+    if c.get("cpus"):
+        _write(os.path.join(p, "cpuset.cpus"), c["cpus"])
+    if c.get("mems"):
+        _write(os.path.join(p, "cpuset.mems"), c["mems"])
+    limit = (r.get("pids") or {}).get("limit")
+    if limit:
+        _write(os.path.join(p, "pids.max"), str(limit) if limit > 0 else "max")
+    b = r.get("blockIO") or {}
+    if b.get("weight"):
+        _write(os.path.join(p, "io.bfq.weight"), f"default {b['weight']}")
+    for d in b.get("weightDevice") or []:
+        _write(os.path.join(p, "io.bfq.weight"), f"{d['major']}:{d['minor']} {d['weight']}")
+    for key, _, v2 in _THROTTLE:
+        for d in b.get(key) or []:
+            _write(os.path.join(p, "io.max"), f"{d['major']}:{d['minor']} {v2}={d['rate']}")
 
 
 class Manager:
@@ -90,28 +231,17 @@ class Manager:
             cur = os.path.join(cur, comp)
 
     def set(self, r: dict[str, Any]) -> None:
-        """Apply the OCI `linux.resources` this runtime supports."""
-        mem = (r.get("memory") or {}).get("limit")
-        pids = (r.get("pids") or {}).get("limit")
-        shares = (r.get("cpu") or {}).get("shares")
+        """Apply the OCI `linux.resources` (memory, cpu, cpuset, pids, blockIO, devices); a value
+        the kernel refuses is an error naming the file, never skipped."""
         if is_unified():
-            p = self.paths[""]
-            if mem:
-                _write(os.path.join(p, "memory.max"), str(mem))
-            if pids:
-                _write(os.path.join(p, "pids.max"), str(pids) if pids > 0 else "max")
-            if shares:
-                _write(os.path.join(p, "cpu.weight"), str(max(1, min(10000, 1 + ((shares - 2) * 9999) // 262142))))
+            _set_v2(self.paths[""], r)
             return
         for name, p in self.paths.items():
-            ctrls = name.split(",")
-            if "memory" in ctrls and mem:
-                _write(os.path.join(p, "memory.limit_in_bytes"), str(mem))
-            if "pids" in ctrls and pids:
-                _write(os.path.join(p, "pids.max"), str(pids) if pids > 0 else "max")
-            if "cpu" in ctrls and shares:
-                _write(os.path.join(p, "cpu.shares"), str(shares))
-            if "devices" in ctrls and r.get("devices"):
+            for ctrl in name.split(","):
+                fn = _V1.get(ctrl)
+                if fn is not None:
+                    fn(p, r)
+            if "devices" in name.split(",") and r.get("devices"):
                 self._devices(p, r["devices"])
 
     @staticmethod

@@ -24,11 +24,12 @@ class UsageError(ValueError):
 _GLOBAL_VALUE = {"--root", "--log", "--log-format", "--criu", "--rootless"}
 _GLOBAL_BOOL = {"--systemd-cgroup", "--debug"}
 _CMD_VALUE = {"--bundle": "bundle", "-b": "bundle", "--pid-file": "pid_file", "--console-socket": "console_socket",
-              "--preserve-fds": "preserve_fds", "--process": "process", "-p": "process"}
+              "--preserve-fds": "preserve_fds", "--process": "process", "-p": "process",
+              "--resources": "resources", "-r": "resources"}
 _CMD_BOOL = {"--no-pivot": "no_pivot", "--no-new-keyring": "no_new_keyring", "--detach": "detach", "-d": "detach",
              "--all": "all", "-a": "all", "--force": "force", "-f": "force"}
 _POSITIONALS = {"create": ["id"], "run": ["id"], "start": ["id"], "state": ["id"], "delete": ["id"],
-                "pause": ["id"], "resume": ["id"], "exec": ["id"],
+                "pause": ["id"], "resume": ["id"], "exec": ["id"], "update": ["id"],
                 "kill": ["id", "signal"], "list": [], "features": []}
 
 
@@ -44,7 +45,7 @@ def parse_args(argv: list[str]) -> SimpleNamespace:
     per call (measured), and the runtime runs three times for every container."""
     ns = SimpleNamespace(root=DEFAULT_ROOT, log=None, log_format="text", cmd=None, bundle=".", pid_file=None,
                             console_socket=None, detach=False, all=False, force=False, signal="SIGTERM", id=None,
-                            process=None)
+                            process=None, resources=None)
     args = list(argv)
     while args and args[0].startswith("-"):
         a = args.pop(0)
@@ -151,6 +152,15 @@ def _dispatch(args: SimpleNamespace, root: Path) -> int:
             raise StateError("container not running")
         from .cgroups import Manager
         Manager("/", st.cgroup_paths).freeze(args.cmd == "pause")
+        return 0
+    if args.cmd == "update":
+        # runc's `update --resources FILE|- ID`: OCI linux.resources applied to the live cgroups
+        st = st_mod.load(root, args.id)
+        if not args.resources:
+            raise UsageError("update: --resources FILE is required (single-value flags are not supported)")
+        text = sys.stdin.read() if args.resources == "-" else Path(args.resources).read_text()
+        from .cgroups import Manager
+        Manager("/", st.cgroup_paths).set(json.loads(text))
         return 0
     if args.cmd == "list":
         print(f"{'ID':<20}{'PID':<10}{'STATUS':<10}BUNDLE")

@@ -154,6 +154,10 @@ class Metadata:
         """Replace a container's state."""
         self.db.execute("UPDATE containers SET state=? WHERE id=?", (json.dumps(state), cid))
 
+    def update_container_config(self, cid: str, config: dict[str, Any]) -> None:
+        """Replace a container's config (`update` changes its resources and restart policy)."""
+        self.db.execute("UPDATE containers SET config=? WHERE id=?", (json.dumps(config), cid))
+
     def rename_container(self, cid: str, name: str) -> None:
         """Change a container's name."""
         self.db.execute("UPDATE containers SET name=? WHERE id=?", (name, cid))

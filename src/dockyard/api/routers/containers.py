@@ -45,6 +45,7 @@ class ContainersRouter:
         r.add("POST", "/containers/{id}/unpause", self.unpause)
         r.add("POST", "/containers/{id}/wait", self.wait)
         r.add("POST", "/containers/{id}/rename", self.rename)
+        r.add("POST", "/containers/{id}/update", self.update)
         r.add("POST", "/containers/{id}/attach", self.attach)
         r.add("GET", "/containers/{id}/logs", self.logs)
         r.add("DELETE", "/containers/{id}", self.delete)
@@ -80,8 +81,9 @@ class ContainersRouter:
     async def create(self, req: web.Request) -> web.Response:
         """`POST /containers/create?name=`."""
         body = await params.json_body(req)
-        ctr = await self.c.create(req.query.get("name"), body)
-        return web.json_response({"Id": ctr.id, "Warnings": []}, status=201)
+        warnings: list[str] = []
+        ctr = await self.c.create(req.query.get("name"), body, req.query.get("platform"), warnings)
+        return web.json_response({"Id": ctr.id, "Warnings": warnings}, status=201)
 
     async def list(self, req: web.Request) -> web.Response:
         """`GET /containers/json`."""
@@ -170,6 +172,12 @@ class ContainersRouter:
         await resp.write((json.dumps({"StatusCode": st.exit_code, "Error": err}) + "\n").encode())
         await resp.write_eof()
         return resp
+
+    async def update(self, req: web.Request) -> web.Response:
+        """`POST /containers/{id}/update`."""
+        body = await params.json_body(req)
+        warnings = await self.c.update(req.match_info["id"], body)
+        return web.json_response({"Warnings": warnings})
 
     async def rename(self, req: web.Request) -> web.Response:
         """`POST /containers/{id}/rename?name=`."""

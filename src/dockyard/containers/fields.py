@@ -1,0 +1,215 @@
+"""The one table of every field a create request may carry (Docker's `Config` and `HostConfig`,
+v1.41 and the newer fields of v1.47): each is applied, recorded (kept and reported, with no
+kernel effect in Docker either), or refused with a 400 that names it. A field absent from
+this table fails a test (tests/unit/test_fields_table.py walks the API schema), and any
+field a request sets to a non-empty value that the table refuses, or does not know, is a 400:
+nothing is stored and dropped."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import InvalidArgument
+
+APPLIED, RECORDED, REFUSED = "applied", "recorded", "refused"
+
+
+@dataclass(frozen=True)
+class Field:
+    """How one field is handled: `how` says where it goes, or why it is refused."""
+
+    status: str
+    how: str
+
+
+def _a(how: str) -> Field:
+    return Field(APPLIED, how)
+
+
+def _r(how: str) -> Field:
+    return Field(RECORDED, how)
+
+
+def _no(how: str) -> Field:
+    return Field(REFUSED, how)
+
+
+_TTY = "interactive containers (TTY and stdin) are not supported yet"
+_VOL = "volumes and mounts are not supported yet"
+_NET = "is not supported yet: it comes with bridge networking"
+
+CONFIG: dict[str, Field] = {
+    "Hostname": _a("UTS namespace hostname, /etc/hostname, HOSTNAME"),
+    "Domainname": _a("UTS namespace domain name"),
+    "User": _a("process uid/gid, names resolved in the image's /etc/passwd and /etc/group"),
+    "AttachStdin": _no(_TTY),
+    "AttachStdout": _a("stdout streamed to an attached client"),
+    "AttachStderr": _a("stderr streamed to an attached client"),
+    "ExposedPorts": _r("metadata, as Docker (ports are published only with -p/-P)"),
+    "Tty": _no(_TTY),
+    "OpenStdin": _no(_TTY),
+    "StdinOnce": _no(_TTY),
+    "Env": _a("process environment, merged with the image's"),
+    "Cmd": _a("process arguments"),
+    "Healthcheck": _no("healthchecks are not supported yet"),
+    "ArgsEscaped": _r("Windows-only; recorded as Docker does"),
+    "Image": _a("the container's root filesystem"),
+    "Volumes": _no(_VOL),
+    "WorkingDir": _a("process cwd, created when missing"),
+    "Entrypoint": _a("process arguments"),
+    "NetworkDisabled": _a("the container gets network mode none"),
+    "MacAddress": _no("MacAddress " + _NET),
+    "OnBuild": _r("image metadata for builds"),
+    "Labels": _a("labels in inspect, ps and event filters"),
+    "StopSignal": _a("signal sent by stop"),
+    "StopTimeout": _a("grace period of stop"),
+    "Shell": _r("image metadata for builds"),
+}
+
+HOST_CONFIG: dict[str, Field] = {
+    # resources
+    "CpuShares": _a("cpu.shares (v1) / cpu.weight (v2)"),
+    "Memory": _a("memory.limit_in_bytes (v1) / memory.max (v2)"),
+    "CgroupParent": _a("the container's cgroup is <parent>/<id>"),
+    "BlkioWeight": _a("blkio.weight / io.weight where the kernel has them; refused otherwise"),
+    "BlkioWeightDevice": _a("blkio.weight_device / io.weight where the kernel has them; refused otherwise"),
+    "BlkioDeviceReadBps": _a("blkio.throttle.read_bps_device (v1) / io.max rbps (v2)"),
+    "BlkioDeviceWriteBps": _a("blkio.throttle.write_bps_device (v1) / io.max wbps (v2)"),
+    "BlkioDeviceReadIOps": _a("blkio.throttle.read_iops_device (v1) / io.max riops (v2)"),
+    "BlkioDeviceWriteIOps": _a("blkio.throttle.write_iops_device (v1) / io.max wiops (v2)"),
+    "CpuPeriod": _a("cpu.cfs_period_us (v1) / cpu.max (v2)"),
+    "CpuQuota": _a("cpu.cfs_quota_us (v1) / cpu.max (v2)"),
+    "CpuRealtimePeriod": _a("cpu.rt_period_us (v1 with RT group scheduling); refused on v2"),
+    "CpuRealtimeRuntime": _a("cpu.rt_runtime_us (v1 with RT group scheduling); refused on v2"),
+    "CpusetCpus": _a("cpuset.cpus"),
+    "CpusetMems": _a("cpuset.mems"),
+    "Devices": _a("device nodes in /dev and allow rules in the devices cgroup"),
+    "DeviceCgroupRules": _a("allow rules in the devices cgroup"),
+    "DeviceRequests": _no("could not select device driver: device requests (--gpus) are not supported"),
+    "KernelMemory": _no("kernel memory limits are not supported: Linux removed them (cgroup v1 kmem, 6.1)"),
+    "KernelMemoryTCP": _no("kernel TCP memory limits are not supported"),
+    "MemoryReservation": _a("memory.soft_limit_in_bytes (v1) / memory.low (v2)"),
+    "MemorySwap": _a("memory.memsw.limit_in_bytes (v1) / memory.swap.max (v2)"),
+    "MemorySwappiness": _a("memory.swappiness (v1); refused on v2"),
+    "NanoCpus": _a("cpu.cfs_quota_us over a 100 ms period (v1) / cpu.max (v2)"),
+    "OomKillDisable": _a("memory.oom_control (v1); refused on v2"),
+    "Init": _no("--init is not supported yet"),
+    "PidsLimit": _a("pids.max"),
+    "Ulimits": _a("process rlimits (and the daemon's default-ulimits)"),
+    "CpuCount": _no("CpuCount is only supported on Windows"),
+    "CpuPercent": _no("CpuPercent is only supported on Windows"),
+    "IOMaximumIOps": _no("IOMaximumIOps is only supported on Windows"),
+    "IOMaximumBandwidth": _no("IOMaximumBandwidth is only supported on Windows"),
+    # the rest of HostConfig
+    "Binds": _no(_VOL),
+    "ContainerIDFile": _r("written by the client, recorded as Docker does"),
+    "LogConfig": _a("json-file log driver and its max-size/max-file"),
+    "NetworkMode": _a("default/bridge (own network namespace), none, host"),
+    "PortBindings": _no("published ports (-p) " + _NET),
+    "RestartPolicy": _a("restart manager"),
+    "AutoRemove": _a("removed when it exits"),
+    "VolumeDriver": _no(_VOL),
+    "VolumesFrom": _no(_VOL),
+    "Mounts": _no(_VOL),
+    "ConsoleSize": _r("terminal size; only meaningful with Tty, as in Docker"),
+    "Annotations": _a("OCI runtime spec annotations"),
+    "CapAdd": _a("process capabilities"),
+    "CapDrop": _a("process capabilities"),
+    "CgroupnsMode": _a("private: own cgroup namespace; host: the host's"),
+    "Dns": _no("Dns " + _NET),
+    "DnsOptions": _no("DnsOptions " + _NET),
+    "DnsSearch": _no("DnsSearch " + _NET),
+    "ExtraHosts": _no("ExtraHosts (--add-host) " + _NET),
+    "GroupAdd": _a("supplementary groups, names resolved in the image"),
+    "IpcMode": _a("private, shareable, none, host, container:<id>"),
+    "Cgroup": _no("Cgroup (joining another container's cgroup) is not supported"),
+    "Links": _no("Links " + _NET),
+    "OomScoreAdj": _a("/proc/<pid>/oom_score_adj of the init"),
+    "PidMode": _a("private, host, container:<id>"),
+    "Privileged": _a("all capabilities and host devices, no seccomp, writable /sys and cgroups"),
+    "PublishAllPorts": _no("PublishAllPorts (-P) " + _NET),
+    "ReadonlyRootfs": _a("root filesystem mounted read-only"),
+    "SecurityOpt": _a("seccomp=, no-new-privileges, systempaths=unconfined; apparmor=/label= where the LSM is on"),
+    "StorageOpt": _no("--storage-opt is supported only for overlay over xfs with 'pquota' mount option"),
+    "Tmpfs": _no(_VOL),
+    "UTSMode": _a("private or host UTS namespace"),
+    "UsernsMode": _a("host (no user namespace; the daemon has no userns-remap)"),
+    "ShmSize": _a("size of the /dev/shm tmpfs"),
+    "Sysctls": _a("namespaced sysctls written in the container's namespaces"),
+    "Runtime": _a("OCI runtime that runs the container"),
+    "Isolation": _a("only 'default' on Linux"),
+    "MaskedPaths": _a("paths masked in the container (Docker's list by default)"),
+    "ReadonlyPaths": _a("paths read-only in the container (Docker's list by default)"),
+}
+
+TOP_LEVEL = {"HostConfig", "NetworkingConfig"}
+
+
+def empty(v: Any) -> bool:
+    """Whether a value asks for nothing (Go's zero values, recursively for objects)."""
+    if v is None or v is False or v == "":
+        return True
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return v == 0
+    if isinstance(v, list):
+        return all(empty(x) for x in v)
+    if isinstance(v, dict):
+        return all(empty(x) for x in v.values())
+    return False
+
+
+def _refusal(where: str, name: str, f: Field) -> InvalidArgument:
+    return InvalidArgument(f"{where}.{name}: {f.how}")
+
+
+def check(body: dict[str, Any], update: bool = False) -> None:
+    """Refuse every field the table refuses or does not know, when its value asks for something."""
+    hc = body.get("HostConfig") if not update else body
+    if not update:
+        for k, v in body.items():
+            if k in TOP_LEVEL:
+                continue
+            f = CONFIG.get(k)
+            if f is None:
+                if not empty(v):
+                    raise InvalidArgument(f"unknown field Config.{k}: Dockyard does not know it, and would not apply it")
+            elif f.status == REFUSED and not empty(v):
+                raise _refusal("Config", k, f)
+        _check_networking(body.get("NetworkingConfig"), (hc or {}).get("NetworkMode") if isinstance(hc, dict) else None)
+    if hc is None:
+        return
+    if not isinstance(hc, dict):
+        raise InvalidArgument("HostConfig must be an object")
+    for k, v in hc.items():
+        if update and k == "RestartPolicy":
+            continue
+        f = HOST_CONFIG.get(k)
+        if f is None:
+            if not empty(v):
+                raise InvalidArgument(f"unknown field HostConfig.{k}: Dockyard does not know it, and would not apply it")
+        elif f.status == REFUSED and not empty(v):
+            raise _refusal("HostConfig", k, f)
+
+
+def _check_networking(nc: Any, mode: str | None) -> None:
+    """NetworkingConfig: only an empty endpoint for the container's own network mode is accepted."""
+    if nc is None:
+        return
+    if not isinstance(nc, dict):
+        raise InvalidArgument("NetworkingConfig must be an object")
+    for name, ep in (nc.get("EndpointsConfig") or {}).items():
+        if name not in (mode or "default", "default", "bridge") or not empty(ep):
+            raise InvalidArgument(f"NetworkingConfig.EndpointsConfig.{name}: endpoint settings {_NET}")
+    for k, v in nc.items():
+        if k != "EndpointsConfig" and not empty(v):
+            raise InvalidArgument(f"unknown field NetworkingConfig.{k}")
+
+
+def table_markdown() -> str:
+    """The README's honoured-or-refused table."""
+    rows = ["| field | status | how |", "| --- | --- | --- |"]
+    for where, t in (("Config", CONFIG), ("HostConfig", HOST_CONFIG)):
+        for k in sorted(t):
+            rows.append(f"| `{where}.{k}` | {t[k].status} | {t[k].how} |")
+    return "\n".join(rows)
