@@ -115,6 +115,7 @@ def build(body: dict[str, Any], img: Image, runtime: str, default_runtime: str, 
     """Validate and merge a create request with its image's config."""
     if not isinstance(body, dict):
         raise InvalidArgument("request body must be a JSON object")
+    body = fields.normalize(body)
     fields.check(body)
     warnings = warnings if warnings is not None else []
     icfg = img.container_config

@@ -37,7 +37,7 @@ def _no(how: str) -> Field:
 
 _TTY = "interactive containers (TTY and stdin) are not supported yet"
 _VOL = "volumes and mounts are not supported yet"
-_NET = "is not supported yet: it comes with bridge networking"
+_NET = "not supported yet: it comes with bridge networking"
 
 CONFIG: dict[str, Field] = {
     "Hostname": _a("UTS namespace hostname, /etc/hostname, HOSTNAME"),
@@ -59,7 +59,7 @@ CONFIG: dict[str, Field] = {
     "WorkingDir": _a("process cwd, created when missing"),
     "Entrypoint": _a("process arguments"),
     "NetworkDisabled": _a("the container gets network mode none"),
-    "MacAddress": _no("MacAddress " + _NET),
+    "MacAddress": _no("MacAddress: " + _NET),
     "OnBuild": _r("image metadata for builds"),
     "Labels": _a("labels in inspect, ps and event filters"),
     "StopSignal": _a("signal sent by stop"),
@@ -106,7 +106,7 @@ HOST_CONFIG: dict[str, Field] = {
     "ContainerIDFile": _r("written by the client, recorded as Docker does"),
     "LogConfig": _a("json-file log driver and its max-size/max-file"),
     "NetworkMode": _a("default/bridge (own network namespace), none, host"),
-    "PortBindings": _no("published ports (-p) " + _NET),
+    "PortBindings": _no("published ports (-p): " + _NET),
     "RestartPolicy": _a("restart manager"),
     "AutoRemove": _a("removed when it exits"),
     "VolumeDriver": _no(_VOL),
@@ -117,18 +117,18 @@ HOST_CONFIG: dict[str, Field] = {
     "CapAdd": _a("process capabilities"),
     "CapDrop": _a("process capabilities"),
     "CgroupnsMode": _a("private: own cgroup namespace; host: the host's"),
-    "Dns": _no("Dns " + _NET),
-    "DnsOptions": _no("DnsOptions " + _NET),
-    "DnsSearch": _no("DnsSearch " + _NET),
-    "ExtraHosts": _no("ExtraHosts (--add-host) " + _NET),
+    "Dns": _no("Dns: " + _NET),
+    "DnsOptions": _no("DnsOptions: " + _NET),
+    "DnsSearch": _no("DnsSearch: " + _NET),
+    "ExtraHosts": _no("ExtraHosts (--add-host): " + _NET),
     "GroupAdd": _a("supplementary groups, names resolved in the image"),
     "IpcMode": _a("private, shareable, none, host, container:<id>"),
     "Cgroup": _no("Cgroup (joining another container's cgroup) is not supported"),
-    "Links": _no("Links " + _NET),
+    "Links": _no("Links: " + _NET),
     "OomScoreAdj": _a("/proc/<pid>/oom_score_adj of the init"),
     "PidMode": _a("private, host, container:<id>"),
     "Privileged": _a("all capabilities and host devices, no seccomp, writable /sys and cgroups"),
-    "PublishAllPorts": _no("PublishAllPorts (-P) " + _NET),
+    "PublishAllPorts": _no("PublishAllPorts (-P): " + _NET),
     "ReadonlyRootfs": _a("root filesystem mounted read-only"),
     "SecurityOpt": _a("seccomp=, no-new-privileges, systempaths=unconfined; apparmor=/label= where the LSM is on"),
     "StorageOpt": _no("--storage-opt is supported only for overlay over xfs with 'pquota' mount option"),
@@ -157,6 +157,23 @@ def empty(v: Any) -> bool:
     if isinstance(v, dict):
         return all(empty(x) for x in v.values())
     return False
+
+
+_CANON = {k.lower(): k for k in (*CONFIG, *HOST_CONFIG, *TOP_LEVEL)}
+
+
+def canonical(obj: dict[str, Any]) -> dict[str, Any]:
+    """Keys as the table spells them: dockerd's JSON decoder matches field names without regard
+    to case (docker-py sends `CPURealtimePeriod`), so the same keys must reach the same fields."""
+    return {_CANON.get(k.lower(), k): v for k, v in obj.items()}
+
+
+def normalize(body: dict[str, Any]) -> dict[str, Any]:
+    """A create request with canonical keys at the top and in HostConfig."""
+    out = canonical(body)
+    if isinstance(out.get("HostConfig"), dict):
+        out["HostConfig"] = canonical(out["HostConfig"])
+    return out
 
 
 def _refusal(where: str, name: str, f: Field) -> InvalidArgument:
@@ -200,7 +217,7 @@ def _check_networking(nc: Any, mode: str | None) -> None:
         raise InvalidArgument("NetworkingConfig must be an object")
     for name, ep in (nc.get("EndpointsConfig") or {}).items():
         if name not in (mode or "default", "default", "bridge") or not empty(ep):
-            raise InvalidArgument(f"NetworkingConfig.EndpointsConfig.{name}: endpoint settings {_NET}")
+            raise InvalidArgument(f"NetworkingConfig.EndpointsConfig.{name}: endpoint settings are {_NET}")
     for k, v in nc.items():
         if k != "EndpointsConfig" and not empty(v):
             raise InvalidArgument(f"unknown field NetworkingConfig.{k}")

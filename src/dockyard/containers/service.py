@@ -50,6 +50,10 @@ class Paths:
         """Where the container's overlay is mounted."""
         return self.data(cid) / "rootfs"
 
+    def shm(self, cid: str) -> Path:
+        """The /dev/shm tmpfs of a container whose IPC namespace others may join."""
+        return self.data(cid) / "shm"
+
     def log(self, cid: str) -> Path:
         """json-file log."""
         return self.data(cid) / f"{cid}-json.log"
@@ -116,6 +120,7 @@ class ContainerService:
         if name:
             name = names.validate(name)
             self._check_name_free(name)
+        body = fields.normalize(body)
         image = body.get("Image")
         if not image or not isinstance(image, str):
             raise InvalidArgument("config.Image must be specified")
@@ -254,7 +259,7 @@ class ContainerService:
                 additional_gids=list(dict.fromkeys(u.additional_gids + extra)), hostname=cfg.config["Hostname"],
                 domainname=cfg.config.get("Domainname", ""), files=files, host_config=cfg.host_config,
                 cgroup_parent=self.cgroup_parent, join=join, default_ulimits=self.default_ulimits,
-                shm_source=f"/proc/{join['ipc'].split('/')[2]}/root/dev/shm" if "ipc" in join else ""))
+                shm_source=await asyncio.to_thread(self._shm_source, c)))
             (bundle / "config.json").write_text(json.dumps(oci))
             return await self.monitor.start({
                 "id": cid, "bundle": str(bundle), "runtime": rt.describe(), "log": str(self.paths.log(cid)),
@@ -263,6 +268,7 @@ class ContainerService:
         except BaseException as e:
             await self._rt_delete(rt, cid)
             mnt.unmount(str(rootfs))
+            mnt.unmount(str(self.paths.shm(cid)))
             if isinstance(e, SystemError_) and ("executable file not found" in e.message or "no such file" in e.message):
                 raise InvalidArgument(f"failed to create shim task: OCI runtime create failed: {e.message}: unknown") from None
             if isinstance(e, SystemError_):
@@ -275,6 +281,7 @@ class ContainerService:
         the restart policy. As dockerd, a zero value leaves a field as it is."""
         if not isinstance(body, dict):
             raise InvalidArgument("request body must be a JSON object")
+        body = fields.canonical(body)
         fields.check(body, update=True)
         for k, v in body.items():
             if k not in resources.UPDATABLE and k != "RestartPolicy" and not fields.empty(v):
@@ -403,8 +410,26 @@ class ContainerService:
             if rc != 0:
                 log.warning("runtime delete %s: %s", cid, err.strip())
 
+    def _shm_source(self, c: Container) -> str:
+        """IpcMode shareable: a tmpfs on the host that the container and its joiners bind as
+        /dev/shm (a mount in another mount namespace cannot be bound); container:<id>: the donor's."""
+        mode = c.cfg.host_config.get("IpcMode") or "private"
+        if mode.startswith("container:"):
+            donor = self.lookup(mode[10:])
+            p = self.paths.shm(donor.id)
+            return str(p) if mnt.is_mounted(str(p)) else ""
+        if mode != "shareable":
+            return ""
+        p = self.paths.shm(c.id)
+        p.mkdir(exist_ok=True)
+        if not mnt.is_mounted(str(p)):
+            size = c.cfg.host_config.get("ShmSize") or spec.DEFAULT_SHM
+            mnt.mount_tmpfs(str(p), f"mode=1777,size={size}")
+        return str(p)
+
     async def _cleanup_runtime(self, c: Container) -> None:
         mnt.unmount(str(self.paths.rootfs(c.id)))  # every process of the container is gone
+        mnt.unmount(str(self.paths.shm(c.id)))
         await self._rt_delete(self.runtimes[c.cfg.runtime], c.id)
         (self.paths.bundle(c.id) / "exit.json").unlink(missing_ok=True)
 

@@ -41,7 +41,7 @@ class SpecInput:
     cgroup_parent: str = "dockyard"
     join: dict[str, str] = field(default_factory=dict)   # namespace type → /proc/<pid>/ns/<type>
     default_ulimits: dict[str, dict[str, Any]] = field(default_factory=dict)
-    shm_source: str = ""       # the donor's /dev/shm for IpcMode container:<id>
+    shm_source: str = ""       # host tmpfs bound as /dev/shm (IpcMode shareable, container:<id>)
 
 
 def _namespaces(si: SpecInput) -> list[dict[str, str]]:
@@ -74,15 +74,15 @@ def _mounts(si: SpecInput, privileged: bool, writable_cgroups: bool) -> list[dic
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
     ]
     ipc = hc.get("IpcMode") or "private"
-    if ipc == "host":
+    if (ipc == "shareable" or ipc.startswith("container:")) and si.shm_source:
+        mounts.append({"destination": "/dev/shm", "type": "bind", "source": si.shm_source,
+                       "options": ["rbind", "rprivate", "nosuid", "noexec", "nodev"]})
+    elif ipc == "host":
         mounts.append({"destination": "/dev/shm", "type": "bind", "source": "/dev/shm", "options": ["rbind", "rprivate"]})
     elif ipc != "none" and not ipc.startswith("container:"):
         size = hc.get("ShmSize") or DEFAULT_SHM
         mounts.append({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
                        "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={size}"]})
-    elif ipc.startswith("container:") and si.shm_source:
-        mounts.append({"destination": "/dev/shm", "type": "bind", "source": si.shm_source,
-                       "options": ["rbind", "rprivate"]})
     for dest, src in si.files.items():
         mounts.append({"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate"]})
     return mounts

@@ -87,25 +87,31 @@ def _v1_cpu(p: str, r: dict[str, Any]) -> None:
     if c.get("realtimePeriod"):
         _write(os.path.join(p, "cpu.rt_period_us"), str(c["realtimePeriod"]))
     if c.get("realtimeRuntime"):
-        _rt_budget(os.path.dirname(p), int(c["realtimeRuntime"]))
+        _rt_budget(os.path.dirname(p), int(c["realtimeRuntime"]),
+                   int(c.get("realtimePeriod") or _read(os.path.join(p, "cpu.rt_period_us"))))
         _write(os.path.join(p, "cpu.rt_runtime_us"), str(c["realtimeRuntime"]))
 
 
-def _rt_budget(parent: str, want: int) -> None:
+def _rt_budget(parent: str, want: int, period: int) -> None:
     """Give the ancestors (made by the engine, starting with no real-time budget) enough
-    cpu.rt_runtime_us for a child that asks for `want`, from the top down."""
+    cpu.rt_runtime_us for a child asking `want` per `period`: the kernel checks each group's
+    runtime/period share against its parent's, so budgets are shares, set from the top down."""
     chain = []
     cur = parent
-    while os.path.exists(os.path.join(cur, "cpu.rt_runtime_us")) and os.path.exists(os.path.join(os.path.dirname(cur), "cpu.rt_runtime_us")):
+    while os.path.exists(os.path.join(cur, "cpu.rt_runtime_us")) and \
+            os.path.exists(os.path.join(os.path.dirname(cur), "cpu.rt_runtime_us")):
         chain.append(cur)
         cur = os.path.dirname(cur)
     for d in reversed(chain):
-        f = os.path.join(d, "cpu.rt_runtime_us")
-        children = sum(int(_read(os.path.join(d, c, "cpu.rt_runtime_us"))) for c in os.listdir(d)
-                       if os.path.isfile(os.path.join(d, c, "cpu.rt_runtime_us")))
-        need = children + want
-        if int(_read(f)) < need:
-            _write(f, str(need))
+        share = want / period
+        for c in os.listdir(d):
+            f = os.path.join(d, c, "cpu.rt_runtime_us")
+            if os.path.isfile(f):
+                share += int(_read(f)) / int(_read(os.path.join(d, c, "cpu.rt_period_us")))
+        d_period = int(_read(os.path.join(d, "cpu.rt_period_us")))
+        need = -(-int(share * d_period * 1000) // 1000)
+        if int(_read(os.path.join(d, "cpu.rt_runtime_us"))) < need:
+            _write(os.path.join(d, "cpu.rt_runtime_us"), str(need))
 
 
 def _v1_cpuset(p: str, r: dict[str, Any]) -> None:

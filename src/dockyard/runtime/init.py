@@ -198,6 +198,8 @@ def _init(spec: Spec, sock: socket.socket, fifo: str, filt, new_net: bool) -> No
         for k, v in spec.sysctl.items():
             with open("/proc/sys/" + k.replace(".", "/"), "w") as f:
                 f.write(v)
+        if any(t == "mount" for t, _ in spec.namespaces):
+            rootfs.finalize(spec)
         import resource
         for r in spec.process.rlimits:
             res = _RLIMITS.get(r.type)

@@ -129,6 +129,7 @@ def create_devices(rootfd: int, devices: tuple[Device, ...]) -> None:
                 pass
             os.mknod(base, kind | (d.mode & 0o777), os.makedev(d.major, d.minor), dir_fd=pfd)
             os.chown(base, d.uid, d.gid, dir_fd=pfd, follow_symlinks=False)
+            os.chmod(base, d.mode & 0o7777, dir_fd=pfd)   # mknod's mode went through the umask
         finally:
             os.close(pfd)
 
@@ -181,7 +182,7 @@ def readonly_paths(paths: tuple[str, ...]) -> None:
 
 
 def prepare(spec: Spec) -> None:
-    """Everything up to and including pivot_root, masked and read-only paths."""
+    """Everything up to and including pivot_root."""
     sc.mount(None, "/", None, _PROP.get(spec.rootfs_propagation, sc.MS_SLAVE | sc.MS_REC))
     root = str(spec.root)
     sc.mount(root, root, None, sc.MS_BIND | sc.MS_REC)
@@ -199,6 +200,10 @@ def prepare(spec: Spec) -> None:
     finally:
         os.close(rootfd)
     pivot(root)
+
+
+def finalize(spec: Spec) -> None:
+    """After the sysctls are written (as runc orders it): masked and read-only paths, read-only root."""
     mask_paths(spec.masked_paths)
     readonly_paths(spec.readonly_paths)
     if spec.root_readonly:

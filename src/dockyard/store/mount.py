@@ -35,6 +35,14 @@ class Mount:
             raise SystemError_(f"mount {self.type} on {target}: {e.strerror}") from None
 
 
+def mount_tmpfs(target: str, data: str) -> None:
+    """A nosuid, nodev, noexec tmpfs on `target`."""
+    try:
+        sc.mount("shm", target, "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, data)
+    except OSError as e:
+        raise SystemError_(f"mount tmpfs on {target}: {e.strerror}") from None
+
+
 def unmount(target: str, detach: bool = True) -> None:
     """Unmount `target`; a target that is not mounted is fine."""
     try:
