@@ -228,7 +228,7 @@ def test_default_profile_paths_devices_and_workdir(client):
     hc = client.api.inspect_container(c.id)["HostConfig"]
     assert "/proc/kcore" in hc["MaskedPaths"] and "/proc/sys" in hc["ReadonlyPaths"]
     c.remove()
-    out = sh(client, "mount | grep -c ' /proc/timer_list '; echo x > /proc/sys/kernel/domainname 2>&1; true")
+    out = sh(client, "mount | grep -c ' /proc/timer_list '; (echo x > /proc/sys/kernel/domainname) 2>&1; true")
     assert out.split()[0] == "1" and "Read-only file system" in out
     out = sh(client, "ls -l /dev/null /dev/zero; echo data > /dev/null && echo null-writable", user="nobody")
     assert out.count("crw-rw-rw-") == 2 and "null-writable" in out
