@@ -250,6 +250,20 @@ def test_blkio_throttling_with_direct_io_on_a_loop_device(client, tmp_path, runt
         subprocess.run(["losetup", "-d", dev], check=True)
 
 
+def test_blkio_read_bps_and_write_iops(client, tmp_path):
+    dev = _loop_device(tmp_path)
+    try:
+        script = ("read s x < /proc/uptime; dd if=/dev/xvdb of=/dev/null bs=64k count=32 iflag=direct 2>/dev/null; "
+                  "read m x < /proc/uptime; dd if=/dev/zero of=/dev/xvdb bs=4k count=20 oflag=direct 2>/dev/null; "
+                  "read e x < /proc/uptime; echo $s $m $e")
+        out = sh(client, script, devices=[f"{dev}:/dev/xvdb:rwm"],
+                 device_read_bps=[{"Path": dev, "Rate": 1 * MB}], device_write_iops=[{"Path": dev, "Rate": 10}])
+        s, m, e = (float(x) for x in out.split())
+        assert m - s > 1.2 and e - m > 1.0, (m - s, e - m)
+    finally:
+        subprocess.run(["losetup", "-d", dev], check=True)
+
+
 def test_blkio_weight_is_refused_where_the_kernel_lacks_it(client):
     from dockyard.containers.resources import host
     if host().blkio_weight:

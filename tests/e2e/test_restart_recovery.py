@@ -162,7 +162,7 @@ def test_runtime_leftovers_of_unknown_containers_are_removed(fresh_daemon, tmp_p
     b.mkdir()
     cfg = specgen.build(specgen.SpecInput(cid="orphan1", rootfs=str(rootfs), args=["sleep", "300"], env=[], cwd="/",
                                           uid=0, gid=0, additional_gids=[], hostname="o", domainname="",
-                                          network_mode="none", files={}))
+                                          files={}, host_config={"NetworkMode": "none"}))
     (b / "config.json").write_text(json.dumps(cfg))
     root = d.exec_root / "runtime" / "dockyard"
     rt = [str(BIN / "dockyard-runtime"), "--root", str(root)]

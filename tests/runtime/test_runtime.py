@@ -44,8 +44,8 @@ def bundle(tmp: Path, rootfs: Path, cid: str, args: list[str], **kw) -> Path:
     b.mkdir()
     si = specgen.SpecInput(cid=cid, rootfs=str(rootfs), args=args, env=["PATH=/bin:/usr/bin"], cwd=kw.get("cwd", "/"),
                            uid=kw.get("uid", 0), gid=kw.get("gid", 0), additional_gids=[], hostname="box",
-                           domainname="", network_mode="none", files={}, cgroup_parent="dockyard-test",
-                           readonly_rootfs=True)
+                           domainname="", files={}, cgroup_parent="dockyard-test",
+                           host_config={"NetworkMode": "none", "ReadonlyRootfs": True})
     cfg = specgen.build(si)
     if "rlimits" in kw:
         cfg["process"]["rlimits"] = kw["rlimits"]

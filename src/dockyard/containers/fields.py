@@ -144,6 +144,8 @@ HOST_CONFIG: dict[str, Field] = {
 }
 
 TOP_LEVEL = {"HostConfig", "NetworkingConfig"}
+# JSON objects that are maps (a key alone asks for something), not structs of zero values
+MAPS = {"Volumes", "Tmpfs", "PortBindings", "StorageOpt", "ExposedPorts", "Sysctls", "Labels", "Annotations"}
 
 
 def empty(v: Any) -> bool:
@@ -176,6 +178,13 @@ def normalize(body: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def asks(key: str, v: Any) -> bool:
+    """Whether a field's value asks for something."""
+    if key in MAPS and isinstance(v, dict):
+        return bool(v)
+    return not empty(v)
+
+
 def _refusal(where: str, name: str, f: Field) -> InvalidArgument:
     return InvalidArgument(f"{where}.{name}: {f.how}")
 
@@ -189,9 +198,9 @@ def check(body: dict[str, Any], update: bool = False) -> None:
                 continue
             f = CONFIG.get(k)
             if f is None:
-                if not empty(v):
+                if asks(k, v):
                     raise InvalidArgument(f"unknown field Config.{k}: Dockyard does not know it, and would not apply it")
-            elif f.status == REFUSED and not empty(v):
+            elif f.status == REFUSED and asks(k, v):
                 raise _refusal("Config", k, f)
         _check_networking(body.get("NetworkingConfig"), (hc or {}).get("NetworkMode") if isinstance(hc, dict) else None)
     if hc is None:
@@ -203,9 +212,9 @@ def check(body: dict[str, Any], update: bool = False) -> None:
             continue
         f = HOST_CONFIG.get(k)
         if f is None:
-            if not empty(v):
+            if asks(k, v):
                 raise InvalidArgument(f"unknown field HostConfig.{k}: Dockyard does not know it, and would not apply it")
-        elif f.status == REFUSED and not empty(v):
+        elif f.status == REFUSED and asks(k, v):
             raise _refusal("HostConfig", k, f)
 
 

@@ -284,7 +284,7 @@ class ContainerService:
         body = fields.canonical(body)
         fields.check(body, update=True)
         for k, v in body.items():
-            if k not in resources.UPDATABLE and k != "RestartPolicy" and not fields.empty(v):
+            if k not in resources.UPDATABLE and k != "RestartPolicy" and fields.asks(k, v):
                 raise InvalidArgument(f"HostConfig.{k} cannot be changed by update")
         c = self.lookup(ref)
         warnings: list[str] = []
