@@ -98,8 +98,11 @@ class Daemon:
             s.close()
 
     def stop(self, timeout: float = 60) -> None:
-        """SIGTERM (stops containers without live-restore) and wait."""
+        """SIGTERM (stops containers without live-restore) and wait; the threads' stacks are
+        dumped into the log first (SIGUSR1), to find what a stuck operation waited on."""
         if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGUSR1)
+            time.sleep(0.1)
             self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(timeout)
 

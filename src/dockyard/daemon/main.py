@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> None:
     if cfg.pidfile:
         with open(cfg.pidfile, "w") as f:
             f.write(str(os.getpid()))
+    import faulthandler
+    import signal
+    faulthandler.register(signal.SIGUSR1, all_threads=True)   # as dockerd: SIGUSR1 dumps every stack
     try:
         asyncio.run(serve(cfg))
     except EngineError as e:
