@@ -253,13 +253,15 @@ class ContainerService:
             if cwd != "/":
                 await asyncio.to_thread(etcfiles.make_workdir, str(rootfs), cwd)
             join = self._check_joins(cfg.host_config, start=True)
+            ipc_mode = cfg.host_config.get("IpcMode") or "private"
+            ipc_shared = ipc_mode == "shareable" or ipc_mode.startswith("container:")
             oci = spec.build(spec.SpecInput(
                 cid=cid, rootfs=str(rootfs), args=[cfg.path, *cfg.args], env=env,
                 cwd=cwd, uid=u.uid, gid=u.gid,
                 additional_gids=list(dict.fromkeys(u.additional_gids + extra)), hostname=cfg.config["Hostname"],
                 domainname=cfg.config.get("Domainname", ""), files=files, host_config=cfg.host_config,
                 cgroup_parent=self.cgroup_parent, join=join, default_ulimits=self.default_ulimits,
-                shm_source=await asyncio.to_thread(self._shm_source, c)))
+                shm_source=await asyncio.to_thread(self._shm_source, c) if ipc_shared else ""))
             (bundle / "config.json").write_text(json.dumps(oci))
             return await self.monitor.start({
                 "id": cid, "bundle": str(bundle), "runtime": rt.describe(), "log": str(self.paths.log(cid)),
