@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "wait": ("containers", "wait"), "rename": ("containers", "rename"),
     "pause": ("containers", "pause"), "unpause": ("containers", "unpause"),
     "events": ("system", "events"), "top": ("containers", "top"), "stats": ("stats", "stats"),
-    "exec": ("exec", "exec_"),
+    "exec": ("exec", "exec_"), "update": ("run", "update"),
 }
 GROUPS: dict[str, dict[str, tuple[str, str]]] = {
     "image": {"ls": ("images", "images"), "list": ("images", "images"), "import": ("images", "import_"),
@@ -33,7 +33,7 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
                   "wait": ("containers", "wait"), "rename": ("containers", "rename"),
                   "pause": ("containers", "pause"), "unpause": ("containers", "unpause"),
                   "top": ("containers", "top"), "stats": ("stats", "stats"), "exec": ("exec", "exec_"),
-                  "inspect": ("inspect", "container_inspect"), "prune": ("containers", "prune"),
+                  "update": ("run", "update"), "inspect": ("inspect", "container_inspect"), "prune": ("containers", "prune"),
                   "export": ("filesystem", "export"), "commit": ("filesystem", "commit"),
                   "diff": ("filesystem", "diff"), "cp": ("filesystem", "cp")},
     "system": {"info": ("system", "info"), "df": ("system", "df"), "events": ("system", "events"),

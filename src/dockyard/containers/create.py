@@ -40,7 +40,7 @@ def host_config_defaults(runtime: str) -> dict[str, Any]:
     }
 
 
-def check_platform(platform: str | None, img: Image) -> None:
+def check_platform(platform: str | None, img: Image, ref: str = "") -> None:
     """`?platform=os/arch[/variant]` must name the image's platform (dockerd's message)."""
     if not platform:
         return
@@ -52,7 +52,7 @@ def check_platform(platform: str | None, img: Image) -> None:
         have.append(str(img.config["variant"]))
     arch = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64"}.get(parts[1], parts[1])
     if parts[0] != have[0] or arch != have[1] or (len(parts) == 3 and parts[2] != (have[2] if len(have) > 2 else "")):
-        raise InvalidArgument(f"image with reference {img.id} was found but does not match the specified platform: "
+        raise InvalidArgument(f"image with reference {ref or img.id} was found but does not match the specified platform: "
                               f"wanted {platform}, actual: {'/'.join(have)}")
 
 

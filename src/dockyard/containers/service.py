@@ -125,7 +125,7 @@ class ContainerService:
         if not image or not isinstance(image, str):
             raise InvalidArgument("config.Image must be specified")
         img = self.images.resolve(image)
-        create_mod.check_platform(platform, img)
+        create_mod.check_platform(platform, img, image)
         hc = body.get("HostConfig") or {}
         cfg = create_mod.build(body, img, hc.get("Runtime") if isinstance(hc, dict) else "", self.default_runtime,
                                set(self.runtimes), self.log_opts, warnings)

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
 from ...client.api import APIError, Client, demux
 from ..flags import Parser, need
+from . import hostflags
 
 
 def _create_parser(prog: str) -> Parser:
@@ -38,6 +39,7 @@ def _create_parser(prog: str) -> Parser:
     p.add_argument("-i", "--interactive", action="store_true")
     p.add_argument("-t", "--tty", action="store_true")
     p.add_argument("--sig-proxy", default="true")
+    hostflags.add_create_flags(p)
     p.add_argument("--help", action="help")
     p.add_argument("image")
     p.add_argument("command", nargs="...")
@@ -77,7 +79,7 @@ def _body(ns: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "Image": ns.image, "Cmd": ns.command or None, "Env": _env(ns.env, ns.env_file),
         "Labels": labels, "AttachStdout": not ns.detach, "AttachStderr": not ns.detach,
-        "HostConfig": {"AutoRemove": ns.rm, "ReadonlyRootfs": ns.read_only},
+        "HostConfig": {"AutoRemove": ns.rm, "ReadonlyRootfs": ns.read_only, **hostflags.host_config(ns)},
     }
     if ns.entrypoint is not None:
         body["Entrypoint"] = [ns.entrypoint] if ns.entrypoint else [""]
@@ -100,17 +102,23 @@ def _body(ns: Any) -> dict[str, Any]:
             opts[k] = v
         body["HostConfig"]["LogConfig"] = {"Type": ns.log_driver or "", "Config": opts}
     if ns.restart:
-        name, _, n = ns.restart.partition(":")
-        if n and not n.isdigit():
-            print(f"invalid argument \"{ns.restart}\" for \"--restart\" flag: maximum retry count must be an integer",
-                  file=sys.stderr)
-            sys.exit(125)
-        body["HostConfig"]["RestartPolicy"] = {"Name": name, "MaximumRetryCount": int(n or 0)}
+        body["HostConfig"]["RestartPolicy"] = _restart_policy(ns.restart)
     return body
 
 
+def _restart_policy(v: str) -> dict[str, Any]:
+    name, _, n = v.partition(":")
+    if n and not n.isdigit():
+        print(f"invalid argument \"{v}\" for \"--restart\" flag: maximum retry count must be an integer",
+              file=sys.stderr)
+        sys.exit(125)
+    return {"Name": name, "MaximumRetryCount": int(n or 0)}
+
+
 def _do_create(cli: Client, ns: Any) -> str:
-    q = {"name": ns.name} if ns.name else None
+    q = {"name": ns.name} if ns.name else {}
+    if ns.platform:
+        q["platform"] = ns.platform
     try:
         rep = cli.json("POST", "/containers/create", q, _body(ns))
     except APIError as e:
@@ -200,6 +208,33 @@ def run(cli: Client, prog: str, args: list[str]) -> int:
     if st.get("Error"):
         print(f"dockyard: {st['Error'].get('Message', '')}", file=sys.stderr)
     return int(st.get("StatusCode", 0))
+
+
+def update(cli: Client, prog: str, args: list[str]) -> int:
+    """`dockyard update [OPTIONS] CONTAINER...`."""
+    p = Parser(prog, "[OPTIONS] CONTAINER [CONTAINER...]")
+    hostflags.add_resource_flags(p)
+    p.add_argument("--restart")
+    p.add_argument("containers", nargs="*")
+    ns = p.parse_args(args)
+    need(ns.containers, 1, prog, "update [OPTIONS] CONTAINER [CONTAINER...]")
+    body = hostflags.resources(ns)
+    if ns.restart:
+        body["RestartPolicy"] = _restart_policy(ns.restart)
+    if not body:
+        print("you must provide one or more flags when using this command", file=sys.stderr)
+        return 1
+    code = 0
+    for c in ns.containers:
+        try:
+            rep = cli.json("POST", f"/containers/{c}/update", None, body)
+            for w in rep.get("Warnings") or []:
+                print(f"WARNING: {w}", file=sys.stderr)
+            print(c)
+        except APIError as e:
+            print(f"Error response from daemon: {e.message}", file=sys.stderr)
+            code = 1
+    return code
 
 
 def start(cli: Client, prog: str, args: list[str]) -> int:

@@ -1,0 +1,241 @@
+"""The docker CLI's resource and security flags of `run`/`create` (and the resource ones of
+`update`), parsed as the docker CLI parses them into HostConfig fields. What the daemon does
+with each is the daemon's table (containers/fields.py): applied, or a 400 that names it."""
+
+from __future__ import annotations
+
+import sys
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
+    from ..flags import Parser
+
+from ...units import ram_in_bytes
+
+RESOURCE_FLAGS = (  # flag, dest, action
+    ("-m", "--memory"), ("--memory-swap",), ("--memory-reservation",), ("--kernel-memory",),
+    ("--cpus",), ("-c", "--cpu-shares"), ("--cpu-period",), ("--cpu-quota",), ("--cpu-rt-period",),
+    ("--cpu-rt-runtime",), ("--cpuset-cpus",), ("--cpuset-mems",), ("--blkio-weight",), ("--pids-limit",),
+)
+APPEND_RESOURCE_FLAGS = ("--blkio-weight-device", "--device-read-bps", "--device-write-bps", "--device-read-iops",
+                         "--device-write-iops")
+CREATE_ONLY = (("--memory-swappiness",), ("--oom-score-adj",), ("--shm-size",), ("--cgroup-parent",), ("--cgroupns",),
+               ("--ipc",), ("--pid",), ("--uts",), ("--userns",), ("--platform",), ("--isolation",))
+CREATE_APPEND = ("--ulimit", "--cap-add", "--cap-drop", "--security-opt", "--group-add", "--device",
+                 "--device-cgroup-rule", "--sysctl", "--annotation", "-p", "--publish", "-v", "--volume", "--mount",
+                 "--tmpfs", "--dns", "--dns-option", "--dns-search", "--add-host", "--link", "--volumes-from",
+                 "--storage-opt", "--gpus")
+CREATE_BOOL = ("--oom-kill-disable", "--privileged", "--init", "-P", "--publish-all")
+
+
+def add_resource_flags(p: Parser) -> None:
+    """The flags `update` shares with `run`/`create`."""
+    for names in RESOURCE_FLAGS:
+        p.add_argument(*names)
+    for n in APPEND_RESOURCE_FLAGS:
+        p.add_argument(n, action="append", default=[])
+
+
+def add_create_flags(p: Parser) -> None:
+    """Everything `run`/`create` take beyond the resource flags."""
+    add_resource_flags(p)
+    for names in CREATE_ONLY:
+        p.add_argument(*names)
+    p.add_argument("--publish", "-p", dest="publish", action="append", default=[])
+    p.add_argument("--volume", "-v", dest="volume", action="append", default=[])
+    for n in CREATE_APPEND:
+        if n not in ("-p", "--publish", "-v", "--volume"):
+            p.add_argument(n, action="append", default=[])
+    p.add_argument("--oom-kill-disable", action="store_true")
+    p.add_argument("--privileged", action="store_true")
+    p.add_argument("--init", action="store_true")
+    p.add_argument("--publish-all", "-P", dest="publish_all", action="store_true")
+
+
+def _die(msg: str) -> NoReturn:
+    print(msg, file=sys.stderr)
+    sys.exit(125)
+
+
+def _bytes(flag: str, v: str, allow_minus_one: bool = False) -> int:
+    if allow_minus_one and v.strip() == "-1":
+        return -1
+    try:
+        return ram_in_bytes(v)
+    except ValueError:
+        _die(f'invalid argument "{v}" for "{flag}" flag: invalid size: \'{v}\'')
+
+
+def _int(flag: str, v: str) -> int:
+    try:
+        return int(v)
+    except ValueError:
+        _die(f'invalid argument "{v}" for "{flag}" flag: strconv.ParseInt: parsing "{v}": invalid syntax')
+
+
+def _path_value(flag: str, item: str, key: str, conv: Any) -> dict[str, Any]:
+    path, sep, val = item.rpartition(":")
+    if not sep or not path.startswith("/dev/"):
+        _die(f'invalid argument "{item}" for "{flag}" flag: bad format for path: {path or item}')
+    return {"Path": path, key: conv(val)}
+
+
+def resources(ns: Any) -> dict[str, Any]:
+    """HostConfig resource fields from the parsed flags (only those given)."""
+    hc: dict[str, Any] = {}
+    if ns.memory:
+        hc["Memory"] = _bytes("--memory", ns.memory)
+    if ns.memory_swap:
+        hc["MemorySwap"] = _bytes("--memory-swap", ns.memory_swap, allow_minus_one=True)
+    if ns.memory_reservation:
+        hc["MemoryReservation"] = _bytes("--memory-reservation", ns.memory_reservation)
+    if ns.kernel_memory:
+        hc["KernelMemory"] = _bytes("--kernel-memory", ns.kernel_memory)
+    if ns.cpus:
+        try:
+            hc["NanoCpus"] = round(float(ns.cpus) * 1e9)
+        except ValueError:
+            _die(f'invalid argument "{ns.cpus}" for "--cpus" flag: failed to parse {ns.cpus} as a rational number')
+    for attr, key in (("cpu_shares", "CpuShares"), ("cpu_period", "CpuPeriod"), ("cpu_quota", "CpuQuota"),
+                      ("cpu_rt_period", "CpuRealtimePeriod"), ("cpu_rt_runtime", "CpuRealtimeRuntime"),
+                      ("blkio_weight", "BlkioWeight"), ("pids_limit", "PidsLimit")):
+        v = getattr(ns, attr)
+        if v is not None:
+            hc[key] = _int("--" + attr.replace("_", "-"), v)
+    if ns.cpuset_cpus:
+        hc["CpusetCpus"] = ns.cpuset_cpus
+    if ns.cpuset_mems:
+        hc["CpusetMems"] = ns.cpuset_mems
+    if ns.blkio_weight_device:
+        hc["BlkioWeightDevice"] = [_path_value("--blkio-weight-device", x, "Weight", lambda v: _int("--blkio-weight-device", v))
+                                   for x in ns.blkio_weight_device]
+    for attr, key, conv in (("device_read_bps", "BlkioDeviceReadBps", "bytes"),
+                            ("device_write_bps", "BlkioDeviceWriteBps", "bytes"),
+                            ("device_read_iops", "BlkioDeviceReadIOps", "int"),
+                            ("device_write_iops", "BlkioDeviceWriteIOps", "int")):
+        items = getattr(ns, attr)
+        if items:
+            flag = "--" + attr.replace("_", "-")
+            hc[key] = [_path_value(flag, x, "Rate", (lambda v, f=flag: _bytes(f, v)) if conv == "bytes"
+                                   else (lambda v, f=flag: _int(f, v))) for x in items]
+    return hc
+
+
+def _device(item: str) -> dict[str, str]:
+    parts = item.split(":")
+    host = parts[0]
+    ctr, perms = host, "rwm"
+    if len(parts) == 2:
+        if parts[1] and all(c in "rwm" for c in parts[1]):
+            perms = parts[1]
+        else:
+            ctr = parts[1]
+    elif len(parts) == 3:
+        ctr, perms = parts[1], parts[2]
+    elif len(parts) > 3:
+        _die(f'invalid argument "{item}" for "--device" flag: invalid device specification: {item}')
+    return {"PathOnHost": host, "PathInContainer": ctr, "CgroupPermissions": perms}
+
+
+def _ulimit(item: str) -> dict[str, Any]:
+    name, eq, val = item.partition("=")
+    soft, _, hard = val.partition(":")
+    try:
+        return {"Name": name, "Soft": int(soft), "Hard": int(hard or soft)}
+    except ValueError:
+        _die(f'invalid argument "{item}" for "--ulimit" flag: invalid ulimit argument: {item}')
+
+
+def _kv(flag: str, items: list[str]) -> dict[str, str]:
+    out = {}
+    for it in items:
+        k, eq, v = it.partition("=")
+        if not eq:
+            _die(f'invalid argument "{it}" for "{flag}" flag: {it} is not a key=value pair')
+        out[k] = v
+    return out
+
+
+def _publish(items: list[str]) -> dict[str, list[dict[str, str]]]:
+    out: dict[str, list[dict[str, str]]] = {}
+    for it in items:
+        parts = it.rsplit(":", 2)
+        port = parts[-1] if "/" in parts[-1] else parts[-1] + "/tcp"
+        host_ip, host_port = (parts[0], parts[1]) if len(parts) == 3 else ("", parts[0] if len(parts) == 2 else "")
+        out.setdefault(port, []).append({"HostIp": host_ip, "HostPort": host_port})
+    return out
+
+
+def _mount(item: str) -> dict[str, Any]:
+    m: dict[str, Any] = {}
+    for kv in item.split(","):
+        k, _, v = kv.partition("=")
+        key = {"type": "Type", "source": "Source", "src": "Source", "target": "Target", "destination": "Target",
+               "dst": "Target", "readonly": "ReadOnly", "ro": "ReadOnly"}.get(k.lower(), k)
+        m[key] = v if key != "ReadOnly" else v.lower() in ("", "1", "true")
+    return m
+
+
+def host_config(ns: Any) -> dict[str, Any]:
+    """Every HostConfig field the create flags ask for."""
+    hc = resources(ns)
+    if ns.memory_swappiness is not None:
+        hc["MemorySwappiness"] = _int("--memory-swappiness", ns.memory_swappiness)
+    if ns.oom_score_adj is not None:
+        hc["OomScoreAdj"] = _int("--oom-score-adj", ns.oom_score_adj)
+    if ns.shm_size:
+        hc["ShmSize"] = _bytes("--shm-size", ns.shm_size)
+    for attr, key in (("cgroup_parent", "CgroupParent"), ("cgroupns", "CgroupnsMode"), ("ipc", "IpcMode"),
+                      ("pid", "PidMode"), ("uts", "UTSMode"), ("userns", "UsernsMode"), ("isolation", "Isolation")):
+        if getattr(ns, attr):
+            hc[key] = getattr(ns, attr)
+    if ns.oom_kill_disable:
+        hc["OomKillDisable"] = True
+    if ns.privileged:
+        hc["Privileged"] = True
+    if ns.init:
+        hc["Init"] = True
+    if ns.publish_all:
+        hc["PublishAllPorts"] = True
+    for attr, key in (("cap_add", "CapAdd"), ("cap_drop", "CapDrop"), ("group_add", "GroupAdd"),
+                      ("device_cgroup_rule", "DeviceCgroupRules"), ("volume", "Binds"), ("dns", "Dns"),
+                      ("dns_option", "DnsOptions"), ("dns_search", "DnsSearch"), ("add_host", "ExtraHosts"),
+                      ("link", "Links"), ("volumes_from", "VolumesFrom")):
+        if getattr(ns, attr):
+            hc[key] = list(getattr(ns, attr))
+    if ns.security_opt:
+        hc["SecurityOpt"] = [_security_opt(o) for o in ns.security_opt]
+    if ns.ulimit:
+        hc["Ulimits"] = [_ulimit(u) for u in ns.ulimit]
+    if ns.device:
+        hc["Devices"] = [_device(d) for d in ns.device]
+    if ns.sysctl:
+        hc["Sysctls"] = _kv("--sysctl", ns.sysctl)
+    if ns.annotation:
+        hc["Annotations"] = _kv("--annotation", ns.annotation)
+    if ns.storage_opt:
+        hc["StorageOpt"] = _kv("--storage-opt", ns.storage_opt)
+    if ns.publish:
+        hc["PortBindings"] = _publish(ns.publish)
+    if ns.mount:
+        hc["Mounts"] = [_mount(m) for m in ns.mount]
+    if ns.tmpfs:
+        hc["Tmpfs"] = {t.partition(":")[0]: t.partition(":")[2] for t in ns.tmpfs}
+    if ns.gpus:
+        hc["DeviceRequests"] = [{"Driver": "", "Count": -1, "Capabilities": [["gpu"]]}]
+    return hc
+
+
+def _security_opt(opt: str) -> str:
+    """As the docker CLI: `seccomp=<file>` sends the file's content."""
+    k, eq, v = opt.partition("=")
+    if k == "seccomp" and eq and v not in ("unconfined", "builtin", ""):
+        try:
+            with open(v) as f:
+                return "seccomp=" + f.read()
+        except OSError as e:
+            _die(f"invalid argument \"{opt}\" for \"--security-opt\" flag: opening seccomp profile ({v}) failed: "
+                 f"open {v}: {(e.strerror or '').lower()}")
+    return opt
