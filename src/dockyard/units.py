@@ -99,7 +99,7 @@ def rfc3339_to_ts(s: str) -> float:
         s = s[:-1] + "+00:00"
     d = _dt.datetime.fromisoformat(s)
     if d.tzinfo is None:
-        d = d.replace(tzinfo=_dt.timezone.utc)
+        d = d.replace(tzinfo=_dt.UTC)
     return d.timestamp() + frac
 
 

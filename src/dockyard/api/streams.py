@@ -9,7 +9,8 @@ import json
 import queue
 import struct
 import threading
-from typing import Any, Awaitable, BinaryIO, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any, BinaryIO
 
 from aiohttp import web
 
@@ -37,6 +38,7 @@ class Hijacked:
     def __init__(self, request: web.Request) -> None:
         self.request = request
         self.transport = request.transport
+        self.input: _RawInput | None = None
 
     @classmethod
     async def take(cls, request: web.Request, content_type: str = RAW_STREAM) -> "Hijacked":
@@ -107,10 +109,10 @@ class _Done(web.StreamResponse):
     def __init__(self) -> None:
         super().__init__(status=200)
 
-    async def prepare(self, request: web.BaseRequest) -> Any:  # type: ignore[override]
+    async def prepare(self, request: web.BaseRequest) -> Any:
         return None
 
-    async def write_eof(self, data: bytes = b"") -> None:  # type: ignore[override]
+    async def write_eof(self, data: bytes = b"") -> None:
         return None
 
 
@@ -161,7 +163,7 @@ async def pipe_to_response(request: web.Request, produce: Callable[[BinaryIO], A
     async def run() -> None:
         try:
             w = io.BufferedWriter(raw, 1 << 20)
-            result.append(await produce(w))  # type: ignore[arg-type]
+            result.append(await produce(w))
             await asyncio.to_thread(w.flush)
             await q.put(done)
         except BaseException as e:  # noqa: BLE001 - handed to the response side
@@ -189,7 +191,7 @@ async def pipe_to_response(request: web.Request, produce: Callable[[BinaryIO], A
         while not task.done():
             try:
                 await asyncio.wait_for(q.get(), 0.1)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         resp.force_close()
         return resp  # nothing more to say to a client that left

@@ -58,7 +58,7 @@ def image_history(img: Image, layer_sizes: list[int]) -> list[dict[str, Any]]:
 
 
 def _human_since(rfc: str) -> str:
-    return human_duration(_dt.datetime.now(_dt.timezone.utc).timestamp() - unix_seconds(rfc))
+    return human_duration(_dt.datetime.now(_dt.UTC).timestamp() - unix_seconds(rfc))
 
 
 def status_text(c: Container) -> str:

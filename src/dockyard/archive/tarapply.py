@@ -16,8 +16,9 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
 
 from ..errors import InvalidArgument
 from ..linux.syscalls import open_in_root

@@ -15,7 +15,8 @@ import gzip
 import hashlib
 import lzma
 import zlib
-from typing import Any, BinaryIO, Iterator, Protocol
+from collections.abc import Iterator
+from typing import Any, BinaryIO, Protocol
 
 from ..errors import InvalidArgument
 
@@ -119,11 +120,11 @@ def open_stream(stream: BinaryIO) -> BinaryIO:
     head = _read_exact_or_less(stream, 6)
     src = _Prefixed(head, stream)
     if head[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=src, mode="rb")  # type: ignore[return-value]
+        return gzip.GzipFile(fileobj=src, mode="rb")  # type: ignore[call-overload]
     if head[:3] == b"BZh":
-        return bz2.BZ2File(src)  # type: ignore[return-value]
+        return bz2.BZ2File(src)  # type: ignore[call-overload]
     if head == b"\xfd7zXZ\x00":
-        return lzma.LZMAFile(src)  # type: ignore[return-value]
+        return lzma.LZMAFile(src)  # type: ignore[arg-type,return-value]
     if head[:4] == b"\x28\xb5\x2f\xfd":
         raise InvalidArgument("zstd-compressed archives are not supported")
     return src  # type: ignore[return-value]

@@ -7,7 +7,8 @@ from __future__ import annotations
 import os
 import stat
 import tarfile
-from typing import Any, BinaryIO, Callable
+from collections.abc import Callable
+from typing import Any, BinaryIO
 
 from .tarapply import OPAQUE, OPAQUE_XATTR, WHITEOUT_PREFIX
 

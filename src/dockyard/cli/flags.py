@@ -8,14 +8,19 @@ flags, `--`, and commands whose flags stop at the first positional (run, create)
 from __future__ import annotations
 
 import sys
+
 TYPE_CHECKING = False  # typing itself costs ms of start-up; annotations are strings
 
 if TYPE_CHECKING:
-    from typing import Any, Callable, NoReturn
+    from collections.abc import Callable
+    from typing import Any, NoReturn
 
 
 class Namespace:
     """Parsed values as attributes."""
+
+    if TYPE_CHECKING:
+        def __getattr__(self, name: str) -> Any: ...
 
     def __repr__(self) -> str:
         return f"Namespace({self.__dict__})"
@@ -114,9 +119,10 @@ class Parser:
                 break
             if a.startswith("--") and len(a) > 2:
                 name, eq, val = a.partition("=")
-                f = self.flags.get(name)
-                if f is None:
+                fl = self.flags.get(name)
+                if fl is None:
                     self.error(f"unknown flag: {name}")
+                f = fl
                 if f.takes_value and not eq:
                     if i >= len(args):
                         self.error(f"flag needs an argument: {name}")
@@ -126,9 +132,10 @@ class Parser:
                 j = 1
                 while j < len(a):
                     name = "-" + a[j]
-                    f = self.flags.get(name)
-                    if f is None:
+                    fs = self.flags.get(name)
+                    if fs is None:
                         self.error(f"unknown shorthand flag: '{a[j]}' in {a}")
+                    f = fs
                     if f.takes_value:
                         rest = a[j + 1:]
                         if rest.startswith("="):

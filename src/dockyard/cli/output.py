@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 
 def table(rows: Sequence[Sequence[str]], out: Any = None, min_width: int = 10) -> None:

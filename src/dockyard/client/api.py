@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import os
 import struct
+
 TYPE_CHECKING = False  # typing itself costs ms of start-up; annotations are strings
 
 if TYPE_CHECKING:
-    from typing import Any, Iterator
+    from collections.abc import Iterator
+    from typing import Any
 
 from . import http
 

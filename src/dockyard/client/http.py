@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import socket
+
 TYPE_CHECKING = False  # typing itself costs ms of start-up; annotations are strings
 
 if TYPE_CHECKING:
-    from typing import Any, BinaryIO, Iterator
+    from collections.abc import Iterator
+    from typing import Any, BinaryIO
 
 
 _SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
@@ -89,7 +91,7 @@ class Response:
         """The whole body, or up to n bytes (fewer only at the end)."""
         if n >= 0:
             return self.readexactly(n)
-        out = []
+        out: list[bytes] = []
         while True:
             b = self.read1()
             if not b:
@@ -186,6 +188,7 @@ def request(sock_path: str, method: str, path: str, query: dict[str, Any] | None
         sock.sendfile(body)  # type: ignore[arg-type]
     elif streaming:
         for chunk in body:  # type: ignore[union-attr]
+            assert isinstance(chunk, (bytes, bytearray))
             if chunk:
                 sock.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
         sock.sendall(b"0\r\n\r\n")

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import TYPE_CHECKING, Any
 
 from ..errors import Conflict, InvalidArgument, NotFound
 from . import users
@@ -126,7 +127,8 @@ class ExecService:
         svc.on_event("exec_start", c, {"execID": e.id})
         return self._run(c, e, gen)
 
-    async def _run(self, c: "Container", e: Exec, gen: AsyncIterator[tuple[int, bytes]]) -> AsyncIterator[tuple[int, bytes]]:
+    async def _run(self, c: "Container", e: Exec, gen: AsyncGenerator[tuple[int, bytes], None]
+                   ) -> AsyncIterator[tuple[int, bytes]]:
         try:
             async for stream, data in gen:
                 if stream == 0:

@@ -12,8 +12,9 @@ import json
 import os
 import stat
 import uuid
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, AsyncIterator, BinaryIO, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..archive.tarapply import apply_tar
 from ..archive.tarwrite import is_opaque, is_whiteout, write_path, write_tar
@@ -230,7 +231,7 @@ class ContainerFS:
             st = os.lstat(real) if base else os.stat(real)
             link = os.readlink(real) if base and stat.S_ISLNK(st.st_mode) else ""
             name = base or os.path.basename(os.path.normpath(path)) or "/"
-            mtime = _dt.datetime.fromtimestamp(st.st_mtime, _dt.timezone.utc).isoformat().replace("+00:00", "Z")
+            mtime = _dt.datetime.fromtimestamp(st.st_mtime, _dt.UTC).isoformat().replace("+00:00", "Z")
             return os.readlink(f"/proc/self/fd/{fd}") + (f"/{base}" if base else ""), \
                 PathStat(name, st.st_size, go_filemode(st.st_mode), mtime, link)
         finally:

@@ -1,7 +1,8 @@
 """The init layer: what every container's root needs below its own writable layer (mount
 points for /etc/hosts, /etc/hostname, /etc/resolv.conf, /proc, /sys, /dev...), as Docker's
-`<id>-init` layer, but one per image (it is the same for every container of an image). Keeping these out of the container's layer keeps `diff`, `commit` and
-`export` free of engine artefacts."""
+`<id>-init` layer, but one per image (it is the same for every container of an image).
+Keeping these out of the container's layer keeps `diff`, `commit` and `export` free of
+engine artefacts."""
 
 from __future__ import annotations
 

@@ -38,7 +38,8 @@ def to_oci(profile: dict[str, Any], caps: list[str]) -> dict[str, Any]:
         inc, exc = rule.get("includes") or {}, rule.get("excludes") or {}
         if inc.get("caps") and not set(inc["caps"]) <= capset:
             continue
-        if inc.get("arches") and not set(inc["arches"]) & {native.replace("SCMP_ARCH_", "").lower(), "amd64" if native.endswith("X86_64") else "arm64"}:
+        names = {native.replace("SCMP_ARCH_", "").lower(), "amd64" if native.endswith("X86_64") else "arm64"}
+        if inc.get("arches") and not set(inc["arches"]) & names:
             continue
         if inc.get("minKernel"):
             mk = tuple(int(x) for x in inc["minKernel"].split(".")[:2])

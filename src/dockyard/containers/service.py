@@ -5,6 +5,7 @@ wedged container never blocks the others."""
 from __future__ import annotations
 
 import asyncio
+import builtins
 import copy
 import dataclasses
 import json
@@ -12,17 +13,18 @@ import logging
 import os
 import shutil
 import signal
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 from ..errors import Conflict, EngineError, InvalidArgument, NotFound, NotModified, SystemError_
 from ..images.service import ImageService, now_iso
-from ..units import unix_seconds
 from ..monitor.client import MonitorClient
 from ..store import mount as mnt
 from ..store.metadata import Metadata
 from ..store.snapshots import Snapshotter
+from ..units import unix_seconds
 from . import create as create_mod
 from . import etcfiles, fields, logconfig, names, resources, restart, rootfs_init, spec, users
 from .model import Container, ContainerConfig, ContainerState, Status
@@ -104,7 +106,7 @@ class ContainerService:
         """Newest first, as `docker ps` shows."""
         return sorted(self.by_id.values(), key=lambda c: c.cfg.created, reverse=True)
 
-    def using_image(self, image_id: str) -> list[tuple[str, bool]]:
+    def using_image(self, image_id: str) -> builtins.list[tuple[str, bool]]:
         """(id, running) of containers made from an image."""
         return [(c.id, c.state.running) for c in self.by_id.values() if c.cfg.image_id == image_id]
 
@@ -113,7 +115,7 @@ class ContainerService:
 
     # --- create -----------------------------------------------------------------------
     async def create(self, name: str | None, body: dict[str, Any], platform: str | None = None,
-                     warnings: list[str] | None = None) -> Container:
+                     warnings: builtins.list[str] | None = None) -> Container:
         """`POST /containers/create`; dockerd's warnings are appended to `warnings`."""
         if not isinstance(body, dict):
             raise InvalidArgument("request body must be a JSON object")
@@ -127,7 +129,7 @@ class ContainerService:
         img = self.images.resolve(image)
         create_mod.check_platform(platform, img, image)
         hc = body.get("HostConfig") or {}
-        cfg = create_mod.build(body, img, hc.get("Runtime") if isinstance(hc, dict) else "", self.default_runtime,
+        cfg = create_mod.build(body, img, (hc.get("Runtime") if isinstance(hc, dict) else "") or "", self.default_runtime,
                                set(self.runtimes), self.log_opts, warnings)
         self._check_joins(cfg.host_config, start=False)
         if not name:
@@ -278,7 +280,7 @@ class ContainerService:
             raise
 
     # --- update -----------------------------------------------------------------------
-    async def update(self, ref: str, body: dict[str, Any]) -> list[str]:
+    async def update(self, ref: str, body: dict[str, Any]) -> builtins.list[str]:
         """`POST /containers/{id}/update`: resources (live, through the runtime's `update`) and
         the restart policy. As dockerd, a zero value leaves a field as it is."""
         if not isinstance(body, dict):
@@ -471,7 +473,7 @@ class ContainerService:
         not a request that hangs forever."""
         try:
             await asyncio.wait_for(asyncio.shield(fut), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise SystemError_(f"container {c.id[:12]} did not exit within {timeout:.0f}s of SIGKILL") from None
 
     async def _signal(self, c: Container, n: int) -> None:
@@ -574,7 +576,7 @@ class ContainerService:
         await self._signal(c, sig)
         try:
             await asyncio.wait_for(asyncio.shield(done), timeout=timeout if timeout >= 0 else None)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             await self._signal(c, signal.SIGKILL)
             await self._wait_exit(c, done)
         self.on_event("stop", c, {})
@@ -638,9 +640,9 @@ class ContainerService:
         for f in c.remove_waiters:
             if not f.done():
                 f.set_result(None)
-        for f in c.exit_waiters:
-            if not f.done():
-                f.set_result(c.state)
+        for w in c.exit_waiters:
+            if not w.done():
+                w.set_result(c.state)
         self.on_event("destroy", c, {})
 
     def rename(self, ref: str, new: str) -> None:
@@ -654,7 +656,7 @@ class ContainerService:
         old, c.name = c.name, new
         self.on_event("rename", c, {"oldName": "/" + old})
 
-    async def prune(self, pred: Callable[[Container], bool]) -> tuple[list[str], int]:
+    async def prune(self, pred: Callable[[Container], bool]) -> tuple[builtins.list[str], int]:
         """`POST /containers/prune`: remove stopped containers that match."""
         deleted, space = [], 0
         for c in list(self.by_id.values()):
@@ -681,7 +683,7 @@ class ContainerService:
         """The json-file of a container."""
         return str(self.paths.log(c.id))
 
-    async def attach(self, c: Container) -> AsyncIterator[tuple[int, bytes]]:
+    async def attach(self, c: Container) -> AsyncGenerator[tuple[int, bytes], None]:
         """Output frames of a container from now until it exits (registration first)."""
         agen = self.monitor.attach(c.id)
         await agen.__anext__()

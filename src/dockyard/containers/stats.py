@@ -7,8 +7,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from . import cgroupfs
 from ..images.service import now_iso
+from . import cgroupfs
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 _CLK_TCK = os.sysconf("SC_CLK_TCK")

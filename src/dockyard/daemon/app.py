@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -20,7 +20,7 @@ from ..containers.runtimes import build_runtimes
 from ..containers.service import ContainerService, Paths
 from ..errors import InvalidArgument
 from ..events.bus import EventBus
-from ..images.service import ImageService
+from ..images.service import ContainerRefs, ImageService
 from ..monitor.client import MonitorClient
 from ..store.content import ContentStore
 from ..store.metadata import Metadata
@@ -41,7 +41,7 @@ class Services:
     events: EventBus
 
 
-class _ContainerRefs:
+class _ContainerRefs(ContainerRefs):
     def __init__(self, containers: ContainerService) -> None:
         self.containers = containers
 

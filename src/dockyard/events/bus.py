@@ -11,7 +11,8 @@ import collections
 import itertools
 import threading
 import time
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 HISTORY = 1024
 
@@ -70,7 +71,7 @@ class EventBus:
                         return
                     try:
                         seq, ev = await asyncio.wait_for(q.get(), left)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         return
                 else:
                     seq, ev = await q.get()

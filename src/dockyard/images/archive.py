@@ -18,14 +18,15 @@ from __future__ import annotations
 import io
 import json
 import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
 
+from ..archive.tarread import TarReader
+from ..archive.tarwrite import TarStream
 from ..errors import InvalidArgument
 from ..oci import digest as dg
 from ..oci import reference
-from ..archive.tarread import TarReader
-from ..archive.tarwrite import TarStream
 from .service import Image, ImageService, StagedLayer
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -54,7 +55,9 @@ def save(svc: ImageService, names: list[str], out: BinaryIO) -> None:
         else:
             wanted.append((img, tags))
     written: set[str] = set()
-    manifest_json, index, repos = [], [], {}
+    manifest_json: list[dict[str, Any]] = []
+    index: list[dict[str, Any]] = []
+    repos: dict[str, dict[str, str]] = {}
     ts = TarStream(out)
     ts.add_dir("blobs")
     ts.add_dir("blobs/sha256")
@@ -72,7 +75,7 @@ def save(svc: ImageService, names: list[str], out: BinaryIO) -> None:
         cfg_path, cfg_size = blob(img.id, cfg_bytes)
         layers = []
         diff_ids = img.config["rootfs"]["diff_ids"]
-        for diff_id, chain in zip(diff_ids, dg.chain_ids(diff_ids)):
+        for diff_id, chain in zip(diff_ids, dg.chain_ids(diff_ids), strict=True):
             path = f"blobs/sha256/{dg.hex_of(diff_id)}"
             size, write = svc.layer_tar(chain, diff_id)
             if diff_id not in written:
@@ -85,13 +88,13 @@ def save(svc: ImageService, names: list[str], out: BinaryIO) -> None:
         man_bytes = json.dumps(man, separators=(",", ":")).encode()
         man_digest = dg.of_bytes(man_bytes)
         blob(man_digest, man_bytes)
-        for t in tags or [None]:
-            desc = {"mediaType": OCI_MANIFEST, "digest": man_digest, "size": len(man_bytes)}
-            if t:
-                r = reference.parse(t)
+        for tag_ref in tags or [""]:
+            desc: dict[str, Any] = {"mediaType": OCI_MANIFEST, "digest": man_digest, "size": len(man_bytes)}
+            if tag_ref:
+                r = reference.parse(tag_ref)
                 desc["annotations"] = {"io.containerd.image.name": f"{r.name}:{r.tag}",
                                        "org.opencontainers.image.ref.name": r.tag or "latest"}
-                repos.setdefault(r.familiar_name, {})[r.tag] = dg.hex_of(layers[-1][0]) if layers else ""
+                repos.setdefault(r.familiar_name, {})[r.tag or "latest"] = dg.hex_of(layers[-1][0]) if layers else ""
             index.append(desc)
         manifest_json.append({"Config": cfg_path, "RepoTags": tags or None,
                               "Layers": [p for _, p, _ in layers]})
@@ -265,7 +268,7 @@ def _from_oci_index(m: _Members) -> list[tuple[bytes, list[str], list[str]]]:
                 continue
             man = json.loads(data)
             cfg = m.read(f"blobs/{man['config']['digest'].replace(':', '/')}")
-            layers = [f"blobs/{l['digest'].replace(':', '/')}" for l in man["layers"]]
+            layers = [f"blobs/{ly['digest'].replace(':', '/')}" for ly in man["layers"]]
             ann = desc.get("annotations") or {}
             name = ann.get("io.containerd.image.name") or ""
             tags = [name] if name else []

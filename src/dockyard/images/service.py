@@ -4,6 +4,7 @@ into committed snapshots keyed by ChainID."""
 
 from __future__ import annotations
 
+import builtins
 import datetime as _dt
 import errno
 import json
@@ -12,9 +13,13 @@ import platform
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
 
+from ..archive import tarsplit
+from ..archive.tarapply import SizeLimitExceeded, apply_tar
+from ..archive.tarsplit import Recorder
 from ..errors import AlreadyExists, Conflict, InvalidArgument, NotFound, SystemError_
 from ..oci import digest as dg
 from ..oci import reference
@@ -22,16 +27,13 @@ from ..store.content import ContentStore
 from ..store.metadata import Metadata
 from ..store.snapshots import Snapshotter
 from . import changes as changes_mod
-from ..archive import tarsplit
-from ..archive.tarapply import SizeLimitExceeded, apply_tar
-from ..archive.tarsplit import Recorder
 
 ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
 
 
 def now_iso() -> str:
     """Current UTC time, RFC 3339 with nanoseconds as Docker writes it."""
-    t = _dt.datetime.now(_dt.timezone.utc)
+    t = _dt.datetime.now(_dt.UTC)
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond:06d}000Z"
 
 
@@ -126,12 +128,12 @@ class ImageService:
         """Every image, newest first."""
         return [self.get(r["id"]) for r in self.meta.images()]
 
-    def layer_dirs(self, img: Image) -> list[str]:
+    def layer_dirs(self, img: Image) -> builtins.list[str]:
         """The image's layer directories, topmost first."""
         return [str(p) for p in self.snapshots.chain(img.top_layer)]
 
     # --- import -------------------------------------------------------------------
-    def import_tar(self, stream: BinaryIO, repo: str = "", tag: str = "", changes: list[str] | None = None,
+    def import_tar(self, stream: BinaryIO, repo: str = "", tag: str = "", changes: builtins.list[str] | None = None,
                    message: str = "", source: str = "-") -> Image:
         """`docker import`: one layer from a rootfs tar (plain or gzip), config from changes."""
         ref = None
@@ -216,7 +218,7 @@ class ImageService:
         st.placed = chain
         return chain
 
-    def drop_staged(self, staged: "list[StagedLayer]") -> None:
+    def drop_staged(self, staged: "builtins.list[StagedLayer]") -> None:
         """Remove staged layers that were not placed."""
         for st in staged:
             if st.placed is None:
@@ -276,7 +278,7 @@ class ImageService:
         for c in chains:
             if self.meta.snapshot(c) is None:
                 raise NotFound(f"layer {c} is not unpacked")
-        size = sum(self.meta.snapshot(c)["size"] for c in chains)
+        size = sum((self.meta.snapshot(c) or {"size": 0})["size"] for c in chains)
         iid = self.content.put(blob)
         self.meta.put_image(iid, chains[-1] if chains else None, config.get("created") or now_iso(), parent, size,
                             time.time())
@@ -295,7 +297,7 @@ class ImageService:
         self.tag(img.id, ref.familiar())
 
     # --- delete -------------------------------------------------------------------
-    def delete(self, name: str, force: bool = False, prune: bool = True) -> list[dict[str, str]]:
+    def delete(self, name: str, force: bool = False, prune: bool = True) -> builtins.list[dict[str, str]]:
         """`DELETE /images/{name}`: untag, or delete with Docker's conflict rules."""
         img = self.resolve(name)
         out = self._delete(img, name, force, prune)
@@ -306,7 +308,7 @@ class ImageService:
                 self.on_event("delete", item["Deleted"], {"name": item["Deleted"]})
         return out
 
-    def _delete(self, img: Image, name: str, force: bool, prune: bool) -> list[dict[str, str]]:
+    def _delete(self, img: Image, name: str, force: bool, prune: bool) -> builtins.list[dict[str, str]]:
         out: list[dict[str, str]] = []
         by_ref = None
         try:
@@ -326,12 +328,15 @@ class ImageService:
                                f"container {cid[:12]} is using its referenced image {img.id[7:19]}")
         else:
             if len(img.tags) > 1 and not force:
-                raise Conflict(f"conflict: unable to delete {img.id[7:19]} (must be forced) - image is referenced in multiple repositories")
+                raise Conflict(f"conflict: unable to delete {img.id[7:19]} (must be forced) - "
+                               "image is referenced in multiple repositories")
         running = [c for c, run in users if run]
         if running and by_ref is None:
-            raise Conflict(f"conflict: unable to delete {img.id[7:19]} (cannot be forced) - image is being used by running container {running[0][:12]}")
+            raise Conflict(f"conflict: unable to delete {img.id[7:19]} (cannot be forced) - "
+                           f"image is being used by running container {running[0][:12]}")
         if users and not force:
-            raise Conflict(f"conflict: unable to delete {img.id[7:19]} (must be forced) - image is being used by stopped container {users[0][0][:12]}")
+            raise Conflict(f"conflict: unable to delete {img.id[7:19]} (must be forced) - "
+                           f"image is being used by stopped container {users[0][0][:12]}")
         children = self.meta.children_of_image(img.id)
         for t in img.tags:
             out.append({"Untagged": t})
@@ -394,7 +399,8 @@ class ImageService:
             if d not in keep_blobs:
                 self.content.delete(d)
 
-    def prune(self, dangling_only: bool = True, filters: dict[str, list[str]] | None = None) -> tuple[list[dict[str, str]], int]:
+    def prune(self, dangling_only: bool = True, filters: dict[str, builtins.list[str]] | None = None
+              ) -> tuple[builtins.list[dict[str, str]], int]:
         """`POST /images/prune`: dangling (or all unused) images."""
         from .filters import matches
         deleted: list[dict[str, str]] = []

@@ -8,7 +8,8 @@ import os
 import struct
 import subprocess
 import sys
-from typing import Any, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
 
 from ..errors import SystemError_, Unavailable
 
@@ -27,7 +28,8 @@ class MonitorClient:
             return
         except (OSError, Unavailable):
             pass
-        subprocess.Popen([sys.executable, "-m", "dockyard.monitor", "--exec-root", self.exec_root],
+        # spawned detached and never waited for: it does not block the loop
+        subprocess.Popen([sys.executable, "-m", "dockyard.monitor", "--exec-root", self.exec_root],  # noqa: ASYNC220
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          start_new_session=True, close_fds=True)
         for _ in range(400):
@@ -73,7 +75,7 @@ class MonitorClient:
             raise SystemError_(rep["error"])
         return int(rep["rc"]), rep.get("out", ""), rep.get("err", "")
 
-    async def attach(self, cid: str) -> AsyncIterator[tuple[int, bytes]]:
+    async def attach(self, cid: str) -> AsyncGenerator[tuple[int, bytes], None]:
         """Register for a container's output; yields (stream, data) until it exits.
         The first `__anext__` returns (0, b"") once the registration is in place."""
         r, w = await self._open()
@@ -87,7 +89,7 @@ class MonitorClient:
         finally:
             w.close()
 
-    async def exec(self, req: dict[str, Any]) -> AsyncIterator[tuple[int, bytes]]:
+    async def exec(self, req: dict[str, Any]) -> AsyncGenerator[tuple[int, bytes], None]:
         """Run a process in a container. Yields (0, pid as text) first, then (stream, data)
         for its output, and last (3, exit code as text)."""
         r, w = await self._open()

@@ -11,7 +11,7 @@ MAX_LINE = 16 * 1024
 
 def now_rfc3339() -> str:
     """UTC time with nanosecond-style precision, as Docker writes it."""
-    t = _dt.datetime.now(_dt.timezone.utc)
+    t = _dt.datetime.now(_dt.UTC)
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond:06d}000Z"
 
 

@@ -8,8 +8,8 @@ import os
 import signal
 
 from ..linux import syscalls as sc
+from ..runtime import cli as _runtime_cli  # noqa: F401  pre-import for forks
 from .server import Monitor
-from ..runtime import cli as _runtime_cli, init as _runtime_init  # noqa: F401  pre-import for forks
 
 
 async def _serve(exec_root: str) -> None:

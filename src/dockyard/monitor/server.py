@@ -307,7 +307,7 @@ class Monitor:
         os.set_blocking(fd, False)
         while True:
             ready: asyncio.Future[None] = loop.create_future()
-            loop.add_reader(fd, lambda r=ready: r.done() or r.set_result(None))
+            loop.add_reader(fd, _resolve, ready)
             try:
                 await ready
             finally:
@@ -451,3 +451,8 @@ def _oom_killed(cgroup: str) -> bool:
         except OSError:
             continue
     return False
+
+
+def _resolve(f: asyncio.Future[None]) -> None:
+    if not f.done():
+        f.set_result(None)

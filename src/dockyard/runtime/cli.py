@@ -3,7 +3,6 @@ resume, list)."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 import datetime as _dt
 import json
 import os
@@ -11,6 +10,7 @@ import shutil
 import signal
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 from ..signals import parse_signal
 
@@ -75,7 +75,7 @@ def parse_args(argv: list[str]) -> SimpleNamespace:
     need = 1 if want else 0
     if len(pos) < need or len(pos) > len(want):
         raise UsageError(f"{ns.cmd}: expects {' '.join(want).upper() or 'no arguments'}")
-    for k, v in zip(want, pos):
+    for k, v in zip(want, pos, strict=False):
         setattr(ns, k, v)
     return ns
 
@@ -85,7 +85,7 @@ def _fail(args: SimpleNamespace, msg: str) -> None:
         try:
             with open(args.log, "a") as f:
                 f.write(json.dumps({"level": "error", "msg": msg,
-                                    "time": _dt.datetime.now(_dt.timezone.utc).isoformat()}) + "\n")
+                                    "time": _dt.datetime.now(_dt.UTC).isoformat()}) + "\n")
         except OSError:
             pass
     else:

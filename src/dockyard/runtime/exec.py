@@ -13,11 +13,11 @@ import os
 import socket
 from pathlib import Path
 
+from ..linux import syscalls as sc
 from . import seccomp as seccomp_mod
 from . import state as st_mod
 from .cgroups import Manager
 from .init import _NS_FLAGS, _RLIMITS, _clamp, _finalize, _recv, _send, await_init, lookup
-from ..linux import syscalls as sc
 from .spec import convert
 from .state import StateError
 

@@ -16,15 +16,15 @@ Messages are JSON lines over a socketpair. C2 is re-parented to the caller's sub
 from __future__ import annotations
 
 import datetime as _dt
+import fcntl
 import json
 import os
 import signal
 import socket
 import struct
 import sys
-import fcntl
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..linux import syscalls as sc
 from . import caps, cgroups, rootfs
@@ -80,7 +80,7 @@ def create(root: Path, cid: str, bundle: Path, spec: Spec, pid_file: str | None)
         finally:
             os.waitpid(c1, 0)
         st = State(id=cid, pid=pid, bundle=str(bundle), rootfs=str(spec.root),
-                   created=_dt.datetime.now(_dt.timezone.utc).isoformat().replace("+00:00", "Z"),
+                   created=_dt.datetime.now(_dt.UTC).isoformat().replace("+00:00", "Z"),
                    start_time=proc_start_time(pid), cgroup_paths=cg.paths, annotations=spec.annotations)
         save(root, st)
         if pid_file:

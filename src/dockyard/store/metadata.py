@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import AlreadyExists
 
@@ -145,7 +146,8 @@ class Metadata:
         return sorted(r[0] for r in self.db.execute("SELECT ref FROM repo_digests WHERE image_id=?", (image_id,)))
 
     # containers
-    def put_container(self, cid: str, name: str, image_id: str, created: str, config: dict[str, Any], state: dict[str, Any]) -> None:
+    def put_container(self, cid: str, name: str, image_id: str, created: str, config: dict[str, Any],
+                      state: dict[str, Any]) -> None:
         """Insert a container row."""
         self.db.execute("INSERT INTO containers VALUES (?,?,?,?,?,?)",
                         (cid, name, image_id, created, json.dumps(config), json.dumps(state)))

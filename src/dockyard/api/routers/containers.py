@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from typing import BinaryIO, cast
 
 from aiohttp import web
 
@@ -282,7 +283,7 @@ class ContainersRouter:
         c = self.c.lookup(req.match_info["id"])
         path = self._archive_path(req)
         with BodyReader(req, asyncio.get_running_loop()) as reader:
-            await self.fs.put_archive(c, path, reader, params.qbool(req, "copyUIDGID"))
+            await self.fs.put_archive(c, path, cast(BinaryIO, reader), params.qbool(req, "copyUIDGID"))
         return web.Response(status=200)
 
     async def attach(self, req: web.Request) -> web.StreamResponse:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from aiohttp import web
 
@@ -56,7 +56,7 @@ class ImagesRouter:
         loop = asyncio.get_running_loop()
         if src == "-":
             with BodyReader(req, loop) as reader:
-                img = await asyncio.to_thread(self.images.import_tar, reader, repo, tag, changes, message)
+                img = await asyncio.to_thread(self.images.import_tar, cast(BinaryIO, reader), repo, tag, changes, message)
         else:
             import aiohttp
             try:
@@ -65,7 +65,8 @@ class ImagesRouter:
                     if r.status != 200:
                         raise InvalidArgument(f"fetching {src}: HTTP {r.status}")
                     with BodyReader(r, loop) as reader:
-                        img = await asyncio.to_thread(self.images.import_tar, reader, repo, tag, changes, message, src)
+                        img = await asyncio.to_thread(self.images.import_tar, cast(BinaryIO, reader), repo, tag, changes,
+                                                                    message, src)
             except aiohttp.ClientError as e:
                 raise InvalidArgument(f"fetching {src}: {e}") from None
         resp = web.StreamResponse()
@@ -108,7 +109,7 @@ class ImagesRouter:
         await resp.prepare(req)
         with BodyReader(req, loop) as reader:
             job = asyncio.ensure_future(asyncio.to_thread(
-                archive.load, self.images, reader, lambda m: emit({"stream": m}),
+                archive.load, self.images, cast(BinaryIO, reader), lambda m: emit({"stream": m}),
                 None if quiet else layer_progress))
             try:
                 while not job.done() or not out.empty():
@@ -155,7 +156,7 @@ class ImagesRouter:
         """`GET /images/{name}/history`."""
         img = self.images.resolve(req.match_info["name"])
         from ...oci.digest import chain_ids
-        sizes = [self.images.meta.snapshot(c)["size"] for c in chain_ids(img.config["rootfs"]["diff_ids"])]
+        sizes = [(self.images.meta.snapshot(c) or {"size": 0})["size"] for c in chain_ids(img.config["rootfs"]["diff_ids"])]
         return web.json_response(views.image_history(img, sizes))
 
     async def tag(self, req: web.Request) -> web.Response:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import sys
 import time
+
 TYPE_CHECKING = False  # typing itself costs ms of start-up; annotations are strings
 
 if TYPE_CHECKING:
-    from typing import Any, Callable
+    from collections.abc import Callable
+    from typing import Any
 
 from ...client.api import APIError, Client, demux, filters_param
 from ...units import human_duration, human_size

@@ -12,7 +12,8 @@ from ..flags import Parser, need
 
 TYPE_CHECKING = False  # typing itself costs ms of start-up; annotations are strings
 if TYPE_CHECKING:
-    from typing import Any, Iterator
+    from collections.abc import Iterator
+    from typing import Any
 
 
 def _copy_out(resp: Any, out: Any) -> None:
@@ -177,6 +178,7 @@ def _stdin_chunks() -> Iterator[bytes]:
 
 def _tar_chunks(src: str, name: str, follow: bool) -> Iterator[bytes]:
     import threading
+
     from ...archive.tarwrite import write_path
     r, w = os.pipe()
 

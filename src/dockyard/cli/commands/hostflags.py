@@ -5,6 +5,7 @@ with each is the daemon's table (containers/fields.py): applied, or a 400 that n
 from __future__ import annotations
 
 import sys
+
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import sys
 import time
+
 TYPE_CHECKING = False  # typing itself costs ms of start-up; annotations are strings
 
 if TYPE_CHECKING:
-    from typing import Any, Iterator
+    from collections.abc import Iterator
+    from typing import Any
 
 from ...client.api import Client, filters_param
 from ...units import human_duration, human_size
@@ -115,7 +117,7 @@ def import_(cli: Client, prog: str, args: list[str]) -> int:
         try:
             open(ns.src, "rb").close() if ns.src != "-" else None
         except OSError as e:
-            print(f"open {ns.src}: {e.strerror.lower()}", file=sys.stderr)
+            print(f"open {ns.src}: {(e.strerror or '').lower()}", file=sys.stderr)
             return 1
         body = _read_source(ns.src)
     resp = cli.call("POST", "/images/create", q, raw=body)
@@ -269,7 +271,7 @@ def load(cli: Client, prog: str, args: list[str]) -> int:
         resp = cli.call("POST", "/images/load", {"quiet": 1 if quiet else 0}, raw=body,
                         headers={"Content-Type": "application/x-tar"})
     except FileNotFoundError as e:
-        print(f"open {ns.input}: {e.strerror.lower()}", file=sys.stderr)
+        print(f"open {ns.input}: {(e.strerror or '').lower()}", file=sys.stderr)
         return 1
     import json
     for line in resp.lines():

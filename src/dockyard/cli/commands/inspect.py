@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+
 TYPE_CHECKING = False  # typing itself costs ms of start-up; annotations are strings
 
 if TYPE_CHECKING:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+
 TYPE_CHECKING = False  # typing itself costs ms of start-up; annotations are strings
 
 if TYPE_CHECKING:
@@ -51,15 +52,15 @@ def _env(items: list[str], files: list[str]) -> list[str]:
     for f in files:
         try:
             lines = open(f).read().splitlines()
-        except OSError as e:
-            print(f"open {f}: {e.strerror.lower()}", file=sys.stderr)
+        except OSError as err:
+            print(f"open {f}: {(err.strerror or '').lower()}", file=sys.stderr)
             sys.exit(125)
         for line in lines:
             line = line.strip()
             if line and not line.startswith("#"):
                 out.append(line)
     out = [*out, *items]
-    res = []
+    res: list[str] = []
     for e in out:
         if "=" in e:
             res.append(e)

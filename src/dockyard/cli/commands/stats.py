@@ -81,7 +81,7 @@ def stats(cli: Client, prog: str, args: list[str]) -> int:
     def show() -> None:
         rows = [row(r, latest[r]) for r in refs if r in latest]
         if ns.no_trunc:
-            for r, item in zip([r for r in refs if r in latest], rows):
+            for r, item in zip([r for r in refs if r in latest], rows, strict=True):
                 item["ID"] = latest[r].get("id", item["ID"])
         format_rows(fmt, rows, HEADERS)
     if ns.no_stream:

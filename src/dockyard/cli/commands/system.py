@@ -78,6 +78,7 @@ def info(cli: Client, prog: str, args: list[str]) -> int:
 def df(cli: Client, prog: str, args: list[str]) -> int:
     """`dockyard system df [-v]`."""
     import time
+
     from ...units import human_duration, human_size
     from ..output import table
     p = Parser(prog, "[OPTIONS]")
