@@ -195,3 +195,18 @@ def test_kill_and_delete_refuse_wrong_states(tmp_path, rootfs):
     subprocess.run(base + ["delete", cid], check=True)
     p = subprocess.run(base + ["delete", cid], capture_output=True, text=True)
     assert p.returncode == 1 and "does not exist" in p.stderr
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_proc_over_a_symlink_is_refused(runtime, tmp_path, rootfs):
+    """CVE-2019-19921: the runtime mounts procfs on an ordinary directory only."""
+    import shutil as _sh
+    evil = tmp_path / "evilroot"
+    _sh.copytree(rootfs, evil, symlinks=True)
+    if (evil / "proc").is_dir():
+        _sh.rmtree(evil / "proc")
+    (evil / "tmp" / "fakeproc").mkdir(parents=True, exist_ok=True)
+    (evil / "proc").symlink_to("tmp/fakeproc")
+    p = run(runtime, tmp_path, evil, ["true"])
+    assert p.returncode != 0
+    assert "must be mounted on ordinary directory" in p.stderr, p.stderr

@@ -17,7 +17,7 @@ from ..linux import syscalls as sc
 from . import seccomp as seccomp_mod
 from . import state as st_mod
 from .cgroups import Manager
-from .init import _NS_FLAGS, _RLIMITS, _clamp, _finalize, _recv, _send, await_init, lookup
+from .init import _NS_FLAGS, _RLIMITS, _clamp, _finalize, _recv, _send, await_init, enter_cwd, lookup
 from .spec import convert
 from .state import StateError
 
@@ -49,6 +49,7 @@ def run_exec(root: Path, cid: str, process_file: str, pid_file: str | None, deta
     if c1 == 0:
         parent_sock.close()
         try:
+            sc.prctl(sc.PR_SET_DUMPABLE, 0)   # out of the container's reach until execve (CVE-2019-5736)
             cg.join(os.getpid())
             for t, fd in fds:
                 sc.setns(fd, _NS_FLAGS[t])
@@ -95,10 +96,7 @@ def _child(spec, sock: socket.socket, filt) -> None:
             if res is not None:
                 _, hard_now = resource.getrlimit(res)
                 resource.setrlimit(res, (_clamp(r.soft, hard_now), _clamp(r.hard, hard_now)))
-        try:
-            os.chdir(p.cwd)
-        except OSError as e:
-            raise OSError(f"chdir to cwd (\"{p.cwd}\") set in config.json failed: {e.strerror}") from None
+        enter_cwd(p.cwd)
         path = lookup(p.args[0], p.env, p.cwd)
         _send(sock, {"ready": True})
         sock.close()

@@ -134,6 +134,9 @@ def _wait_gone(pid: int, timeout: float = 2.0) -> None:
 
 def _child1(spec: Spec, cg: cgroups.Manager, sock: socket.socket, fifo: str, filt) -> None:
     try:
+        # Not dumpable until execve: a process of the container must not reach this host binary
+        # (/proc/PID/exe, ptrace) while it runs in the container's namespaces (CVE-2019-5736).
+        sc.prctl(sc.PR_SET_DUMPABLE, 0)
         cg.join(os.getpid())
         flags = 0
         for t, path in spec.namespaces:
@@ -210,10 +213,7 @@ def _init(spec: Spec, sock: socket.socket, fifo: str, filt, new_net: bool) -> No
         if spec.process.oom_score_adj is not None:
             with open("/proc/self/oom_score_adj", "w") as f:
                 f.write(str(spec.process.oom_score_adj))
-        try:
-            os.chdir(spec.process.cwd)
-        except OSError as e:
-            raise OSError(f"chdir to cwd (\"{spec.process.cwd}\") set in config.json failed: {e.strerror}") from None
+        enter_cwd(spec.process.cwd)
         path = lookup(spec.process.args[0], spec.process.env, spec.process.cwd)
         _send(sock, {"ready": True})
         # the start gate: blocks until `start` opens the fifo for reading
@@ -232,6 +232,22 @@ def _init(spec: Spec, sock: socket.socket, fifo: str, filt, new_net: bool) -> No
         except OSError:
             print(f"dockyard-runtime: {msg}", file=sys.stderr)
         os._exit(127 if isinstance(e, (FileNotFoundError, PermissionError)) else 1)
+
+
+def enter_cwd(cwd: str) -> None:
+    """chdir, then check that the directory is inside the container's root: a cwd such as
+    /proc/self/fd/N could name a host directory through an inherited descriptor (CVE-2024-21626)."""
+    try:
+        os.chdir(cwd)
+    except OSError as e:
+        raise OSError(f"chdir to cwd (\"{cwd}\") set in config.json failed: {e.strerror}") from None
+    try:
+        now = os.getcwd()
+    except FileNotFoundError:
+        now = "(unreachable)"
+    if now.startswith("(unreachable)") or not now.startswith("/"):
+        raise OSError("current working directory is outside of container mount namespace root -- "
+                      "possible container breakout detected")
 
 
 def _clamp(v: int, hard_now: int) -> int:

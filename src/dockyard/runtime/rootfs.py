@@ -68,6 +68,8 @@ def do_mount(rootfd: int, m: MountSpec, cgroupns: bool) -> None:
     src_is_file = is_bind and os.path.exists(m.source) and not os.path.isdir(m.source)
     if m.type == "cgroup":
         return _mount_cgroup(rootfd, m, flags, cgroupns)
+    if m.type in ("proc", "sysfs"):
+        _refuse_symlink(rootfd, m)
     fd = mkdir_in_root(rootfd, m.destination, src_is_file)
     try:
         target = f"/proc/self/fd/{fd}"
@@ -85,6 +87,21 @@ def do_mount(rootfd: int, m: MountSpec, cgroupns: bool) -> None:
                 sc.mount(None, target, None, prop)
     finally:
         os.close(fd)
+
+
+def _refuse_symlink(rootfd: int, m: MountSpec) -> None:
+    """procfs and sysfs go on ordinary directories only: mounted through a symlink they would
+    land where the image chose, and the masks meant for them would miss (CVE-2019-19921)."""
+    parent, _, base = m.destination.strip("/").rpartition("/")
+    pfd = mkdir_in_root(rootfd, parent, False)
+    try:
+        st = os.lstat(base, dir_fd=pfd)
+    except FileNotFoundError:
+        return
+    finally:
+        os.close(pfd)
+    if not stat.S_ISDIR(st.st_mode):
+        raise OSError(f"filesystem \"{m.type}\" must be mounted on ordinary directory ({m.destination})")
 
 
 def _mount_cgroup(rootfd: int, m: MountSpec, flags: int, cgroupns: bool) -> None:
