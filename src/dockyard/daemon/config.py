@@ -27,6 +27,11 @@ class Config:
     log_opts: dict[str, str] = field(default_factory=dict)
     log_driver: str = "json-file"
     default_ulimits: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tls: bool | None = None           # None: not said; False: plain TCP asked for explicitly
+    tlsverify: bool = False
+    tlscacert: str = ""
+    tlscert: str = ""
+    tlskey: str = ""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -47,6 +52,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--log-opt", action="append", dest="log_opt", default=[],
                    help="KEY=VALUE, default options of the json-file log driver (max-size, max-file)")
     p.add_argument("--log-driver", dest="log_driver")
+    p.add_argument("--tls", nargs="?", const="true", default=None, help="use TLS; --tls=false allows plain TCP")
+    p.add_argument("--tlsverify", nargs="?", const="true", default=None,
+                   help="TLS with client certificates signed by --tlscacert")
+    p.add_argument("--tlscacert", dest="tlscacert")
+    p.add_argument("--tlscert", dest="tlscert")
+    p.add_argument("--tlskey", dest="tlskey")
     p.add_argument("--default-ulimit", action="append", dest="default_ulimit", default=[],
                    help="NAME=SOFT[:HARD], default ulimits for containers (as dockerd)")
     return p
@@ -55,7 +66,9 @@ def parser() -> argparse.ArgumentParser:
 _JSON_KEYS = {"hosts": "hosts", "data-root": "data_root", "exec-root": "exec_root", "pidfile": "pidfile",
               "log-level": "log_level", "runtimes": "runtimes", "default-runtime": "default_runtime",
               "live-restore": "live_restore", "cgroup-parent": "cgroup_parent", "group": "group",
-              "log-opts": "log_opts", "log-driver": "log_driver", "default-ulimits": "default_ulimits"}
+              "log-opts": "log_opts", "log-driver": "log_driver", "default-ulimits": "default_ulimits",
+              "tls": "tls", "tlsverify": "tlsverify", "tlscacert": "tlscacert", "tlscert": "tlscert",
+              "tlskey": "tlskey"}
 
 
 def load(argv: list[str] | None = None) -> Config:
@@ -109,7 +122,35 @@ def load(argv: list[str] | None = None) -> Config:
         if not name or not rpath:
             raise InvalidArgument(f"invalid --add-runtime {item!r}: want NAME=PATH")
         cfg.runtimes[name] = {"path": rpath}
-    for h in cfg.hosts:
-        if not h.startswith("unix://"):
-            raise InvalidArgument(f"only unix:// hosts are supported: {h}")
+    for flag in ("tls", "tlsverify"):
+        v = getattr(ns, flag)
+        if v is not None:
+            if v.lower() not in ("true", "false", "1", "0"):
+                raise InvalidArgument(f"invalid --{flag}={v}: want true or false")
+            setattr(cfg, flag, v.lower() in ("true", "1"))
+    for attr in ("tlscacert", "tlscert", "tlskey"):
+        if getattr(ns, attr):
+            setattr(cfg, attr, getattr(ns, attr))
+    _check_hosts(cfg)
     return cfg
+
+
+def _check_hosts(cfg: Config) -> None:
+    """unix:// always; tcp:// only with --tlsverify and its three files, or with an explicit
+    --tls=false (dockerd refuses unauthenticated TCP unless told so)."""
+    for h in cfg.hosts:
+        if h.startswith("unix://"):
+            continue
+        if not h.startswith("tcp://"):
+            raise InvalidArgument(f"invalid host {h}: want unix://PATH or tcp://ADDR:PORT")
+        addr = h[len("tcp://"):]
+        host, _, port = addr.rpartition(":")
+        if not host or not port.isdigit():
+            raise InvalidArgument(f"invalid host {h}: want tcp://ADDR:PORT")
+        if cfg.tlsverify:
+            missing = [f"--{a}" for a in ("tlscacert", "tlscert", "tlskey") if not getattr(cfg, a)]
+            if missing:
+                raise InvalidArgument(f"--tlsverify needs {', '.join(missing)}")
+        elif cfg.tls is not False:
+            raise InvalidArgument(f"{h}: listening on TCP needs --tlsverify with --tlscacert, --tlscert and --tlskey "
+                                  "(client certificates); to allow unauthenticated plain TCP say --tls=false")

@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import sys
 
 from aiohttp import web
@@ -30,9 +31,22 @@ def _socket_in_use(path: str) -> bool:
         s.close()
 
 
+def _tls_context(cfg: config_mod.Config) -> ssl.SSLContext:
+    """Server TLS that requires a client certificate signed by --tlscacert (as --tlsverify)."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=cfg.tlscacert)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        ctx.load_cert_chain(cfg.tlscert, cfg.tlskey)
+    except (OSError, ssl.SSLError) as e:
+        raise EngineError(f"could not load the TLS certificate {cfg.tlscert} / key {cfg.tlskey}: {e}") from None
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
 async def serve(cfg: config_mod.Config) -> None:
     """Run until SIGTERM/SIGINT."""
-    paths = [h[len("unix://"):] for h in cfg.hosts]
+    paths = [h[len("unix://"):] for h in cfg.hosts if h.startswith("unix://")]
+    tcps = [h[len("tcp://"):] for h in cfg.hosts if h.startswith("tcp://")]
     for p in paths:
         if _socket_in_use(p):
             raise EngineError(f"another daemon is already listening on {p}")
@@ -54,13 +68,39 @@ async def serve(cfg: config_mod.Config) -> None:
             os.chown(p, 0, grp.getgrnam(cfg.group).gr_gid)
         except (KeyError, PermissionError):
             pass
+    proxies = []
+    if tcps and cfg.tlsverify:
+        backend = os.path.join(cfg.exec_root, "tls-backend.sock")
+        try:
+            os.unlink(backend)
+        except FileNotFoundError:
+            pass
+        await web.UnixSite(runner, backend).start()
+        os.chmod(backend, 0o600)
+    for addr in tcps:
+        host, _, port = addr.rpartition(":")
+        host = host.strip("[]")
+        if cfg.tlsverify:
+            from .tlsproxy import TLSProxy
+            try:
+                proxy = TLSProxy(host, int(port), _tls_context(cfg), backend)
+            except OSError as e:
+                raise EngineError(f"cannot listen on tcp://{addr}: {e.strerror}") from None
+            proxy.start()
+            proxies.append(proxy)
+        else:
+            log.warning("API is accessible on http://%s without encryption and without authentication: "
+                        "anyone who can reach it has root on this host", addr)
+            await web.TCPSite(runner, host, int(port)).start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for s in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(s, stop.set)
-    log.info("API listening on %s", ", ".join(paths))
+    log.info("API listening on %s", ", ".join(paths + tcps))
     await stop.wait()
     log.info("shutting down")
+    for proxy in proxies:
+        proxy.close()
     await runner.shutdown()
     await svc.containers.shutdown(cfg.live_restore)
     await runner.cleanup()
