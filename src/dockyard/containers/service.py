@@ -414,6 +414,11 @@ class ContainerService:
             if rc != 0:
                 log.warning("runtime delete %s: %s", cid, err.strip())
 
+    def _remove_files(self, cid: str) -> None:
+        self.snapshots.remove(cid)
+        shutil.rmtree(self.paths.data(cid), ignore_errors=True)
+        shutil.rmtree(self.paths.bundle(cid), ignore_errors=True)
+
     def _shm_source(self, c: Container) -> str:
         """IpcMode shareable: a tmpfs on the host that the container and its joiners bind as
         /dev/shm (a mount in another mount namespace cannot be bound); container:<id>: the donor's."""
@@ -631,9 +636,7 @@ class ContainerService:
                 raise Conflict(f"removal of container {c.id} is already in progress")
             c.state.to(Status.REMOVING)
             await self._cleanup_runtime(c)
-            self.snapshots.remove(c.id)
-            shutil.rmtree(self.paths.data(c.id), ignore_errors=True)
-            shutil.rmtree(self.paths.bundle(c.id), ignore_errors=True)
+            await asyncio.to_thread(self._remove_files, c.id)   # file walks stay off the event loop
             self.meta.delete_container(c.id)
             self.by_id.pop(c.id, None)
             c.removed = True
