@@ -133,3 +133,10 @@ def test_empty_values_ask_for_nothing():
     assert fields.empty(None) and fields.empty(0) and fields.empty("") and fields.empty([]) and fields.empty({})
     assert fields.empty({"Name": "", "MaximumRetryCount": 0}) and fields.empty([0, 0])
     assert not fields.empty(True) and not fields.empty(1) and not fields.empty(["x"]) and not fields.empty({"a": 1})
+
+
+def test_readme_shows_the_table():
+    readme = (TESTS.parent / "README.md").read_text()
+    start, end = "<!-- fields-table:start -->\n", "\n<!-- fields-table:end -->"
+    shown = readme[readme.index(start) + len(start):readme.index(end)]
+    assert shown == fields.table_markdown(), "README's table is stale: paste fields.table_markdown()"
