@@ -185,37 +185,29 @@ def asks(key: str, v: Any) -> bool:
     return not empty(v)
 
 
-def _refusal(where: str, name: str, f: Field) -> InvalidArgument:
-    return InvalidArgument(f"{where}.{name}: {f.how}")
-
-
 def check(body: dict[str, Any], update: bool = False) -> None:
     """Refuse every field the table refuses or does not know, when its value asks for something."""
     hc = body.get("HostConfig") if not update else body
     if not update:
-        for k, v in body.items():
-            if k in TOP_LEVEL:
-                continue
-            f = CONFIG.get(k)
-            if f is None:
-                if asks(k, v):
-                    raise InvalidArgument(f"unknown field Config.{k}: Dockyard does not know it, and would not apply it")
-            elif f.status == REFUSED and asks(k, v):
-                raise _refusal("Config", k, f)
+        _check_table("Config", CONFIG, body, TOP_LEVEL)
         _check_networking(body.get("NetworkingConfig"), (hc or {}).get("NetworkMode") if isinstance(hc, dict) else None)
     if hc is None:
         return
     if not isinstance(hc, dict):
         raise InvalidArgument("HostConfig must be an object")
-    for k, v in hc.items():
-        if update and k == "RestartPolicy":
+    _check_table("HostConfig", HOST_CONFIG, hc, {"RestartPolicy"} if update else set())
+
+
+def _check_table(where: str, table: dict[str, Field], obj: dict[str, Any], skip: set[str]) -> None:
+    for k, v in obj.items():
+        if k in skip:
             continue
-        f = HOST_CONFIG.get(k)
+        f = table.get(k)
         if f is None:
             if asks(k, v):
-                raise InvalidArgument(f"unknown field HostConfig.{k}: Dockyard does not know it, and would not apply it")
+                raise InvalidArgument(f"unknown field {where}.{k}: Dockyard does not know it, and would not apply it")
         elif f.status == REFUSED and asks(k, v):
-            raise _refusal("HostConfig", k, f)
+            raise InvalidArgument(f"{where}.{k}: {f.how}")
 
 
 def _check_networking(nc: Any, mode: str | None) -> None:

@@ -200,16 +200,15 @@ def _throttle(items: list[dict[str, Any]] | None, key: str) -> list[dict[str, in
     return out
 
 
+_MEMORY = (("Memory", "limit"), ("MemorySwap", "swap"), ("MemoryReservation", "reservation"))
+_CPU = (("CpuShares", "shares"), ("CpuPeriod", "period"), ("CpuQuota", "quota"), ("CpuRealtimePeriod", "realtimePeriod"),
+        ("CpuRealtimeRuntime", "realtimeRuntime"), ("CpusetCpus", "cpus"), ("CpusetMems", "mems"))
+
+
 def to_oci(hc: dict[str, Any]) -> dict[str, Any]:
     """OCI `linux.resources` (without devices) for a validated HostConfig."""
     r: dict[str, Any] = {}
-    mem: dict[str, Any] = {}
-    if hc.get("Memory"):
-        mem["limit"] = hc["Memory"]
-    if hc.get("MemorySwap"):
-        mem["swap"] = hc["MemorySwap"]
-    if hc.get("MemoryReservation"):
-        mem["reservation"] = hc["MemoryReservation"]
+    mem = {oci: hc[k] for k, oci in _MEMORY if hc.get(k)}
     if hc.get("MemorySwappiness") not in (None, -1):
         mem["swappiness"] = hc["MemorySwappiness"]
     if hc.get("OomKillDisable"):
@@ -217,22 +216,9 @@ def to_oci(hc: dict[str, Any]) -> dict[str, Any]:
     if mem:
         r["memory"] = mem
     cpu: dict[str, Any] = {}
-    if hc.get("CpuShares"):
-        cpu["shares"] = hc["CpuShares"]
     if hc.get("NanoCpus"):
         cpu["period"], cpu["quota"] = NANO_PERIOD, hc["NanoCpus"] * NANO_PERIOD // NANO
-    if hc.get("CpuPeriod"):
-        cpu["period"] = hc["CpuPeriod"]
-    if hc.get("CpuQuota"):
-        cpu["quota"] = hc["CpuQuota"]
-    if hc.get("CpuRealtimePeriod"):
-        cpu["realtimePeriod"] = hc["CpuRealtimePeriod"]
-    if hc.get("CpuRealtimeRuntime"):
-        cpu["realtimeRuntime"] = hc["CpuRealtimeRuntime"]
-    if hc.get("CpusetCpus"):
-        cpu["cpus"] = hc["CpusetCpus"]
-    if hc.get("CpusetMems"):
-        cpu["mems"] = hc["CpusetMems"]
+    cpu.update({oci: hc[k] for k, oci in _CPU if hc.get(k)})
     if cpu:
         r["cpu"] = cpu
     if hc.get("PidsLimit"):

@@ -43,6 +43,16 @@ def _tls_context(cfg: config_mod.Config) -> ssl.SSLContext:
     return ctx
 
 
+async def _unix_site(runner: web.AppRunner, path: str, mode: int) -> None:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    await web.UnixSite(runner, path).start()
+    os.chmod(path, mode)
+
+
 async def serve(cfg: config_mod.Config) -> None:
     """Run until SIGTERM/SIGINT."""
     paths = [h[len("unix://"):] for h in cfg.hosts if h.startswith("unix://")]
@@ -57,13 +67,7 @@ async def serve(cfg: config_mod.Config) -> None:
     runner = web.AppRunner(svc.app, handle_signals=False, access_log=access)
     await runner.setup()
     for p in paths:
-        os.makedirs(os.path.dirname(p) or ".", exist_ok=True)
-        try:
-            os.unlink(p)
-        except FileNotFoundError:
-            pass
-        await web.UnixSite(runner, p).start()
-        os.chmod(p, 0o660)
+        await _unix_site(runner, p, 0o660)
         try:
             os.chown(p, 0, grp.getgrnam(cfg.group).gr_gid)
         except (KeyError, PermissionError):
@@ -71,12 +75,7 @@ async def serve(cfg: config_mod.Config) -> None:
     proxies = []
     if tcps and cfg.tlsverify:
         backend = os.path.join(cfg.exec_root, "tls-backend.sock")
-        try:
-            os.unlink(backend)
-        except FileNotFoundError:
-            pass
-        await web.UnixSite(runner, backend).start()
-        os.chmod(backend, 0o600)
+        await _unix_site(runner, backend, 0o600)
     for addr in tcps:
         host, _, port = addr.rpartition(":")
         host = host.strip("[]")
