@@ -141,9 +141,11 @@ def mounts_under(path: Path) -> list[str]:
 
 
 def engine_cgroup_parents() -> list[Path]:
-    """The engines' parent cgroups (dockyard/ and the peer dockerd's docker/) in every hierarchy."""
+    """The engines' parent cgroups (dockyard/, the peer dockerd's docker/, and the parents tests
+    name: the runtime tests' dockyard-test/, --cgroup-parent's dytest-parent/) in every hierarchy."""
     base = Path("/sys/fs/cgroup")
-    return [h / n for h in base.iterdir() for n in ("dockyard", "docker") if (h / n).is_dir()]
+    return [h / n for h in base.iterdir() for n in ("dockyard", "docker", "dockyard-test", "dytest-parent")
+            if (h / n).is_dir()]
 
 
 def dockyard_cgroups() -> list[str]:
