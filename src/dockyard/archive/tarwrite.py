@@ -15,10 +15,13 @@ from .tarapply import OPAQUE, OPAQUE_XATTR, WHITEOUT_PREFIX
 _XATTRS = ("user.", "security.capability")
 
 
-def _info(path: str, name: str, st: os.stat_result) -> tarfile.TarInfo:
+Ids = Callable[[int, int], tuple[int, int]]   # host (uid, gid) → the owners written in the tar
+
+
+def _info(path: str, name: str, st: os.stat_result, ids: Ids | None = None) -> tarfile.TarInfo:
     ti = tarfile.TarInfo(name)
     ti.mode = stat.S_IMODE(st.st_mode)
-    ti.uid, ti.gid = st.st_uid, st.st_gid
+    ti.uid, ti.gid = ids(st.st_uid, st.st_gid) if ids else (st.st_uid, st.st_gid)
     ti.mtime = int(st.st_mtime)
     ti.uname = ti.gname = ""
     if not stat.S_ISLNK(st.st_mode):
@@ -47,9 +50,10 @@ def is_opaque(path: str) -> bool:
         return False
 
 
-def write_tar(root: str, out: BinaryIO, whiteouts: bool = True) -> None:
+def write_tar(root: str, out: BinaryIO, whiteouts: bool = True, ids: Ids | None = None) -> None:
     """Stream `root` as an uncompressed PAX tar; with `whiteouts`, overlay whiteouts and opaque
-    directories become Docker's `.wh.` entries (a layer), else the tree is taken as it is."""
+    directories become Docker's `.wh.` entries (a layer), else the tree is taken as it is.
+    `ids` translates owners (a userns-remapped container's files, back to its own ids)."""
     links: dict[tuple[int, int], str] = {}
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
         for dirpath, dirnames, filenames in os.walk(root):
@@ -58,7 +62,7 @@ def write_tar(root: str, out: BinaryIO, whiteouts: bool = True) -> None:
             rel_dir = "" if rel_dir == "." else rel_dir
             if rel_dir:
                 st = os.lstat(dirpath)
-                ti = _info(dirpath, rel_dir, st)
+                ti = _info(dirpath, rel_dir, st, ids)
                 ti.type = tarfile.DIRTYPE
                 tf.addfile(ti)
                 if whiteouts and is_opaque(dirpath):
@@ -75,33 +79,33 @@ def write_tar(root: str, out: BinaryIO, whiteouts: bool = True) -> None:
                     wh.mtime = int(st.st_mtime)
                     tf.addfile(wh)
                     continue
-                _add_entry(tf, p, name, st, links)
+                _add_entry(tf, p, name, st, links, ids)
 
 
-def write_path(src: str, arcname: str, out: BinaryIO, follow: bool = False) -> None:
+def write_path(src: str, arcname: str, out: BinaryIO, follow: bool = False, ids: Ids | None = None) -> None:
     """Tar one path (a file, a symlink or a whole directory) as `arcname/...`, never following
     symlinks below it (only `src` itself when `follow`). For `cp` and the archive endpoints."""
     st = os.stat(src) if follow else os.lstat(src)
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
-        _add_tree(tf, src, arcname, st)
+        _add_tree(tf, src, arcname, st, ids)
 
 
-def _add_tree(tf: tarfile.TarFile, path: str, name: str, st: os.stat_result) -> None:
+def _add_tree(tf: tarfile.TarFile, path: str, name: str, st: os.stat_result, ids: Ids | None) -> None:
     if stat.S_ISDIR(st.st_mode):
-        ti = _info(path, name, st)
+        ti = _info(path, name, st, ids)
         ti.type = tarfile.DIRTYPE
         tf.addfile(ti)
         for n in sorted(os.listdir(path)):
             p = os.path.join(path, n)
-            _add_tree(tf, p, f"{name}/{n}", os.lstat(p))
+            _add_tree(tf, p, f"{name}/{n}", os.lstat(p), ids)
     else:
-        _add_entry(tf, path, name, st, None)
+        _add_entry(tf, path, name, st, None, ids)
 
 
 def _add_entry(tf: tarfile.TarFile, path: str, name: str, st: os.stat_result,
-               links: dict[tuple[int, int], str] | None) -> None:
+               links: dict[tuple[int, int], str] | None, ids: Ids | None = None) -> None:
     """One non-directory entry; with `links`, files seen before become hardlinks."""
-    ti = _info(path, name, st)
+    ti = _info(path, name, st, ids)
     if stat.S_ISLNK(st.st_mode):
         ti.type, ti.linkname = tarfile.SYMTYPE, os.readlink(path)
         tf.addfile(ti)

@@ -125,8 +125,9 @@ class ContainerFS:
     # --- export -------------------------------------------------------------------------
     async def export(self, c: Container, out: BinaryIO) -> None:
         """The merged filesystem as a tar."""
+        remap = self.svc.remap_of(c)
         async with self.view(c) as root:
-            await asyncio.to_thread(write_tar, root, out, False)
+            await asyncio.to_thread(write_tar, root, out, False, remap.to_container if remap else None)
 
     # --- changes ------------------------------------------------------------------------
     def changes(self, c: Container) -> list[dict[str, Any]]:
@@ -167,7 +168,8 @@ class ContainerFS:
             await self._pause(c, True)
         try:
             upper = str(self.svc.snapshots.fs_path(c.id))
-            st = await asyncio.to_thread(images.stage_from_writer, lambda out: write_tar(upper, out))
+            ids = remap.to_container if (remap := self.svc.remap_of(c)) else None
+            st = await asyncio.to_thread(images.stage_from_writer, lambda out: write_tar(upper, out, True, ids))
         finally:
             if paused:
                 await self._pause(c, False)
@@ -249,7 +251,8 @@ class ContainerFS:
             if not real.startswith(os.path.realpath(root)):
                 raise InvalidArgument(f"{path} resolves outside the container")
             arc = ps.name if ps.name != "/" else "."
-            await asyncio.to_thread(write_path, real, arc, out)
+            remap = self.svc.remap_of(c)
+            await asyncio.to_thread(write_path, real, arc, out, False, remap.to_container if remap else None)
             return ps
 
     async def put_archive(self, c: Container, path: str, stream: BinaryIO, copy_uid_gid: bool) -> None:
@@ -276,4 +279,6 @@ class ContainerFS:
                 from .users import resolve
                 u = resolve(root, c.cfg.config.get("User") or "")
                 owner = (u.uid, u.gid)
+            if (remap := self.svc.remap_of(c)) is not None:
+                owner = remap.to_host(*owner)
             await asyncio.to_thread(apply_tar, stream, real, whiteouts="keep", owner=owner)

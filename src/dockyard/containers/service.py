@@ -26,7 +26,7 @@ from ..store.metadata import Metadata
 from ..store.snapshots import Snapshotter
 from ..units import unix_seconds
 from . import create as create_mod
-from . import etcfiles, fields, logconfig, names, resources, restart, rootfs_init, spec, users
+from . import etcfiles, fields, logconfig, names, resources, restart, rootfs_init, spec, userns, users
 from .model import Container, ContainerConfig, ContainerState, Status
 from .runtimes import Runtime
 
@@ -52,6 +52,10 @@ class Paths:
         """Where the container's overlay is mounted."""
         return self.data(cid) / "rootfs"
 
+    def idmap(self, cid: str) -> Path:
+        """Idmapped binds of the image's layers (userns-remap)."""
+        return self.data(cid) / "idmap"
+
     def shm(self, cid: str) -> Path:
         """The /dev/shm tmpfs of a container whose IPC namespace others may join."""
         return self.data(cid) / "shm"
@@ -68,7 +72,8 @@ class ContainerService:
                  runtimes: dict[str, Runtime], default_runtime: str, paths: Paths, cgroup_parent: str = "dockyard",
                  on_event: Callable[[str, Container, dict[str, str]], None] | None = None,
                  log_opts: dict[str, str] | None = None,
-                 default_ulimits: dict[str, dict[str, Any]] | None = None) -> None:
+                 default_ulimits: dict[str, dict[str, Any]] | None = None,
+                 remap: userns.Remap | None = None) -> None:
         self.meta = meta
         self.images = images
         self.snapshots = snapshots
@@ -79,6 +84,10 @@ class ContainerService:
         self.cgroup_parent = cgroup_parent
         self.log_opts = dict(log_opts or {})
         self.default_ulimits = dict(default_ulimits or {})
+        self.remap = remap
+        if remap is not None:   # as dockerd: the remapped root may traverse the data root, nobody else
+            os.chown(paths.data_root, 0, remap.gid)
+            os.chmod(paths.data_root, 0o710)
         self.by_id: dict[str, Container] = {}
         self.on_event = on_event or (lambda *_: None)
         self._events_task: asyncio.Task[None] | None = None
@@ -131,6 +140,7 @@ class ContainerService:
         hc = body.get("HostConfig") or {}
         cfg = create_mod.build(body, img, (hc.get("Runtime") if isinstance(hc, dict) else "") or "", self.default_runtime,
                                set(self.runtimes), self.log_opts, warnings)
+        userns.check_create(cfg.host_config, self.remap)
         self._check_joins(cfg.host_config, start=False)
         if not name:
             name = names.generate({c.name for c in self.by_id.values()})
@@ -238,12 +248,15 @@ class ContainerService:
             p.unlink(missing_ok=True)
         rt = self.runtimes[cfg.runtime]
         await self._rt_delete(rt, cid)  # a leftover from an earlier run, if any
+        remap = self.remap_of(c)
         if not mnt.is_mounted(str(rootfs)):
-            for m in self.snapshots.mounts(cid):
-                m.mount(str(rootfs))
+            await asyncio.to_thread(self._mount_rootfs, c, remap)
         try:
             nm = cfg.host_config.get("NetworkMode", "default")
             files = etcfiles.write(str(self.paths.data(cid)), cfg.config["Hostname"], cfg.config.get("Domainname", ""), nm)
+            if remap is not None:   # the container's root owns them, as in Docker
+                for f in files.values():
+                    os.chown(f, remap.uid, remap.gid)
             u = users.resolve(str(rootfs), cfg.config.get("User") or "")
             env = list(cfg.config.get("Env") or [])
             if not any(e.startswith("HOSTNAME=") for e in env):
@@ -263,7 +276,7 @@ class ContainerService:
                 additional_gids=list(dict.fromkeys(u.additional_gids + extra)), hostname=cfg.config["Hostname"],
                 domainname=cfg.config.get("Domainname", ""), files=files, host_config=cfg.host_config,
                 cgroup_parent=self.cgroup_parent, join=join, default_ulimits=self.default_ulimits,
-                shm_source=await asyncio.to_thread(self._shm_source, c) if ipc_shared else ""))
+                shm_source=await asyncio.to_thread(self._shm_source, c) if ipc_shared else "", userns=remap))
             (bundle / "config.json").write_text(json.dumps(oci))
             return await self.monitor.start({
                 "id": cid, "bundle": str(bundle), "runtime": rt.describe(), "log": str(self.paths.log(cid)),
@@ -272,6 +285,7 @@ class ContainerService:
         except BaseException as e:
             await self._rt_delete(rt, cid)
             mnt.unmount(str(rootfs))
+            userns.unmount_idmaps(str(self.paths.idmap(cid)))
             mnt.unmount(str(self.paths.shm(cid)))
             if isinstance(e, SystemError_) and ("executable file not found" in e.message or "no such file" in e.message):
                 raise InvalidArgument(f"failed to create shim task: OCI runtime create failed: {e.message}: unknown") from None
@@ -436,8 +450,31 @@ class ContainerService:
             mnt.mount_tmpfs(str(p), f"mode=1777,size={size}")
         return str(p)
 
+    def remap_of(self, c: Container) -> userns.Remap | None:
+        """The daemon's remap, unless the container asked for the host's user namespace."""
+        return None if c.cfg.host_config.get("UsernsMode") == "host" else self.remap
+
+    def _mount_rootfs(self, c: Container, remap: userns.Remap | None) -> None:
+        """The container's overlay; with userns-remap its lower layers are idmapped binds and its
+        own layer belongs to the remapped root."""
+        target = str(self.paths.rootfs(c.id))
+        for m in self.snapshots.mounts(c.id):
+            if remap is not None:
+                upper = next((o[len("upperdir="):] for o in m.options if o.startswith("upperdir=")), "")
+                os.chown(upper or m.source, remap.uid, remap.gid)
+                if m.type == "overlay":
+                    try:
+                        opts = userns.idmap_lowers(m.options, remap, str(self.paths.idmap(c.id)))
+                    except OSError as e:
+                        userns.unmount_idmaps(str(self.paths.idmap(c.id)))
+                        raise SystemError_(f"userns-remap shares image layers through idmapped mounts, which this "
+                                           f"kernel refused: {e.strerror or e}") from None
+                    m = mnt.Mount(m.type, m.source, opts)
+            m.mount(target)
+
     async def _cleanup_runtime(self, c: Container) -> None:
         mnt.unmount(str(self.paths.rootfs(c.id)))  # every process of the container is gone
+        userns.unmount_idmaps(str(self.paths.idmap(c.id)))
         mnt.unmount(str(self.paths.shm(c.id)))
         await self._rt_delete(self.runtimes[c.cfg.runtime], c.id)
         (self.paths.bundle(c.id) / "exit.json").unlink(missing_ok=True)

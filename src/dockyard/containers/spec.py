@@ -8,6 +8,7 @@ from typing import Any
 
 from . import resources, security
 from .seccomp_profile import default_profile, to_oci
+from .userns import Remap
 
 DEVICES = [("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7), ("/dev/random", 1, 8),
            ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0)]
@@ -42,6 +43,7 @@ class SpecInput:
     join: dict[str, str] = field(default_factory=dict)   # namespace type → /proc/<pid>/ns/<type>
     default_ulimits: dict[str, dict[str, Any]] = field(default_factory=dict)
     shm_source: str = ""       # host tmpfs bound as /dev/shm (IpcMode shareable, container:<id>)
+    userns: Remap | None = None   # userns-remap: a user namespace with these maps
 
 
 def _namespaces(si: SpecInput) -> list[dict[str, str]]:
@@ -144,6 +146,10 @@ def build(si: SpecInput) -> dict[str, Any]:
         spec["linux"]["sysctl"] = sysctl
     if profile is not None:
         spec["linux"]["seccomp"] = to_oci(profile, capsets["bounding"])
+    if si.userns is not None:
+        spec["linux"]["namespaces"].append({"type": "user"})
+        spec["linux"]["uidMappings"] = si.userns.oci_uid_mappings()
+        spec["linux"]["gidMappings"] = si.userns.oci_gid_mappings()
     if hc.get("Annotations"):
         spec["annotations"] = {str(k): str(v) for k, v in hc["Annotations"].items()}
     if si.domainname and hostname:

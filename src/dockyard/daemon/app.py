@@ -14,6 +14,7 @@ from ..api.routers.execs import ExecsRouter
 from ..api.routers.images import ImagesRouter
 from ..api.routers.system import SystemRouter
 from ..api.server import Routes, make_app
+from ..containers import userns
 from ..containers.execs import ExecService
 from ..containers.filesystem import ContainerFS
 from ..containers.runtimes import build_runtimes
@@ -68,7 +69,7 @@ def build_services(cfg: Config) -> Services:
     images.on_event = lambda action, iid, attrs: bus.publish("image", action, iid, attrs)
     containers = ContainerService(meta, images, snaps, MonitorClient(str(run)), runtimes, cfg.default_runtime,
                                   Paths(data, run), cgroup_parent=cfg.cgroup_parent, log_opts=cfg.log_opts,
-                                  default_ulimits=cfg.default_ulimits,
+                                  default_ulimits=cfg.default_ulimits, remap=userns.resolve(cfg.userns_remap),
                                   on_event=lambda action, c, attrs: bus.publish(
                                       "container", action, c.id, _container_attrs(c, attrs)))
     images.containers = _ContainerRefs(containers)

@@ -27,6 +27,7 @@ class Config:
     log_opts: dict[str, str] = field(default_factory=dict)
     log_driver: str = "json-file"
     default_ulimits: dict[str, dict[str, Any]] = field(default_factory=dict)
+    userns_remap: str = ""
     tls: bool | None = None           # None: not said; False: plain TCP asked for explicitly
     tlsverify: bool = False
     tlscacert: str = ""
@@ -52,6 +53,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--log-opt", action="append", dest="log_opt", default=[],
                    help="KEY=VALUE, default options of the json-file log driver (max-size, max-file)")
     p.add_argument("--log-driver", dest="log_driver")
+    p.add_argument("--userns-remap", dest="userns_remap",
+                   help="default | USER[:GROUP]: map containers' root to the user's /etc/subuid range")
     p.add_argument("--tls", nargs="?", const="true", default=None, help="use TLS; --tls=false allows plain TCP")
     p.add_argument("--tlsverify", nargs="?", const="true", default=None,
                    help="TLS with client certificates signed by --tlscacert")
@@ -67,6 +70,7 @@ _JSON_KEYS = {"hosts": "hosts", "data-root": "data_root", "exec-root": "exec_roo
               "log-level": "log_level", "runtimes": "runtimes", "default-runtime": "default_runtime",
               "live-restore": "live_restore", "cgroup-parent": "cgroup_parent", "group": "group",
               "log-opts": "log_opts", "log-driver": "log_driver", "default-ulimits": "default_ulimits",
+              "userns-remap": "userns_remap",
               "tls": "tls", "tlsverify": "tlsverify", "tlscacert": "tlscacert", "tlscert": "tlscert",
               "tlskey": "tlskey"}
 
@@ -89,7 +93,7 @@ def load(argv: list[str] | None = None) -> Config:
             raise InvalidArgument(f"the following directives don't match any configuration option: {k}")
         setattr(cfg, _JSON_KEYS[k], v)
     for attr in ("hosts", "data_root", "exec_root", "pidfile", "log_level", "default_runtime", "live_restore",
-                 "cgroup_parent", "group"):
+                 "cgroup_parent", "group", "userns_remap"):
         v = getattr(ns, attr)
         if v is not None:
             setattr(cfg, attr, v)

@@ -147,3 +147,65 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
 def setgroups(gids: list[int]) -> None:
     """setgroups(2)."""
     os.setgroups(gids)
+
+
+# --- the new mount API (idmapped mounts) --------------------------------------------------
+SYS_open_tree = 428
+SYS_move_mount = 429
+SYS_mount_setattr = 442
+OPEN_TREE_CLONE = 1
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOUNT_ATTR_IDMAP = 0x00100000
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64), ("propagation", ctypes.c_uint64),
+                ("userns_fd", ctypes.c_uint64)]
+
+
+def idmapped_bind(source: str, target: str, userns_fd: int) -> None:
+    """Bind `source` onto `target` with its owners shifted through the user namespace's maps
+    (open_tree + mount_setattr(MOUNT_ATTR_IDMAP) + move_mount)."""
+    fd = _check(libc.syscall(SYS_open_tree, -100, source.encode(), OPEN_TREE_CLONE | os.O_CLOEXEC), f"open_tree {source}")
+    try:
+        attr = _MountAttr(MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
+        _check(libc.syscall(SYS_mount_setattr, fd, b"", AT_EMPTY_PATH, ctypes.byref(attr), ctypes.sizeof(attr)),
+               f"idmap {source}")
+        _check(libc.syscall(SYS_move_mount, fd, b"", -100, target.encode(), MOVE_MOUNT_F_EMPTY_PATH),
+               f"move_mount {source} to {target}")
+    finally:
+        os.close(fd)
+
+
+def userns_fd(uid_map: str, gid_map: str) -> int:
+    """An fd of a new user namespace with these maps ("inside outside count" lines), held by
+    nothing else: a child unshares it, the maps are written, the fd opened, the child ends."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(w)
+            unshare(CLONE_NEWUSER)
+            os.read(r, 1)   # until the parent has what it needs
+        finally:
+            os._exit(0)
+    os.close(r)
+    try:
+        # wait until the child is in its new namespace
+        me = os.readlink("/proc/self/ns/user")
+        for _ in range(2000):
+            if os.readlink(f"/proc/{pid}/ns/user") != me:
+                break
+            import time
+            time.sleep(0.0005)
+        with open(f"/proc/{pid}/uid_map", "w") as f:
+            f.write(uid_map)
+        with open(f"/proc/{pid}/gid_map", "w") as f:
+            f.write(gid_map)
+        return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        os.write(w, b"x")
+        os.close(w)
+        os.waitpid(pid, 0)

@@ -22,7 +22,7 @@ from .spec import convert
 from .state import StateError
 
 # /proc/PID/ns names; the mount namespace last (paths are resolved before we change root)
-_NS_FILES = [("ipc", "ipc"), ("uts", "uts"), ("network", "net"), ("pid", "pid"), ("cgroup", "cgroup"),
+_NS_FILES = [("user", "user"), ("ipc", "ipc"), ("uts", "uts"), ("network", "net"), ("pid", "pid"), ("cgroup", "cgroup"),
              ("mount", "mnt")]
 
 

@@ -62,8 +62,13 @@ def create(root: Path, cid: str, bundle: Path, spec: Spec, pid_file: str | None)
         raise CreateError(f"container with id {cid} already exists") from None
     fifo = d / "exec.fifo"
     os.mkfifo(fifo, 0o622)
+    os.chmod(fifo, 0o622)   # past the umask: a remapped root must be able to write it
     cg = cgroups.Manager(spec.cgroups_path or f"/dockyard/{cid}")
     pid: int | None = None
+    if spec.new_userns and not (spec.uid_mappings and spec.gid_mappings):
+        raise CreateError("a new user namespace needs linux.uidMappings and linux.gidMappings")
+    # opened here, as real root: the remapped root of a user namespace may not traverse this dir
+    fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
     try:
         cg.create(spec.resources)
         filt = seccomp_mod.Filter(spec.seccomp, str(root / ".seccomp")) if spec.seccomp else None
@@ -71,12 +76,20 @@ def create(root: Path, cid: str, bundle: Path, spec: Spec, pid_file: str | None)
         c1 = os.fork()
         if c1 == 0:
             parent_sock.close()
-            _child1(spec, cg, child_sock, str(fifo), filt)
+            _child1(spec, cg, child_sock, fifo_fd, filt)
             os._exit(1)
         child_sock.close()
         f = parent_sock.makefile("r")
+
+        def write_maps(target: int) -> None:
+            uid_map, gid_map = spec.map_texts()
+            with open(f"/proc/{target}/uid_map", "w") as m:
+                m.write(uid_map)
+            with open(f"/proc/{target}/gid_map", "w") as m:
+                m.write(gid_map)
+            parent_sock.sendall(b"mapped\n")
         try:
-            pid = await_init(lambda: _recv(f))
+            pid = await_init(lambda: _recv(f), write_maps)
         finally:
             os.waitpid(c1, 0)
         st = State(id=cid, pid=pid, bundle=str(bundle), rootfs=str(spec.root),
@@ -100,16 +113,21 @@ def create(root: Path, cid: str, bundle: Path, spec: Spec, pid_file: str | None)
         import shutil
         shutil.rmtree(d, ignore_errors=True)
         raise
+    finally:
+        os.close(fifo_fd)
 
 
-def await_init(recv: Callable[[], dict]) -> int:
+def await_init(recv: Callable[[], dict], on_map: Callable[[int], None] | None = None) -> int:
     """The init's pid once it is ready. Two messages share the socket and may come in either
     order: the middle process's {"pid"} and the init's {"ready"}; an {"error"} from either (or
-    the end of the stream) fails the create."""
+    the end of the stream) fails the create. With a new user namespace the middle process
+    first asks for its id maps ({"map": pid}), which `on_map` writes."""
     pid, ready = None, False
     while pid is None or not ready:
         m = recv()
-        if "pid" in m:
+        if "map" in m and on_map is not None:
+            on_map(int(m["map"]))
+        elif "pid" in m:
             pid = int(m["pid"])
         elif m.get("ready"):
             ready = True
@@ -132,12 +150,17 @@ def _wait_gone(pid: int, timeout: float = 2.0) -> None:
         time.sleep(0.01)
 
 
-def _child1(spec: Spec, cg: cgroups.Manager, sock: socket.socket, fifo: str, filt) -> None:
+def _child1(spec: Spec, cg: cgroups.Manager, sock: socket.socket, fifo_fd: int, filt) -> None:
     try:
         # Not dumpable until execve: a process of the container must not reach this host binary
         # (/proc/PID/exe, ptrace) while it runs in the container's namespaces (CVE-2019-5736).
         sc.prctl(sc.PR_SET_DUMPABLE, 0)
         cg.join(os.getpid())
+        if spec.process.oom_score_adj is not None:
+            # here, as real root: children inherit it, and inside a user namespace /proc/self
+            # of a process that is not dumpable belongs to a root the container is not
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write(str(spec.process.oom_score_adj))
         flags = 0
         for t, path in spec.namespaces:
             if path:
@@ -147,9 +170,21 @@ def _child1(spec: Spec, cg: cgroups.Manager, sock: socket.socket, fifo: str, fil
             else:
                 flags |= _NS_FLAGS[t]
         sc.unshare(flags)
+        if flags & sc.CLONE_NEWUSER:
+            # the runtime (real root) writes our maps; then we are root of the new namespace
+            _send(sock, {"map": os.getpid()})
+            if sock.recv(64) != b"mapped\n":
+                raise OSError("user namespace maps were not written")
+            os.setresgid(0, 0, 0)
+            os.setgroups([])
+            os.setresuid(0, 0, 0)
         c2 = os.fork()
         if c2 == 0:
-            _init(spec, sock, fifo, filt, new_net=bool(flags & sc.CLONE_NEWNET))
+            if flags & sc.CLONE_NEWUSER and flags & sc.CLONE_NEWPID:
+                # Alone in a new PID namespace, and no longer host root: dumpable again, so that
+                # /proc/self of the init belongs to the namespace's root (it uses /proc/self/fd)
+                sc.prctl(sc.PR_SET_DUMPABLE, 1)
+            _init(spec, sock, fifo_fd, filt, new_net=bool(flags & sc.CLONE_NEWNET))
             os._exit(1)
         _send(sock, {"pid": c2})
         os._exit(0)
@@ -187,9 +222,8 @@ def lookup(argv0: str, env: tuple[str, ...], cwd: str) -> str:
     raise FileNotFoundError(f'exec: "{argv0}": executable file not found in $PATH')
 
 
-def _init(spec: Spec, sock: socket.socket, fifo: str, filt, new_net: bool) -> None:
+def _init(spec: Spec, sock: socket.socket, fifo_fd: int, filt, new_net: bool) -> None:
     try:
-        fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
         if any(t == "mount" for t, _ in spec.namespaces):
             rootfs.prepare(spec)
         if spec.hostname and any(t == "uts" for t, _ in spec.namespaces):
@@ -210,9 +244,6 @@ def _init(spec: Spec, sock: socket.socket, fifo: str, filt, new_net: bool) -> No
                 raise ValueError(f"unknown rlimit {r.type}")
             _, hard_now = resource.getrlimit(res)
             resource.setrlimit(res, (_clamp(r.soft, hard_now), _clamp(r.hard, hard_now)))
-        if spec.process.oom_score_adj is not None:
-            with open("/proc/self/oom_score_adj", "w") as f:
-                f.write(str(spec.process.oom_score_adj))
         enter_cwd(spec.process.cwd)
         path = lookup(spec.process.args[0], spec.process.env, spec.process.cwd)
         _send(sock, {"ready": True})
@@ -220,7 +251,6 @@ def _init(spec: Spec, sock: socket.socket, fifo: str, filt, new_net: bool) -> No
         wfd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
         os.write(wfd, b"0")
         os.close(wfd)
-        os.close(fifo_fd)
         sock.close()
         _finalize(spec, filt)
         env = dict(e.split("=", 1) for e in spec.process.env if "=" in e)

@@ -61,12 +61,24 @@ def mkdir_in_root(rootfd: int, rel: str, is_file: bool) -> int:
         raise
 
 
-def do_mount(rootfd: int, m: MountSpec, cgroupns: bool) -> None:
+def locked(path: str) -> int:
+    """The flags of the mount at `path` that a remount must keep: in a user namespace the kernel
+    locks nosuid/nodev/noexec/atime flags of mounts inherited from outside (EPERM otherwise)."""
+    f = os.statvfs(path).f_flag
+    out = f & (sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | 1024 | 2048)   # same bits as ST_*; 1024/2048: noatime/nodiratime
+    if f & 4096:   # ST_RELATIME
+        out |= 1 << 21   # MS_RELATIME
+    return out
+
+
+def do_mount(rootfd: int, m: MountSpec, cgroupns: bool, userns: bool = False, cgroups_path: str = "") -> None:
     """Perform one spec mount inside the rootfs."""
     flags, prop, data = parse_options(m.options)
     is_bind = bool(flags & sc.MS_BIND) or m.type == "bind"
     src_is_file = is_bind and os.path.exists(m.source) and not os.path.isdir(m.source)
     if m.type == "cgroup":
+        if userns:
+            return _bind_cgroups(rootfd, m, flags, cgroups_path)
         return _mount_cgroup(rootfd, m, flags, cgroupns)
     if m.type in ("proc", "sysfs"):
         _refuse_symlink(rootfd, m)
@@ -82,7 +94,7 @@ def do_mount(rootfd: int, m: MountSpec, cgroupns: bool) -> None:
             fd = sc.open_in_root(rootfd, m.destination, os.O_PATH)
             target = f"/proc/self/fd/{fd}"
             if is_bind and flags & ~(sc.MS_BIND | sc.MS_REC):
-                sc.mount(None, target, None, sc.MS_REMOUNT | sc.MS_BIND | (flags & ~sc.MS_REC))
+                sc.mount(None, target, None, sc.MS_REMOUNT | sc.MS_BIND | (flags & ~sc.MS_REC) | locked(target))
             if prop:
                 sc.mount(None, target, None, prop)
     finally:
@@ -102,6 +114,36 @@ def _refuse_symlink(rootfd: int, m: MountSpec) -> None:
         os.close(pfd)
     if not stat.S_ISDIR(st.st_mode):
         raise OSError(f"filesystem \"{m.type}\" must be mounted on ordinary directory ({m.destination})")
+
+
+def _bind_cgroups(rootfd: int, m: MountSpec, flags: int, cgroups_path: str) -> None:
+    """In a user namespace cgroup v1 cannot be mounted: a tmpfs holds binds of the container's
+    own cgroup directory in each hierarchy (as runc does)."""
+    from . import cgroups
+    fd = mkdir_in_root(rootfd, m.destination, False)
+    try:
+        hier = cgroups.hierarchies()
+        if cgroups.is_unified():
+            sc.mount(hier.get("", "/sys/fs/cgroup") + cgroups_path, f"/proc/self/fd/{fd}", None, sc.MS_BIND)
+            return
+        sc.mount("tmpfs", f"/proc/self/fd/{fd}", "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, "mode=755")
+        os.close(fd)
+        fd = sc.open_in_root(rootfd, m.destination, os.O_PATH | os.O_DIRECTORY)
+        for name, mp in hier.items():
+            if name == "":
+                continue
+            sfd = mkdir_in_root(fd, os.path.basename(mp), False)
+            try:
+                sc.mount(mp + cgroups_path, f"/proc/self/fd/{sfd}", None, sc.MS_BIND)
+                if flags & sc.MS_RDONLY:
+                    os.close(sfd)
+                    sfd = sc.open_in_root(fd, os.path.basename(mp), os.O_PATH)
+                    t = f"/proc/self/fd/{sfd}"
+                    sc.mount(None, t, None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | locked(t))
+            finally:
+                os.close(sfd)
+    finally:
+        os.close(fd)
 
 
 def _mount_cgroup(rootfd: int, m: MountSpec, flags: int, cgroupns: bool) -> None:
@@ -144,7 +186,17 @@ def create_devices(rootfd: int, devices: tuple[Device, ...]) -> None:
                 os.unlink(base, dir_fd=pfd)
             except FileNotFoundError:
                 pass
-            os.mknod(base, kind | (d.mode & 0o777), os.makedev(d.major, d.minor), dir_fd=pfd)
+            try:
+                os.mknod(base, kind | (d.mode & 0o777), os.makedev(d.major, d.minor), dir_fd=pfd)
+            except PermissionError:
+                # a user namespace may not make device nodes: bind the host's node instead
+                os.close(os.open(base, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=pfd))
+                nfd = sc.open_in_root(pfd, base, os.O_PATH)
+                try:
+                    sc.mount(d.path if os.path.exists(d.path) else "/dev/null", f"/proc/self/fd/{nfd}", None, sc.MS_BIND)
+                finally:
+                    os.close(nfd)
+                continue
             os.chown(base, d.uid, d.gid, dir_fd=pfd, follow_symlinks=False)
             os.chmod(base, d.mode & 0o7777, dir_fd=pfd)   # mknod's mode went through the umask
         finally:
@@ -195,7 +247,7 @@ def readonly_paths(paths: tuple[str, ...]) -> None:
         if not os.path.exists(p):
             continue
         sc.mount(p, p, None, sc.MS_BIND | sc.MS_REC)
-        sc.mount(None, p, None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | sc.MS_REC)
+        sc.mount(None, p, None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | sc.MS_REC | locked(p))
 
 
 def prepare(spec: Spec) -> None:
@@ -205,10 +257,11 @@ def prepare(spec: Spec) -> None:
     sc.mount(root, root, None, sc.MS_BIND | sc.MS_REC)
     rootfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     cgroupns = any(t == "cgroup" for t, _ in spec.namespaces)
+    userns = any(t == "user" for t, _ in spec.namespaces)
     try:
         dev_tmpfs = False
         for m in spec.mounts:
-            do_mount(rootfd, m, cgroupns)
+            do_mount(rootfd, m, cgroupns, userns, spec.cgroups_path)
             if m.destination.rstrip("/") == "/dev" and m.type == "tmpfs":
                 dev_tmpfs = True
         if dev_tmpfs:
@@ -224,4 +277,4 @@ def finalize(spec: Spec) -> None:
     mask_paths(spec.masked_paths)
     readonly_paths(spec.readonly_paths)
     if spec.root_readonly:
-        sc.mount(None, "/", None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | sc.MS_REC)
+        sc.mount(None, "/", None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | sc.MS_REC | locked("/"))

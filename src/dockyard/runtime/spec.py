@@ -81,6 +81,18 @@ class Spec:
     sysctl: dict[str, str]
     rootfs_propagation: str
     annotations: dict[str, str] = field(default_factory=dict)
+    uid_mappings: tuple[tuple[int, int, int], ...] = ()   # (container, host, size)
+    gid_mappings: tuple[tuple[int, int, int], ...] = ()
+
+    @property
+    def new_userns(self) -> bool:
+        """A user namespace of its own is created (not joined)."""
+        return any(t == "user" and not path for t, path in self.namespaces)
+
+    def map_texts(self) -> tuple[str, str]:
+        """uid_map and gid_map contents."""
+        return ("".join(f"{c} {h} {n}\n" for c, h, n in self.uid_mappings),
+                "".join(f"{c} {h} {n}\n" for c, h, n in self.gid_mappings))
 
 
 def load(bundle: Path) -> Spec:
@@ -133,6 +145,10 @@ def convert(raw: dict[str, Any], bundle: Path) -> Spec:
             sysctl=dict(lx.get("sysctl") or {}),
             rootfs_propagation=lx.get("rootfsPropagation", ""),
             annotations=dict(raw.get("annotations") or {}),
+            uid_mappings=tuple((int(m["containerID"]), int(m["hostID"]), int(m["size"]))
+                               for m in lx.get("uidMappings") or ()),
+            gid_mappings=tuple((int(m["containerID"]), int(m["hostID"]), int(m["size"]))
+                               for m in lx.get("gidMappings") or ()),
         )
     except (KeyError, TypeError, ValueError) as e:
         raise SpecError(f"invalid config.json: {e!r}") from None
