@@ -278,6 +278,11 @@ class ContainerService:
                 cgroup_parent=self.cgroup_parent, join=join, default_ulimits=self.default_ulimits,
                 shm_source=await asyncio.to_thread(self._shm_source, c) if ipc_shared else "", userns=remap))
             (bundle / "config.json").write_text(json.dumps(oci))
+            rt_runtime = cfg.host_config.get("CpuRealtimeRuntime")
+            if rt_runtime and not rt.builtin:   # runc wants the parent to hold the budget already
+                from ..runtime.cgroups import prepare_rt_parent
+                await asyncio.to_thread(prepare_rt_parent, oci["linux"]["cgroupsPath"], rt_runtime,
+                                        cfg.host_config.get("CpuRealtimePeriod") or 1_000_000)
             return await self.monitor.start({
                 "id": cid, "bundle": str(bundle), "runtime": rt.describe(), "log": str(self.paths.log(cid)),
                 "log_limits": logconfig.limits((cfg.host_config.get("LogConfig") or {}).get("Config") or {}),

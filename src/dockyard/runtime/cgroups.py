@@ -114,6 +114,18 @@ def _rt_budget(parent: str, want: int, period: int) -> None:
             _write(os.path.join(d, "cpu.rt_runtime_us"), str(need))
 
 
+def prepare_rt_parent(cgroups_path: str, want: int, period: int) -> None:
+    """For a runtime that expects the parent to hold a real-time budget (runc): create the
+    parent cgroup in the cpu hierarchy and give it (and its ancestors) the share."""
+    if is_unified():
+        return
+    for name, mp in hierarchies().items():
+        if "cpu" in name.split(","):
+            parent = mp + os.path.dirname("/" + cgroups_path.strip("/"))
+            os.makedirs(parent, exist_ok=True)
+            _rt_budget(parent, want, period)
+
+
 def _v1_cpuset(p: str, r: dict[str, Any]) -> None:
     c = r.get("cpu") or {}
     if c.get("cpus"):
