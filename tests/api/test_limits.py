@@ -162,8 +162,7 @@ def test_cgroup_parent_and_cgroupns(client, runtime):
         assert all(line.endswith(":/") for line in c.logs().decode().split())   # private cgroup namespace
     finally:
         c.remove(force=True)
-    if runtime == "dockyard":   # runc leaves the parents it made (the test session removes them)
-        assert not os.path.exists("/sys/fs/cgroup/memory/dytest-parent")
+    assert not os.path.exists("/sys/fs/cgroup/memory/dytest-parent")
     c = client.api.create_container("busybox", ["cat", "/proc/self/cgroup"],
                                     host_config=client.api.create_host_config(cgroupns="host", runtime=runtime))
     client.api.start(c["Id"])

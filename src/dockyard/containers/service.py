@@ -481,7 +481,14 @@ class ContainerService:
         mnt.unmount(str(self.paths.rootfs(c.id)))  # every process of the container is gone
         userns.unmount_idmaps(str(self.paths.idmap(c.id)))
         mnt.unmount(str(self.paths.shm(c.id)))
-        await self._rt_delete(self.runtimes[c.cfg.runtime], c.id)
+        rt = self.runtimes[c.cfg.runtime]
+        await self._rt_delete(rt, c.id)
+        if not rt.builtin:
+            # runc leaves the parents it made (--cgroup-parent), and under load a cgroup it
+            # could not remove yet: the engine removes what is left once the runtime is done
+            from ..runtime.cgroups import Manager
+            path = f"/{(c.cfg.host_config.get('CgroupParent') or self.cgroup_parent).strip('/')}/{c.id}"
+            await asyncio.to_thread(Manager(path).destroy)
         (self.paths.bundle(c.id) / "exit.json").unlink(missing_ok=True)
 
     # --- stop / kill / wait -----------------------------------------------------------------
