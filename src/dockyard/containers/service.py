@@ -483,12 +483,14 @@ class ContainerService:
         mnt.unmount(str(self.paths.shm(c.id)))
         rt = self.runtimes[c.cfg.runtime]
         await self._rt_delete(rt, c.id)
-        if not rt.builtin:
-            # runc leaves the parents it made (--cgroup-parent), and under load a cgroup it
-            # could not remove yet: the engine removes what is left once the runtime is done
-            from ..runtime.cgroups import Manager
-            path = f"/{(c.cfg.host_config.get('CgroupParent') or self.cgroup_parent).strip('/')}/{c.id}"
-            await asyncio.to_thread(Manager(path).destroy)
+        from ..runtime import cgroups
+        parent = (c.cfg.host_config.get("CgroupParent") or "").strip("/")
+        if not rt.builtin:   # what another runtime left (runc, seen once for an RT container)
+            await asyncio.to_thread(cgroups.Manager(f"/{parent or self.cgroup_parent}/{c.id}").destroy)
+        if parent and not any(o is not c and (o.state.running or o.lock.locked())
+                              and o.cfg.host_config.get("CgroupParent", "").strip("/") == parent
+                              for o in self.by_id.values()):
+            await asyncio.to_thread(cgroups.remove_if_empty, parent)   # a --cgroup-parent of its own
         (self.paths.bundle(c.id) / "exit.json").unlink(missing_ok=True)
 
     # --- stop / kill / wait -----------------------------------------------------------------
@@ -828,4 +830,6 @@ class ContainerService:
                     await self.monitor.request({"op": "shutdown"})
                 except EngineError:
                     pass
+                from ..runtime.cgroups import remove_if_empty
+                remove_if_empty(self.cgroup_parent)   # nothing of ours runs any more
             self._events_task.cancel()

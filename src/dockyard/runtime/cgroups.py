@@ -307,7 +307,8 @@ class Manager:
         return []
 
     def destroy(self) -> None:
-        """rmdir the cgroups, then the shared parent if it is empty."""
+        """rmdir the container's cgroups. The parent stays: removing it when it looks empty would
+        race with another container being created in it (its mkdir -p, then the child's mkdir)."""
         for p in self.paths.values():
             for _ in range(50):
                 try:
@@ -318,8 +319,15 @@ class Manager:
                 except OSError:
                     import time
                     time.sleep(0.01)
-            parent = os.path.dirname(p)
+
+
+def remove_if_empty(path: str) -> None:
+    """rmdir a parent cgroup (`/a/b`) and its ancestors below the root in every hierarchy,
+    where they are empty (for the engine, when it knows no container is being made there)."""
+    parts = ["/" + "/".join(path.strip("/").split("/")[:i]) for i in range(len(path.strip("/").split("/")), 0, -1)]
+    for mp in hierarchies().values():
+        for rel in parts:
             try:
-                os.rmdir(parent)
+                os.rmdir(mp + rel)
             except OSError:
-                pass
+                break
