@@ -253,6 +253,9 @@ class Manager:
         the kernel refuses is an error naming the file, never skipped."""
         if is_unified():
             _set_v2(self.paths[""], r)
+            if r.get("devices"):   # no devices controller on v2: an eBPF filter on the cgroup
+                from . import devfilter
+                devfilter.attach(self.paths[""], r["devices"])
             return
         for name, p in self.paths.items():
             for ctrl in name.split(","):
