@@ -127,6 +127,13 @@ def test_ulimits_and_shm_size_seen_inside(client, runtime):
     assert w[:3] == ["123", "456", "77"] and w[4] == "8192"
 
 
+def test_a_low_nofile_limit_is_set_after_the_runtimes_own_opens(client):
+    """The init sets rlimits last (after closing what it inherited), so nofile=10 works (runc
+    1.1.5 itself fails there: it opens a pipe after setting them)."""
+    out = sh(client, "ulimit -n; ls /proc/$$/fd; true", ulimits=[docker.types.Ulimit(name="nofile", soft=10, hard=10)])
+    assert out.split() == ["10", "0", "1", "2"]
+
+
 def test_ulimit_above_the_daemons_hard_limit_is_refused(client):
     import resource
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

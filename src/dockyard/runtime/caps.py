@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from ..linux import syscalls as sc
 
 NAMES = [
@@ -17,6 +19,7 @@ NAMES = [
 NUMBER = {n: i for i, n in enumerate(NAMES)}
 
 
+@functools.lru_cache(maxsize=1)
 def last_cap() -> int:
     """Highest capability the running kernel knows."""
     try:

@@ -14,10 +14,11 @@ import socket
 from pathlib import Path
 
 from ..linux import syscalls as sc
+from . import caps
 from . import seccomp as seccomp_mod
 from . import state as st_mod
 from .cgroups import Manager
-from .init import _NS_FLAGS, _RLIMITS, _clamp, _finalize, _recv, _send, await_init, enter_cwd, lookup
+from .init import _NS_FLAGS, _finalize, _recv, _send, await_init, enter_cwd, lookup
 from .spec import convert
 from .state import StateError
 
@@ -87,15 +88,10 @@ def run_exec(root: Path, cid: str, process_file: str, pid_file: str | None, deta
 
 
 def _child(spec, sock: socket.socket, filt) -> None:
-    """In the container's namespaces: rlimits, cwd, find the program, say ready, drop privileges, exec."""
+    """In the container's namespaces: cwd, find the program, say ready, rlimits and privileges, exec."""
     p = spec.process
     try:
-        import resource
-        for r in p.rlimits:
-            res = _RLIMITS.get(r.type)
-            if res is not None:
-                _, hard_now = resource.getrlimit(res)
-                resource.setrlimit(res, (_clamp(r.soft, hard_now), _clamp(r.hard, hard_now)))
+        caps.last_cap()
         enter_cwd(p.cwd)
         path = lookup(p.args[0], p.env, p.cwd)
         _send(sock, {"ready": True})

@@ -237,13 +237,10 @@ def _init(spec: Spec, sock: socket.socket, fifo_fd: int, filt, new_net: bool) ->
                 f.write(v)
         if any(t == "mount" for t, _ in spec.namespaces):
             rootfs.finalize(spec)
-        import resource
-        for r in spec.process.rlimits:
-            res = _RLIMITS.get(r.type)
-            if res is None:
+        for r in spec.process.rlimits:   # checked now, set at the last moment (see _finalize)
+            if r.type not in _RLIMITS:
                 raise ValueError(f"unknown rlimit {r.type}")
-            _, hard_now = resource.getrlimit(res)
-            resource.setrlimit(res, (_clamp(r.soft, hard_now), _clamp(r.hard, hard_now)))
+        caps.last_cap()
         enter_cwd(spec.process.cwd)
         path = lookup(spec.process.args[0], spec.process.env, spec.process.cwd)
         _send(sock, {"ready": True})
@@ -289,8 +286,17 @@ def _clamp(v: int, hard_now: int) -> int:
 
 
 def _finalize(spec: Spec, filt) -> None:
-    """seccomp (while CAP_SYS_ADMIN is held, unless no_new_privs), user, capabilities."""
+    """Close every inherited descriptor, set rlimits (a low nofile limit must not stop the
+    runtime's own opens, so it comes after them), then seccomp (while CAP_SYS_ADMIN is held,
+    unless no_new_privs), user, capabilities."""
     p = spec.process
+    import resource
+    os.closerange(3, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+    for r in p.rlimits:
+        res = _RLIMITS.get(r.type)
+        if res is not None:
+            _, hard_now = resource.getrlimit(res)
+            resource.setrlimit(res, (_clamp(r.soft, hard_now), _clamp(r.hard, hard_now)))
     if filt is not None and not p.no_new_privileges:
         filt.load()
     sc.prctl(sc.PR_SET_KEEPCAPS, 1)
