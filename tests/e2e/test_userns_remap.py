@@ -123,3 +123,27 @@ def test_what_a_remapped_container_refuses(remapped):
         assert e.value.status_code == 400 and msg in str(e.value)
     out = client.containers.run("busybox", ["cat", "/proc/self/uid_map"], remove=True, userns_mode="host")
     assert out.split() == [b"0", b"0", b"4294967295"]
+
+
+def test_shifted_copies_where_idmapped_mounts_are_not_used(remapped, busybox_tar):
+    """The fallback (forced here with DOCKYARD_USERNS_LAYERS=copy): each layer is copied once,
+    beside itself, with owners shifted into the range; the container sees the same thing."""
+    d0, _ = remapped
+    start, _ = _range("/etc/subuid")
+    base = d0.base.parent / "copy"
+    os.environ["DOCKYARD_USERNS_LAYERS"] = "copy"
+    try:
+        d = Daemon(base, config={"userns-remap": "default"})
+        d.start()
+    finally:
+        del os.environ["DOCKYARD_USERNS_LAYERS"]
+    c = docker.DockerClient(base_url=d.host, version="auto")
+    try:
+        c.api.import_image_from_data(busybox_tar.read_bytes(), repository="busybox", tag="latest")
+        out = c.containers.run("busybox", ["sh", "-c", "touch /etc/x && id -u && stat -c %u /bin/busybox"], remove=True)
+        assert out.split() == [b"0", b"0"]
+        copies = list((d.data_root / "snapshots").glob(f"*/fs-remap-{start}-*"))
+        assert copies and all(os.stat(p / "bin").st_uid == start for p in copies if (p / "bin").exists())
+    finally:
+        c.close()
+        d.cleanup()

@@ -468,14 +468,19 @@ class ContainerService:
                 upper = next((o[len("upperdir="):] for o in m.options if o.startswith("upperdir=")), "")
                 os.chown(upper or m.source, remap.uid, remap.gid)
                 if m.type == "overlay":
-                    try:
-                        opts = userns.idmap_lowers(m.options, remap, str(self.paths.idmap(c.id)))
-                    except OSError as e:
-                        userns.unmount_idmaps(str(self.paths.idmap(c.id)))
-                        raise SystemError_(f"userns-remap shares image layers through idmapped mounts, which this "
-                                           f"kernel refused: {e.strerror or e}") from None
-                    m = mnt.Mount(m.type, m.source, opts)
+                    m = mnt.Mount(m.type, m.source, self._remapped_lowers(c, m.options, remap))
             m.mount(target)
+
+    def _remapped_lowers(self, c: Container, options: tuple[str, ...], remap: userns.Remap) -> tuple[str, ...]:
+        """Idmapped binds of the layers; where the kernel refuses them (or DOCKYARD_USERNS_LAYERS=copy
+        asks, to measure), shifted copies made once per layer."""
+        if os.environ.get("DOCKYARD_USERNS_LAYERS") != "copy":
+            try:
+                return userns.idmap_lowers(options, remap, str(self.paths.idmap(c.id)))
+            except OSError as e:
+                userns.unmount_idmaps(str(self.paths.idmap(c.id)))
+                log.warning("idmapped layers refused (%s): using shifted copies of the layers", e)
+        return userns.copied_lowers(options, remap)
 
     async def _cleanup_runtime(self, c: Container) -> None:
         mnt.unmount(str(self.paths.rootfs(c.id)))  # every process of the container is gone

@@ -166,6 +166,38 @@ def idmap_lowers(options: tuple[str, ...], remap: Remap, where: str) -> tuple[st
     return tuple(out)
 
 
+def shifted_copy(lower: str, remap: Remap) -> str:
+    """The fallback where idmapped mounts are refused: a copy of a layer beside it with every
+    owner shifted into the range, made once per layer and range (and removed with the layer)."""
+    target = f"{lower}-remap-{remap.uid}-{remap.gid}"
+    if os.path.isdir(target):
+        return target
+    import uuid
+    tmp = f"{target}.tmp-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["cp", "-a", "--reflink=auto", lower, tmp], check=True, capture_output=True)
+    for dirpath, dirnames, filenames in os.walk(tmp):
+        for name in [""] + dirnames + filenames:
+            p = os.path.join(dirpath, name) if name else dirpath
+            if not name and dirpath != tmp:
+                continue   # directories are handled as entries of their parent
+            st = os.lstat(p)
+            uid, gid = remap.to_host(st.st_uid, st.st_gid)
+            os.lchown(p, uid, gid)
+            if not os.path.islink(p) and st.st_mode & 0o6000:
+                os.chmod(p, st.st_mode & 0o7777)   # chown cleared setuid/setgid
+    try:
+        os.rename(tmp, target)
+    except OSError:   # another start made it first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def copied_lowers(options: tuple[str, ...], remap: Remap) -> tuple[str, ...]:
+    """Overlay options whose lower layers are shifted copies (see shifted_copy)."""
+    return tuple("lowerdir=" + ":".join(shifted_copy(p, remap) for p in o[len("lowerdir="):].split(":"))
+                 if o.startswith("lowerdir=") else o for o in options)
+
+
 def unmount_idmaps(where: str) -> None:
     """Detach the idmapped layer binds of a container."""
     from ..linux import syscalls as sc
