@@ -10,6 +10,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import threading
 from dataclasses import dataclass
 
 from ..errors import InvalidArgument
@@ -146,24 +147,34 @@ def idmap_lowers(options: tuple[str, ...], remap: Remap, where: str) -> tuple[st
     """Overlay options whose lower layers are replaced by idmapped binds under `where` (one per
     layer, shifted into the remapped range): the image stays shared and unchanged on disk."""
     from ..linux import syscalls as sc
-    uid_map, gid_map = remap.proc_maps()
     out = []
-    fd = sc.userns_fd(uid_map, gid_map)
-    try:
-        for o in options:
-            if not o.startswith("lowerdir="):
-                out.append(o)
-                continue
-            mapped = []
-            for i, lower in enumerate(o[len("lowerdir="):].split(":")):
-                target = os.path.join(where, str(i))
-                os.makedirs(target, exist_ok=True)
-                sc.idmapped_bind(lower, target, fd)
-                mapped.append(target)
-            out.append("lowerdir=" + ":".join(mapped))
-    finally:
-        os.close(fd)
+    fd = _userns_fd(remap)
+    for o in options:
+        if not o.startswith("lowerdir="):
+            out.append(o)
+            continue
+        mapped = []
+        for i, lower in enumerate(o[len("lowerdir="):].split(":")):
+            target = os.path.join(where, str(i))
+            os.makedirs(target, exist_ok=True)
+            sc.idmapped_bind(lower, target, fd)
+            mapped.append(target)
+        out.append("lowerdir=" + ":".join(mapped))
     return tuple(out)
+
+
+_FDS: dict[Remap, int] = {}
+_FDS_LOCK = threading.Lock()
+
+
+def _userns_fd(remap: Remap) -> int:
+    """One user namespace with the remap's maps for the daemon's lifetime (an idmapped mount
+    only needs its maps; making one per start cost a fork)."""
+    from ..linux import syscalls as sc
+    with _FDS_LOCK:
+        if remap not in _FDS:
+            _FDS[remap] = sc.userns_fd(*remap.proc_maps())
+        return _FDS[remap]
 
 
 def shifted_copy(lower: str, remap: Remap) -> str:
