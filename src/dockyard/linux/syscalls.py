@@ -180,32 +180,34 @@ def idmapped_bind(source: str, target: str, userns_fd: int) -> None:
 
 
 def userns_fd(uid_map: str, gid_map: str) -> int:
-    """An fd of a new user namespace with these maps ("inside outside count" lines), held by
-    nothing else: a child unshares it, the maps are written, the fd opened, the child ends."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(w)
-            unshare(CLONE_NEWUSER)
-            os.read(r, 1)   # until the parent has what it needs
-        finally:
-            os._exit(0)
-    os.close(r)
+    """An fd of a new user namespace with these maps ("inside outside count" lines): a helper
+    (util-linux `unshare --user`, spawned, never forked from this possibly threaded process)
+    holds it while the maps are written and the fd opened, then ends."""
+    import shutil
+    import subprocess
+    import time
+    exe = shutil.which("unshare")
+    if not exe:
+        raise OSError(2, "util-linux unshare is needed to make the user namespace of an idmapped mount")
+    p = subprocess.Popen([exe, "--user", "--", "cat"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, close_fds=True)
     try:
-        # wait until the child is in its new namespace
         me = os.readlink("/proc/self/ns/user")
-        for _ in range(2000):
-            if os.readlink(f"/proc/{pid}/ns/user") != me:
-                break
-            import time
-            time.sleep(0.0005)
-        with open(f"/proc/{pid}/uid_map", "w") as f:
+        deadline = time.monotonic() + 5
+        while os.readlink(f"/proc/{p.pid}/ns/user") == me or os.readlink(f"/proc/{p.pid}/exe").endswith("unshare"):
+            if p.poll() is not None or time.monotonic() > deadline:
+                raise OSError(1, "unshare --user did not start")
+            time.sleep(0.001)
+        with open(f"/proc/{p.pid}/uid_map", "w") as f:
             f.write(uid_map)
-        with open(f"/proc/{pid}/gid_map", "w") as f:
+        with open(f"/proc/{p.pid}/gid_map", "w") as f:
             f.write(gid_map)
-        return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        return os.open(f"/proc/{p.pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     finally:
-        os.write(w, b"x")
-        os.close(w)
-        os.waitpid(pid, 0)
+        if p.stdin:
+            p.stdin.close()
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
