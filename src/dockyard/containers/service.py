@@ -270,13 +270,15 @@ class ContainerService:
             join = self._check_joins(cfg.host_config, start=True)
             ipc_mode = cfg.host_config.get("IpcMode") or "private"
             ipc_shared = ipc_mode == "shareable" or ipc_mode.startswith("container:")
-            oci = spec.build(spec.SpecInput(
+            si = spec.SpecInput(
                 cid=cid, rootfs=str(rootfs), args=[cfg.path, *cfg.args], env=env,
                 cwd=cwd, uid=u.uid, gid=u.gid,
                 additional_gids=list(dict.fromkeys(u.additional_gids + extra)), hostname=cfg.config["Hostname"],
                 domainname=cfg.config.get("Domainname", ""), files=files, host_config=cfg.host_config,
                 cgroup_parent=self.cgroup_parent, join=join, default_ulimits=self.default_ulimits,
-                shm_source=await asyncio.to_thread(self._shm_source, c) if ipc_shared else "", userns=remap))
+                shm_source=await asyncio.to_thread(self._shm_source, c) if ipc_shared else "", userns=remap)
+            # a worker thread: --privileged walks the host's /dev, devices may be directories
+            oci = await asyncio.to_thread(spec.build, si)
             (bundle / "config.json").write_text(json.dumps(oci))
             rt_runtime = cfg.host_config.get("CpuRealtimeRuntime")
             if rt_runtime and not rt.builtin:   # runc wants the parent to hold the budget already
