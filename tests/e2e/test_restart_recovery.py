@@ -176,3 +176,65 @@ def test_runtime_leftovers_of_unknown_containers_are_removed(fresh_daemon, tmp_p
     assert not (root / "orphan1").exists()
     assert wait_gone(pid, 5.0), "orphan process still alive"
     assert not os.path.exists("/sys/fs/cgroup/memory/dockyard/orphan1")
+
+
+def _freezer_state(pid: int) -> str:
+    rel = next(line.split(":", 2)[2].strip() for line in open(f"/proc/{pid}/cgroup") if ":freezer:" in line)
+    return f"/sys/fs/cgroup/freezer{rel}/freezer.state"
+
+
+@pytest.mark.parametrize("runtime", ["dockyard", "runc"])
+def test_frozen_behind_the_daemons_back_is_paused_after_a_crash(fresh_daemon, runtime):
+    """Issue 8's hole: kill -9 of the daemon in the middle of `pause` left the container frozen
+    in the kernel while the record said running (unpause 409, kill 500, rm -f hanging). The
+    record now follows the freezer at start-up, and kill/stop/rm -f thaw whatever is frozen."""
+    if not os.path.exists("/sys/fs/cgroup/freezer"):
+        pytest.skip("no v1 freezer on this host")
+    d = fresh_daemon()
+    c = _client(d)
+    ctr = c.containers.run("busybox", ["sh", "-c", "while :; do sleep 0.1; done"], detach=True, runtime=runtime)
+    pid = c.api.inspect_container(ctr.id)["State"]["Pid"]
+    state = _freezer_state(pid)
+    with open(state, "w") as f:   # as if the daemon died between the freezer and its record
+        f.write("FROZEN")
+    c.close()
+    d.kill9()
+    d.start()
+    c = _client(d)
+    s = c.api.inspect_container(ctr.id)["State"]
+    assert s["Status"] == "paused" and s["Paused"] and s["Running"]
+    c.api.unpause(ctr.id)
+    assert open(state).read().strip() == "THAWED"
+    assert c.api.inspect_container(ctr.id)["State"]["Status"] == "running"
+    # frozen again behind the daemon's back while it runs: rm -f still finishes, promptly
+    with open(state, "w") as f:
+        f.write("FROZEN")
+    t = time.monotonic()
+    c.api.remove_container(ctr.id, force=True)
+    assert time.monotonic() - t < 10
+    assert not os.path.exists(f"/proc/{pid}")
+    c.close()
+
+
+def test_a_monitor_that_does_not_answer_is_an_error_not_a_hang(fresh_daemon):
+    """Every request to the monitor is bounded (here: the monitor stopped with SIGSTOP)."""
+    import signal
+    os.environ["DOCKYARD_MONITOR_TIMEOUT"] = "5"
+    try:
+        d = fresh_daemon()
+    finally:
+        del os.environ["DOCKYARD_MONITOR_TIMEOUT"]
+    c = docker.DockerClient(base_url=d.host, version="auto", timeout=120)
+    ctr = c.containers.create("busybox", ["true"])
+    mon = d.monitor_pid()
+    os.kill(mon, signal.SIGSTOP)
+    try:
+        t = time.monotonic()
+        with pytest.raises(docker.errors.APIError) as e:
+            ctr.start()
+        assert time.monotonic() - t < 30 and "did not answer" in str(e.value)
+        assert c.ping()   # the daemon kept serving meanwhile
+    finally:
+        os.kill(mon, signal.SIGCONT)
+    ctr.remove(force=True)
+    c.close()

@@ -62,3 +62,17 @@ def kv(path: str) -> dict[str, int]:
         if v.strip().lstrip("-").isdigit():
             out[k] = int(v)
     return out
+
+
+def frozen(init_pid: int) -> bool | None:
+    """Whether the kernel holds the container frozen (v1 freezer.state, v2 cgroup.events);
+    None when its cgroup cannot be read (the process is gone)."""
+    d = dirs(init_pid)
+    if "freezer" in d:
+        state = read(os.path.join(d["freezer"], "freezer.state")).strip()
+        return state in ("FROZEN", "FREEZING") if state else None
+    if "" in d:
+        for line in read(os.path.join(d[""], "cgroup.events")).splitlines():
+            if line.startswith("frozen "):
+                return line.split()[1] == "1"
+    return None

@@ -544,9 +544,10 @@ class ContainerService:
         rc, _, err = await self.monitor.runtime(rt.describe(), ["kill", c.id, str(n)])
         if rc != 0 and c.state.running:
             log.warning("runtime kill %s: %s", c.id, err.strip())
-        if c.state.status == Status.PAUSED and n in (signal.SIGKILL, create_mod.parse_signal(
-                c.cfg.config.get("StopSignal") or "SIGTERM")):
-            # as dockerd: a frozen process cannot act on the signal; thaw it (stop, kill, rm -f)
+        if n in (signal.SIGKILL, create_mod.parse_signal(c.cfg.config.get("StopSignal") or "SIGTERM")) and (
+                c.state.status == Status.PAUSED or await self._kernel_frozen(c)):
+            # as dockerd: a frozen process cannot act on the signal; thaw it (stop, kill, rm -f),
+            # also when it was frozen behind the daemon's back (a crash in the middle of pause)
             await self._freeze(c, False)
 
     # --- top --------------------------------------------------------------------------------
@@ -586,6 +587,7 @@ class ContainerService:
         """`POST /containers/{id}/pause`: freeze every process (the freezer cgroup)."""
         c = self.lookup(ref)
         async with c.lock:
+            await self._settle_freezer(c)
             if c.state.status == Status.PAUSED:
                 raise Conflict(f"Container {c.id} is already paused")
             if c.state.status != Status.RUNNING:
@@ -593,10 +595,32 @@ class ContainerService:
             await self._freeze(c, True)
         self.on_event("pause", c, {})
 
+    async def _kernel_frozen(self, c: Container) -> bool:
+        """What the freezer says, when the container has a process."""
+        from .cgroupfs import frozen
+        return bool(c.state.pid) and bool(await asyncio.to_thread(frozen, c.state.pid))
+
+    async def _settle_freezer(self, c: Container) -> None:
+        """The kernel is the truth: a running container that is frozen is paused, a paused one
+        that is not frozen is running (a crash between the freezer and the record)."""
+        if c.state.status not in (Status.RUNNING, Status.PAUSED) or not c.state.pid:
+            return
+        from .cgroupfs import frozen
+        f = await asyncio.to_thread(frozen, c.state.pid)
+        if f is None:
+            return
+        want = Status.PAUSED if f else Status.RUNNING
+        if c.state.status != want:
+            log.warning("container %s: the freezer says %s, the record said %s: the record follows the kernel",
+                        c.id[:12], want.value, c.state.status.value)
+            c.state.to(want)
+            self._persist(c)
+
     async def unpause(self, ref: str) -> None:
         """`POST /containers/{id}/unpause`."""
         c = self.lookup(ref)
         async with c.lock:
+            await self._settle_freezer(c)
             if c.state.status != Status.PAUSED:
                 raise Conflict(f"Container {c.id} is not paused")
             await self._freeze(c, False)
@@ -779,6 +803,8 @@ class ContainerService:
                 await self._on_exit({"id": c.id, "exit_code": 255, "finished_at": now_iso(), "oom_killed": False})
                 c.state.error = "container monitor lost track of the container while the daemon was down"
                 self._persist(c)
+            else:
+                await self._settle_freezer(c)
         self._remove_leftovers()
         await self._remove_runtime_leftovers()
         for c in list(self.by_id.values()):

@@ -20,6 +20,8 @@ class MonitorClient:
     def __init__(self, exec_root: str) -> None:
         self.exec_root = exec_root
         self.sock = os.path.join(exec_root, "monitor.sock")
+        # the bound on every request (DOCKYARD_MONITOR_TIMEOUT seconds; tests shorten it)
+        self.timeout = float(os.environ.get("DOCKYARD_MONITOR_TIMEOUT") or 60)
 
     async def ensure_running(self) -> None:
         """Connect to the monitor, starting one if none answers."""
@@ -47,13 +49,19 @@ class MonitorClient:
         except (FileNotFoundError, ConnectionRefusedError) as e:
             raise Unavailable(f"container monitor unavailable: {e}") from None
 
-    async def request(self, req: dict[str, Any]) -> dict[str, Any]:
-        """One request, one reply."""
+    async def request(self, req: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+        """One request, one reply, within `timeout` seconds: a runtime that hangs (or a wedged
+        monitor) becomes an error for this one operation, never a request that waits forever."""
         r, w = await self._open()
         try:
             w.write((json.dumps(req) + "\n").encode())
             await w.drain()
-            line = await r.readline()
+            timeout = timeout or self.timeout
+            try:
+                line = await asyncio.wait_for(r.readline(), timeout)
+            except TimeoutError:
+                raise Unavailable(f"container monitor did not answer {req.get('op')} "
+                                  f"{' '.join(req.get('args') or [])} within {timeout:.0f}s".rstrip()) from None
         finally:
             w.close()
         if not line:
