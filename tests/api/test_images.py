@@ -174,3 +174,12 @@ def test_prune_all_with_until_and_label(client):
     assert {"Deleted": a} in res["ImagesDeleted"] and {"Deleted": b} not in res["ImagesDeleted"]
     client.images.remove("pr:b")
     assert b not in [i.id for i in client.images.list(all=True)]
+
+
+def test_pull_of_a_bad_reference_is_400_before_pull_exists(client):
+    r = client.api._post(client.api._url("/images/create"), params={"fromImage": "\nBAD ref"})
+    assert r.status_code == 400 and "invalid reference format" in r.json()["message"]
+    r = client.api._post(client.api._url("/images/create"), params={"fromImage": "busybox", "tag": "bad tag"})
+    assert r.status_code == 400
+    r = client.api._post(client.api._url("/images/create"), params={"fromImage": "busybox", "tag": "latest"})
+    assert r.status_code == 501

@@ -42,6 +42,10 @@ class ImagesRouter:
         """`POST /images/create`: only `fromSrc=-` (import from the body) for now."""
         src = req.query.get("fromSrc")
         if req.query.get("fromImage"):
+            # a bad reference is the caller's error (400) even before pulls exist (then 501)
+            from ...oci import reference
+            image, tag = req.query["fromImage"], req.query.get("tag") or ""
+            reference.parse(f"{image}{'@' if tag.startswith('sha256:') else ':'}{tag}" if tag else image)
             raise NotImplemented_(f"pulling {req.query['fromImage']} from a registry is not implemented yet; "
                                   "import or load the image instead")
         if not src:
