@@ -102,6 +102,7 @@ class Daemon:
         dumped into the log first (SIGUSR1), to find what a stuck operation waited on."""
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGUSR1)
+            self.proc.send_signal(signal.SIGUSR2)
             time.sleep(0.1)
             self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(timeout)

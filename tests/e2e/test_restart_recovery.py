@@ -238,3 +238,58 @@ def test_a_monitor_that_does_not_answer_is_an_error_not_a_hang(fresh_daemon):
         os.kill(mon, signal.SIGCONT)
     ctr.remove(force=True)
     c.close()
+
+
+def test_kill9_of_the_monitor(fresh_daemon):
+    """Issue 8: the monitor is not a single point of failure. After kill -9 of dockyard-monitor
+    the daemon starts a new one, which adopts the containers still running: they keep running
+    (same process), a writer keeps writing (its pipe has a spare reader in the daemon, so no
+    SIGPIPE) and its output goes on into its log with nothing lost, it can be stopped and
+    removed, and exits are recorded. What is lost, pinned here: the exit code of a container
+    that was running when its monitor died (recorded as 255, with the reason)."""
+    import signal
+    d = fresh_daemon()
+    c = _client(d)
+    quiet = c.containers.run("busybox", ["sleep", "1000"], detach=True, name="quiet")
+    talker = c.containers.run("busybox", ["sh", "-c", "i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.02; done"],
+                              detach=True, name="talker")
+    short = c.containers.run("busybox", ["sh", "-c", "sleep 2; echo bye; exit 3"], detach=True, name="short")
+    qpid = c.api.inspect_container(quiet.id)["State"]["Pid"]
+    tpid = c.api.inspect_container(talker.id)["State"]["Pid"]
+    old = d.monitor_pid()
+    time.sleep(0.5)
+    os.kill(old, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and d.monitor_pid() in (None, old):
+        time.sleep(0.1)
+    assert d.monitor_pid() not in (None, old), "no new monitor"
+    # a new container works with the new monitor
+    assert c.containers.run("busybox", ["echo", "after"], remove=True) == b"after\n"
+    # both were adopted: still running, same processes
+    for x, pid in ((quiet, qpid), (talker, tpid)):
+        s = c.api.inspect_container(x.id)["State"]
+        assert s["Running"] and s["Pid"] == pid, s
+    # the short one's exit, after the loss, is seen by the new monitor; its output is in its log
+    assert c.api.wait(short.id, timeout=20)["StatusCode"] == 255
+    assert "monitor was lost" in c.api.inspect_container(short.id)["State"]["Error"]
+    assert short.logs() == b"bye\n"
+    # the talker's output goes on, every line of it, across the loss
+    time.sleep(1)
+    talker.stop(timeout=1)
+    assert _gone(tpid)
+    ticks = [int(line.split()[1]) for line in talker.logs().decode().splitlines()]
+    assert ticks == list(range(1, len(ticks) + 1)) and len(ticks) > 50, ticks[-5:]
+    quiet.stop(timeout=1)
+    assert _gone(qpid)
+    for x in (quiet, talker, short):
+        x.remove(force=True)
+    c.close()
+
+
+def _gone(pid: int) -> bool:
+    """Dead: no process, or a zombie its new parent (init, after the monitor's loss) has not reaped yet."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True

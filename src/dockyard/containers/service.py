@@ -29,6 +29,7 @@ from . import create as create_mod
 from . import etcfiles, fields, logconfig, names, resources, restart, rootfs_init, spec, userns, users
 from .model import Container, ContainerConfig, ContainerState, Status
 from .runtimes import Runtime
+from .stdiokeep import StdioKeeper
 
 log = logging.getLogger("dockyard.containers")
 
@@ -93,6 +94,7 @@ class ContainerService:
         self._events_task: asyncio.Task[None] | None = None
         self._exit_tasks: set[asyncio.Task[None]] = set()
         self.shutting_down = False
+        self.stdio = StdioKeeper()
 
     # --- lookup ---------------------------------------------------------------------
     def lookup(self, ref: str) -> Container:
@@ -231,6 +233,7 @@ class ContainerService:
                 t.add_done_callback(self._exit_tasks.discard)
             raise
         c.state.to(Status.RUNNING)
+        self.stdio.hold(c.id, self.paths.bundle(c.id))
         c.state.pid, c.state.exit_code, c.state.error = pid, 0, ""
         c.state.started_at = now_iso()
         c.state.oom_killed = False
@@ -348,17 +351,41 @@ class ContainerService:
 
     # --- exits ------------------------------------------------------------------------
     async def watch_exits(self) -> None:
-        """Follow the monitor's exit events (reconnecting) for the daemon's lifetime."""
+        """Follow the monitor's exit events (reconnecting) for the daemon's lifetime. Each time
+        the stream is (re)subscribed, exits it did not carry are read from `exit.json`; when the
+        monitor itself is gone, a new one is started and adopts the containers that still run."""
+        first = True
         while True:
+            adopt = False
             try:
+                if not first and not self.shutting_down and not self.monitor_alive():
+                    log.warning("container monitor lost: starting a new one")
+                    await self.monitor.ensure_running()
+                    adopt = True
+                first = False
                 async for ev in self.monitor.events():
-                    if ev:
-                        t = asyncio.create_task(self._on_exit(ev))
-                        self._exit_tasks.add(t)
-                        t.add_done_callback(self._exit_tasks.discard)
+                    if not ev:   # subscribed
+                        await self._catch_up_exits()
+                        if adopt:
+                            await self._adopt_orphans()
+                        continue
+                    t = asyncio.create_task(self._on_exit(ev))
+                    self._exit_tasks.add(t)
+                    t.add_done_callback(self._exit_tasks.discard)
             except (OSError, EngineError) as e:
                 log.warning("monitor event stream lost: %s", e)
             await asyncio.sleep(0.2)
+
+    async def _catch_up_exits(self) -> None:
+        """Exits recorded by the monitor while no event stream was listening."""
+        for c in list(self.by_id.values()):
+            f = self.paths.bundle(c.id) / "exit.json"
+            if c.state.running and f.exists():
+                try:
+                    ev = json.loads(f.read_text())
+                except (OSError, ValueError):
+                    continue
+                await self._on_exit(ev)
 
     async def _on_exit(self, ev: dict[str, Any]) -> None:
         c = self.by_id.get(ev["id"])
@@ -367,11 +394,14 @@ class ContainerService:
         async with c.lock:
             if c.state.status not in (Status.RUNNING, Status.PAUSED):
                 return
+            self.stdio.release(c.id)
             await self._cleanup_runtime(c)
             c.state.pid = 0
             c.state.exit_code = int(ev["exit_code"])
             c.state.finished_at = ev["finished_at"]
             c.state.oom_killed = bool(ev.get("oom_killed"))
+            if ev.get("lost"):
+                c.state.error = "the container monitor was lost while it ran: its exit code and output since are unknown"
             again = not self.shutting_down and restart.should_restart(
                 c.cfg.host_config.get("RestartPolicy") or {}, c.state.exit_code, c.state.restart_count,
                 c.state.manually_stopped)
@@ -799,12 +829,10 @@ class ContainerService:
             if exit_file.exists():
                 ev = json.loads(exit_file.read_text())
                 await self._on_exit(ev)
-            elif c.id not in alive:
-                await self._on_exit({"id": c.id, "exit_code": 255, "finished_at": now_iso(), "oom_killed": False})
-                c.state.error = "container monitor lost track of the container while the daemon was down"
-                self._persist(c)
-            else:
+            elif c.id in alive:
+                self.stdio.hold(c.id, self.paths.bundle(c.id))
                 await self._settle_freezer(c)
+        await self._adopt_orphans()   # a monitor lost while the daemon was down
         self._remove_leftovers()
         await self._remove_runtime_leftovers()
         for c in list(self.by_id.values()):
@@ -817,6 +845,45 @@ class ContainerService:
                 t = asyncio.create_task(self._boot_start(c))
                 self._exit_tasks.add(t)
                 t.add_done_callback(self._exit_tasks.discard)
+
+    def monitor_alive(self) -> bool:
+        """Whether the monitor whose pid file is in the exec root runs."""
+        try:
+            pid = int((self.paths.exec_root / "monitor.pid").read_text())
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] != "Z":
+                    return True
+        except (OSError, ValueError, IndexError):
+            return False
+        try:   # a dead monitor this daemon started: reap it
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        return False
+
+    async def _adopt_orphans(self) -> None:
+        """Running containers the monitor does not know: adopted if their init still runs in
+        their cgroup, else recorded as exited (code 255, with the reason)."""
+        from .cgroupfs import dirs
+        listing = await self.monitor.request({"op": "list"})
+        known = {x["id"] for x in listing.get("containers", [])}
+        for c in list(self.by_id.values()):
+            if not c.state.running or c.id in known:
+                continue
+            alive = bool(c.state.pid) and any(c.id in d for d in dirs(c.state.pid).values())
+            if alive:
+                parent = (c.cfg.host_config.get("CgroupParent") or self.cgroup_parent).strip("/")
+                bundle = self.paths.bundle(c.id)
+                self.stdio.hold(c.id, bundle)
+                lc = (c.cfg.host_config.get("LogConfig") or {}).get("Config") or {}
+                await self.monitor.request({"op": "adopt", "id": c.id, "pid": c.state.pid, "bundle": str(bundle),
+                                            "log": str(self.paths.log(c.id)), "log_limits": logconfig.limits(lc),
+                                            "exit_file": str(bundle / "exit.json"),
+                                            "cgroup": f"/{parent}/{c.id}",
+                                            "runtime": self.runtimes[c.cfg.runtime].describe()})
+            else:
+                await self._on_exit({"id": c.id, "exit_code": 255, "finished_at": now_iso(), "oom_killed": False,
+                                     "lost": True})
 
     async def _boot_start(self, c: Container) -> None:
         try:

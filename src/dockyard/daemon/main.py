@@ -95,6 +95,7 @@ async def serve(cfg: config_mod.Config) -> None:
     loop = asyncio.get_running_loop()
     for s in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(s, stop.set)
+    loop.add_signal_handler(signal.SIGUSR2, _dump_tasks)   # SIGUSR1 dumps threads, SIGUSR2 tasks
     log.info("API listening on %s", ", ".join(paths + tcps))
     await stop.wait()
     log.info("shutting down")
@@ -109,6 +110,15 @@ async def serve(cfg: config_mod.Config) -> None:
         except FileNotFoundError:
             pass
     svc.meta.close()
+
+
+def _dump_tasks() -> None:
+    """Every pending asyncio task's stack, to the log (what a stuck operation waits on)."""
+    import io
+    for t in asyncio.all_tasks():
+        buf = io.StringIO()
+        t.print_stack(file=buf)
+        log.warning("task %s:\n%s", t.get_name(), buf.getvalue())
 
 
 def main(argv: list[str] | None = None) -> None:

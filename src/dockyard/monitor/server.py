@@ -9,6 +9,9 @@ Requests (one JSON object per line; replies likewise):
           frame on stream 3 holding {"exit_code": N} when it has exited and its output is drained
   {"op": "events"}        → JSON lines {"id", "exit_code", "finished_at", "oom_killed"} forever
   {"op": "list"}          → {"containers": [{"id", "pid", "running"}]}
+  {"op": "adopt", "id", "pid", "bundle", "log", "log_limits", "exit_file", "cgroup", "runtime"}
+        → {} : watch a container whose monitor was lost (its output from the named pipes
+          into its log; not our child: its exit is seen through a pidfd, its code recorded as 255)
   {"op": "forget", "id"}  → {} (drop a container's record; exited ones are dropped by themselves)
   {"op": "shutdown"}      → {} and the monitor exits
 
@@ -28,6 +31,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..containers.stdiokeep import FIFOS
 from .logfile import LogWriter, now_rfc3339
 
 STDOUT, STDERR = 1, 2
@@ -47,6 +51,7 @@ class Ctr:
     status: int | None = None
     runtime: dict[str, Any] | None = None
     finishing: bool = False
+    adopted: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -142,7 +147,10 @@ class Monitor:
                 os.unlink(p)
             except FileNotFoundError:
                 pass
-        pipes = [os.pipe2(os.O_CLOEXEC), os.pipe2(os.O_CLOEXEC)]
+        # named pipes in the bundle, not anonymous ones: the daemon holds a spare read end of
+        # each, so a writer does not die of SIGPIPE when this monitor does, and a new monitor
+        # reopens them by path and drains what was written meanwhile
+        pipes = [_fifo(os.path.join(req["bundle"], n)) for n in FIFOS]
         try:
             rt_log = _with_log(rt, rlog)
             rc = await self._run(rt_log, ["create", "--bundle", req["bundle"], "--pid-file", pidfile, cid],
@@ -225,6 +233,8 @@ class Monitor:
         if code < 0:
             code = 128 - code
         ev = {"id": c.id, "exit_code": code, "finished_at": now_rfc3339(), "oom_killed": _oom_killed(c.cgroup)}
+        if c.adopted:
+            ev["lost"] = True   # not our child: its real exit code is unknowable
         if c.log:
             c.log.close()
         if c.runtime:
@@ -251,6 +261,63 @@ class Monitor:
                 self.event_subs.remove(w)
             else:
                 w.write(line)
+
+    def adopt(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Watch a running container that another (lost) monitor started: its output goes on
+        into its log from the named pipes; its exit is seen through a pidfd (it is not our
+        child, so its exit code is unknowable and recorded as 255)."""
+        if req["id"] in self.ctrs:
+            return {}
+        c = Ctr(req["id"], pid=int(req["pid"]), exit_file=req["exit_file"], cgroup=req.get("cgroup", ""),
+                runtime=req.get("runtime"), adopted=True)
+        self.ctrs[c.id] = c
+        max_size, max_files = req.get("log_limits") or (-1, 1)
+        c.log = LogWriter(req["log"], max_size, max_files)
+        loop = asyncio.get_running_loop()
+        fds = []
+        for stream, name in ((STDOUT, FIFOS[0]), (STDERR, FIFOS[1])):
+            try:
+                r = os.open(os.path.join(req["bundle"], name), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            except OSError:
+                continue
+            fds.append((stream, r))
+            c.open_pipes += 1
+            loop.add_reader(r, self._on_output, c, stream, r)
+        try:
+            pfd = os.pidfd_open(c.pid)
+        except ProcessLookupError:
+            self._drain_adopted(c, fds)
+            self._exited(c, 255 << 8)
+            return {}
+
+        def gone() -> None:
+            loop.remove_reader(pfd)
+            os.close(pfd)
+            self._drain_adopted(c, fds)
+            self._exited(c, 255 << 8)
+        loop.add_reader(pfd, gone)
+        return {}
+
+    def _drain_adopted(self, c: Ctr, fds: list[tuple[int, int]]) -> None:
+        """The adopted init is gone: take what its pipes hold and close them (a pipe opened
+        after its last writer left never reports the end to poll)."""
+        for stream, fd in fds:
+            try:
+                os.fstat(fd)
+            except OSError:
+                continue   # already closed at its end of file
+            while True:
+                try:
+                    data = os.read(fd, 65536)
+                except OSError:
+                    break
+                if not data:
+                    break
+                if c.log:
+                    c.log.feed("stdout" if stream == STDOUT else "stderr", data)
+            asyncio.get_running_loop().remove_reader(fd)
+            os.close(fd)
+            c.open_pipes -= 1
 
     # --- exec -----------------------------------------------------------------------
     async def exec_(self, req: dict[str, Any], writer: asyncio.StreamWriter) -> None:
@@ -352,6 +419,8 @@ class Monitor:
                     rep = await self.start(req)
                 elif op == "runtime":
                     rep = await self.run_captured(req["runtime"], list(req["args"]))
+                elif op == "adopt":
+                    rep = self.adopt(req)
                 elif op == "list":
                     rep = {"containers": [{"id": c.id, "pid": c.pid, "running": c.status is None and c.pid > 0}
                                           for c in self.ctrs.values() if c.pid]}
@@ -373,6 +442,21 @@ class Monitor:
             if writer in self.event_subs:
                 self.event_subs.remove(writer)
             writer.close()
+
+
+def _fifo(path: str) -> tuple[int, int]:
+    """A new named pipe at `path`: (read end, non-blocking; write end)."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    os.mkfifo(path, 0o600)
+    r = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        return r, os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except BaseException:
+        os.close(r)
+        raise
 
 
 def _with_log(rt: dict[str, Any], rlog: str) -> dict[str, Any]:
