@@ -122,13 +122,38 @@ class Daemon:
 
     def cleanup(self) -> None:
         """Stop the daemon and the monitor, whatever state they are in."""
-        self.stop()
-        pid = self.monitor_pid()
-        if pid and not wait_gone(pid, 5.0):
+        try:
+            self.stop()
+        finally:
+            pid = self.monitor_pid()
+            if pid and not wait_gone(pid, 5.0):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            self._kill_container_processes()
+
+    def _kill_container_processes(self) -> None:
+        """What a failed test left running of this daemon's containers (e.g. ones a lost monitor
+        no longer parents): killed, so one failure does not leak into the next tests."""
+        try:
+            ids = [p.name for p in (self.data_root / "containers").iterdir()]
+        except OSError:
+            return
+        if not ids:
+            return
+        for p in os.listdir("/proc"):
+            if not p.isdigit():
+                continue
             try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+                text = open(f"/proc/{p}/cgroup").read()
+            except OSError:
+                continue
+            if any(i in text for i in ids):
+                try:
+                    os.kill(int(p), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
     def env(self) -> dict[str, str]:
         """Environment for CLI clients."""

@@ -244,7 +244,8 @@ def test_kill9_of_the_monitor(fresh_daemon):
     """Issue 8: the monitor is not a single point of failure. After kill -9 of dockyard-monitor
     the daemon starts a new one, which adopts the containers still running: they keep running
     (same process), a writer keeps writing (its pipe has a spare reader in the daemon, so no
-    SIGPIPE) and its output goes on into its log with nothing lost, it can be stopped and
+    SIGPIPE) and its output goes on into its log (nothing lost but, at worst, the one chunk the
+    killed monitor had read and not yet written), it can be stopped and
     removed, and exits are recorded. What is lost, pinned here: the exit code of a container
     that was running when its monitor died (recorded as 255, with the reason)."""
     import signal
@@ -278,7 +279,8 @@ def test_kill9_of_the_monitor(fresh_daemon):
     talker.stop(timeout=1)
     assert _gone(tpid)
     ticks = [int(line.split()[1]) for line in talker.logs().decode().splitlines()]
-    assert ticks == list(range(1, len(ticks) + 1)) and len(ticks) > 50, ticks[-5:]
+    # at most the one chunk the killed monitor had read and not yet written (microseconds' worth)
+    assert ticks == sorted(set(ticks)) and ticks[-1] - len(ticks) <= 1 and len(ticks) > 50, ticks[-5:]
     quiet.stop(timeout=1)
     assert _gone(qpid)
     for x in (quiet, talker, short):

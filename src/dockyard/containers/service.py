@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import Conflict, EngineError, InvalidArgument, NotFound, NotModified, SystemError_
+from ..errors import Conflict, EngineError, InvalidArgument, NotFound, NotModified, SystemError_, Unavailable
 from ..images.service import ImageService, now_iso
 from ..monitor.client import MonitorClient
 from ..store import mount as mnt
@@ -293,10 +293,7 @@ class ContainerService:
                 "log_limits": logconfig.limits((cfg.host_config.get("LogConfig") or {}).get("Config") or {}),
                 "exit_file": str(bundle / "exit.json"), "cgroup": oci["linux"]["cgroupsPath"]})
         except BaseException as e:
-            await self._rt_delete(rt, cid)
-            mnt.unmount(str(rootfs))
-            userns.unmount_idmaps(str(self.paths.idmap(cid)))
-            mnt.unmount(str(self.paths.shm(cid)))
+            await self._undo_start(c, rt)
             if isinstance(e, SystemError_) and ("executable file not found" in e.message or "no such file" in e.message):
                 raise InvalidArgument(f"failed to create shim task: OCI runtime create failed: {e.message}: unknown") from None
             if isinstance(e, SystemError_):
@@ -363,29 +360,56 @@ class ContainerService:
                     await self.monitor.ensure_running()
                     adopt = True
                 first = False
-                async for ev in self.monitor.events():
-                    if not ev:   # subscribed
-                        await self._catch_up_exits()
-                        if adopt:
-                            await self._adopt_orphans()
-                        continue
-                    t = asyncio.create_task(self._on_exit(ev))
-                    self._exit_tasks.add(t)
-                    t.add_done_callback(self._exit_tasks.discard)
+                follow = asyncio.create_task(self._follow_events(adopt))
+                watchdog = asyncio.create_task(self._monitor_watchdog())
+                try:
+                    await asyncio.wait({follow, watchdog}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for t in (follow, watchdog):
+                        t.cancel()
+                await follow
+            except asyncio.CancelledError:
+                if asyncio.current_task().cancelling():   # type: ignore[union-attr]
+                    raise
             except (OSError, EngineError) as e:
                 log.warning("monitor event stream lost: %s", e)
             await asyncio.sleep(0.2)
 
-    async def _catch_up_exits(self) -> None:
-        """Exits recorded by the monitor while no event stream was listening."""
+    async def _follow_events(self, adopt: bool) -> None:
+        async for ev in self.monitor.events():
+            if not ev:   # subscribed
+                self._spawn(self._catch_up_exits(adopt))
+                continue
+            self._spawn(self._on_exit(ev))
+
+    async def _monitor_watchdog(self) -> None:
+        """Ends when the monitor is gone, whether or not its event stream said so."""
+        while self.shutting_down or self.monitor_alive():  # noqa: ASYNC110 - polls the kernel (/proc), no event to await
+            await asyncio.sleep(1)
+
+    def _spawn(self, coro: Any) -> None:
+        t = asyncio.create_task(coro)
+        self._exit_tasks.add(t)
+        t.add_done_callback(self._exit_tasks.discard)
+
+    async def _catch_up_exits(self, adopt: bool = False) -> None:
+        """Exits recorded by the monitor while no event stream was listening; then, after a
+        monitor's loss, the containers still running are adopted by the new one."""
         for c in list(self.by_id.values()):
-            f = self.paths.bundle(c.id) / "exit.json"
-            if c.state.running and f.exists():
-                try:
-                    ev = json.loads(f.read_text())
-                except (OSError, ValueError):
-                    continue
-                await self._on_exit(ev)
+            ev = self._recorded_exit(c)
+            if ev is not None:
+                self._spawn(self._on_exit(ev))
+        if adopt:
+            await self._adopt_orphans()
+
+    def _recorded_exit(self, c: Container) -> dict[str, Any] | None:
+        """The exit the monitor wrote for a container the record says runs, if any."""
+        if not c.state.running:
+            return None
+        try:
+            return dict(json.loads((self.paths.bundle(c.id) / "exit.json").read_text()))
+        except (OSError, ValueError):
+            return None
 
     async def _on_exit(self, ev: dict[str, Any]) -> None:
         c = self.by_id.get(ev["id"])
@@ -461,9 +485,20 @@ class ContainerService:
 
     async def _rt_delete(self, rt: Runtime, cid: str) -> None:
         if rt.has_state(cid):
-            rc, _, err = await self.monitor.runtime(rt.describe(), ["delete", "--force", cid])
+            for _ in range(50):   # a monitor lost just now is replaced within a second or so
+                try:
+                    rc, _, err = await self.monitor.runtime(rt.describe(), ["delete", "--force", cid])
+                    break
+                except Unavailable:
+                    await asyncio.sleep(0.1)
+            else:
+                raise Unavailable(f"runtime delete {cid[:12]}: the container monitor is unavailable")
             if rc != 0:
                 log.warning("runtime delete %s: %s", cid, err.strip())
+        d = os.path.join(rt.root, cid)
+        if os.path.isdir(d) and not os.path.exists(os.path.join(d, "state.json")):
+            # a create cut short (its monitor died) leaves a record no runtime can delete
+            await asyncio.to_thread(shutil.rmtree, d, True)
 
     def _remove_files(self, cid: str) -> None:
         self.snapshots.remove(cid)
@@ -514,6 +549,29 @@ class ContainerService:
                 log.warning("idmapped layers refused (%s): using shifted copies of the layers", e)
         return userns.copied_lowers(options, remap)
 
+    def _cgroup_path(self, c: Container) -> str:
+        parent = (c.cfg.host_config.get("CgroupParent") or self.cgroup_parent).strip("/")
+        return f"/{parent}/{c.id}"
+
+    async def _undo_start(self, c: Container, rt: Runtime) -> None:
+        """A start that failed, at any step (the monitor may have died under it, leaving a
+        runtime that went on creating): every step undone, each whatever the others did."""
+        log.info("start of %s failed: undoing it", c.id[:12])
+        try:
+            await self._rt_delete(rt, c.id)
+        except (OSError, EngineError) as e:
+            log.warning("undoing the start of %s: runtime delete: %s", c.id[:12], e)
+        from ..runtime import cgroups
+
+        def kill_and_remove() -> None:
+            m = cgroups.Manager(self._cgroup_path(c))
+            m.kill_all()
+            m.destroy()
+        await asyncio.to_thread(kill_and_remove)
+        mnt.unmount(str(self.paths.rootfs(c.id)))
+        userns.unmount_idmaps(str(self.paths.idmap(c.id)))
+        mnt.unmount(str(self.paths.shm(c.id)))
+
     async def _cleanup_runtime(self, c: Container) -> None:
         mnt.unmount(str(self.paths.rootfs(c.id)))  # every process of the container is gone
         userns.unmount_idmaps(str(self.paths.idmap(c.id)))
@@ -523,7 +581,7 @@ class ContainerService:
         from ..runtime import cgroups
         parent = (c.cfg.host_config.get("CgroupParent") or "").strip("/")
         if not rt.builtin:   # what another runtime left (runc, seen once for an RT container)
-            await asyncio.to_thread(cgroups.Manager(f"/{parent or self.cgroup_parent}/{c.id}").destroy)
+            await asyncio.to_thread(cgroups.Manager(self._cgroup_path(c)).destroy)
         if parent and not any(o is not c and (o.state.running or o.lock.locked())
                               and o.cfg.host_config.get("CgroupParent", "").strip("/") == parent
                               for o in self.by_id.values()):
@@ -747,8 +805,14 @@ class ContainerService:
             if c.state.status == Status.REMOVING:
                 raise Conflict(f"removal of container {c.id} is already in progress")
             c.state.to(Status.REMOVING)
-            await self._cleanup_runtime(c)
-            await asyncio.to_thread(self._remove_files, c.id)   # file walks stay off the event loop
+            try:
+                await self._cleanup_runtime(c)
+                await asyncio.to_thread(self._remove_files, c.id)   # file walks stay off the event loop
+            except BaseException:
+                # as dockerd: a removal that failed leaves the container Dead; rm -f tries again
+                c.state.to(Status.DEAD)
+                self._persist(c)
+                raise
             self.meta.delete_container(c.id)
             self.by_id.pop(c.id, None)
             c.removed = True
@@ -868,22 +932,23 @@ class ContainerService:
         listing = await self.monitor.request({"op": "list"})
         known = {x["id"] for x in listing.get("containers", [])}
         for c in list(self.by_id.values()):
-            if not c.state.running or c.id in known:
+            if not c.state.running or c.id in known or self._recorded_exit(c) is not None:
                 continue
             alive = bool(c.state.pid) and any(c.id in d for d in dirs(c.state.pid).values())
             if alive:
-                parent = (c.cfg.host_config.get("CgroupParent") or self.cgroup_parent).strip("/")
                 bundle = self.paths.bundle(c.id)
+                log.info("the new monitor adopts %s (pid %d)", c.id[:12], c.state.pid)
                 self.stdio.hold(c.id, bundle)
                 lc = (c.cfg.host_config.get("LogConfig") or {}).get("Config") or {}
                 await self.monitor.request({"op": "adopt", "id": c.id, "pid": c.state.pid, "bundle": str(bundle),
                                             "log": str(self.paths.log(c.id)), "log_limits": logconfig.limits(lc),
                                             "exit_file": str(bundle / "exit.json"),
-                                            "cgroup": f"/{parent}/{c.id}",
+                                            "cgroup": self._cgroup_path(c),
                                             "runtime": self.runtimes[c.cfg.runtime].describe()})
             else:
-                await self._on_exit({"id": c.id, "exit_code": 255, "finished_at": now_iso(), "oom_killed": False,
-                                     "lost": True})
+                log.info("%s exited while no monitor watched it: exit code unknown", c.id[:12])
+                self._spawn(self._on_exit({"id": c.id, "exit_code": 255, "finished_at": now_iso(),
+                                           "oom_killed": False, "lost": True}))
 
     async def _boot_start(self, c: Container) -> None:
         try:

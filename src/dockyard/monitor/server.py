@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..containers.stdiokeep import FIFOS
+from ..linux import syscalls as sc
 from .logfile import LogWriter, now_rfc3339
 
 STDOUT, STDERR = 1, 2
@@ -468,6 +469,7 @@ def _fork_builtin(args: list[str], stdin: int, stdout: int, stderr: int) -> int:
     """Run Dockyard's runtime CLI in a fork of this (single-threaded, pre-imported) process:
     the same command line as `dockyard-runtime ARGS`, without a new interpreter's start-up."""
     from ..runtime import cli as runtime_cli
+    monitor = os.getpid()
     pid = os.fork()
     if pid != 0:
         return pid
@@ -478,6 +480,16 @@ def _fork_builtin(args: list[str], stdin: int, stdout: int, stderr: int) -> int:
         os.dup2(stdin, 0)
         os.dup2(stdout, 1)
         os.dup2(stderr, 2)
+        # nothing of the monitor's may live on in the runtime (a created container's init waits
+        # for `start` for as long as it likes): a client connection kept open here would hide
+        # the monitor's death from the daemon. No collector either: it could close a reused fd
+        # through an object of the monitor's.
+        import gc
+        gc.disable()
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+        sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)   # a runtime command dies with its monitor
+        if os.getppid() != monitor:
+            os._exit(1)
         import sys
         sys.stdout = open(1, "w", closefd=False)
         sys.stderr = open(2, "w", closefd=False)

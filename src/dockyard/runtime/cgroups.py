@@ -309,6 +309,26 @@ class Manager:
                 continue
         return []
 
+    def kill_all(self, tries: int = 200) -> None:
+        """SIGKILL every process in the container's cgroup until none is left (thawed first: a
+        frozen process cannot die). For leftovers: a pre-start init whose creator was lost."""
+        import signal
+        import time
+        try:
+            self.freeze(False)
+        except OSError:
+            pass
+        for _ in range(tries):
+            pids = self.pids()
+            if not pids:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.01)
+
     def destroy(self) -> None:
         """rmdir the container's cgroups. The parent stays: removing it when it looks empty would
         race with another container being created in it (its mkdir -p, then the child's mkdir)."""
