@@ -51,3 +51,82 @@ class CgroupParents:
                     p.rmdir()
                 except OSError as e:
                     print(f"note: cgroup {p} left in place: {e.strerror}")
+
+
+class Engines:
+    """A dockyardd and a Debian dockerd side by side, each with its own data root, exec root
+    (on tmpfs, as the defaults are) and socket, both with the same busybox image imported.
+    `with Engines() as e:` ... `e.dy_env` / `e.dk_env` for clients; everything is removed after."""
+
+    def __init__(self, prefix: str, dockerd_args: tuple[str, ...] = (), dockyardd_args: tuple[str, ...] = ()) -> None:
+        import shutil
+        import tempfile
+        self.repo = Path(__file__).resolve().parent.parent
+        self.venv = self.repo / ".venv" / "bin"
+        self.cgroups = CgroupParents()
+        self.tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=bench_dir()))
+        self.run_dir = Path(tempfile.mkdtemp(prefix=prefix, dir="/run"))
+        self.dy_sock, self.dk_sock = self.tmp / "dy.sock", self.tmp / "dk.sock"
+        self.dy_env = {**os.environ, "DOCKER_HOST": f"unix://{self.dy_sock}"}
+        self.dk_env = {**os.environ, "DOCKER_HOST": f"unix://{self.dk_sock}"}
+        self.docker = shutil.which("docker", path="/usr/bin") or "docker"
+        self.dockyard = str(self.venv / "dockyard")
+        self.dockerd_args, self.dockyardd_args = dockerd_args, dockyardd_args
+        self.dy: subprocess.Popen[bytes] | None = None
+        self.dk: subprocess.Popen[bytes] | None = None
+
+    def start_dockyardd(self) -> subprocess.Popen[bytes]:
+        self.dy = subprocess.Popen([str(self.venv / "dockyardd"), "-H", f"unix://{self.dy_sock}", "--data-root",
+                                    str(self.tmp / "dy-data"), "--exec-root", str(self.run_dir / "dy"),
+                                    "--config-file", "/dev/null", *self.dockyardd_args],
+                                   stdout=open(self.tmp / "dy.log", "ab"), stderr=subprocess.STDOUT)
+        return self.dy
+
+    def start_dockerd(self) -> subprocess.Popen[bytes]:
+        import shutil
+        dockerd = shutil.which("dockerd")
+        if not dockerd:
+            raise SystemExit("dockerd (Debian docker.io) is not installed")
+        (self.tmp / "daemon.json").write_text("{}")
+        self.dk = subprocess.Popen([dockerd, "-H", f"unix://{self.dk_sock}", "--data-root", str(self.tmp / "dk-data"),
+                                    "--exec-root", str(self.run_dir / "dk"), "--pidfile", str(self.tmp / "dk.pid"),
+                                    "--iptables=false", "--ip-forward=false", "--bridge=none",
+                                    "--config-file", str(self.tmp / "daemon.json"), *self.dockerd_args],
+                                   stdout=open(self.tmp / "dk.log", "ab"), stderr=subprocess.STDOUT)
+        return self.dk
+
+    def __enter__(self) -> Engines:
+        try:
+            tar = self.tmp / "busybox.tar"
+            subprocess.run([str(self.repo / "scripts" / "make-busybox-rootfs.sh"), str(tar)], check=True)
+            self.start_dockyardd()
+            self.start_dockerd()
+            wait_up([self.dockyard], self.dy_env, "dockyardd")
+            wait_up([self.docker], self.dk_env, "dockerd")
+            for cli, env in ((self.dockyard, self.dy_env), (self.docker, self.dk_env)):
+                subprocess.run([cli, "import", str(tar), "busybox:latest"], env=env, check=True, capture_output=True)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        import shutil
+        import signal
+        for cli, env in ((self.dockyard, self.dy_env), (self.docker, self.dk_env)):
+            ids = subprocess.run([cli, "ps", "-aq"], env=env, capture_output=True, text=True).stdout.split()
+            if ids:
+                subprocess.run([cli, "rm", "-f", *ids], env=env, capture_output=True)
+        for p in (self.dy, self.dk):
+            if p and p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in (self.dy, self.dk):
+            if p:
+                try:
+                    p.wait(60)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        for d in (self.tmp, self.run_dir):
+            subprocess.run(["umount", "-R", str(d)], capture_output=True)
+            shutil.rmtree(d, ignore_errors=True)
+        self.cgroups.cleanup()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-FIFOS = ("stdout.fifo", "stderr.fifo")
+from ..monitor.client import FIFOS
 
 
 class StdioKeeper:

@@ -13,6 +13,8 @@ from typing import Any
 
 from ..errors import SystemError_, Unavailable
 
+# the named pipes, in a container's bundle, that its stdout and stderr go to
+FIFOS = ("stdout.fifo", "stderr.fifo")
 
 class MonitorClient:
     """Requests to the monitor of one exec root."""

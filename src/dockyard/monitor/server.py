@@ -31,8 +31,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..containers.stdiokeep import FIFOS
 from ..linux import syscalls as sc
+from .client import FIFOS
 from .logfile import LogWriter, now_rfc3339
 
 STDOUT, STDERR = 1, 2
