@@ -1,11 +1,18 @@
 """Issue 8, load: 200 concurrent API clients for 60 s (DOCKYARD_LOAD_SECONDS), a mix of `ps`,
 `inspect`, `logs`, `run --rm` and `exec` through docker-py, each client its own connection:
 no request may fail, every `run --rm` prints what it ran, every exec returns its output, and
-nothing is left behind. The latencies are printed (a figure, not an assertion)."""
+nothing is left behind. The latencies are printed (a figure, not an assertion).
+
+The exec's output is read by a few lines of our own, not docker-py's `exec_start`: docker-py
+reads the `101 UPGRADED` head through a buffered reader and then the raw socket, so output that
+arrives with the head is lost when the client is slow to read (docker/docker-py#2042, #3332;
+dockerd the same). Under this load it happened to ~5% of execs, with our output on the wire."""
 
 from __future__ import annotations
 
 import os
+import socket
+import struct
 import threading
 import time
 
@@ -55,7 +62,8 @@ def test_200_concurrent_clients(fresh_daemon, capsys):
                     api.remove_container(x["Id"])
                 else:
                     e = api.exec_create("target", ["echo", f"e{i}"])
-                    assert api.exec_start(e["Id"]) == f"e{i}\n".encode()
+                    out = _exec_start(str(d.sock), e["Id"])
+                    assert out == f"e{i}\n".encode(), (out, api.exec_inspect(e["Id"]))
             except Exception as ex:  # noqa: BLE001 - every failure is collected and reported
                 errs.append(f"{kind}: {ex!r}"[:300])
             mine.append(time.monotonic() - t)
@@ -71,7 +79,8 @@ def test_200_concurrent_clients(fresh_daemon, capsys):
     for t in threads:
         t.join(SECONDS + 300)
     assert not any(t.is_alive() for t in threads), "a client hung"
-    assert not failures, f"{len(failures)} failed requests, e.g. {failures[:5]}"
+    from collections import Counter
+    assert not failures, f"{len(failures)} failed requests: {Counter(failures).most_common(8)}"
     left = [x["Names"] for x in c.containers(all=True)]
     assert left == [["/target"]], left
     c.remove_container("target", force=True)
@@ -83,3 +92,32 @@ def test_200_concurrent_clients(fresh_daemon, capsys):
     with capsys.disabled():
         print(f"\nload: {CLIENTS} clients for {SECONDS:.0f}s, no failure; " + "; ".join(
             f"{k} {len(v)} (p50 {p(v, .5):.0f} ms, p99 {p(v, .99):.0f} ms)" for k, v in lat.items() if v))
+
+
+def _exec_start(sock_path: str, eid: str) -> bytes:
+    """POST /exec/{id}/start as docker-py sends it (Connection: Upgrade), read correctly: the
+    head and whatever follows it in one buffer, then the multiplexed frames until EOF."""
+    body = b'{"Detach": false, "Tty": false}'
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(120)
+    s.connect(sock_path)
+    try:
+        s.sendall(f"POST /v1.41/exec/{eid}/start HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\n"
+                  f"Upgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+                  .encode() + body)
+        buf = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    finally:
+        s.close()
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101"), head[:100]
+    out = b""
+    while rest:
+        kind, n = struct.unpack(">BxxxI", rest[:8])
+        out += rest[8:8 + n] if kind == 1 else b""
+        rest = rest[8 + n:]
+    return out
