@@ -7,7 +7,7 @@ if command -v apt-get >/dev/null 2>&1; then
   apt-get update -q
   # docker.io: the reference docker CLI (and dockerd for benchmarks); runc/crun: swappable runtimes
   apt-get install -y -q --no-install-recommends busybox-static runc crun docker.io libseccomp2 iptables \
-    python3-venv ca-certificates tar gzip
+    python3-venv ca-certificates tar gzip e2fsprogs util-linux   # e2fsprogs: the full-disk test's loop fs
 fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv

@@ -58,3 +58,14 @@ class NotImplemented_(EngineError):
 
 class SystemError_(EngineError):
     """An internal failure (runtime, kernel, filesystem)."""
+
+
+def describe(e: BaseException) -> str:
+    """An unexpected exception as the message of a 500, in dockerd's words where the kernel
+    speaks: `<path>: no space left on device` rather than `OSError: [Errno 28] ...`."""
+    if isinstance(e, OSError) and e.strerror:
+        what = e.strerror[0].lower() + e.strerror[1:]
+        return f"{e.filename}: {what}" if e.filename else what
+    if type(e).__name__ == "OperationalError" and "full" in str(e):   # sqlite3's ENOSPC
+        return "metadata database: no space left on device"
+    return f"{type(e).__name__}: {e}"

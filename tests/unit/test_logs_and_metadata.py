@@ -120,3 +120,25 @@ def test_logwriter_one_file_starts_anew_and_no_limit_by_default(tmp_path):
     w.close()
     assert len(q.read_text().splitlines()) == 2000 and not (tmp_path / "all.log.1").exists()
 
+
+
+def test_a_record_that_does_not_fit_is_dropped_whole(tmp_path):
+    """Issue 8, full disk: a short write (the disk filled mid-record) is cut back, so the log
+    stays whole JSON lines and logging goes on when there is room again."""
+    w = LogWriter(str(tmp_path / "log"))
+    w.feed("stdout", b"a\n")
+    real = w.f
+
+    class Full:
+        def write(self, b: bytes) -> int:
+            return real.write(b[:5])
+
+        def truncate(self, n: int) -> int:
+            return real.truncate(n)
+    w.f = Full()  # type: ignore[assignment]
+    w.feed("stdout", b"b\n")
+    w.f = real
+    w.feed("stdout", b"c\n")
+    w.close()
+    recs = [json.loads(x) for x in (tmp_path / "log").read_text().splitlines()]
+    assert [r["log"] for r in recs] == ["a\n", "c\n"] and w.dropped == 1

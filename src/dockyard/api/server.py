@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from .. import API_VERSION, MIN_API_VERSION, __version__
-from ..errors import EngineError, InvalidArgument
+from ..errors import EngineError, InvalidArgument, describe
 from .status import status_for
 
 log = logging.getLogger("dockyard.api")
@@ -74,7 +74,7 @@ async def errors_mw(request: web.Request, handler: Handler) -> web.StreamRespons
         raise
     except Exception as e:  # noqa: BLE001 - the daemon answers 500, never dies
         log.exception("internal error on %s %s", request.method, request.path)
-        return error_response(500, f"{type(e).__name__}: {e}")
+        return error_response(500, describe(e))
 
 
 async def _headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -49,8 +49,18 @@ async def _unix_site(runner: web.AppRunner, path: str, mode: int) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
-    await web.UnixSite(runner, path).start()
+    # as Go's listeners (dockerd): the kernel's somaxconn, not asyncio's 100 — 200 clients
+    # connecting at once otherwise get EAGAIN
+    await web.UnixSite(runner, path, backlog=_somaxconn()).start()
     os.chmod(path, mode)
+
+
+def _somaxconn() -> int:
+    try:
+        with open("/proc/sys/net/core/somaxconn") as f:
+            return max(128, int(f.read()))
+    except (OSError, ValueError):
+        return 4096
 
 
 async def serve(cfg: config_mod.Config) -> None:
@@ -90,7 +100,7 @@ async def serve(cfg: config_mod.Config) -> None:
         else:
             log.warning("API is accessible on http://%s without encryption and without authentication: "
                         "anyone who can reach it has root on this host", addr)
-            await web.TCPSite(runner, host, int(port)).start()
+            await web.TCPSite(runner, host, int(port), backlog=_somaxconn()).start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for s in (signal.SIGTERM, signal.SIGINT):

@@ -29,7 +29,7 @@ class TLSProxy:
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
-        self.sock.listen(128)
+        self.sock.listen(socket.SOMAXCONN)
         self.closed = False
 
     def start(self) -> None:

@@ -26,6 +26,7 @@ class LogWriter:
         self.f = open(path, "ab", buffering=0)
         self.size = self.f.tell()
         self.partial = {"stdout": b"", "stderr": b""}
+        self.dropped = 0   # records that did not fit on the disk
 
     def feed(self, stream: str, data: bytes) -> None:
         """Split into lines and write complete ones; long lines are cut as Docker does."""
@@ -55,7 +56,19 @@ class LogWriter:
         rec = json.dumps({"log": line.decode("utf-8", "replace"), "stream": stream, "time": now_rfc3339()}).encode() + b"\n"
         if self.max_size > 0 and self.size + len(rec) > self.max_size and self.size > 0:
             self._rotate()
-        self.f.write(rec)
+        try:
+            n = self.f.write(rec)
+        except OSError:
+            n = -1
+        if n != len(rec):
+            # a full disk (or a failing one): the record is dropped whole, never left half
+            # written to spoil the next one; logging goes on when there is room again
+            self.dropped += 1
+            try:
+                self.f.truncate(self.size)
+            except OSError:
+                pass
+            return
         self.size += len(rec)
 
     def _rotate(self) -> None:

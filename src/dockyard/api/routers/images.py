@@ -8,7 +8,7 @@ from typing import Any, BinaryIO, cast
 
 from aiohttp import web
 
-from ...errors import EngineError, InvalidArgument, NotImplemented_
+from ...errors import EngineError, InvalidArgument, NotImplemented_, describe
 from ...images import archive
 from ...images import filters as image_filters
 from ...images.service import ImageService
@@ -134,7 +134,7 @@ class ImagesRouter:
                 await json_line(resp, {"errorDetail": {"message": e.message}, "error": e.message})
             except Exception as e:  # noqa: BLE001 - reported in the stream, as dockerd does
                 log.exception("loading an image archive")
-                msg = f"{type(e).__name__}: {e}"
+                msg = describe(e)
                 await json_line(resp, {"errorDetail": {"message": msg}, "error": msg})
         await resp.write_eof()
         return resp
