@@ -3,7 +3,9 @@ leaving the host's cgroup tree as it was found."""
 
 from __future__ import annotations
 
+import http.client
 import os
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -127,6 +129,30 @@ class Engines:
                 except subprocess.TimeoutExpired:
                     p.kill()
         for d in (self.tmp, self.run_dir):
-            subprocess.run(["umount", "-R", str(d)], capture_output=True)
+            for m in mounts_under(d):   # dockerd binds its data root onto itself
+                subprocess.run(["umount", "-l", m], capture_output=True)
             shutil.rmtree(d, ignore_errors=True)
         self.cgroups.cleanup()
+
+
+def mounts_under(d: Path) -> list[str]:
+    """Mount points at or below `d`, deepest first."""
+    root = str(d.resolve())
+    found = [line.split()[4] for line in open("/proc/self/mountinfo")
+             if line.split()[4] == root or line.split()[4].startswith(root + "/")]
+    return sorted(found, key=len, reverse=True)
+
+
+class UnixHTTP(http.client.HTTPConnection):
+    def __init__(self, path: str) -> None:
+        super().__init__("localhost", timeout=60)
+        self.path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(60)
+        self.sock.connect(self.path)
+
+
+def pct(xs: list[float], p: float) -> float:
+    return xs[min(len(xs) - 1, int(len(xs) * p))] * 1000

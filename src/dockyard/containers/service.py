@@ -22,6 +22,7 @@ from ..errors import Conflict, EngineError, InvalidArgument, NotFound, NotModifi
 from ..images.service import ImageService, now_iso
 from ..monitor.client import MonitorClient
 from ..store import mount as mnt
+from ..store import trash
 from ..store.metadata import Metadata
 from ..store.snapshots import Snapshotter
 from ..units import unix_seconds
@@ -502,8 +503,8 @@ class ContainerService:
 
     def _remove_files(self, cid: str) -> None:
         self.snapshots.remove(cid)
-        shutil.rmtree(self.paths.data(cid), ignore_errors=True)
-        shutil.rmtree(self.paths.bundle(cid), ignore_errors=True)
+        trash.remove_tree(self.paths.data(cid), self.paths.data_root / "trash")
+        shutil.rmtree(self.paths.bundle(cid), ignore_errors=True)   # small, on tmpfs
 
     def _shm_source(self, c: Container) -> str:
         """IpcMode shareable: a tmpfs on the host that the container and its joiners bind as
@@ -897,6 +898,7 @@ class ContainerService:
                 self.stdio.hold(c.id, self.paths.bundle(c.id))
                 await self._settle_freezer(c)
         await self._adopt_orphans()   # a monitor lost while the daemon was down
+        self._spawn(asyncio.to_thread(trash.empty, self.paths.data_root / "trash"))   # what a crash left
         self._remove_leftovers()
         await self._remove_runtime_leftovers()
         for c in list(self.by_id.values()):

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 from ..errors import AlreadyExists, NotFound
+from . import trash
 from .metadata import Metadata
 from .mount import Mount
 
@@ -21,6 +22,7 @@ class Snapshotter:
     def __init__(self, root: Path, meta: Metadata) -> None:
         self.root = root
         self.meta = meta
+        self.trash = root.parent / "trash"
         root.mkdir(parents=True, exist_ok=True)
 
     def _dir(self, sid: int) -> Path:
@@ -103,8 +105,9 @@ class Snapshotter:
         row = self.meta.snapshot(key)
         if row is None:
             return
-        shutil.rmtree(self._dir(row["id"]), ignore_errors=True)
+        gone = trash.move(self._dir(row["id"]), self.trash)   # a crash from here on leaves no half layer
         self.meta.remove_snapshot(key)
+        trash.purge(gone)
 
     def usage(self, key: str) -> int:
         """Bytes used by the snapshot's own directory."""
