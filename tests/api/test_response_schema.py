@@ -36,7 +36,8 @@ DOCKER_NULLS = {
     "State.Health", "Plugins.Log", "Plugins.Authorization", "RegistryConfig.Mirrors",
     "RegistryConfig.AllowNondistributableArtifactsCIDRs", "RegistryConfig.AllowNondistributableArtifactsHostnames",
     "RegistryConfig.InsecureRegistryCIDRs", "Swarm.RemoteManagers", "DefaultAddressPools", "Warnings",
-    "GenericResources", "SecurityOptions", "Runtimes", "Platform", "Components",
+    "GenericResources", "SecurityOptions", "Runtimes", "Platform", "Components", "HostConfig.MemorySwappiness",
+    "Aliases",
 }
 
 
