@@ -37,7 +37,8 @@ def _op(c: docker.DockerClient, rng: random.Random, n: int) -> None:
     names = [x.name for x in c.containers.list(all=True) if x.name not in ("sentinel", "writer")]
     pick = rng.choice(names) if names else None
     kind = rng.choice(["run", "run", "create", "start", "stop", "kill", "pause", "unpause", "rm", "rename",
-                       "commit", "exec", "tag"])
+                       "commit", "exec", "tag", "restart", "cp", "export", "import", "load", "save", "rmi",
+                       "prune"])
     if kind == "run" or pick is None:
         c.containers.run("busybox", ["sh", "-c", f"echo {n}; sleep {rng.choice([0, 1, 30])}"], detach=True,
                          name=f"t{n}")
@@ -64,6 +65,40 @@ def _op(c: docker.DockerClient, rng: random.Random, n: int) -> None:
         c.api.exec_start(e["Id"])
     elif kind == "tag":
         c.api.tag("busybox", f"crashtag{n}", "1")
+    elif kind == "restart":
+        c.api.restart(pick, timeout=1)
+    elif kind == "cp":
+        c.api.put_archive(pick, "/tmp", _tar({f"cp{n}": b"x" * 1000}))
+        b"".join(c.api.get_archive(pick, "/etc/passwd")[0])
+    elif kind == "export":
+        b"".join(c.api.export(pick))
+    elif kind == "import":
+        c.api.import_image_from_data(_tar({f"f{n}": b"y" * 5000, "bin/x": b"z"}), repository=f"crashimp{n}", tag="1")
+    elif kind == "load":
+        imgs = [t for i in c.images.list() for t in i.tags if t.startswith(("crash", "busybox"))]
+        data = b"".join(c.images.get(rng.choice(imgs)).save())
+        c.images.load(data)
+    elif kind == "save":
+        imgs = [t for i in c.images.list() for t in i.tags]
+        b"".join(c.images.get(rng.choice(imgs)).save())
+    elif kind == "rmi":
+        imgs = [t for i in c.images.list() for t in i.tags if t.startswith("crash")]
+        if imgs:
+            c.images.remove(rng.choice(imgs), force=True)
+    elif kind == "prune":
+        c.api.prune_containers() if rng.random() < 0.5 else c.api.prune_images()
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    import io
+    import tarfile
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as t:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    return out.getvalue()
 
 
 def _freezer(pid: int) -> str | None:
@@ -156,7 +191,10 @@ def test_kill9_campaign(fresh_daemon, capsys, target):
     for img in c.images.list():   # every image still saves (its layers rebuild) and runs
         assert sum(len(b) for b in img.save()) > 0
         for tag in img.tags[:1]:
-            assert c.containers.run(tag, ["true"], remove=True) == b""
+            if tag.startswith("crashimp"):   # a small tar of files, nothing to run: its contents instead
+                assert c.containers.create(tag, ["x"]).remove() is None
+            else:
+                assert c.containers.run(tag, ["true"], remove=True) == b""
     states: dict[str, int] = {}
     for ctr in c.api.containers(all=True):
         states[ctr["State"]] = states.get(ctr["State"], 0) + 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import copy
 import dataclasses
 import json
@@ -882,6 +883,11 @@ class ContainerService:
         listing = await self.monitor.request({"op": "list"})
         alive = {x["id"] for x in listing.get("containers", []) if x.get("running")}
         for c in list(self.by_id.values()):
+            for m in mnt.mounts_under(str(self.paths.data(c.id))):   # export/cp views a crash left
+                if os.path.basename(m).startswith("view-"):
+                    mnt.unmount(m)
+                    with contextlib.suppress(OSError):
+                        os.rmdir(m)
             exit_file = self.paths.bundle(c.id) / "exit.json"
             if c.state.status == Status.REMOVING:
                 c.state.status = Status.EXITED

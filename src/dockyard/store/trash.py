@@ -12,6 +12,8 @@ import subprocess
 import uuid
 from pathlib import Path
 
+from . import mount
+
 
 def remove_tree(path: Path, trash: Path) -> None:
     """Delete `path` (blocking: call it from a worker thread)."""
@@ -20,6 +22,8 @@ def remove_tree(path: Path, trash: Path) -> None:
 
 def move(path: Path, trash: Path) -> Path | None:
     """Step one: out of sight, atomically (None if it was not there)."""
+    for m in mount.mounts_under(str(path)):   # a crash may have left one (a view of an export)
+        mount.unmount(m)
     trash.mkdir(exist_ok=True)
     dest = trash / f"{path.name}-{uuid.uuid4().hex[:8]}"
     try:
