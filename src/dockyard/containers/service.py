@@ -718,8 +718,14 @@ class ContainerService:
 
     async def _freeze(self, c: Container, on: bool) -> None:
         rt = self.runtimes[c.cfg.runtime]
-        rc, _, err = await self.monitor.runtime(rt.describe(), ["pause" if on else "resume", c.id])
+        try:
+            rc, _, err = await self.monitor.runtime(rt.describe(), ["pause" if on else "resume", c.id])
+        except (OSError, EngineError):
+            # the answer was lost (a monitor killed under it), not necessarily the act
+            await self._settle_freezer(c)
+            raise
         if rc != 0:
+            await self._settle_freezer(c)
             raise SystemError_(f"Cannot {'pause' if on else 'unpause'} container {c.id}: {err.strip()}")
         if c.state.status in (Status.RUNNING, Status.PAUSED):
             c.state.to(Status.PAUSED if on else Status.RUNNING)
@@ -946,6 +952,8 @@ class ContainerService:
             if alive:
                 bundle = self.paths.bundle(c.id)
                 log.info("the new monitor adopts %s (pid %d)", c.id[:12], c.state.pid)
+                if not c.lock.locked():   # a pause or unpause in flight settles it itself
+                    await self._settle_freezer(c)
                 self.stdio.hold(c.id, bundle)
                 lc = (c.cfg.host_config.get("LogConfig") or {}).get("Config") or {}
                 await self.monitor.request({"op": "adopt", "id": c.id, "pid": c.state.pid, "bundle": str(bundle),
