@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import (DOCKER, Daemon, DockerDaemon, dockyard_cgroups, engine_cgroup_parents, make_busybox_tar,
-                      mounts_under)
+from .helpers import DOCKER, Daemon, DockerDaemon, dockyard_cgroups, engine_cgroup_parents, make_busybox_tar, mounts_under
 
 IS_ROOT = os.geteuid() == 0
 

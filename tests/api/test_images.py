@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from ..helpers import tar_bytes as _tar
-
 import io
 import json
 import tarfile
 
 import docker
 import pytest
+
+from ..helpers import tar_bytes as _tar
 
 pytestmark = pytest.mark.root
 

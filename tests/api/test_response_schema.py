@@ -35,9 +35,8 @@ DOCKER_NULLS = {
     "HostConfig.RestartPolicy", "HostConfig.Dns", "HostConfig.DnsOptions", "HostConfig.DnsSearch",
     "State.Health", "Plugins.Log", "Plugins.Authorization", "RegistryConfig.Mirrors",
     "RegistryConfig.AllowNondistributableArtifactsCIDRs", "RegistryConfig.AllowNondistributableArtifactsHostnames",
-    "RegistryConfig.InsecureRegistryCIDRs", "Swarm.RemoteManagers", "DefaultAddressPools", "Warnings",
-    "GenericResources", "SecurityOptions", "Runtimes", "Platform", "Components", "HostConfig.MemorySwappiness",
-    "Aliases",
+    "RegistryConfig.InsecureRegistryCIDRs", "Swarm.RemoteManagers", "DefaultAddressPools", "GenericResources",
+    "SecurityOptions", "Runtimes", "Platform", "Components", "HostConfig.MemorySwappiness", "Aliases",
 }
 
 

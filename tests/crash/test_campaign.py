@@ -145,8 +145,8 @@ def test_kill9_campaign(fresh_daemon, capsys, target):
     d = fresh_daemon()
     c = _client(d)
     sentinel = c.containers.run("busybox", ["sleep", "100000"], detach=True, name="sentinel")
-    writer = c.containers.run("busybox", ["sh", "-c", "i=0; while :; do i=$((i+1)); echo $i; sleep 0.05; done"],
-                              detach=True, name="writer")
+    c.containers.run("busybox", ["sh", "-c", "i=0; while :; do i=$((i+1)); echo $i; sleep 0.05; done"],
+                     detach=True, name="writer")
     spid = c.api.inspect_container(sentinel.id)["State"]["Pid"]
     c.close()
     n = 0
@@ -156,7 +156,7 @@ def test_kill9_campaign(fresh_daemon, capsys, target):
         for _ in range(rng.randint(1, 4)):
             n += 1
 
-            def work(k: int = n) -> None:
+            def work(k: int = n, c: docker.DockerClient = c) -> None:
                 try:
                     _op(c, random.Random(SEED * 1000 + k), k)
                 except Exception:   # noqa: BLE001 - the daemon may be killed under it
@@ -201,15 +201,18 @@ def test_kill9_campaign(fresh_daemon, capsys, target):
     ids = [ctr["Id"] for ctr in c.api.containers(all=True)]
     images = len(c.images.list())
     t = time.monotonic()
+    slowest = 0.0
     for cid in ids:
         try:
+            t1 = time.monotonic()
             c.api.remove_container(cid, force=True)
+            slowest = max(slowest, time.monotonic() - t1)
         except docker.errors.APIError:
             d.proc.send_signal(signal.SIGUSR2)   # what the daemon waits on, into its log
             time.sleep(0.5)
             raise
     took = time.monotonic() - t
-    assert took < 10 + 2 * TRIALS, "rm -f of everything took too long"
+    assert slowest < 10, f"an rm -f took {slowest:.1f}s (the issue's bound: 10 s in any state)"
     assert not c.api.containers(all=True)
     c.close()
     assert not [m for m in mounts_under(d.data_root)], "mounts left behind"
@@ -223,7 +226,7 @@ def test_kill9_campaign(fresh_daemon, capsys, target):
     with capsys.disabled():
         print(f"\ncrash campaign, kill -9 of the {target}: {TRIALS} trials, seed {SEED}: passed; {n} operations; "
               f"the writer's log {len(lines)} lines, {lost} lost; at the end containers by state {states}, "
-              f"{images} images, rm -f of all in {took:.1f}s")
+              f"{images} images, rm -f of all in {took:.1f}s (slowest {slowest:.2f}s)")
 
 
 def _in_cgroups(pid: str, ids: list[str]) -> bool:

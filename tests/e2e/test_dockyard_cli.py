@@ -32,7 +32,7 @@ def test_detached_ps_logs_stop_rm(dy_cli):
     assert re.fullmatch(r"[0-9a-f]{64}", cid)
     lines = dy_cli("ps").stdout.splitlines()
     assert re.match(r"CONTAINER ID\s+IMAGE\s+COMMAND\s+CREATED\s+STATUS\s+PORTS\s+NAMES", lines[0])
-    assert any(cid[:12] in l and "dy1" in l and "Up " in l for l in lines[1:])
+    assert any(cid[:12] in ln and "dy1" in ln and "Up " in ln for ln in lines[1:])
     assert dy_cli("ps", "-q").stdout.split()[0] == cid[:12]
     assert dy_cli("ps", "-q", "--no-trunc", "-f", "label=a=b").stdout.strip() == cid
     j = json.loads(dy_cli("ps", "--format", "{{json .}}", "-f", "name=dy1").stdout)
@@ -66,7 +66,7 @@ def test_start_attach_wait_restart_kill(dy_cli):
 def test_images_commands(dy_cli, busybox_tar):
     out = dy_cli("images").stdout.splitlines()
     assert re.match(r"REPOSITORY\s+TAG\s+IMAGE ID\s+CREATED\s+SIZE", out[0])
-    assert any(l.startswith("busybox") and "latest" in l for l in out[1:])
+    assert any(ln.startswith("busybox") and "latest" in ln for ln in out[1:])
     iid = dy_cli("import", "-c", "CMD [\"true\"]", "-m", "note", str(busybox_tar), "dyimg:1").stdout.strip()
     assert iid.startswith("sha256:")
     dy_cli("tag", "dyimg:1", "dyimg:2")
@@ -87,6 +87,7 @@ def test_images_commands(dy_cli, busybox_tar):
 
 def test_import_from_stdin(dy_cli, busybox_tar, daemon):
     import subprocess
+
     from ..helpers import BIN
     with open(busybox_tar, "rb") as f:
         p = subprocess.run([str(BIN / "dockyard"), "import", "-", "stdin:img"], stdin=f, capture_output=True,
@@ -118,6 +119,7 @@ def test_errors_and_usage(dy_cli):
 
 def test_ps_size_logs_follow_and_images_all(dy_cli, daemon):
     import subprocess
+
     from ..helpers import BIN
     dy_cli("run", "--name", "sz", "busybox", "sh", "-c", "head -c 3000 /dev/zero > /f")
     lines = dy_cli("ps", "-a", "-s", "-f", "name=sz").stdout.splitlines()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from ..helpers import tar_bytes as _tar
-
 import http.server
 import io
 import json
@@ -14,6 +12,8 @@ import time
 
 import pytest
 
+from ..helpers import tar_bytes as _tar
+
 pytestmark = pytest.mark.root
 
 
@@ -23,7 +23,7 @@ def test_diff_commit_history_and_whiteouts(docker_cli, dy_cli):
                "mkdir /data; echo v > /data/f; rm /bin/vi; rm -rf /home; mkdir /home; echo only > /home/only")
     diff = docker_cli("diff", "cm1").stdout.splitlines()
     assert "D /bin/vi" in diff and "A /data" in diff and "A /data/f" in diff and "C /bin" in diff
-    assert not any("hosts" in l or "hostname" in l or "resolv" in l or "dockerenv" in l for l in diff)
+    assert not any("hosts" in ln or "hostname" in ln or "resolv" in ln or "dockerenv" in ln for ln in diff)
     assert dy_cli("diff", "cm1").stdout.splitlines() == diff
     iid = docker_cli("commit", "-a", "me <me@x>", "-m", "my change", "-c", 'CMD ["cat", "/data/f"]', "cm1",
                      "committed:v1").stdout.strip()

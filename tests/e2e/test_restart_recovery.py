@@ -151,7 +151,9 @@ def test_runtime_leftovers_of_unknown_containers_are_removed(fresh_daemon, tmp_p
     import json
     import subprocess
     import tarfile
+
     from dockyard.containers import spec as specgen
+
     from ..helpers import BIN, make_busybox_tar, wait_gone
     d = fresh_daemon(image=False)
     rootfs = tmp_path / "rootfs"

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from ..helpers import tar_bytes as _tar
-
 import json
 import subprocess
 import tarfile
 
 import pytest
+
+from ..helpers import tar_bytes as _tar
 
 pytestmark = pytest.mark.root
 
@@ -122,6 +122,7 @@ def test_large_layers_are_unpacked_once(client, daemon):
 
 def test_hostile_large_layer_rejected_and_nothing_left(client, daemon):
     import os
+
     import docker
     before = sorted(p.name for p in (daemon.data_root / "snapshots").iterdir())
     data, _ = _archive_with_layer({"pad.bin": os.urandom(5 << 20), "../../escape": b"x"}, "evil:1")
@@ -184,6 +185,7 @@ def test_decompression_bomb_fails_cleanly_on_a_small_data_root(fresh_daemon, tmp
     import gzip
     import hashlib
     import shutil
+
     import docker
     data_root = tmp_path / "d0" / "data"
     data_root.mkdir(parents=True)

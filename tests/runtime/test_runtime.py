@@ -75,9 +75,9 @@ def test_isolation(runtime, tmp_path, rootfs):
     assert p.returncode == 0, p.stderr
     out = p.stdout.splitlines()
     host_ns = [os.readlink(f"/proc/self/ns/{n}") for n in ("pid", "mnt", "uts", "ipc", "net", "cgroup")]
-    assert all(a != b for a, b in zip(out[:6], host_ns)), (out[:6], host_ns)
+    assert all(a != b for a, b in zip(out[:6], host_ns, strict=True)), (out[:6], host_ns)
     assert "PID=1" in out and "box" in out
-    status = {l.split(":")[0]: l.split(":")[1].strip() for l in out if l.startswith(("Cap", "NoNew", "Seccomp:"))}
+    status = {ln.split(":")[0]: ln.split(":")[1].strip() for ln in out if ln.startswith(("Cap", "NoNew", "Seccomp:"))}
     assert status["CapEff"] == "00000000a80425fb" and status["CapBnd"] == "00000000a80425fb"
     assert status["Seccomp"] == "2" and status["NoNewPrivs"] == "0"
     for m in ("/", "/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/proc/keys", "/proc/sys"):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.errors import InvalidArgument
 from dockyard.archive.tarapply import apply_tar
+from dockyard.errors import InvalidArgument
 
 pytestmark = pytest.mark.root
 

@@ -888,12 +888,13 @@ class ContainerService:
         await asyncio.sleep(0)
         listing = await self.monitor.request({"op": "list"})
         alive = {x["id"] for x in listing.get("containers", []) if x.get("running")}
+        # export/cp views a crash left (one read of the mount table for all containers)
+        for m in mnt.mounts_under(str(self.paths.data_root / "containers")):
+            if os.path.basename(m).startswith("view-"):
+                mnt.unmount(m)
+                with contextlib.suppress(OSError):
+                    os.rmdir(m)
         for c in list(self.by_id.values()):
-            for m in mnt.mounts_under(str(self.paths.data(c.id))):   # export/cp views a crash left
-                if os.path.basename(m).startswith("view-"):
-                    mnt.unmount(m)
-                    with contextlib.suppress(OSError):
-                        os.rmdir(m)
             exit_file = self.paths.bundle(c.id) / "exit.json"
             if c.state.status == Status.REMOVING:
                 c.state.status = Status.EXITED
