@@ -75,7 +75,7 @@ class Daemon:
         self.proc = subprocess.Popen(
             [str(BIN / "dockyardd"), "-H", self.host, "--data-root", str(self.data_root), "--exec-root",
              str(self.exec_root), "--pidfile", str(self.base / "d.pid"), "--config-file", str(self.cfg_file),
-             *self.args], stdout=logf, stderr=logf)
+             *self.args], stdout=logf, stderr=logf, env={**os.environ, "DOCKYARD_LOOPBACK_ONLY": "1"})
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.proc.poll() is not None:

@@ -133,6 +133,10 @@ class Metadata:
         """Point a tag at an image."""
         self.db.execute("INSERT OR REPLACE INTO tags VALUES (?,?)", (ref, image_id))
 
+    def set_repo_digest(self, ref: str, image_id: str) -> None:
+        """Record `repo@sha256:…` (the manifest an image was pulled by) for an image."""
+        self.db.execute("INSERT OR REPLACE INTO repo_digests VALUES (?,?)", (ref, image_id))
+
     def remove_tag(self, ref: str) -> None:
         """Delete a tag."""
         self.db.execute("DELETE FROM tags WHERE ref=?", (ref,))

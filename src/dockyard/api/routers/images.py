@@ -8,7 +8,7 @@ from typing import Any, BinaryIO, cast
 
 from aiohttp import web
 
-from ...errors import EngineError, InvalidArgument, NotImplemented_, describe
+from ...errors import EngineError, InvalidArgument, PermissionDenied, describe
 from ...images import archive
 from ...images import filters as image_filters
 from ...images.service import ImageService
@@ -42,16 +42,18 @@ class ImagesRouter:
         """`POST /images/create`: only `fromSrc=-` (import from the body) for now."""
         src = req.query.get("fromSrc")
         if req.query.get("fromImage"):
-            # a bad reference is the caller's error (400) even before pulls exist (then 501)
-            from ...oci import reference
-            image, tag = req.query["fromImage"], req.query.get("tag") or ""
-            reference.parse(f"{image}{'@' if tag.startswith('sha256:') else ':'}{tag}" if tag else image)
-            raise NotImplemented_(f"pulling {req.query['fromImage']} from a registry is not implemented yet; "
-                                  "import or load the image instead")
+            return await self._pull(req)
         if not src:
             raise InvalidArgument("fromSrc or fromImage is required")
         if src != "-" and not src.startswith(("http://", "https://")):
             raise InvalidArgument(f"fromSrc must be '-' (the request body) or an http(s) URL: {src}")
+        if src != "-":
+            import os
+            from urllib.parse import urlsplit
+
+            from ...registry.client import insecure
+            if os.environ.get("DOCKYARD_LOOPBACK_ONLY") and not insecure(urlsplit(src).netloc or "?"):
+                raise PermissionDenied(f"{src} is not on loopback (DOCKYARD_LOOPBACK_ONLY)")
         changes = req.query.getall("changes", [])
         repo, tag, message = req.query.get("repo", ""), req.query.get("tag", ""), req.query.get("message", "")
         if repo:
@@ -77,6 +79,54 @@ class ImagesRouter:
         resp.content_type = "application/json"
         await resp.prepare(req)
         await json_line(resp, {"status": img.id})
+        await resp.write_eof()
+        return resp
+
+    async def _pull(self, req: web.Request) -> web.StreamResponse:
+        """`POST /images/create?fromImage=&tag=&platform=`: dockerd's JSON progress stream. An
+        error before the first message (bad reference, unknown tag, registry unreachable) is
+        the request's status; after it, the stream's last message."""
+        from ...oci import reference
+        from ...registry import pull
+        image, tag = req.query["fromImage"], req.query.get("tag") or ""
+        if tag and "@" not in image and ":" not in image.rsplit("/", 1)[-1]:
+            image = f"{image}{'@' if tag.startswith('sha256:') else ':'}{tag}"
+        ref = reference.parse(image).with_default_tag()
+        plat = req.query.get("platform") or ""
+        pull.parse_platform(plat)
+        before = self.images.meta.tag(ref.familiar()) if ref.tag else None
+        loop = asyncio.get_running_loop()
+        out: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+        def emit(m: dict[str, Any]) -> None:   # from the worker thread
+            loop.call_soon_threadsafe(out.put_nowait, m)
+        job = asyncio.ensure_future(asyncio.to_thread(pull.pull, self.images, ref.familiar(), plat, emit))
+        first = asyncio.ensure_future(out.get())
+        await asyncio.wait({job, first}, return_when=asyncio.FIRST_COMPLETED)
+        if not first.done():
+            first.cancel()
+            job.result()   # raises: the request's status
+        resp = web.StreamResponse()
+        resp.content_type = "application/json"
+        await resp.prepare(req)
+        if first.done():
+            await json_line(resp, first.result())
+        try:
+            while not job.done() or not out.empty():
+                getter = asyncio.ensure_future(out.get())
+                await asyncio.wait({job, getter}, return_when=asyncio.FIRST_COMPLETED)
+                if getter.done():
+                    await json_line(resp, getter.result())
+                else:
+                    getter.cancel()
+            iid = job.result()
+            what = "Image is up to date for" if before == iid else "Downloaded newer image for"
+            await json_line(resp, {"status": f"Status: {what} {ref.familiar()}"})
+        except EngineError as e:
+            await json_line(resp, {"errorDetail": {"message": e.message}, "error": e.message})
+        except Exception as e:  # noqa: BLE001 - reported in the stream, as dockerd does
+            log.exception("pulling %s", image)
+            await json_line(resp, {"errorDetail": {"message": describe(e)}, "error": describe(e)})
         await resp.write_eof()
         return resp
 

@@ -288,3 +288,38 @@ def load(cli: Client, prog: str, args: list[str]) -> int:
         sys.stdout.write(msg.get("stream", ""))
     resp.close()
     return 0
+
+
+def pull(cli: Client, prog: str, args: list[str]) -> int:
+    """`dockyard pull [--platform P] [-q] NAME[:TAG|@DIGEST]`: dockerd's progress as plain lines
+    (as `docker pull` prints them when its output is not a terminal). `-a` is not built yet."""
+    p = Parser(prog, "[OPTIONS] NAME[:TAG|@DIGEST]")
+    p.add_argument("-a", "--all-tags", action="store_true")
+    p.add_argument("--platform", default="")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--disable-content-trust", action="store_true")   # docker's default: true
+    p.add_argument("name")
+    ns = p.parse_args(args)
+    if ns.all_tags:
+        print("pull --all-tags is not supported yet", file=sys.stderr)
+        return 1
+    q: dict[str, Any] = {"fromImage": ns.name}
+    if ns.platform:
+        q["platform"] = ns.platform
+    import json
+    resp = cli.call("POST", "/images/create", q)
+    full = ""
+    for line in resp.lines():
+        msg = json.loads(line)
+        if "error" in msg:
+            print(msg["error"], file=sys.stderr)
+            return 1
+        status = msg.get("status", "")
+        if status.startswith("Status: "):
+            full = status.rsplit(" ", 1)[-1]
+        if ns.quiet or status in ("Downloading", "Extracting", "Verifying Checksum"):
+            continue
+        print(f"{msg['id']}: {status}" if msg.get("id") else status)
+    resp.close()
+    print(full or ns.name)
+    return 0

@@ -1,0 +1,130 @@
+"""One registry endpoint, spoken to in blocking calls (from worker threads): scheme choice,
+anonymous bearer tokens, and Docker's error messages.
+
+As dockerd: a registry on localhost or 127.0.0.0/8 is insecure by default (HTTPS tried first,
+plain HTTP if TLS cannot be spoken); others are HTTPS only."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import ssl
+import urllib.error
+import urllib.parse
+import urllib.request
+from http.client import HTTPResponse
+from typing import Any
+
+from ..errors import InvalidArgument, NotFound, PermissionDenied, SystemError_
+
+TIMEOUT = 30.0
+
+
+def insecure(domain: str) -> bool:
+    """localhost and 127.0.0.0/8 (and ::1), as dockerd's default insecure registries."""
+    host = domain.rsplit(":", 1)[0].strip("[]") if not domain.startswith("[") or "]:" in domain else domain.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Registry:
+    """Requests to one registry for one repository."""
+
+    def __init__(self, domain: str, repo: str) -> None:
+        self.domain, self.repo = domain, repo
+        self.base: str | None = None
+        self.token: str | None = None
+
+    # --- transport --------------------------------------------------------------------
+    def _endpoint(self) -> str:
+        if self.base:
+            return self.base
+        if os.environ.get("DOCKYARD_LOOPBACK_ONLY") and not insecure(self.domain):
+            # the test suite's guard: nothing it does may reach an address outside this machine
+            raise PermissionDenied(f"registry {self.domain} is not on loopback (DOCKYARD_LOOPBACK_ONLY)")
+        schemes = ["https", "http"] if insecure(self.domain) else ["https"]
+        last: Exception | None = None
+        for scheme in schemes:
+            try:
+                r = self._open(f"{scheme}://{self.domain}/v2/", {}, auth=False)
+                r.close()
+                self.base = f"{scheme}://{self.domain}"
+                return self.base
+            except urllib.error.HTTPError as e:   # 401 is an answer: the endpoint is there
+                self.base = f"{scheme}://{self.domain}"
+                e.close()
+                return self.base
+            except (urllib.error.URLError, ssl.SSLError, OSError) as e:
+                last = e
+        raise SystemError_(f"Get \"https://{self.domain}/v2/\": {_reason(last)}")
+
+    def _open(self, url: str, headers: dict[str, str], auth: bool = True, method: str = "GET") -> HTTPResponse:
+        h = dict(headers)
+        if auth and self.token:
+            h["Authorization"] = f"Bearer {self.token}"
+        req = urllib.request.Request(url, headers=h, method=method)
+        ctx = ssl.create_default_context() if url.startswith("https:") else None
+        return urllib.request.urlopen(req, timeout=TIMEOUT, context=ctx)  # noqa: S310 - registry URLs
+
+    def get(self, path: str, headers: dict[str, str] | None = None) -> HTTPResponse:
+        """GET `/v2/<repo>/<path>`, fetching an anonymous token once if the registry asks."""
+        url = f"{self._endpoint()}/v2/{self.repo}/{path}"
+        for attempt in (0, 1):
+            try:
+                return self._open(url, headers or {})
+            except urllib.error.HTTPError as e:
+                if e.code == 401 and attempt == 0 and self._authenticate(e.headers.get("WWW-Authenticate", "")):
+                    e.close()
+                    continue
+                raise self._error(e) from None
+            except (urllib.error.URLError, OSError) as e:
+                raise SystemError_(f"Get \"{url}\": {_reason(e)}") from None
+        raise AssertionError("unreachable")
+
+    def _authenticate(self, challenge: str) -> bool:
+        """The bearer-token flow, anonymously (login comes later)."""
+        if not challenge.lower().startswith("bearer "):
+            return False
+        params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
+        realm = params.pop("realm", "")
+        if not realm:
+            return False
+        params.setdefault("scope", f"repository:{self.repo}:pull")
+        try:
+            with self._open(f"{realm}?{urllib.parse.urlencode(params)}", {}, auth=False) as r:
+                body = json.loads(r.read(1 << 20))
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            raise SystemError_(f"getting a token from {realm}: {_reason(e)}") from None
+        self.token = body.get("token") or body.get("access_token")
+        return bool(self.token)
+
+    def _error(self, e: urllib.error.HTTPError) -> Exception:
+        try:
+            body: Any = json.loads(e.read(1 << 16) or b"{}")
+            errs = body.get("errors") or []
+        except (ValueError, OSError, AttributeError):
+            errs = []
+        first = errs[0] if errs else {}
+        code, msg = str(first.get("code", "")), str(first.get("message", ""))
+        if e.code in (401, 403) or code in ("UNAUTHORIZED", "DENIED"):
+            return PermissionDenied(f"pull access denied for {self.repo}, repository does not exist or may "
+                                    "require 'docker login': denied: requested access to the resource is denied")
+        if e.code == 404:
+            return NotFound(f"{code.lower().replace('_', ' ') or 'not found'}: {msg or e.reason}", )
+        if e.code == 400:
+            return InvalidArgument(f"{code.lower()}: {msg}" if code else f"registry: {e.reason}")
+        return SystemError_(f"received unexpected HTTP status: {e.code} {e.reason}")
+
+
+def _reason(e: Exception | None) -> str:
+    if isinstance(e, urllib.error.URLError) and not isinstance(e, urllib.error.HTTPError):
+        e = e.reason if isinstance(e.reason, Exception) else e
+    if isinstance(e, ConnectionRefusedError):
+        return "dial tcp: connect: connection refused"
+    return str(e)

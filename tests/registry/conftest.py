@@ -1,0 +1,57 @@
+"""A real registry for pull tests: Debian's `docker-registry` (Distribution 2.8) on 127.0.0.1,
+plain HTTP, storage in a temporary directory; filled with `skopeo copy` from an archive that
+our own daemon saved (schema2 with gzip layers, and the OCI format)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+
+def _port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory):
+    exe = shutil.which("docker-registry") or "/usr/bin/docker-registry"
+    if not Path(exe).exists():
+        pytest.skip("Debian's docker-registry is not installed")
+    base = tmp_path_factory.mktemp("registry")
+    port = _port()
+    cfg = base / "config.yml"
+    cfg.write_text(f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {base}/data\n"
+                   f"  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n")
+    p = subprocess.Popen([exe, "serve", str(cfg)], stdout=open(base / "log", "wb"), stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.5).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError(f"docker-registry did not start: {(base / 'log').read_text()[-2000:]}")
+        yield f"127.0.0.1:{port}"
+    finally:
+        p.terminate()
+        p.wait(30)
+
+
+def skopeo_copy(archive: Path, dest: str, fmt: str = "v2s2") -> None:
+    """Push a docker-archive to the registry with skopeo (`fmt`: v2s2 or oci)."""
+    exe = shutil.which("skopeo")
+    if not exe:
+        pytest.skip("skopeo is not installed")
+    subprocess.run([exe, "copy", "--quiet", "--format", fmt, "--dest-tls-verify=false", f"docker-archive:{archive}",
+                    f"docker://{dest}"], check=True, capture_output=True, timeout=120)
