@@ -12,10 +12,11 @@ BOTTOM = {"errors", "oci", "linux", "units", "signals", "archive", "__init__"}
 ALLOWED = {
     "cli": {"client"},
     "client": set(),
-    "api": {"containers", "images", "events"},
+    "api": {"containers", "images", "events", "registry"},
     "daemon": {"api", "containers", "images", "store", "monitor", "runtime", "events"},
     "containers": {"images", "store", "monitor", "runtime"},
     "images": {"store"},
+    "registry": {"images"},
     "monitor": {"runtime"},
     "runtime": set(),
     "store": set(),
