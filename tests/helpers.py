@@ -232,3 +232,12 @@ class DockerDaemon:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         subprocess.run(["umount", "-R", str(self.base)], capture_output=True)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (now)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return int(port)

@@ -14,17 +14,9 @@ import subprocess
 import docker
 import pytest
 
-from ..helpers import DOCKER
+from ..helpers import DOCKER, free_port
 
 pytestmark = pytest.mark.root
-
-
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def _openssl(*args: str, cwd) -> None:
@@ -66,7 +58,7 @@ def test_tls_with_client_certificates(fresh_daemon, certs, monkeypatch):
     # TLSConfig would then check the daemon against the system's CAs
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
-    port = _free_port()
+    port = free_port()
     d = fresh_daemon("-H", f"tcp://127.0.0.1:{port}", "--tlsverify", "--tlscacert", str(certs / "ca.pem"),
                      "--tlscert", str(certs / "server.pem"), "--tlskey", str(certs / "server-key.pem"))
     tls = docker.tls.TLSConfig(client_cert=(str(certs / "client.pem"), str(certs / "client-key.pem")),
@@ -105,7 +97,7 @@ def test_tls_with_client_certificates(fresh_daemon, certs, monkeypatch):
 
 def test_plain_tcp_needs_an_explicit_flag(fresh_daemon, tmp_path):
     from ..helpers import BIN
-    port = _free_port()
+    port = free_port()
     p = subprocess.run([str(BIN / "dockyardd"), "-H", f"tcp://127.0.0.1:{port}", "--data-root", str(tmp_path / "d"),
                         "--exec-root", str(tmp_path / "r"), "--config-file", str(tmp_path / "none.json")],
                        capture_output=True, text=True, timeout=30)

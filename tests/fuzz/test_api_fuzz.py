@@ -7,26 +7,17 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from ..helpers import BIN
+from ..helpers import BIN, free_port
 
 pytestmark = pytest.mark.root
 SPEC = Path(__file__).resolve().parent.parent / "data" / "docker-engine-api" / "v1.41.yaml"
 EXCLUDE = r"^/(swarm|services|tasks|secrets|configs|nodes|plugins|session|distribution|events)"
-
-
-def _port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 @pytest.fixture
@@ -60,7 +51,7 @@ def test_no_server_errors_under_generated_requests(fresh_daemon, tmp_path, empty
     st = shutil.which("schemathesis", path=str(BIN)) or shutil.which("schemathesis")
     if not st:
         pytest.skip("schemathesis is not installed")
-    port = _port()
+    port = free_port()
     d = fresh_daemon("-H", f"tcp://127.0.0.1:{port}", "--tls=false")
     # real objects, so that generated requests reach the handlers behind the 404s
     import docker

@@ -12,13 +12,7 @@ from pathlib import Path
 
 import pytest
 
-
-def _port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+from ..helpers import free_port
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +21,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory):
     if not Path(exe).exists():
         pytest.skip("Debian's docker-registry is not installed")
     base = tmp_path_factory.mktemp("registry")
-    port = _port()
+    port = free_port()
     cfg = base / "config.yml"
     cfg.write_text(f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {base}/data\n"
                    f"  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n")

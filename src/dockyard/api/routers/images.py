@@ -112,13 +112,7 @@ class ImagesRouter:
         if first.done():
             await json_line(resp, first.result())
         try:
-            while not job.done() or not out.empty():
-                getter = asyncio.ensure_future(out.get())
-                await asyncio.wait({job, getter}, return_when=asyncio.FIRST_COMPLETED)
-                if getter.done():
-                    await json_line(resp, getter.result())
-                else:
-                    getter.cancel()
+            await _relay(resp, job, out)
             iid = job.result()
             what = "Image is up to date for" if before == iid else "Downloaded newer image for"
             await json_line(resp, {"status": f"Status: {what} {ref.familiar()}"})
@@ -166,15 +160,7 @@ class ImagesRouter:
                 archive.load, self.images, cast(BinaryIO, reader), lambda m: emit({"stream": m}),
                 None if quiet else layer_progress))
             try:
-                while not job.done() or not out.empty():
-                    getter = asyncio.ensure_future(out.get())
-                    await asyncio.wait({job, getter}, return_when=asyncio.FIRST_COMPLETED)
-                    if getter.done():
-                        await json_line(resp, getter.result())
-                    else:
-                        getter.cancel()
-                        while not out.empty():
-                            await json_line(resp, out.get_nowait())
+                await _relay(resp, job, out)
             except BaseException:
                 job.add_done_callback(lambda f: f.cancelled() or f.exception())   # the client left
                 raise
@@ -233,3 +219,16 @@ class ImagesRouter:
         dangling = f.get("dangling", ["true"])[-1].lower() in ("true", "1")
         deleted, space = self.images.prune(dangling_only=dangling, filters=f)
         return web.json_response({"ImagesDeleted": deleted or None, "SpaceReclaimed": space})
+
+
+async def _relay(resp: web.StreamResponse, job: asyncio.Future[Any], out: asyncio.Queue[dict[str, Any]]) -> None:
+    """Write the progress messages a worker thread queues until it is done and all are out."""
+    while not job.done() or not out.empty():
+        getter = asyncio.ensure_future(out.get())
+        await asyncio.wait({job, getter}, return_when=asyncio.FIRST_COMPLETED)
+        if getter.done():
+            await json_line(resp, getter.result())
+        else:
+            getter.cancel()
+            while not out.empty():
+                await json_line(resp, out.get_nowait())
