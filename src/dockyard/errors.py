@@ -48,6 +48,10 @@ class PermissionDenied(EngineError):
     """The operation is not allowed."""
 
 
+class Unauthorized(EngineError):
+    """Credentials were refused (a registry login)."""
+
+
 class Unavailable(EngineError):
     """A component needed for the request is not available."""
 

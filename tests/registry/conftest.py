@@ -14,17 +14,32 @@ import pytest
 
 from ..helpers import free_port
 
+USER, PASSWORD = "dy-user", "s3cret-pw"
+
 
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory):
+    """Plain HTTP, anonymous."""
+    yield from _registry(tmp_path_factory.mktemp("registry"), "")
+
+
+@pytest.fixture(scope="session")
+def auth_registry(tmp_path_factory: pytest.TempPathFactory):
+    """Plain HTTP with htpasswd basic auth (USER/PASSWORD)."""
+    import bcrypt
+    base = tmp_path_factory.mktemp("auth-registry")
+    (base / "htpasswd").write_text(f"{USER}:{bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(5)).decode()}\n")
+    yield from _registry(base, f"auth:\n  htpasswd:\n    realm: dockyard-test\n    path: {base}/htpasswd\n")
+
+
+def _registry(base: Path, extra: str):
     exe = shutil.which("docker-registry") or "/usr/bin/docker-registry"
     if not Path(exe).exists():
         pytest.skip("Debian's docker-registry is not installed")
-    base = tmp_path_factory.mktemp("registry")
     port = free_port()
     cfg = base / "config.yml"
     cfg.write_text(f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {base}/data\n"
-                   f"  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n")
+                   f"  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{extra}")
     p = subprocess.Popen([exe, "serve", str(cfg)], stdout=open(base / "log", "wb"), stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 30
@@ -42,10 +57,11 @@ def registry(tmp_path_factory: pytest.TempPathFactory):
         p.wait(30)
 
 
-def skopeo_copy(archive: Path, dest: str, fmt: str = "v2s2") -> None:
+def skopeo_copy(archive: Path, dest: str, fmt: str = "v2s2", creds: str = "") -> None:
     """Push a docker-archive to the registry with skopeo (`fmt`: v2s2 or oci)."""
     exe = shutil.which("skopeo")
     if not exe:
         pytest.skip("skopeo is not installed")
-    subprocess.run([exe, "copy", "--quiet", "--format", fmt, "--dest-tls-verify=false", f"docker-archive:{archive}",
-                    f"docker://{dest}"], check=True, capture_output=True, timeout=120)
+    subprocess.run([exe, "copy", "--quiet", "--format", fmt, "--dest-tls-verify=false",
+                    *(["--dest-creds", creds] if creds else []), f"docker-archive:{archive}", f"docker://{dest}"],
+                   check=True, capture_output=True, timeout=120)

@@ -11,6 +11,7 @@ _TABLE: list[tuple[type[errors.EngineError], int]] = [
     (errors.InvalidArgument, 400),
     (errors.NotModified, 304),
     (errors.PermissionDenied, 403),
+    (errors.Unauthorized, 401),
     (errors.Unavailable, 503),
     (errors.NotImplemented_, 501),
     (errors.SystemError_, 500),

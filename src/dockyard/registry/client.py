@@ -6,6 +6,7 @@ plain HTTP if TLS cannot be spoken); others are HTTPS only."""
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import json
 import os
@@ -17,7 +18,7 @@ import urllib.request
 from http.client import HTTPResponse
 from typing import Any
 
-from ..errors import InvalidArgument, NotFound, PermissionDenied, SystemError_
+from ..errors import InvalidArgument, NotFound, PermissionDenied, SystemError_, Unauthorized
 
 TIMEOUT = 30.0
 
@@ -36,10 +37,11 @@ def insecure(domain: str) -> bool:
 class Registry:
     """Requests to one registry for one repository."""
 
-    def __init__(self, domain: str, repo: str) -> None:
-        self.domain, self.repo = domain, repo
+    def __init__(self, domain: str, repo: str, creds: dict[str, str] | None = None, scope: str = "pull") -> None:
+        self.domain, self.repo, self.creds, self.scope = domain, repo, creds, scope
         self.base: str | None = None
         self.token: str | None = None
+        self.basic = False   # the registry asked for basic auth
 
     # --- transport --------------------------------------------------------------------
     def _endpoint(self) -> str:
@@ -68,6 +70,8 @@ class Registry:
         h = dict(headers)
         if auth and self.token:
             h["Authorization"] = f"Bearer {self.token}"
+        elif auth and self.basic and self.creds:
+            h["Authorization"] = self._basic()
         req = urllib.request.Request(url, headers=h, method=method)
         ctx = ssl.create_default_context() if url.startswith("https:") else None
         return urllib.request.urlopen(req, timeout=TIMEOUT, context=ctx)  # noqa: S310 - registry URLs
@@ -87,22 +91,57 @@ class Registry:
                 raise SystemError_(f"Get \"{url}\": {_reason(e)}") from None
         raise AssertionError("unreachable")
 
+    def _basic(self) -> str:
+        assert self.creds is not None
+        raw = f"{self.creds['username']}:{self.creds['password']}".encode()
+        return "Basic " + base64.b64encode(raw).decode()
+
     def _authenticate(self, challenge: str) -> bool:
-        """The bearer-token flow, anonymously (login comes later)."""
+        """Basic auth with the caller's credentials, or the bearer-token flow (anonymous, or
+        with the credentials sent to the token server)."""
+        if challenge.lower().startswith("basic "):
+            if not self.creds or self.basic:
+                return False
+            self.basic = True
+            return True
         if not challenge.lower().startswith("bearer "):
             return False
         params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
         realm = params.pop("realm", "")
         if not realm:
             return False
-        params.setdefault("scope", f"repository:{self.repo}:pull")
+        if self.repo:
+            params.setdefault("scope", f"repository:{self.repo}:{self.scope}")
+        headers = {}
+        if self.creds and self.creds.get("username"):
+            params["account"] = self.creds["username"]
+            headers["Authorization"] = self._basic()
         try:
-            with self._open(f"{realm}?{urllib.parse.urlencode(params)}", {}, auth=False) as r:
+            with self._open(f"{realm}?{urllib.parse.urlencode(params)}", headers, auth=False) as r:
                 body = json.loads(r.read(1 << 20))
+        except urllib.error.HTTPError as e:
+            if e.code in (401, 403):
+                return False
+            raise SystemError_(f"getting a token from {realm}: HTTP {e.code}") from None
         except (urllib.error.URLError, OSError, ValueError) as e:
             raise SystemError_(f"getting a token from {realm}: {_reason(e)}") from None
         self.token = body.get("token") or body.get("access_token")
         return bool(self.token)
+
+    def login(self) -> None:
+        """`GET /v2/` with the credentials: returns when the registry accepts them."""
+        url = f"{self._endpoint()}/v2/"
+        for attempt in (0, 1):
+            try:
+                self._open(url, {}).close()
+                return
+            except urllib.error.HTTPError as e:
+                if e.code == 401 and attempt == 0 and self._authenticate(e.headers.get("WWW-Authenticate", "")):
+                    e.close()
+                    continue
+                raise Unauthorized(f"login attempt to {url} failed with status: {e.code} {e.reason}") from None
+            except (urllib.error.URLError, OSError) as e:
+                raise SystemError_(f"Get \"{url}\": {_reason(e)}") from None
 
     def _error(self, e: urllib.error.HTTPError) -> Exception:
         try:

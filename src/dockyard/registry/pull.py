@@ -48,11 +48,12 @@ def parse_platform(text: str) -> tuple[str, str, str]:
     return parts[0], _ARCH.get(parts[1], parts[1]), parts[2] if len(parts) == 3 else ""
 
 
-def pull(svc: ImageService, ref_text: str, plat: str, progress: Progress) -> str:
+def pull(svc: ImageService, ref_text: str, plat: str, progress: Progress,
+         creds: dict[str, str] | None = None) -> str:
     """Pull one reference; returns the image ID. Progress messages as dockerd's JSON stream."""
     ref = reference.parse(ref_text).with_default_tag()
     want = parse_platform(plat)
-    reg = Registry(ref.domain if ref.domain != reference.DEFAULT_DOMAIN else "registry-1.docker.io", ref.path)
+    reg = Registry(ref.domain if ref.domain != reference.DEFAULT_DOMAIN else "registry-1.docker.io", ref.path, creds)
     tag_or_digest = ref.digest or ref.tag or "latest"
     try:
         manifest, mtype, mdigest = _manifest(reg, tag_or_digest)

@@ -87,7 +87,8 @@ class ImagesRouter:
         error before the first message (bad reference, unknown tag, registry unreachable) is
         the request's status; after it, the stream's last message."""
         from ...oci import reference
-        from ...registry import pull
+        from ...registry import auth, pull
+        creds = auth.decode_header(req.headers.get("X-Registry-Auth", ""))
         image, tag = req.query["fromImage"], req.query.get("tag") or ""
         if tag and "@" not in image and ":" not in image.rsplit("/", 1)[-1]:
             image = f"{image}{'@' if tag.startswith('sha256:') else ':'}{tag}"
@@ -100,7 +101,7 @@ class ImagesRouter:
 
         def emit(m: dict[str, Any]) -> None:   # from the worker thread
             loop.call_soon_threadsafe(out.put_nowait, m)
-        job = asyncio.ensure_future(asyncio.to_thread(pull.pull, self.images, ref.familiar(), plat, emit))
+        job = asyncio.ensure_future(asyncio.to_thread(pull.pull, self.images, ref.familiar(), plat, emit, creds))
         first = asyncio.ensure_future(out.get())
         await asyncio.wait({job, first}, return_when=asyncio.FIRST_COMPLETED)
         if not first.done():

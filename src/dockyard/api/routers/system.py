@@ -36,6 +36,7 @@ class SystemRouter:
         r.add("GET", "/version", self.version)
         r.add("GET", "/info", self.info)
         r.add("GET", "/system/df", self.df)
+        r.add("POST", "/auth", self.auth)
 
     async def ping(self, req: web.Request) -> web.Response:
         """`GET|HEAD /_ping`."""
@@ -57,3 +58,24 @@ class SystemRouter:
     async def df(self, req: web.Request) -> web.Response:
         """`GET /system/df`."""
         return web.json_response(self.b.disk_usage())
+
+    async def auth(self, req: web.Request) -> web.Response:
+        """`POST /auth` (`docker login`): the credentials are checked against the registry (basic
+        auth, or the token flow); nothing is stored by the daemon, as with dockerd."""
+        import asyncio
+
+        from ...errors import InvalidArgument
+        from ...registry import auth
+        from ...registry.client import Registry
+        from .. import params
+        body = await params.json_body(req)
+        if not isinstance(body, dict):
+            raise InvalidArgument("request body must be an AuthConfig JSON object")
+        creds = auth.credentials(body)
+        if creds is None:
+            raise InvalidArgument("username and password (or an identity token) are required")
+        domain = auth.domain_of(str(body.get("serveraddress") or ""))
+        reg = Registry("registry-1.docker.io" if domain == "docker.io" else domain, "", creds)
+        await asyncio.to_thread(reg.login)
+        return web.json_response({"Status": "Login Succeeded", "IdentityToken": ""})
+

@@ -307,7 +307,16 @@ def pull(cli: Client, prog: str, args: list[str]) -> int:
     if ns.platform:
         q["platform"] = ns.platform
     import json
-    resp = cli.call("POST", "/images/create", q)
+
+    from ...client import dockerconfig
+    domain = ns.name.split("/", 1)[0] if "/" in ns.name and any(ch in ns.name.split("/", 1)[0] for ch in ".:") \
+        or ns.name.startswith("localhost/") else "docker.io"
+    try:
+        header = dockerconfig.auth_header(domain)
+    except ValueError as e:
+        print(str(e), file=sys.stderr)
+        return 1
+    resp = cli.call("POST", "/images/create", q, headers={"X-Registry-Auth": header} if header else None)
     full = ""
     for line in resp.lines():
         msg = json.loads(line)
