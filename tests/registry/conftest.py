@@ -15,6 +15,7 @@ import pytest
 from ..helpers import free_port
 
 USER, PASSWORD = "dy-user", "s3cret-pw"
+LOGS: dict[str, Path] = {}   # registry address → its log (requests at level info)
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +39,7 @@ def _registry(base: Path, extra: str):
         pytest.skip("Debian's docker-registry is not installed")
     port = free_port()
     cfg = base / "config.yml"
-    cfg.write_text(f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {base}/data\n"
+    cfg.write_text(f"version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {base}/data\n"
                    f"  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{extra}")
     p = subprocess.Popen([exe, "serve", str(cfg)], stdout=open(base / "log", "wb"), stderr=subprocess.STDOUT)
     try:
@@ -51,6 +52,7 @@ def _registry(base: Path, extra: str):
                 time.sleep(0.1)
         else:
             raise RuntimeError(f"docker-registry did not start: {(base / 'log').read_text()[-2000:]}")
+        LOGS[f"127.0.0.1:{port}"] = base / "log"
         yield f"127.0.0.1:{port}"
     finally:
         p.terminate()

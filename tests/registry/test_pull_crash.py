@@ -1,6 +1,7 @@
-"""Issue 9: kill -9 of the daemon in the middle of a pull leaves nothing partial (no image, no
-staged layer, no half-written blob), and the pull, tried again, succeeds. (Resuming the layer
-from the byte where it stopped is not built yet: the retry starts it anew.)"""
+"""Issue 9, big pulls: kill -9 of the daemon in the middle of one leaves nothing partial (no
+image, no staged layer, no half-written blob), and the pull, tried again, succeeds (resuming the
+layer from the byte where it stopped is not built yet: the retry starts it anew); two concurrent
+pulls of the same image share one download."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import threading
 import docker
 import pytest
 
-from .conftest import skopeo_copy
+from .conftest import LOGS, skopeo_copy
 
 pytestmark = pytest.mark.root
 
@@ -28,17 +29,23 @@ def _big_image_tar(base_tar, size: int) -> bytes:
     return out.getvalue()
 
 
-def test_kill9_in_the_middle_of_a_pull(registry, daemon, busybox_tar, fresh_daemon, tmp_path):
+@pytest.fixture(scope="module")
+def big(registry, daemon, busybox_tar, tmp_path_factory):
+    """`library/bigpull:1`: busybox and a 48 MiB file of random bytes, in the registry."""
     c = docker.APIClient(base_url=daemon.host, version="1.41")
     c.import_image_from_data(_big_image_tar(busybox_tar, 48 << 20), repository="bigpull", tag="1")
-    tar = tmp_path / "big.tar"
+    tar = tmp_path_factory.mktemp("big") / "big.tar"
     with open(tar, "wb") as f:
         for chunk in c.get_image("bigpull:1"):
             f.write(chunk)
     c.remove_image("bigpull:1")
     c.close()
     skopeo_copy(tar, f"{registry}/library/bigpull:1")
+    return registry
 
+
+def test_kill9_in_the_middle_of_a_pull(big, fresh_daemon):
+    registry = big
     d = fresh_daemon(image=False)
     c = docker.APIClient(base_url=d.host, version="1.41")
     downloading = threading.Event()
@@ -68,3 +75,28 @@ def test_kill9_in_the_middle_of_a_pull(registry, daemon, busybox_tar, fresh_daem
     assert out[-1]["status"].startswith("Status: Downloaded newer image"), out[-3:]
     assert c.inspect_image(f"{registry}/library/bigpull:1")["Size"] > 48 << 20
     c.close()
+
+
+def test_two_concurrent_pulls_share_one_download(big, fresh_daemon):
+    registry = big
+    d = fresh_daemon(image=False)
+    log = LOGS[registry]
+    def gets() -> int:   # the access log's lines for our blob downloads
+        return sum(1 for line in log.read_text().splitlines()
+                   if '"GET /v2/library/bigpull/blobs/' in line and "Python-urllib" in line)
+    before = gets()
+    results: list[str] = []
+
+    def pull() -> None:
+        c = docker.APIClient(base_url=d.host, version="1.41")
+        out = list(c.pull(f"{registry}/library/bigpull", tag="1", stream=True, decode=True))
+        results.append(out[-1].get("status", str(out[-1])))
+        c.close()
+    ts = [threading.Thread(target=pull) for _ in range(2)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(120)
+    assert len(results) == 2 and all(r.startswith("Status: ") for r in results), results
+    # the config and the one layer fetched once, not once per pull
+    assert gets() - before == 2, gets() - before

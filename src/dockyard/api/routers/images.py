@@ -24,6 +24,7 @@ class ImagesRouter:
 
     def __init__(self, images: ImageService) -> None:
         self.images = images
+        self._pulls: dict[tuple[str, str, str], _SharedJob] = {}   # pulls in flight
 
     def routes(self, r: Routes) -> None:
         """Register."""
@@ -96,12 +97,20 @@ class ImagesRouter:
         plat = req.query.get("platform") or ""
         pull.parse_platform(plat)
         before = self.images.meta.tag(ref.familiar()) if ref.tag else None
-        loop = asyncio.get_running_loop()
-        out: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        # two pulls of the same image share one: the second follows the first's progress
+        key = (ref.familiar(), plat, (creds or {}).get("username", ""))
+        shared = self._pulls.get(key)
+        if shared is None:
+            loop = asyncio.get_running_loop()
+            shared = self._pulls[key] = _SharedJob()
 
-        def emit(m: dict[str, Any]) -> None:   # from the worker thread
-            loop.call_soon_threadsafe(out.put_nowait, m)
-        job = asyncio.ensure_future(asyncio.to_thread(pull.pull, self.images, ref.familiar(), plat, emit, creds))
+            def emit(m: dict[str, Any]) -> None:   # from the worker thread
+                loop.call_soon_threadsafe(shared.publish, m)
+            shared.job = asyncio.ensure_future(asyncio.to_thread(
+                pull.pull, self.images, ref.familiar(), plat, emit, creds))
+            shared.job.add_done_callback(lambda _: self._pulls.pop(key, None))
+        out = shared.subscribe()
+        job = shared.job
         first = asyncio.ensure_future(out.get())
         await asyncio.wait({job, first}, return_when=asyncio.FIRST_COMPLETED)
         if not first.done():
@@ -220,6 +229,23 @@ class ImagesRouter:
         dangling = f.get("dangling", ["true"])[-1].lower() in ("true", "1")
         deleted, space = self.images.prune(dangling_only=dangling, filters=f)
         return web.json_response({"ImagesDeleted": deleted or None, "SpaceReclaimed": space})
+
+
+class _SharedJob:
+    """A worker's job and everyone following its progress messages."""
+
+    def __init__(self) -> None:
+        self.job: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.subscribers: list[asyncio.Queue[dict[str, Any]]] = []
+
+    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
+        q: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.subscribers.append(q)
+        return q
+
+    def publish(self, m: dict[str, Any]) -> None:
+        for q in self.subscribers:
+            q.put_nowait(m)
 
 
 async def _relay(resp: web.StreamResponse, job: asyncio.Future[Any], out: asyncio.Queue[dict[str, Any]]) -> None:
