@@ -100,3 +100,58 @@ def test_two_concurrent_pulls_share_one_download(big, fresh_daemon):
     assert len(results) == 2 and all(r.startswith("Status: ") for r in results), results
     # the config and the one layer fetched once, not once per pull
     assert gets() - before == 2, gets() - before
+
+
+@pytest.fixture
+def flaky_proxy(big):
+    """A registry endpoint on loopback in front of the real one that cuts the first big blob
+    download in the middle (headers and half the body, then the connection closes)."""
+    import http.server
+    import urllib.request
+    cut: list[str] = []
+
+    class H(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:   # noqa: N802 - http.server's naming
+            req = urllib.request.Request(f"http://{big}{self.path}", headers={
+                k: v for k, v in self.headers.items() if k.lower() in ("accept", "authorization")})
+            try:
+                r = urllib.request.urlopen(req)
+            except urllib.error.HTTPError as e:
+                r = e
+            body = r.read()
+            self.send_response(r.status if hasattr(r, "status") else r.code)
+            for k, v in r.headers.items():
+                if k.lower() in ("content-type", "docker-content-digest", "docker-distribution-api-version"):
+                    self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if "/blobs/" in self.path and len(body) > 1 << 20 and not cut:
+                cut.append(self.path)
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            pass
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield f"127.0.0.1:{srv.server_address[1]}", cut
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_a_dropped_connection_is_tried_again(flaky_proxy, fresh_daemon):
+    addr, cut = flaky_proxy
+    d = fresh_daemon(image=False)
+    c = docker.APIClient(base_url=d.host, version="1.41")
+    out = list(c.pull(f"{addr}/library/bigpull", tag="1", stream=True, decode=True))
+    assert cut, "the proxy did not cut a download"
+    assert any(m.get("status", "").startswith("Retrying in") for m in out), out[-3:]
+    assert out[-1]["status"].startswith("Status: Downloaded newer image"), out[-3:]
+    assert c.inspect_image(f"{addr}/library/bigpull:1")["Size"] > 48 << 20
+    c.close()

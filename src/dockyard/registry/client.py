@@ -12,6 +12,7 @@ import json
 import os
 import re
 import ssl
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -20,7 +21,13 @@ from typing import Any
 
 from ..errors import InvalidArgument, NotFound, PermissionDenied, SystemError_, Unauthorized
 
-TIMEOUT = 30.0
+# no byte for this long on a registry connection: a stall, tried again (DOCKYARD_REGISTRY_TIMEOUT seconds)
+TIMEOUT = float(os.environ.get("DOCKYARD_REGISTRY_TIMEOUT") or 30)
+
+
+class Transient(SystemError_):
+    """A failure worth another try: the connection dropped, stalled or was refused, or the
+    registry answered 429 or 5xx."""
 
 
 def insecure(domain: str) -> bool:
@@ -77,19 +84,26 @@ class Registry:
         return urllib.request.urlopen(req, timeout=TIMEOUT, context=ctx)  # noqa: S310 - registry URLs
 
     def get(self, path: str, headers: dict[str, str] | None = None) -> HTTPResponse:
-        """GET `/v2/<repo>/<path>`, fetching an anonymous token once if the registry asks."""
+        """GET `/v2/<repo>/<path>`, authenticating once if the registry asks; a 429 waits as
+        long as its Retry-After says (at most a minute, three times)."""
         url = f"{self._endpoint()}/v2/{self.repo}/{path}"
-        for attempt in (0, 1):
+        authenticated, waits = False, 0
+        while True:
             try:
                 return self._open(url, headers or {})
             except urllib.error.HTTPError as e:
-                if e.code == 401 and attempt == 0 and self._authenticate(e.headers.get("WWW-Authenticate", "")):
+                if e.code == 401 and not authenticated and self._authenticate(e.headers.get("WWW-Authenticate", "")):
+                    authenticated = True
+                    e.close()
+                    continue
+                if e.code == 429 and waits < 3:
+                    waits += 1
+                    time.sleep(_retry_after(e.headers.get("Retry-After", ""), waits))
                     e.close()
                     continue
                 raise self._error(e) from None
             except (urllib.error.URLError, OSError) as e:
-                raise SystemError_(f"Get \"{url}\": {_reason(e)}") from None
-        raise AssertionError("unreachable")
+                raise Transient(f"Get \"{url}\": {_reason(e)}") from None
 
     def _basic(self) -> str:
         assert self.creds is not None
@@ -158,7 +172,16 @@ class Registry:
             return NotFound(f"{code.lower().replace('_', ' ') or 'not found'}: {msg or e.reason}", )
         if e.code == 400:
             return InvalidArgument(f"{code.lower()}: {msg}" if code else f"registry: {e.reason}")
+        if e.code == 429 or e.code >= 500:
+            return Transient(f"received unexpected HTTP status: {e.code} {e.reason}")
         return SystemError_(f"received unexpected HTTP status: {e.code} {e.reason}")
+
+
+def _retry_after(value: str, n: int) -> float:
+    try:
+        return min(60.0, max(0.0, float(value)))
+    except ValueError:
+        return float(1 << n)
 
 
 def _reason(e: Exception | None) -> str:

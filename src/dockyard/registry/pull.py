@@ -7,17 +7,19 @@ Not yet (issue 9): layers in parallel worker processes, resumable downloads, log
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import platform as _platform
+import time
 import zlib
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import InvalidArgument, NotFound, NotImplemented_
+from ..errors import InvalidArgument, NotFound, NotImplemented_, SystemError_
 from ..images.service import ImageService, StagedLayer
 from ..oci import digest as dg
 from ..oci import reference
-from .client import Registry
+from .client import Registry, Transient
 
 MAX_MANIFEST = 4 << 20
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -177,6 +179,7 @@ class _Verified:
         self.n = self.reported = 0
         self.buf = b""
         self.eof = False
+        self.transient: Exception | None = None   # a network failure seen while reading
         mt = desc.get("mediaType", "")
         self.dec: Any = None
         if "zstd" in mt:
@@ -190,11 +193,18 @@ class _Verified:
 
     def read(self, n: int = -1) -> bytes:
         while not self.eof and (n < 0 or len(self.buf) < n):
-            chunk = self.body.read(1 << 20)
+            try:
+                chunk = self.body.read(1 << 20)
+            except (OSError, http.client.HTTPException) as e:
+                self.transient = e   # the tar reader above would call it a bad archive
+                raise
             if not chunk:
                 self.eof = True
                 if self.dec is not None and hasattr(self.dec, "flush"):
                     self.buf += self.dec.flush()
+                if self.size and self.n < self.size:   # the connection ended early: worth another try
+                    self.transient = ConnectionError(f"unexpected EOF after {self.n} of {self.size} bytes")
+                    raise self.transient
                 if "sha256:" + self.h.hexdigest() != self.want:
                     raise InvalidArgument(f"filesystem layer verification failed for digest {self.want}")
                 if self.size and self.n != self.size:
@@ -224,13 +234,38 @@ def _gzip() -> Any:
         return zlib.decompressobj(31)
 
 
+RETRIES = 5   # attempts per layer after a dropped or stalled connection (1, 2, 4, 8 s apart)
+
+
 def _layer(svc: ImageService, reg: Registry, desc: dict[str, Any], short: str, progress: Progress) -> StagedLayer:
+    """One layer, from its first byte: a connection that drops or stalls (no byte for the
+    client's timeout) is tried again with back-off; a digest that does not match is not."""
     digest = desc.get("digest", "")
     if not digest.startswith("sha256:"):
         raise InvalidArgument(f"unsupported layer digest {digest!r}")
-    with reg.get(f"blobs/{digest}") as r:
+    for attempt in range(RETRIES):
+        try:
+            return _layer_once(svc, reg, desc, short, progress)
+        except (OSError, http.client.HTTPException, Transient) as e:
+            if attempt == RETRIES - 1:
+                raise SystemError_(f"layer {digest}: {e}") from None
+            wait = 1 << attempt
+            progress({"status": f"Retrying in {wait} second{'s' if wait > 1 else ''}", "progressDetail": {},
+                      "id": short})
+            time.sleep(wait)
+    raise AssertionError("unreachable")
+
+
+def _layer_once(svc: ImageService, reg: Registry, desc: dict[str, Any], short: str,
+                progress: Progress) -> StagedLayer:
+    with reg.get(f"blobs/{desc['digest']}") as r:
         src = _Verified(r, desc, short, progress)
-        st = svc.stage_layer(src)  # type: ignore[arg-type]
+        try:
+            st = svc.stage_layer(src)  # type: ignore[arg-type]
+        except InvalidArgument:
+            if src.transient is not None:
+                raise src.transient from None
+            raise
         if not src.eof:   # the tar ended before the blob did: read the rest, so the digest is checked
             try:
                 while src.read(1 << 20):
