@@ -11,7 +11,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "images": ("images", "images"), "import": ("images", "import_"), "tag": ("images", "tag"),
     "rmi": ("images", "rmi"), "history": ("images", "history"), "save": ("images", "save"),
     "load": ("images", "load"), "pull": ("images", "pull"), "export": ("filesystem", "export"),
-    "login": ("registry", "login"), "logout": ("registry", "logout"),
+    "login": ("registry", "login"), "logout": ("registry", "logout"), "search": ("registry", "search"),
     "commit": ("filesystem", "commit"),
     "diff": ("filesystem", "diff"), "cp": ("filesystem", "cp"),
     "inspect": ("inspect", "inspect"),

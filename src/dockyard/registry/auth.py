@@ -32,6 +32,9 @@ def decode_header(value: str) -> dict[str, str] | None:
 
 def credentials(cfg: dict[str, Any]) -> dict[str, str] | None:
     """username/password (or the `auth` field's user:password, or an identity token), if any."""
+    for k in ("username", "password", "auth", "identitytoken", "serveraddress", "email"):
+        if cfg.get(k) is not None and not isinstance(cfg[k], str):
+            raise InvalidArgument(f"invalid auth config: {k} must be a string")
     user, pw = str(cfg.get("username") or ""), str(cfg.get("password") or "")
     if not user and cfg.get("auth"):
         try:
@@ -50,7 +53,12 @@ def domain_of(server: str) -> str:
     if not server or server.rstrip("/") in (INDEX_SERVER.rstrip("/"), "docker.io", "index.docker.io"):
         return reference.DEFAULT_DOMAIN
     s = server if "://" in server else f"//{server}"
-    host = urlsplit(s).netloc
-    if not host:
+    try:
+        parts = urlsplit(s)
+        host = parts.netloc
+        _ = parts.port   # a bad port or bracketed host raises here
+    except ValueError:
+        host = ""
+    if not host or any(c.isspace() for c in host):
         raise InvalidArgument(f"invalid registry address {server!r}")
     return host

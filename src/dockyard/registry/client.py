@@ -79,14 +79,21 @@ class Registry:
             h["Authorization"] = f"Bearer {self.token}"
         elif auth and self.basic and self.creds:
             h["Authorization"] = self._basic()
-        req = urllib.request.Request(url, headers=h, method=method)
+        try:
+            req = urllib.request.Request(url, headers=h, method=method)
+        except ValueError as e:
+            raise InvalidArgument(f"invalid registry URL {url!r}: {e}") from None
         ctx = ssl.create_default_context() if url.startswith("https:") else None
         return urllib.request.urlopen(req, timeout=TIMEOUT, context=ctx)  # noqa: S310 - registry URLs
 
     def get(self, path: str, headers: dict[str, str] | None = None) -> HTTPResponse:
-        """GET `/v2/<repo>/<path>`, authenticating once if the registry asks; a 429 waits as
-        long as its Retry-After says (at most a minute, three times)."""
-        url = f"{self._endpoint()}/v2/{self.repo}/{path}"
+        """GET `/v2/<repo>/<path>` (see get_root)."""
+        return self.get_root(f"/v2/{self.repo}/{path}", headers)
+
+    def get_root(self, path: str, headers: dict[str, str] | None = None) -> HTTPResponse:
+        """GET `path` of the registry, authenticating once if it asks; a 429 waits as long as
+        its Retry-After says (at most a minute, three times)."""
+        url = f"{self._endpoint()}{path}"
         authenticated, waits = False, 0
         while True:
             try:
@@ -124,7 +131,9 @@ class Registry:
         realm = params.pop("realm", "")
         if not realm:
             return False
-        if self.repo:
+        if self.scope == "catalog":
+            params.setdefault("scope", "registry:catalog:*")
+        elif self.repo:
             params.setdefault("scope", f"repository:{self.repo}:{self.scope}")
         headers = {}
         if self.creds and self.creds.get("username"):

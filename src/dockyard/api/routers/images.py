@@ -30,6 +30,7 @@ class ImagesRouter:
         """Register."""
         r.add("POST", "/images/create", self.create)
         r.add("GET", "/images/json", self.list)
+        r.add("GET", "/images/search", self.search)
         r.add("POST", "/images/prune", self.prune)
         r.add("GET", "/images/get", self.save)
         r.add("POST", "/images/load", self.load)
@@ -133,6 +134,34 @@ class ImagesRouter:
             await json_line(resp, {"errorDetail": {"message": describe(e)}, "error": describe(e)})
         await resp.write_eof()
         return resp
+
+    async def search(self, req: web.Request) -> web.Response:
+        """`GET /images/search?term=&limit=&filters=`: filters `is-official`, `is-automated`,
+        `stars` (a v2 registry's catalog has no stars nor official images)."""
+        from ...registry import auth, search
+        creds = auth.decode_header(req.headers.get("X-Registry-Auth", ""))
+        try:
+            limit = int(req.query.get("limit") or 25)
+        except ValueError:
+            raise InvalidArgument(f"invalid limit {req.query.get('limit')!r}") from None
+        f = params.filters(req)
+        for k in f:
+            if k not in ("is-official", "is-automated", "stars"):
+                raise InvalidArgument(f"invalid filter '{k}'")
+        try:
+            stars = max((int(v) for v in f.get("stars", [])), default=0)
+        except ValueError:
+            raise InvalidArgument(f"invalid filter 'stars={f['stars'][0]}'") from None
+        flags = {}
+        for k in ("is-official", "is-automated"):
+            for v in f.get(k, []):
+                if v not in ("true", "false"):
+                    raise InvalidArgument(f"invalid filter '{k}={v}'")
+                flags[k.replace("-", "_")] = v == "true"
+        results = await asyncio.to_thread(search.search, req.query.get("term", ""), limit, creds)
+        results = [r for r in results if r["star_count"] >= stars
+                   and all(r[k] == want for k, want in flags.items())]
+        return web.json_response(results)
 
     async def save(self, req: web.Request) -> web.StreamResponse:
         """`GET /images/get?names=…` and `GET /images/{name}/get`: a tar stream."""

@@ -55,3 +55,40 @@ def logout(cli: Client, prog: str, args: list[str]) -> int:
     dockerconfig.save(cfg)
     print(f"Removing login credentials for {server}")
     return 0
+
+
+def search(cli: Client, prog: str, args: list[str]) -> int:
+    """`dockyard search [--limit N] [-f k=v] [--no-trunc] [--format F] TERM`; `host:port/term`
+    searches that registry's catalog."""
+    from ...client.api import filters_param
+    from ..output import format_rows, table
+    p = Parser(prog, "[OPTIONS] TERM")
+    p.add_argument("--limit", type=int, default=25)
+    p.add_argument("-f", "--filter", action="append", default=[])
+    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("--format", default="")
+    p.add_argument("term")
+    ns = p.parse_args(args)
+    q: dict[str, str | int] = {"term": ns.term, "limit": ns.limit}
+    f = filters_param(ns.filter)
+    if f:
+        q["filters"] = f
+    host = ns.term.split("/", 1)[0] if "/" in ns.term else ""
+    header = dockerconfig.auth_header(host) if host and ("." in host or ":" in host) else ""
+    try:
+        results = cli.call("GET", "/images/search", q,
+                           headers={"X-Registry-Auth": header} if header else None).json()
+    except APIError as e:
+        print(f"Error response from daemon: {e.message}", file=sys.stderr)
+        return 1
+    items = [{"Name": r["name"], "Description": r["description"] if ns.no_trunc or len(r["description"]) <= 45
+              else r["description"][:44] + "…", "StarCount": str(r["star_count"]),
+              "IsOfficial": "[OK]" if r["is_official"] else "", "IsAutomated": "[OK]" if r["is_automated"] else ""}
+             for r in results]
+    if ns.format:
+        format_rows(ns.format, items, {"Name": "NAME", "Description": "DESCRIPTION", "StarCount": "STARS",
+                                       "IsOfficial": "OFFICIAL", "IsAutomated": "AUTOMATED"})
+        return 0
+    table([["NAME", "DESCRIPTION", "STARS", "OFFICIAL", "AUTOMATED"]] +
+          [[i["Name"], i["Description"], i["StarCount"], i["IsOfficial"], i["IsAutomated"]] for i in items])
+    return 0
