@@ -67,3 +67,17 @@ def skopeo_copy(archive: Path, dest: str, fmt: str = "v2s2", creds: str = "") ->
     subprocess.run([exe, "copy", "--quiet", "--format", fmt, "--dest-tls-verify=false",
                     *(["--dest-creds", creds] if creds else []), f"docker-archive:{archive}", f"docker://{dest}"],
                    check=True, capture_output=True, timeout=120)
+
+
+def save_image(daemon, name: str, dest: Path) -> Path:
+    """`docker save NAME` from a daemon of ours into `dest`."""
+    import docker
+    c = docker.APIClient(base_url=daemon.host, version="1.41")
+    try:
+        with open(dest, "wb") as f:
+            for chunk in c.get_image(name):
+                f.write(chunk)
+    finally:
+        c.close()
+    return dest
+

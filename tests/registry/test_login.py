@@ -13,19 +13,14 @@ import docker
 import pytest
 
 from ..helpers import BIN, DOCKER
-from .conftest import PASSWORD, USER, skopeo_copy
+from .conftest import PASSWORD, USER, save_image, skopeo_copy
 
 pytestmark = pytest.mark.root
 
 
 @pytest.fixture(scope="module")
 def secured(auth_registry, daemon, tmp_path_factory):
-    c = docker.APIClient(base_url=daemon.host, version="1.41")
-    tar = tmp_path_factory.mktemp("auth-archive") / "busybox.tar"
-    with open(tar, "wb") as f:
-        for chunk in c.get_image("busybox:latest"):
-            f.write(chunk)
-    c.close()
+    tar = save_image(daemon, "busybox:latest", tmp_path_factory.mktemp("auth-archive") / "busybox.tar")
     skopeo_copy(tar, f"{auth_registry}/private/bb:1", creds=f"{USER}:{PASSWORD}")
     return auth_registry
 

@@ -14,7 +14,7 @@ import docker
 import pytest
 
 from ..helpers import BIN, DOCKER
-from .conftest import skopeo_copy
+from .conftest import save_image, skopeo_copy
 
 pytestmark = pytest.mark.root
 
@@ -26,11 +26,8 @@ def filled(registry, daemon, tmp_path_factory):
     (the registry wants every listed manifest to exist: the schema2 one stands in)."""
     c = docker.APIClient(base_url=daemon.host, version="1.41")
     iid = c.inspect_image("busybox")["Id"]
-    tar = tmp_path_factory.mktemp("archive") / "busybox.tar"
-    with open(tar, "wb") as f:
-        for chunk in c.get_image("busybox:latest"):
-            f.write(chunk)
     c.close()
+    tar = save_image(daemon, "busybox:latest", tmp_path_factory.mktemp("archive") / "busybox.tar")
     skopeo_copy(tar, f"{registry}/library/bb:1")
     skopeo_copy(tar, f"{registry}/library/bb:oci", "oci")
     req = urllib.request.Request(f"http://{registry}/v2/library/bb/manifests/oci", headers={

@@ -13,7 +13,7 @@ import threading
 import docker
 import pytest
 
-from .conftest import LOGS, skopeo_copy
+from .conftest import LOGS, save_image, skopeo_copy
 
 pytestmark = pytest.mark.root
 
@@ -34,10 +34,7 @@ def big(registry, daemon, busybox_tar, tmp_path_factory):
     """`library/bigpull:1`: busybox and a 48 MiB file of random bytes, in the registry."""
     c = docker.APIClient(base_url=daemon.host, version="1.41")
     c.import_image_from_data(_big_image_tar(busybox_tar, 48 << 20), repository="bigpull", tag="1")
-    tar = tmp_path_factory.mktemp("big") / "big.tar"
-    with open(tar, "wb") as f:
-        for chunk in c.get_image("bigpull:1"):
-            f.write(chunk)
+    tar = save_image(daemon, "bigpull:1", tmp_path_factory.mktemp("big") / "big.tar")
     c.remove_image("bigpull:1")
     c.close()
     skopeo_copy(tar, f"{registry}/library/bigpull:1")

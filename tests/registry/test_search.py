@@ -10,19 +10,14 @@ import docker
 import pytest
 
 from ..helpers import BIN, DOCKER
-from .conftest import skopeo_copy
+from .conftest import save_image, skopeo_copy
 
 pytestmark = pytest.mark.root
 
 
 @pytest.fixture(scope="module")
 def catalog(registry, daemon, tmp_path_factory):
-    c = docker.APIClient(base_url=daemon.host, version="1.41")
-    tar = tmp_path_factory.mktemp("search") / "busybox.tar"
-    with open(tar, "wb") as f:
-        for chunk in c.get_image("busybox:latest"):
-            f.write(chunk)
-    c.close()
+    tar = save_image(daemon, "busybox:latest", tmp_path_factory.mktemp("search") / "busybox.tar")
     for name in ("findme/alpha", "findme/alphabet", "other/beta"):
         skopeo_copy(tar, f"{registry}/{name}:1")
     return registry
