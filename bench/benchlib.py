@@ -128,6 +128,10 @@ class Engines:
                     p.wait(60)
                 except subprocess.TimeoutExpired:
                     p.kill()
+        try:   # with --live-restore the monitor outlives the daemon, by design: end it too
+            os.kill(int((self.run_dir / "dy" / "monitor.pid").read_text()), signal.SIGTERM)
+        except (OSError, ValueError):
+            pass
         for d in (self.tmp, self.run_dir):
             for m in mounts_under(d):   # dockerd binds its data root onto itself
                 subprocess.run(["umount", "-l", m], capture_output=True)
