@@ -998,6 +998,11 @@ class ContainerService:
             if key not in self.by_id:
                 self.snapshots.remove(key)
 
+    @staticmethod
+    async def _settled_lock(c: Container) -> None:
+        async with c.lock:
+            pass
+
     async def shutdown(self, live_restore: bool) -> None:
         """Without live-restore, stop every container (as dockerd does) and end the monitor."""
         self.shutting_down = True
@@ -1005,9 +1010,17 @@ class ContainerService:
             if c.restart_task is not None:
                 c.restart_task.cancel()
         if self._events_task:
+            # operations in flight (a start, say) finish first, or they would leave what they made
+            busy = [c for c in self.by_id.values() if c.lock.locked()]
+            if busy:
+                await asyncio.wait([asyncio.create_task(self._settled_lock(c)) for c in busy], timeout=30)
             running = [c for c in self.by_id.values() if c.state.running]
             if not live_restore:
                 await asyncio.gather(*(self._stop(c, None) for c in running), return_exceptions=True)
+                for c in running:   # an exit not handled in time: its mounts and cgroup go all the same
+                    if not c.state.running and mnt.is_mounted(str(self.paths.rootfs(c.id))):
+                        with contextlib.suppress(OSError, EngineError):
+                            await self._cleanup_runtime(c)
                 try:
                     await self.monitor.request({"op": "shutdown"})
                 except EngineError:
