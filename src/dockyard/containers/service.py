@@ -230,9 +230,7 @@ class ContainerService:
             c.state.error = e.message
             self._persist(c)
             if c.cfg.host_config.get("AutoRemove"):
-                t = asyncio.create_task(self.remove(c.id, force=True))  # as dockerd: --rm removes on failure
-                self._exit_tasks.add(t)
-                t.add_done_callback(self._exit_tasks.discard)
+                self._spawn(self.remove(c.id, force=True))  # as dockerd: --rm removes on failure
             raise
         c.state.to(Status.RUNNING)
         self.stdio.hold(c.id, self.paths.bundle(c.id))
@@ -390,6 +388,7 @@ class ContainerService:
             await asyncio.sleep(1)
 
     def _spawn(self, coro: Any) -> None:
+        """A background task the service keeps a reference to until it ends."""
         t = asyncio.create_task(coro)
         self._exit_tasks.add(t)
         t.add_done_callback(self._exit_tasks.discard)
@@ -570,14 +569,16 @@ class ContainerService:
             m.kill_all()
             m.destroy()
         await asyncio.to_thread(kill_and_remove)
+        self._unmount(c)
+
+    def _unmount(self, c: Container) -> None:
+        """The container's rootfs, its idmapped layer binds and its shared /dev/shm."""
         mnt.unmount(str(self.paths.rootfs(c.id)))
         userns.unmount_idmaps(str(self.paths.idmap(c.id)))
         mnt.unmount(str(self.paths.shm(c.id)))
 
     async def _cleanup_runtime(self, c: Container) -> None:
-        mnt.unmount(str(self.paths.rootfs(c.id)))  # every process of the container is gone
-        userns.unmount_idmaps(str(self.paths.idmap(c.id)))
-        mnt.unmount(str(self.paths.shm(c.id)))
+        self._unmount(c)  # every process of the container is gone
         rt = self.runtimes[c.cfg.runtime]
         await self._rt_delete(rt, c.id)
         from ..runtime import cgroups
@@ -895,7 +896,6 @@ class ContainerService:
                 with contextlib.suppress(OSError):
                     os.rmdir(m)
         for c in list(self.by_id.values()):
-            exit_file = self.paths.bundle(c.id) / "exit.json"
             if c.state.status == Status.REMOVING:
                 c.state.status = Status.EXITED
                 await self.remove(c.id, force=True)
@@ -904,8 +904,8 @@ class ContainerService:
                 if mnt.is_mounted(str(self.paths.rootfs(c.id))):
                     await self._cleanup_runtime(c)
                 continue
-            if exit_file.exists():
-                ev = json.loads(exit_file.read_text())
+            ev = self._recorded_exit(c)
+            if ev is not None:
                 await self._on_exit(ev)
             elif c.id in alive:
                 self.stdio.hold(c.id, self.paths.bundle(c.id))
@@ -921,9 +921,7 @@ class ContainerService:
             if not c.state.running and c.state.status == Status.EXITED and restart.start_at_boot(
                     c.cfg.host_config.get("RestartPolicy") or {}, c.state.exit_code, c.state.manually_stopped,
                     not c.state.started_at.startswith("0001")):
-                t = asyncio.create_task(self._boot_start(c))
-                self._exit_tasks.add(t)
-                t.add_done_callback(self._exit_tasks.discard)
+                self._spawn(self._boot_start(c))
 
     def monitor_alive(self) -> bool:
         """Whether the monitor whose pid file is in the exec root runs."""
@@ -1018,7 +1016,8 @@ class ContainerService:
             if not live_restore:
                 await asyncio.gather(*(self._stop(c, None) for c in running), return_exceptions=True)
                 for c in running:   # an exit not handled in time: its mounts and cgroup go all the same
-                    if not c.state.running and mnt.is_mounted(str(self.paths.rootfs(c.id))):
+                    gone = not c.state.running or not os.path.exists(f"/proc/{c.state.pid}")
+                    if gone and mnt.is_mounted(str(self.paths.rootfs(c.id))):
                         with contextlib.suppress(OSError, EngineError):
                             await self._cleanup_runtime(c)
                 try:

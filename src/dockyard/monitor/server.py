@@ -48,7 +48,7 @@ class Ctr:
     exit_file: str = ""
     cgroup: str = ""
     subscribers: list[asyncio.StreamWriter] = field(default_factory=list)
-    open_pipes: int = 0
+    pipes: dict[int, int] = field(default_factory=dict)   # output fds being read → their stream
     status: int | None = None
     runtime: dict[str, Any] | None = None
     finishing: bool = False
@@ -174,7 +174,7 @@ class Monitor:
         loop = asyncio.get_running_loop()
         for stream, (r, _) in ((STDOUT, pipes[0]), (STDERR, pipes[1])):
             os.set_blocking(r, False)
-            c.open_pipes += 1
+            c.pipes[r] = stream
             loop.add_reader(r, self._on_output, c, stream, r)
         if pid in self.orphan_status:
             self._exited(c, self.orphan_status.pop(pid))
@@ -202,7 +202,7 @@ class Monitor:
         if not data:
             asyncio.get_running_loop().remove_reader(fd)
             os.close(fd)
-            c.open_pipes -= 1
+            del c.pipes[fd]
             self._maybe_finish(c)
             return
         if c.log:
@@ -219,7 +219,7 @@ class Monitor:
         self._maybe_finish(c)
 
     def _maybe_finish(self, c: Ctr) -> None:
-        if c.status is None or c.open_pipes > 0 or c.finishing:
+        if c.status is None or c.pipes or c.finishing:
             return
         c.finishing = True
         t = asyncio.get_running_loop().create_task(self._finish(c))
@@ -275,38 +275,32 @@ class Monitor:
         max_size, max_files = req.get("log_limits") or (-1, 1)
         c.log = LogWriter(req["log"], max_size, max_files)
         loop = asyncio.get_running_loop()
-        fds = []
         for stream, name in ((STDOUT, FIFOS[0]), (STDERR, FIFOS[1])):
             try:
                 r = os.open(os.path.join(req["bundle"], name), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
             except OSError:
                 continue
-            fds.append((stream, r))
-            c.open_pipes += 1
+            c.pipes[r] = stream
             loop.add_reader(r, self._on_output, c, stream, r)
         try:
             pfd = os.pidfd_open(c.pid)
         except ProcessLookupError:
-            self._drain_adopted(c, fds)
+            self._drain_adopted(c)
             self._exited(c, 255 << 8)
             return {}
 
         def gone() -> None:
             loop.remove_reader(pfd)
             os.close(pfd)
-            self._drain_adopted(c, fds)
+            self._drain_adopted(c)
             self._exited(c, 255 << 8)
         loop.add_reader(pfd, gone)
         return {}
 
-    def _drain_adopted(self, c: Ctr, fds: list[tuple[int, int]]) -> None:
-        """The adopted init is gone: take what its pipes hold and close them (a pipe opened
+    def _drain_adopted(self, c: Ctr) -> None:
+        """The adopted init is gone: take what its pipes still hold and close them (a pipe opened
         after its last writer left never reports the end to poll)."""
-        for stream, fd in fds:
-            try:
-                os.fstat(fd)
-            except OSError:
-                continue   # already closed at its end of file
+        for fd, stream in list(c.pipes.items()):
             while True:
                 try:
                     data = os.read(fd, 65536)
@@ -318,7 +312,7 @@ class Monitor:
                     c.log.feed("stdout" if stream == STDOUT else "stderr", data)
             asyncio.get_running_loop().remove_reader(fd)
             os.close(fd)
-            c.open_pipes -= 1
+            del c.pipes[fd]
 
     # --- exec -----------------------------------------------------------------------
     async def exec_(self, req: dict[str, Any], writer: asyncio.StreamWriter) -> None:

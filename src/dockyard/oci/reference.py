@@ -54,6 +54,21 @@ class Reference:
         return Reference(self.domain, self.path, "latest", None)
 
 
+_DOMAIN_RE = re.compile(rf"^{_DOMAIN}$")
+
+
+def registry_of(name: str) -> str | None:
+    """The registry a `host[:port]/…` name or search term begins with, told from a path component
+    as Docker does (a dot, a port, or `localhost`); None when it names none."""
+    first, sep, _ = name.partition("/")
+    return first if sep and ("." in first or ":" in first or first == "localhost") else None
+
+
+def is_domain(text: str) -> bool:
+    """Whether `text` is a well-formed registry host[:port]."""
+    return bool(_DOMAIN_RE.match(text))
+
+
 def parse(ref: str) -> Reference:
     """Parse and normalize a reference; raise InvalidArgument on a bad one."""
     if not ref or len(ref) > 255 + 128 + 80:

@@ -108,8 +108,7 @@ def pull(svc: ImageService, ref_text: str, plat: str, progress: Progress,
             if not ref.digest:
                 svc.tag(img.id, ref.familiar())
     except BaseException:
-        svc.drop_staged(staged)
-        svc.gc()
+        svc.gc()   # layers placed for an image that will not be: unreachable, swept
         raise
     finally:
         svc.drop_staged(staged)

@@ -4,27 +4,26 @@
 from __future__ import annotations
 
 import json
-import re
 import urllib.parse
 from typing import Any
 
 from ..errors import InvalidArgument
+from ..oci import reference
 from .client import Registry
 
 HUB = "index.docker.io"
-_HOST = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9a-fA-F:]+\])(?::[0-9]{1,5})?$")
 
 
 def split_term(term: str) -> tuple[str, str]:
     """(registry, what to look for): `127.0.0.1:5000/bb` → ("127.0.0.1:5000", "bb"), `bb` → Hub."""
     if not term:
         raise InvalidArgument("search term is required")
-    first, sep, rest = term.partition("/")
-    if sep and (("." in first or ":" in first) or first == "localhost"):
-        if not _HOST.match(first):
-            raise InvalidArgument(f"invalid registry address {first!r} in search term")
-        return first, rest
-    return HUB, term
+    host = reference.registry_of(term)
+    if host is None:
+        return HUB, term
+    if not reference.is_domain(host):
+        raise InvalidArgument(f"invalid registry address {host!r} in search term")
+    return host, term[len(host) + 1:]
 
 
 def search(term: str, limit: int, creds: dict[str, str] | None = None) -> list[dict[str, Any]]:

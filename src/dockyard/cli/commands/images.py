@@ -309,8 +309,8 @@ def pull(cli: Client, prog: str, args: list[str]) -> int:
     import json
 
     from ...client import dockerconfig
-    domain = ns.name.split("/", 1)[0] if "/" in ns.name and any(ch in ns.name.split("/", 1)[0] for ch in ".:") \
-        or ns.name.startswith("localhost/") else "docker.io"
+    from ...oci import reference
+    domain = reference.registry_of(ns.name) or "docker.io"
     try:
         header = dockerconfig.auth_header(domain)
     except ValueError as e:

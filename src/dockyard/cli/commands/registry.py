@@ -73,8 +73,9 @@ def search(cli: Client, prog: str, args: list[str]) -> int:
     f = filters_param(ns.filter)
     if f:
         q["filters"] = f
-    host = ns.term.split("/", 1)[0] if "/" in ns.term else ""
-    header = dockerconfig.auth_header(host) if host and ("." in host or ":" in host) else ""
+    from ...oci import reference
+    host = reference.registry_of(ns.term)
+    header = dockerconfig.auth_header(host) if host else ""
     try:
         results = cli.call("GET", "/images/search", q,
                            headers={"X-Registry-Auth": header} if header else None).json()
