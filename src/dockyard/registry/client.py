@@ -17,7 +17,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from http.client import HTTPResponse
-from typing import Any
+from typing import Any, cast
 
 from ..errors import InvalidArgument, NotFound, PermissionDenied, SystemError_, Unauthorized
 
@@ -49,6 +49,7 @@ class Registry:
         self.base: str | None = None
         self.token: str | None = None
         self.basic = False   # the registry asked for basic auth
+        self.extra_scopes: list[str] = []   # e.g. pull on the repository a blob is mounted from
 
     # --- transport --------------------------------------------------------------------
     def _endpoint(self) -> str:
@@ -73,14 +74,15 @@ class Registry:
                 last = e
         raise SystemError_(f"Get \"https://{self.domain}/v2/\": {_reason(last)}")
 
-    def _open(self, url: str, headers: dict[str, str], auth: bool = True, method: str = "GET") -> HTTPResponse:
+    def _open(self, url: str, headers: dict[str, str], auth: bool = True, method: str = "GET",
+              data: Any = None) -> HTTPResponse:
         h = dict(headers)
         if auth and self.token:
             h["Authorization"] = f"Bearer {self.token}"
         elif auth and self.basic and self.creds:
             h["Authorization"] = self._basic()
         try:
-            req = urllib.request.Request(url, headers=h, method=method)
+            req = urllib.request.Request(url, headers=h, method=method, data=data)
         except ValueError as e:
             raise InvalidArgument(f"invalid registry URL {url!r}: {e}") from None
         ctx = ssl.create_default_context() if url.startswith("https:") else None
@@ -91,26 +93,41 @@ class Registry:
         return self.get_root(f"/v2/{self.repo}/{path}", headers)
 
     def get_root(self, path: str, headers: dict[str, str] | None = None) -> HTTPResponse:
-        """GET `path` of the registry, authenticating once if it asks; a 429 waits as long as
-        its Retry-After says (at most a minute, three times)."""
-        url = f"{self._endpoint()}{path}"
+        """GET `path` of the registry (see request)."""
+        return self.request("GET", path, headers)
+
+    def request(self, method: str, path: str, headers: dict[str, str] | None = None, data: Any = None,
+                ok: tuple[int, ...] = ()) -> HTTPResponse:
+        """`method` on `path` of the registry (or an absolute URL on it: an upload's Location),
+        authenticating once if it asks (a body that is a stream cannot be sent twice: the caller
+        authenticates first); a 429 waits as long as its Retry-After says (at most a minute, three
+        times). Statuses in `ok` are answers, not errors (a HEAD's 404)."""
+        url = path if "://" in path else f"{self._endpoint()}{path}"
         authenticated, waits = False, 0
         while True:
             try:
-                return self._open(url, headers or {})
+                return self._open(url, headers or {}, method=method, data=data)
             except urllib.error.HTTPError as e:
-                if e.code == 401 and not authenticated and self._authenticate(e.headers.get("WWW-Authenticate", "")):
+                if e.code in ok:
+                    return cast(HTTPResponse, e)
+                replayable = data is None or isinstance(data, bytes)
+                if e.code == 401 and replayable and not authenticated \
+                        and self._authenticate(e.headers.get("WWW-Authenticate", "")):
                     authenticated = True
                     e.close()
                     continue
-                if e.code == 429 and waits < 3:
+                if e.code == 429 and replayable and waits < 3:
                     waits += 1
                     time.sleep(_retry_after(e.headers.get("Retry-After", ""), waits))
                     e.close()
                     continue
-                raise self._error(e) from None
+                raise self._error(e, method) from None
             except (urllib.error.URLError, OSError) as e:
-                raise Transient(f"Get \"{url}\": {_reason(e)}") from None
+                raise Transient(f"{method.capitalize()} \"{_redact(url)}\": {_reason(e)}") from None
+
+    def url(self, location: str) -> str:
+        """An absolute URL for a Location header (registries may answer with a path)."""
+        return urllib.parse.urljoin(f"{self._endpoint()}/", location)
 
     def _basic(self) -> str:
         assert self.creds is not None
@@ -131,16 +148,19 @@ class Registry:
         realm = params.pop("realm", "")
         if not realm:
             return False
+        scopes = [params.pop("scope")] if params.get("scope") else []
         if self.scope == "catalog":
-            params.setdefault("scope", "registry:catalog:*")
+            scopes.append("registry:catalog:*")
         elif self.repo:
-            params.setdefault("scope", f"repository:{self.repo}:{self.scope}")
+            scopes.append(f"repository:{self.repo}:{self.scope}")
+        scopes += self.extra_scopes
+        query = list(params.items()) + [("scope", sc) for sc in dict.fromkeys(scopes)]
         headers = {}
         if self.creds and self.creds.get("username"):
-            params["account"] = self.creds["username"]
+            query.append(("account", self.creds["username"]))
             headers["Authorization"] = self._basic()
         try:
-            with self._open(f"{realm}?{urllib.parse.urlencode(params)}", headers, auth=False) as r:
+            with self._open(f"{realm}?{urllib.parse.urlencode(query)}", headers, auth=False) as r:
                 body = json.loads(r.read(1 << 20))
         except urllib.error.HTTPError as e:
             if e.code in (401, 403):
@@ -166,7 +186,7 @@ class Registry:
             except (urllib.error.URLError, OSError) as e:
                 raise SystemError_(f"Get \"{url}\": {_reason(e)}") from None
 
-    def _error(self, e: urllib.error.HTTPError) -> Exception:
+    def _error(self, e: urllib.error.HTTPError, method: str = "GET") -> Exception:
         try:
             body: Any = json.loads(e.read(1 << 16) or b"{}")
             errs = body.get("errors") or []
@@ -174,6 +194,8 @@ class Registry:
             errs = []
         first = errs[0] if errs else {}
         code, msg = str(first.get("code", "")), str(first.get("message", ""))
+        if (e.code in (401, 403) or code in ("UNAUTHORIZED", "DENIED")) and method not in ("GET", "HEAD"):
+            return PermissionDenied("denied: requested access to the resource is denied")
         if e.code in (401, 403) or code in ("UNAUTHORIZED", "DENIED"):
             return PermissionDenied(f"pull access denied for {self.repo}, repository does not exist or may "
                                     "require 'docker login': denied: requested access to the resource is denied")
@@ -199,3 +221,8 @@ def _reason(e: Exception | None) -> str:
     if isinstance(e, ConnectionRefusedError):
         return "dial tcp: connect: connection refused"
     return str(e)
+
+
+def _redact(url: str) -> str:
+    """An upload URL without its query (state tokens of the registry's upload session)."""
+    return url.split("?", 1)[0]

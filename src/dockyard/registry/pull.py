@@ -50,12 +50,17 @@ def parse_platform(text: str) -> tuple[str, str, str]:
     return parts[0], _ARCH.get(parts[1], parts[1]), parts[2] if len(parts) == 3 else ""
 
 
+def registry_host(domain: str) -> str:
+    """Where a reference's domain is served (Docker Hub's API host for docker.io)."""
+    return "registry-1.docker.io" if domain == reference.DEFAULT_DOMAIN else domain
+
+
 def pull(svc: ImageService, ref_text: str, plat: str, progress: Progress,
          creds: dict[str, str] | None = None) -> str:
     """Pull one reference; returns the image ID. Progress messages as dockerd's JSON stream."""
     ref = reference.parse(ref_text).with_default_tag()
     want = parse_platform(plat)
-    reg = Registry(ref.domain if ref.domain != reference.DEFAULT_DOMAIN else "registry-1.docker.io", ref.path, creds)
+    reg = Registry(registry_host(ref.domain), ref.path, creds)
     tag_or_digest = ref.digest or ref.tag or "latest"
     try:
         manifest, mtype, mdigest = _manifest(reg, tag_or_digest)
@@ -84,10 +89,12 @@ def pull(svc: ImageService, ref_text: str, plat: str, progress: Progress,
         raise InvalidArgument("manifest and image config disagree on the number of layers")
     chains = dg.chain_ids(diff_ids)
     staged: list[StagedLayer] = []
+    blobs = [(cfg_desc["digest"], cfg_desc)]   # for push: which blob each layer is in this repository
     try:
         parent = None
         for desc, diff_id, chain in zip(layers, diff_ids, chains, strict=True):
             short = desc["digest"].split(":", 1)[1][:12]
+            blobs.append((diff_id, desc))
             row = svc.meta.snapshot(chain)
             if row is not None and row["kind"] == "committed":
                 progress({"status": "Already exists", "progressDetail": {}, "id": short})
@@ -113,6 +120,9 @@ def pull(svc: ImageService, ref_text: str, plat: str, progress: Progress,
     finally:
         svc.drop_staged(staged)
     svc.meta.set_repo_digest(f"{ref.familiar_name}@{top_digest}", img.id)
+    for key, desc in blobs:
+        svc.meta.add_layer_blob(key, ref.domain, ref.path, desc["digest"], desc.get("mediaType") or "",
+                                int(desc.get("size") or 0))
     svc.on_event("pull", img.id, {"name": ref.familiar()})
     progress({"status": f"Digest: {top_digest}"})
     return img.id

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import AlreadyExists
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -24,6 +24,12 @@ _MIGRATIONS: dict[int, str] = {
     CREATE TABLE repo_digests (ref TEXT PRIMARY KEY, image_id TEXT NOT NULL REFERENCES images(id));
     CREATE TABLE containers (id TEXT PRIMARY KEY, name TEXT UNIQUE NOT NULL, image_id TEXT NOT NULL,
                              created TEXT NOT NULL, config TEXT NOT NULL, state TEXT NOT NULL);
+    """,
+    # distribution metadata: which compressed blob a layer (DiffID) is in which registry repository
+    2: """
+    CREATE TABLE layer_blobs (diff_id TEXT NOT NULL, registry TEXT NOT NULL, repo TEXT NOT NULL,
+                              digest TEXT NOT NULL, media_type TEXT NOT NULL, size INTEGER NOT NULL,
+                              PRIMARY KEY (diff_id, registry, repo, digest));
     """,
 }
 
@@ -148,6 +154,29 @@ class Metadata:
     def digests_of(self, image_id: str) -> list[str]:
         """Repo digests of one image."""
         return sorted(r[0] for r in self.db.execute("SELECT ref FROM repo_digests WHERE image_id=?", (image_id,)))
+
+    # distribution metadata
+    def add_layer_blob(self, diff_id: str, registry: str, repo: str, digest: str, media_type: str,
+                       size: int) -> None:
+        """Remember that a layer is the blob `digest` in `registry`/`repo`."""
+        self.db.execute("INSERT OR REPLACE INTO layer_blobs VALUES (?,?,?,?,?,?)",
+                        (diff_id, registry, repo, digest, media_type, size))
+
+    def layer_blobs(self, diff_id: str, registry: str | None) -> list[sqlite3.Row]:
+        """The blobs a layer is known as in one registry (None: any), any repository."""
+        if registry is None:
+            return list(self.db.execute("SELECT * FROM layer_blobs WHERE diff_id=?", (diff_id,)))
+        return list(self.db.execute("SELECT * FROM layer_blobs WHERE diff_id=? AND registry=?", (diff_id, registry)))
+
+    def forget_layer_blob(self, diff_id: str, registry: str, repo: str, digest: str) -> None:
+        """The registry no longer has it."""
+        self.db.execute("DELETE FROM layer_blobs WHERE diff_id=? AND registry=? AND repo=? AND digest=?",
+                        (diff_id, registry, repo, digest))
+
+    def tags_of_repo(self, name: str) -> list[str]:
+        """Tags (`name:tag`) of one repository, sorted."""
+        return sorted(r[0] for r in self.db.execute("SELECT ref FROM tags WHERE substr(ref, 1, ?) = ?",
+                                                    (len(name) + 1, name + ":")))
 
     # containers
     def put_container(self, cid: str, name: str, image_id: str, created: str, config: dict[str, Any],

@@ -38,6 +38,7 @@ class ImagesRouter:
         r.add("GET", "/images/{name:.+}/json", self.inspect)
         r.add("GET", "/images/{name:.+}/history", self.history)
         r.add("POST", "/images/{name:.+}/tag", self.tag)
+        r.add("POST", "/images/{name:.+}/push", self.push)
         r.add("DELETE", "/images/{name:.+}", self.delete)
 
     async def create(self, req: web.Request) -> web.StreamResponse:
@@ -110,30 +111,23 @@ class ImagesRouter:
             shared.job = asyncio.ensure_future(asyncio.to_thread(
                 pull.pull, self.images, ref.familiar(), plat, emit, creds))
             shared.job.add_done_callback(lambda _: self._pulls.pop(key, None))
+        return await _stream_job(req, shared.job, shared.subscribe(), lambda iid: {
+            "status": f"Status: {'Image is up to date for' if before == iid else 'Downloaded newer image for'} "
+                      f"{ref.familiar()}"}, f"pulling {image}")
+
+    async def push(self, req: web.Request) -> web.StreamResponse:
+        """`POST /images/{name}/push?tag=`: the tag, or every tag of the repository if none."""
+        from ...registry import auth, push
+        creds = auth.decode_header(req.headers.get("X-Registry-Auth", ""))
+        name, tag = req.match_info["name"], req.query.get("tag") or ""
+        loop = asyncio.get_running_loop()
+        shared = _SharedJob()
+
+        def emit(m: dict[str, Any]) -> None:   # from the worker thread
+            loop.call_soon_threadsafe(shared.publish, m)
         out = shared.subscribe()
-        job = shared.job
-        first = asyncio.ensure_future(out.get())
-        await asyncio.wait({job, first}, return_when=asyncio.FIRST_COMPLETED)
-        if not first.done():
-            first.cancel()
-            job.result()   # raises: the request's status
-        resp = web.StreamResponse()
-        resp.content_type = "application/json"
-        await resp.prepare(req)
-        if first.done():
-            await json_line(resp, first.result())
-        try:
-            await _relay(resp, job, out)
-            iid = job.result()
-            what = "Image is up to date for" if before == iid else "Downloaded newer image for"
-            await json_line(resp, {"status": f"Status: {what} {ref.familiar()}"})
-        except EngineError as e:
-            await json_line(resp, {"errorDetail": {"message": e.message}, "error": e.message})
-        except Exception as e:  # noqa: BLE001 - reported in the stream, as dockerd does
-            log.exception("pulling %s", image)
-            await json_line(resp, {"errorDetail": {"message": describe(e)}, "error": describe(e)})
-        await resp.write_eof()
-        return resp
+        shared.job = asyncio.ensure_future(asyncio.to_thread(push.push, self.images, name, tag, emit, creds))
+        return await _stream_job(req, shared.job, out, lambda _: None, f"pushing {name}")
 
     async def search(self, req: web.Request) -> web.Response:
         """`GET /images/search?term=&limit=&filters=`: filters `is-official`, `is-automated`,
@@ -275,6 +269,35 @@ class _SharedJob:
     def publish(self, m: dict[str, Any]) -> None:
         for q in self.subscribers:
             q.put_nowait(m)
+
+
+async def _stream_job(req: web.Request, job: asyncio.Future[Any], out: asyncio.Queue[dict[str, Any]],
+                      final: Any, what: str) -> web.StreamResponse:
+    """dockerd's JSON progress stream of a worker's job: an error before its first message is
+    the request's status (a bad reference, an unknown tag, an unreachable registry); after it,
+    the stream's last message. `final(result)` may add a closing message."""
+    first = asyncio.ensure_future(out.get())
+    await asyncio.wait({job, first}, return_when=asyncio.FIRST_COMPLETED)
+    if not first.done():
+        first.cancel()
+        job.result()   # raises: the request's status
+    resp = web.StreamResponse()
+    resp.content_type = "application/json"
+    await resp.prepare(req)
+    if first.done():
+        await json_line(resp, first.result())
+    try:
+        await _relay(resp, job, out)
+        last = final(job.result())
+        if last:
+            await json_line(resp, last)
+    except EngineError as e:
+        await json_line(resp, {"errorDetail": {"message": e.message}, "error": e.message})
+    except Exception as e:  # noqa: BLE001 - reported in the stream, as dockerd does
+        log.exception(what)
+        await json_line(resp, {"errorDetail": {"message": describe(e)}, "error": describe(e)})
+    await resp.write_eof()
+    return resp
 
 
 async def _relay(resp: web.StreamResponse, job: asyncio.Future[Any], out: asyncio.Queue[dict[str, Any]]) -> None:

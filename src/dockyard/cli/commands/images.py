@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any
 
-from ...client.api import Client, filters_param
+from ...client.api import APIError, Client, filters_param
 from ...units import human_duration, human_size
 from ..flags import Parser, need
 from ..output import format_rows, table
@@ -306,7 +306,6 @@ def pull(cli: Client, prog: str, args: list[str]) -> int:
     q: dict[str, Any] = {"fromImage": ns.name}
     if ns.platform:
         q["platform"] = ns.platform
-    import json
 
     from ...client import dockerconfig
     from ...oci import reference
@@ -317,18 +316,72 @@ def pull(cli: Client, prog: str, args: list[str]) -> int:
         print(str(e), file=sys.stderr)
         return 1
     resp = cli.call("POST", "/images/create", q, headers={"X-Registry-Auth": header} if header else None)
-    full = ""
-    for line in resp.lines():
-        msg = json.loads(line)
-        if "error" in msg:
-            print(msg["error"], file=sys.stderr)
-            return 1
-        status = msg.get("status", "")
-        if status.startswith("Status: "):
-            full = status.rsplit(" ", 1)[-1]
-        if ns.quiet or status in ("Downloading", "Extracting", "Verifying Checksum"):
-            continue
-        print(f"{msg['id']}: {status}" if msg.get("id") else status)
-    resp.close()
-    print(full or ns.name)
+    full = [""]
+
+    def seen(msg: dict[str, Any]) -> None:
+        if msg.get("status", "").startswith("Status: "):
+            full[0] = msg["status"].rsplit(" ", 1)[-1]
+    if not _progress_lines(resp, ns.quiet, seen):
+        return 1
+    print(full[0] or ns.name)
     return 0
+
+
+def push(cli: Client, prog: str, args: list[str]) -> int:
+    """`dockyard push [-a] [-q] NAME[:TAG]`: as `docker push` prints it when its output is not
+    a terminal."""
+    p = Parser(prog, "[OPTIONS] NAME[:TAG]")
+    p.add_argument("-a", "--all-tags", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--disable-content-trust", action="store_true")   # docker's default: true
+    p.add_argument("name")
+    ns = p.parse_args(args)
+    from ...client import dockerconfig
+    from ...errors import InvalidArgument
+    from ...oci import reference
+    try:
+        ref = reference.parse(ns.name)
+    except InvalidArgument as e:
+        print(e.message, file=sys.stderr)
+        return 1
+    if ns.all_tags and ref.tag:
+        print("Error: tag can't be used with --all-tags/-a", file=sys.stderr)
+        return 1
+    tag = ref.tag or ("" if ns.all_tags else "latest")
+    if not ref.tag and not ns.all_tags and not ns.quiet:
+        print("Using default tag: latest")
+    try:
+        header = dockerconfig.auth_header(reference.registry_of(ns.name) or "docker.io")
+    except ValueError as e:
+        print(str(e), file=sys.stderr)
+        return 1
+    try:
+        resp = cli.call("POST", f"/images/{ref.familiar_name}/push", {"tag": tag} if tag else None,
+                        headers={"X-Registry-Auth": header or "e30="})
+    except APIError as e:
+        print(f"Error response from daemon: {e.message}", file=sys.stderr)
+        return 1
+    if not _progress_lines(resp, ns.quiet, lambda _: None):
+        return 1
+    if ns.quiet:
+        print(f"{ref.familiar_name}:{tag}" if tag else ref.familiar_name)
+    return 0
+
+
+def _progress_lines(resp: Any, quiet: bool, seen: Any) -> bool:
+    """dockerd's JSON progress stream as plain lines (`id: status`); False after an error."""
+    import json
+    try:
+        for line in resp.lines():
+            msg = json.loads(line)
+            if "error" in msg:
+                print(msg["error"], file=sys.stderr)
+                return False
+            seen(msg)
+            status = msg.get("status", "")
+            if quiet or not status or status in ("Downloading", "Extracting", "Verifying Checksum", "Pushing"):
+                continue
+            print(f"{msg['id']}: {status}" if msg.get("id") else status)
+    finally:
+        resp.close()
+    return True
