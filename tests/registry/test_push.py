@@ -104,9 +104,13 @@ def test_docker_cli_push_all_tags_and_errors(registry, fresh_daemon):
     p = subprocess.run([DOCKER, "push", "--all-tags", f"{registry}/cli/bb"], env=env, capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert "a: digest: sha256:" in p.stdout and "b: digest: sha256:" in p.stdout, p.stdout
-    with docker.APIClient(base_url=d.host, version="1.41") as c:
-        tags = json.loads(_get(f"http://{registry}/v2/cli/bb/tags/list"))["tags"]
-        assert sorted(tags) == ["a", "b"]
+    assert sorted(json.loads(_get(f"http://{registry}/v2/cli/bb/tags/list"))["tags"]) == ["a", "b"]
+    fresh = fresh_daemon(image=False)
+    p = _dy(fresh, "pull", "--all-tags", f"{registry}/cli/bb")
+    assert p.returncode == 0, p.stderr
+    with docker.APIClient(base_url=fresh.host, version="1.41") as c:
+        assert sorted(t for i in c.images() for t in i["RepoTags"] or []) == [f"{registry}/cli/bb:a",
+                                                                               f"{registry}/cli/bb:b"]
     p = subprocess.run([DOCKER, "push", f"{registry}/cli/none:1"], env=env, capture_output=True, text=True)
     assert p.returncode != 0
     assert f"An image does not exist locally with the tag: {registry}/cli/none" in p.stderr, p.stderr

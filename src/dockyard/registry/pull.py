@@ -128,6 +128,29 @@ def pull(svc: ImageService, ref_text: str, plat: str, progress: Progress,
     return img.id
 
 
+def pull_all_tags(svc: ImageService, name: str, plat: str, progress: Progress,
+                  creds: dict[str, str] | None = None) -> str:
+    """`docker pull --all-tags`: every tag the registry lists for the repository, in its order.
+    Returns the last image's ID."""
+    ref = reference.parse(name)
+    reg = Registry(registry_host(ref.domain), ref.path, creds)
+    tags: list[str] = []
+    path = f"/v2/{ref.path}/tags/list?n=1000"
+    while path:
+        with reg.get_root(path) as r:
+            body = json.loads(r.read(MAX_MANIFEST) or b"{}")
+            link = r.headers.get("Link", "")
+        tags += [t for t in body.get("tags") or [] if isinstance(t, str)]
+        nxt = link.split(";")[0].strip().strip("<>") if 'rel="next"' in link else ""
+        path = nxt if nxt.startswith("/v2/") else ""
+    if not tags:
+        raise NotFound(f"manifest for {ref.familiar_name} not found: the repository has no tags")
+    last = ""
+    for t in tags:
+        last = pull(svc, f"{ref.familiar_name}:{t}", plat, progress, creds)
+    return last
+
+
 def _manifest(reg: Registry, ref: str) -> tuple[dict[str, Any], str, str]:
     with reg.get(f"manifests/{ref}", {"Accept": ACCEPT}) as r:
         body = r.read(MAX_MANIFEST + 1)

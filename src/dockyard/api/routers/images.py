@@ -95,7 +95,8 @@ class ImagesRouter:
         image, tag = req.query["fromImage"], req.query.get("tag") or ""
         if tag and "@" not in image and ":" not in image.rsplit("/", 1)[-1]:
             image = f"{image}{'@' if tag.startswith('sha256:') else ':'}{tag}"
-        ref = reference.parse(image).with_default_tag()
+        ref = reference.parse(image)
+        all_tags = not ref.tag and not ref.digest   # the API's rule: no tag pulls every tag
         plat = req.query.get("platform") or ""
         pull.parse_platform(plat)
         before = self.images.meta.tag(ref.familiar()) if ref.tag else None
@@ -109,7 +110,7 @@ class ImagesRouter:
             def emit(m: dict[str, Any]) -> None:   # from the worker thread
                 loop.call_soon_threadsafe(shared.publish, m)
             shared.job = asyncio.ensure_future(asyncio.to_thread(
-                pull.pull, self.images, ref.familiar(), plat, emit, creds))
+                pull.pull_all_tags if all_tags else pull.pull, self.images, ref.familiar(), plat, emit, creds))
             shared.job.add_done_callback(lambda _: self._pulls.pop(key, None))
         return await _stream_job(req, shared.job, shared.subscribe(), lambda iid: {
             "status": f"Status: {'Image is up to date for' if before == iid else 'Downloaded newer image for'} "

@@ -291,8 +291,8 @@ def load(cli: Client, prog: str, args: list[str]) -> int:
 
 
 def pull(cli: Client, prog: str, args: list[str]) -> int:
-    """`dockyard pull [--platform P] [-q] NAME[:TAG|@DIGEST]`: dockerd's progress as plain lines
-    (as `docker pull` prints them when its output is not a terminal). `-a` is not built yet."""
+    """`dockyard pull [-a] [--platform P] [-q] NAME[:TAG|@DIGEST]`: dockerd's progress as plain
+    lines (as `docker pull` prints them when its output is not a terminal)."""
     p = Parser(prog, "[OPTIONS] NAME[:TAG|@DIGEST]")
     p.add_argument("-a", "--all-tags", action="store_true")
     p.add_argument("--platform", default="")
@@ -300,15 +300,26 @@ def pull(cli: Client, prog: str, args: list[str]) -> int:
     p.add_argument("--disable-content-trust", action="store_true")   # docker's default: true
     p.add_argument("name")
     ns = p.parse_args(args)
-    if ns.all_tags:
-        print("pull --all-tags is not supported yet", file=sys.stderr)
+    from ...errors import InvalidArgument
+    from ...oci import reference
+    try:
+        ref = reference.parse(ns.name)
+    except InvalidArgument as e:
+        print(e.message, file=sys.stderr)
         return 1
-    q: dict[str, Any] = {"fromImage": ns.name}
+    if ns.all_tags and (ref.tag or ref.digest):
+        print("Error: tag can't be used with --all-tags/-a", file=sys.stderr)
+        return 1
+    name = ns.name
+    if not ns.all_tags and not ref.tag and not ref.digest:
+        name = f"{ns.name}:latest"
+        if not ns.quiet:
+            print("Using default tag: latest")
+    q: dict[str, Any] = {"fromImage": name}
     if ns.platform:
         q["platform"] = ns.platform
 
     from ...client import dockerconfig
-    from ...oci import reference
     domain = reference.registry_of(ns.name) or "docker.io"
     try:
         header = dockerconfig.auth_header(domain)
@@ -323,7 +334,7 @@ def pull(cli: Client, prog: str, args: list[str]) -> int:
             full[0] = msg["status"].rsplit(" ", 1)[-1]
     if not _progress_lines(resp, ns.quiet, seen):
         return 1
-    print(full[0] or ns.name)
+    print(full[0] or (ref.familiar_name if ns.all_tags else name))
     return 0
 
 
