@@ -33,14 +33,56 @@ def auth_registry(tmp_path_factory: pytest.TempPathFactory):
     yield from _registry(base, f"auth:\n  htpasswd:\n    realm: dockyard-test\n    path: {base}/htpasswd\n")
 
 
-def _registry(base: Path, extra: str):
+@pytest.fixture(scope="session")
+def mirror_registry(tmp_path_factory: pytest.TempPathFactory):
+    """A second plain registry, standing in for a mirror."""
+    yield from _registry(tmp_path_factory.mktemp("mirror"), "")
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CA, a server certificate for 127.0.0.1 it signed, and a client certificate from a second CA."""
+    d = tmp_path_factory.mktemp("pki")
+
+    def ossl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+    for ca in ("ca", "client-ca"):
+        ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN=dockyard test {ca}",
+             "-keyout", f"{ca}.key", "-out", f"{ca}.crt")
+    (d / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    ossl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key", "-out", "server.csr")
+    ossl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+         "-extfile", "san.cnf", "-out", "server.crt")
+    ossl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=dockyard client", "-keyout", "client.key",
+         "-out", "client.csr")
+    ossl("x509", "-req", "-in", "client.csr", "-CA", "client-ca.crt", "-CAkey", "client-ca.key", "-CAcreateserial",
+         "-days", "2", "-out", "client.cert")
+    return d
+
+
+@pytest.fixture(scope="session")
+def tls_registry(tmp_path_factory: pytest.TempPathFactory, pki: Path):
+    """HTTPS with a certificate from the test's CA."""
+    yield from _registry(tmp_path_factory.mktemp("tls-registry"),
+                         "", f"  tls:\n    certificate: {pki}/server.crt\n    key: {pki}/server.key\n")
+
+
+@pytest.fixture(scope="session")
+def mtls_registry(tmp_path_factory: pytest.TempPathFactory, pki: Path):
+    """HTTPS that wants a client certificate signed by the client CA."""
+    yield from _registry(tmp_path_factory.mktemp("mtls-registry"), "",
+                         f"  tls:\n    certificate: {pki}/server.crt\n    key: {pki}/server.key\n"
+                         f"    clientcas:\n      - {pki}/client-ca.crt\n")
+
+
+def _registry(base: Path, extra: str, http_extra: str = ""):
     exe = shutil.which("docker-registry") or "/usr/bin/docker-registry"
     if not Path(exe).exists():
         pytest.skip("Debian's docker-registry is not installed")
     port = free_port()
     cfg = base / "config.yml"
     cfg.write_text(f"version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {base}/data\n"
-                   f"  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{extra}")
+                   f"  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{http_extra}{extra}")
     p = subprocess.Popen([exe, "serve", str(cfg)], stdout=open(base / "log", "wb"), stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 30

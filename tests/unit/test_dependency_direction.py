@@ -13,7 +13,7 @@ ALLOWED = {
     "cli": {"client"},
     "client": set(),
     "api": {"containers", "images", "events", "registry"},
-    "daemon": {"api", "containers", "images", "store", "monitor", "runtime", "events"},
+    "daemon": {"api", "containers", "images", "store", "monitor", "runtime", "events", "registry"},
     "containers": {"images", "store", "monitor", "runtime"},
     "images": {"store"},
     "registry": {"images"},

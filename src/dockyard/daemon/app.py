@@ -53,6 +53,9 @@ class _ContainerRefs(ContainerRefs):
 def build_services(cfg: Config) -> Services:
     """Wire stores, services and routers for one daemon."""
     data, run = Path(cfg.data_root), Path(cfg.exec_root)
+    from ..registry import hosts
+    from .config import registry_hosts
+    hosts.configure(registry_hosts(cfg))
     data.mkdir(parents=True, exist_ok=True, mode=0o710)
     run.mkdir(parents=True, exist_ok=True, mode=0o700)
     meta = Metadata(data / "metadata.db")

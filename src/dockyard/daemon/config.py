@@ -33,6 +33,11 @@ class Config:
     tlscacert: str = ""
     tlscert: str = ""
     tlskey: str = ""
+    insecure_registries: list[str] = field(default_factory=list)
+    registry_mirrors: list[str] = field(default_factory=list)
+    registry_mirrors_for: dict[str, list[str]] = field(default_factory=dict)   # dockyard's: any registry
+    registry_certs_dir: str = "/etc/docker/certs.d"
+    insecure_loopback: bool = True    # dockerd: always; dockyard lets tests verify TLS on loopback
 
 
 def parser() -> argparse.ArgumentParser:
@@ -63,6 +68,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tlskey", dest="tlskey")
     p.add_argument("--default-ulimit", action="append", dest="default_ulimit", default=[],
                    help="NAME=SOFT[:HARD], default ulimits for containers (as dockerd)")
+    p.add_argument("--insecure-registry", action="append", dest="insecure_registry", default=[],
+                   help="HOST[:PORT] or CIDR: a registry spoken to without TLS verification (or over HTTP)")
+    p.add_argument("--registry-mirror", action="append", dest="registry_mirror", default=[],
+                   help="URL of a Docker Hub mirror")
+    p.add_argument("--registry-certs-dir", dest="registry_certs_dir",
+                   help="where <host[:port]>/ca.crt and client certificates are (default /etc/docker/certs.d)")
+    p.add_argument("--insecure-loopback", dest="insecure_loopback", choices=["true", "false"],
+                   help="treat 127.0.0.0/8 and ::1 as insecure registries, as dockerd always does (default true)")
     return p
 
 
@@ -72,7 +85,9 @@ _JSON_KEYS = {"hosts": "hosts", "data-root": "data_root", "exec-root": "exec_roo
               "log-opts": "log_opts", "log-driver": "log_driver", "default-ulimits": "default_ulimits",
               "userns-remap": "userns_remap",
               "tls": "tls", "tlsverify": "tlsverify", "tlscacert": "tlscacert", "tlscert": "tlscert",
-              "tlskey": "tlskey"}
+              "tlskey": "tlskey", "insecure-registries": "insecure_registries",
+              "registry-mirrors": "registry_mirrors", "registry-mirrors-for": "registry_mirrors_for",
+              "registry-certs-dir": "registry_certs_dir", "insecure-loopback": "insecure_loopback"}
 
 
 def load(argv: list[str] | None = None) -> Config:
@@ -135,8 +150,29 @@ def load(argv: list[str] | None = None) -> Config:
     for attr in ("tlscacert", "tlscert", "tlskey"):
         if getattr(ns, attr):
             setattr(cfg, attr, getattr(ns, attr))
+    cfg.insecure_registries = [*cfg.insecure_registries, *ns.insecure_registry]
+    cfg.registry_mirrors = [*cfg.registry_mirrors, *ns.registry_mirror]
+    if ns.registry_certs_dir:
+        cfg.registry_certs_dir = ns.registry_certs_dir
+    if ns.insecure_loopback:
+        cfg.insecure_loopback = ns.insecure_loopback == "true"
+    registry_hosts(cfg)   # refuses what it cannot use
     _check_hosts(cfg)
     return cfg
+
+
+def registry_hosts(cfg: Config) -> Any:
+    """The registry settings (`registry.hosts.RegistryHosts`) of a configuration."""
+    from ..registry.hosts import RegistryHosts
+    if not isinstance(cfg.insecure_registries, list) or not isinstance(cfg.registry_mirrors, list):
+        raise InvalidArgument("insecure-registries and registry-mirrors must be lists")
+    if not isinstance(cfg.registry_mirrors_for, dict) or not all(
+            isinstance(v, list) for v in cfg.registry_mirrors_for.values()):
+        raise InvalidArgument("registry-mirrors-for must map registry host[:port] to lists of mirror URLs")
+    if not isinstance(cfg.insecure_loopback, bool):
+        raise InvalidArgument("insecure-loopback must be true or false")
+    return RegistryHosts(list(cfg.insecure_registries), list(cfg.registry_mirrors), dict(cfg.registry_mirrors_for),
+                         str(cfg.registry_certs_dir), cfg.insecure_loopback)
 
 
 def _check_hosts(cfg: Config) -> None:

@@ -61,8 +61,7 @@ class SystemService:
             "CgroupDriver": "cgroupfs", "CgroupVersion": "2" if cgroups.is_unified() else "1",
             "NEventsListener": 0, "KernelVersion": platform.release(), "OperatingSystem": _os_name(),
             "OSVersion": "", "OSType": "linux", "Architecture": platform.machine(), "IndexServerAddress":
-            "https://index.docker.io/v1/", "RegistryConfig": {"InsecureRegistryCIDRs": ["127.0.0.0/8"],
-                                                              "IndexConfigs": {}, "Mirrors": []},
+            "https://index.docker.io/v1/", "RegistryConfig": _registry_config(),
             "NCPU": os.cpu_count() or 1, "MemTotal": mem, "DockerRootDir": self.cfg.data_root,
             "HttpProxy": "", "HttpsProxy": "", "NoProxy": "", "Name": socket.gethostname(), "Labels": [],
             "ExperimentalBuild": False, "ServerVersion": __version__,
@@ -138,3 +137,8 @@ def _os_name() -> str:
     except OSError:
         pass
     return "Linux"
+
+
+def _registry_config() -> dict[str, Any]:
+    from ..registry import hosts
+    return hosts.current.info()

@@ -1,13 +1,11 @@
-"""One registry endpoint, spoken to in blocking calls (from worker threads): scheme choice,
-anonymous bearer tokens, and Docker's error messages.
-
-As dockerd: a registry on localhost or 127.0.0.0/8 is insecure by default (HTTPS tried first,
-plain HTTP if TLS cannot be spoken); others are HTTPS only."""
+"""One registry endpoint, spoken to in blocking calls (from worker threads): scheme and TLS
+settings as `hosts` decides them (an insecure registry: HTTPS unverified, then plain HTTP; others
+HTTPS only, verified with certs.d's CAs), basic auth and bearer tokens, and Docker's error
+messages."""
 
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import os
 import re
@@ -20,6 +18,7 @@ from http.client import HTTPResponse
 from typing import Any, cast
 
 from ..errors import InvalidArgument, NotFound, PermissionDenied, SystemError_, Unauthorized
+from . import hosts
 
 # no byte for this long on a registry connection: a stall, tried again (DOCKYARD_REGISTRY_TIMEOUT seconds)
 TIMEOUT = float(os.environ.get("DOCKYARD_REGISTRY_TIMEOUT") or 30)
@@ -30,23 +29,18 @@ class Transient(SystemError_):
     registry answered 429 or 5xx."""
 
 
-def insecure(domain: str) -> bool:
-    """localhost and 127.0.0.0/8 (and ::1), as dockerd's default insecure registries."""
-    host = domain.rsplit(":", 1)[0].strip("[]") if not domain.startswith("[") or "]:" in domain else domain.strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 class Registry:
     """Requests to one registry for one repository."""
 
-    def __init__(self, domain: str, repo: str, creds: dict[str, str] | None = None, scope: str = "pull") -> None:
+    def __init__(self, domain: str, repo: str, creds: dict[str, str] | None = None, scope: str = "pull",
+                 base: str | None = None) -> None:
+        """`base` (scheme://host[:port]) fixes the endpoint: a mirror's."""
         self.domain, self.repo, self.creds, self.scope = domain, repo, creds, scope
-        self.base: str | None = None
+        self.base = base
+        if base:
+            self.domain = urllib.parse.urlsplit(base).netloc
+        self.insecure = hosts.current.is_insecure(self.domain)
+        self._ctx: ssl.SSLContext | None = None
         self.token: str | None = None
         self.basic = False   # the registry asked for basic auth
         self.extra_scopes: list[str] = []   # e.g. pull on the repository a blob is mounted from
@@ -55,10 +49,7 @@ class Registry:
     def _endpoint(self) -> str:
         if self.base:
             return self.base
-        if os.environ.get("DOCKYARD_LOOPBACK_ONLY") and not insecure(self.domain):
-            # the test suite's guard: nothing it does may reach an address outside this machine
-            raise PermissionDenied(f"registry {self.domain} is not on loopback (DOCKYARD_LOOPBACK_ONLY)")
-        schemes = ["https", "http"] if insecure(self.domain) else ["https"]
+        schemes = ["https", "http"] if self.insecure else ["https"]
         last: Exception | None = None
         for scheme in schemes:
             try:
@@ -76,6 +67,9 @@ class Registry:
 
     def _open(self, url: str, headers: dict[str, str], auth: bool = True, method: str = "GET",
               data: Any = None) -> HTTPResponse:
+        if hosts.loopback_only() and not hosts.is_loopback(urllib.parse.urlsplit(url).netloc):
+            # the test suite's guard: nothing it does may reach an address outside this machine
+            raise PermissionDenied(f"{_redact(url)} is not on loopback (DOCKYARD_LOOPBACK_ONLY)")
         h = dict(headers)
         if auth and self.token:
             h["Authorization"] = f"Bearer {self.token}"
@@ -85,7 +79,14 @@ class Registry:
             req = urllib.request.Request(url, headers=h, method=method, data=data)
         except ValueError as e:
             raise InvalidArgument(f"invalid registry URL {url!r}: {e}") from None
-        ctx = ssl.create_default_context() if url.startswith("https:") else None
+        ctx = None
+        if url.startswith("https:"):
+            if urllib.parse.urlsplit(url).netloc != self.domain:   # a token server: the system's CAs
+                ctx = ssl.create_default_context()
+            else:
+                if self._ctx is None:
+                    self._ctx = hosts.current.tls_context(self.domain, verify=not self.insecure)
+                ctx = self._ctx
         return urllib.request.urlopen(req, timeout=TIMEOUT, context=ctx)  # noqa: S310 - registry URLs
 
     def get(self, path: str, headers: dict[str, str] | None = None) -> HTTPResponse:
@@ -220,6 +221,9 @@ def _reason(e: Exception | None) -> str:
         e = e.reason if isinstance(e.reason, Exception) else e
     if isinstance(e, ConnectionRefusedError):
         return "dial tcp: connect: connection refused"
+    if isinstance(e, ssl.SSLCertVerificationError):
+        return f"x509: certificate signed by unknown authority ({e.verify_message})" if e.verify_code in (
+            19, 20, 21) else f"x509: {e.verify_message}"
     return str(e)
 
 

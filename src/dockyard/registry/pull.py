@@ -9,18 +9,21 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import logging
 import platform as _platform
 import time
 import zlib
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import InvalidArgument, NotFound, NotImplemented_, SystemError_
+from ..errors import EngineError, InvalidArgument, NotFound, NotImplemented_, SystemError_
 from ..images.service import ImageService, StagedLayer
 from ..oci import digest as dg
 from ..oci import reference
+from . import hosts
 from .client import Registry, Transient
 
+log = logging.getLogger(__name__)
 MAX_MANIFEST = 4 << 20
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -60,12 +63,8 @@ def pull(svc: ImageService, ref_text: str, plat: str, progress: Progress,
     """Pull one reference; returns the image ID. Progress messages as dockerd's JSON stream."""
     ref = reference.parse(ref_text).with_default_tag()
     want = parse_platform(plat)
-    reg = Registry(registry_host(ref.domain), ref.path, creds)
     tag_or_digest = ref.digest or ref.tag or "latest"
-    try:
-        manifest, mtype, mdigest = _manifest(reg, tag_or_digest)
-    except NotFound as e:
-        raise NotFound(f"manifest for {ref.familiar()} not found: {e.message}") from None
+    reg, (manifest, mtype, mdigest) = _first_manifest(ref, creds, tag_or_digest)
     # the first message: errors before it are the request's status (a 404 for an unknown tag)
     progress({"status": f"Pulling from {ref.path}", "id": ref.tag or ref.digest})
     if ref.digest and mdigest != ref.digest:
@@ -149,6 +148,24 @@ def pull_all_tags(svc: ImageService, name: str, plat: str, progress: Progress,
     for t in tags:
         last = pull(svc, f"{ref.familiar_name}:{t}", plat, progress, creds)
     return last
+
+
+def _first_manifest(ref: reference.Reference, creds: dict[str, str] | None, tag_or_digest: str
+                    ) -> tuple[Registry, tuple[dict[str, Any], str, str]]:
+    """The manifest from the first of the registry's mirrors that has it, else from the registry
+    itself; the endpoint that answered serves the blobs too."""
+    host = registry_host(ref.domain)
+    for base in hosts.current.mirrors_of(ref.domain):
+        reg = Registry(host, ref.path, creds, base=base)
+        try:
+            return reg, _manifest(reg, tag_or_digest)
+        except EngineError as e:   # any failure of a mirror: on to the next, then the registry
+            log.info("mirror %s: %s", base, e.message)
+    reg = Registry(host, ref.path, creds)
+    try:
+        return reg, _manifest(reg, tag_or_digest)
+    except NotFound as e:
+        raise NotFound(f"manifest for {ref.familiar()} not found: {e.message}") from None
 
 
 def _manifest(reg: Registry, ref: str) -> tuple[dict[str, Any], str, str]:

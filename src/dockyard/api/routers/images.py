@@ -54,8 +54,8 @@ class ImagesRouter:
             import os
             from urllib.parse import urlsplit
 
-            from ...registry.client import insecure
-            if os.environ.get("DOCKYARD_LOOPBACK_ONLY") and not insecure(urlsplit(src).netloc or "?"):
+            from ...registry.hosts import is_loopback
+            if os.environ.get("DOCKYARD_LOOPBACK_ONLY") and not is_loopback(urlsplit(src).netloc or "?"):
                 raise PermissionDenied(f"{src} is not on loopback (DOCKYARD_LOOPBACK_ONLY)")
         changes = req.query.getall("changes", [])
         repo, tag, message = req.query.get("repo", ""), req.query.get("tag", ""), req.query.get("message", "")
