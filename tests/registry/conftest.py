@@ -34,6 +34,20 @@ def auth_registry(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session")
+def token_registry(tmp_path_factory: pytest.TempPathFactory):
+    """Token auth (the bearer flow), tokens from the test suite's issuer; yields (address, issuer)."""
+    from .token_issuer import ISSUER, SERVICE, TokenIssuer
+    base = tmp_path_factory.mktemp("token-registry")
+    issuer = TokenIssuer(base, {USER: PASSWORD})
+    try:
+        for addr in _registry(base, f"auth:\n  token:\n    realm: {issuer.realm}\n    service: {SERVICE}\n"
+                                    f"    issuer: {ISSUER}\n    rootcertbundle: {issuer.cert_path}\n"):
+            yield addr, issuer
+    finally:
+        issuer.close()
+
+
+@pytest.fixture(scope="session")
 def mirror_registry(tmp_path_factory: pytest.TempPathFactory):
     """A second plain registry, standing in for a mirror."""
     yield from _registry(tmp_path_factory.mktemp("mirror"), "")
