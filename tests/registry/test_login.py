@@ -77,3 +77,35 @@ def test_dockyard_login_pull_logout(secured, fresh_daemon, tmp_path):
     assert p.stdout == f"Removing login credentials for {secured}\n"
     assert secured not in json.loads((tmp_path / "cfg" / "config.json").read_text())["auths"]
     assert PASSWORD not in d.log.read_text()
+
+
+def test_dockyard_login_with_a_credential_helper(secured, fresh_daemon, tmp_path):
+    """`credsStore`: the password goes to the helper, not config.json; pull and run use it; logout
+    erases it. A helper that is not installed is a clear error."""
+    import os
+    from pathlib import Path
+    d = fresh_daemon(image=False)
+    cfgdir = tmp_path / "cfg"
+    cfgdir.mkdir()
+    (cfgdir / "config.json").write_text(json.dumps({"credsStore": "dytest"}))
+    env = {**d.env(), "DOCKER_CONFIG": str(cfgdir), "DYTEST_CREDS": str(tmp_path / "creds.json"),
+           "PATH": f"{Path(__file__).parent / 'bin'}:{os.environ['PATH']}"}
+
+    def dy(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(BIN / "dockyard"), *args], env=env, capture_output=True, text=True, input=input)
+    p = dy("login", "-u", USER, "--password-stdin", secured, input=PASSWORD + "\n")
+    assert p.returncode == 0 and "Login Succeeded" in p.stdout, p.stderr
+    assert PASSWORD not in (cfgdir / "config.json").read_text()
+    assert json.loads((tmp_path / "creds.json").read_text())[secured]["Secret"] == PASSWORD
+    p = dy("run", "--rm", f"{secured}/private/bb:1", "echo", "helped")
+    assert p.returncode == 0 and p.stdout == "helped\n", p.stderr
+    assert "Unable to find image" in p.stderr
+    p = dy("logout", secured)
+    assert p.returncode == 0 and f"Removing login credentials for {secured}" in p.stdout, p.stderr
+    assert secured not in json.loads((tmp_path / "creds.json").read_text())
+    p = dy("pull", f"{secured}/private/bb:1")
+    assert p.returncode != 0 and "denied" in p.stderr, p.stderr
+    (cfgdir / "config.json").write_text(json.dumps({"credHelpers": {secured: "absent"}}))
+    p = dy("pull", f"{secured}/private/bb:1")
+    assert p.returncode != 0 and "docker-credential-absent" in p.stderr, p.stderr
+    assert PASSWORD not in d.log.read_text()

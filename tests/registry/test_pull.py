@@ -121,3 +121,20 @@ def test_run_pulls_a_missing_image_and_dockyard_pull(filled, fresh_daemon):
     p = subprocess.run([str(BIN / "dockyard"), "pull", "-q", f"{reg}/library/bb:nope"], env=d.env(),
                        capture_output=True, text=True)
     assert p.returncode != 0 and "not found" in p.stderr
+
+
+def test_dockyard_run_pull_policies(filled, fresh_daemon):
+    """`--pull never` does not fetch a missing image; `--pull always` fetches one we have."""
+    reg, iid = filled
+    d = fresh_daemon(image=False)
+
+    def dy(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(BIN / "dockyard"), *args], env=d.env(), capture_output=True, text=True)
+    p = dy("run", "--rm", "--pull", "never", f"{reg}/library/bb:1", "true")
+    assert p.returncode == 125 and "No such image" in p.stderr, p.stderr
+    p = dy("run", "--rm", f"{reg}/library/bb:1", "echo", "missing")
+    assert p.returncode == 0 and p.stdout == "missing\n" and "Unable to find image" in p.stderr, p.stderr
+    p = dy("create", "--pull", "always", f"{reg}/library/bb:1")
+    assert p.returncode == 0 and "Pulling from library/bb" in p.stderr and "Unable to find" not in p.stderr, p.stderr
+    assert "Image is up to date" in p.stderr
+    dy("rm", p.stdout.strip())

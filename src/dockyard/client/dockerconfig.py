@@ -1,12 +1,15 @@
 """The client's `config.json` (`$DOCKER_CONFIG`, else `~/.docker`), as the docker CLI keeps it:
-`auths` maps a registry to `{"auth": base64(user:password)}`. Credential helpers (`credsStore`,
-`credHelpers`) are not supported yet: a config that names one is refused, not ignored."""
+`auths` maps a registry to `{"auth": base64(user:password)}`, or credentials are kept by a helper
+program (`credsStore` for all registries, `credHelpers` per registry): `docker-credential-<name>`
+with `get`, `store` and `erase`, the server on stdin, JSON out (the docker-credential-helpers
+protocol). The user name `<token>` means the secret is an identity token."""
 
 from __future__ import annotations
 
 import base64
 import json
 import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -47,14 +50,79 @@ def helper_named(cfg: dict[str, Any], server: str) -> str:
     return str((cfg.get("credHelpers") or {}).get(key(server)) or cfg.get("credsStore") or "")
 
 
-def auth_header(server: str) -> str:
-    """The X-Registry-Auth value for a registry ("" when the config has nothing for it)."""
+class HelperError(ValueError):
+    """A credential helper failed (its message, never the secret)."""
+
+
+def _helper(name: str, action: str, data: str) -> str:
+    exe = f"docker-credential-{name}"
+    try:
+        p = subprocess.run([exe, action], input=data, capture_output=True, text=True, timeout=60)
+    except FileNotFoundError:
+        raise HelperError(f"error getting credentials - err: exec: \"{exe}\": executable file not found in $PATH"
+                          ) from None
+    if p.returncode != 0:
+        msg = (p.stdout.strip() or p.stderr.strip() or f"exit status {p.returncode}")
+        if "credentials not found" in msg:
+            return ""
+        raise HelperError(f"error {action} credentials - {exe}: {msg}")
+    return p.stdout
+
+
+def get(server: str) -> tuple[str, str]:
+    """(username, secret) for a registry, from its helper or `auths`; ("", "") if none."""
     cfg = load()
-    if helper_named(cfg, server):
-        raise ValueError(f"credential helper {helper_named(cfg, server)!r} in {path()}: not supported yet")
+    name = helper_named(cfg, server)
+    if name:
+        out = _helper(name, "get", key(server))
+        if not out.strip():
+            return "", ""
+        try:
+            doc = json.loads(out)
+        except ValueError:
+            raise HelperError(f"docker-credential-{name} get: not JSON") from None
+        return str(doc.get("Username") or ""), str(doc.get("Secret") or "")
     entry = (cfg.get("auths") or {}).get(key(server)) or {}
     if not entry.get("auth"):
-        return ""
+        return "", ""
     user, _, pw = base64.b64decode(entry["auth"]).decode().partition(":")
-    doc = {"username": user, "password": pw, "serveraddress": key(server)}
+    return user, pw
+
+
+def store(server: str, user: str, secret: str) -> None:
+    """Keep credentials: with the helper if one is named (the config keeps an empty entry, as the
+    docker CLI does), else in `auths`."""
+    cfg = load()
+    name = helper_named(cfg, server)
+    entry: dict[str, str] = {}
+    if name:
+        _helper(name, "store", json.dumps({"ServerURL": key(server), "Username": user, "Secret": secret}))
+    else:
+        entry = {"auth": base64.b64encode(f"{user}:{secret}".encode()).decode()}
+    cfg.setdefault("auths", {})[key(server)] = entry
+    save(cfg)
+
+
+def erase(server: str) -> bool:
+    """Forget a registry's credentials; False if there were none."""
+    cfg = load()
+    name = helper_named(cfg, server)
+    had = key(server) in (cfg.get("auths") or {})
+    if name:
+        had = bool(_helper(name, "get", key(server)).strip()) or had
+        _helper(name, "erase", key(server))
+    if key(server) in (cfg.get("auths") or {}):
+        del cfg["auths"][key(server)]
+        save(cfg)
+    return had
+
+
+def auth_header(server: str) -> str:
+    """The X-Registry-Auth value for a registry ("" when the config has nothing for it)."""
+    user, secret = get(server)
+    if not user and not secret:
+        return ""
+    doc = {"username": user, "password": secret, "serveraddress": key(server)}
+    if user == "<token>":
+        doc = {"identitytoken": secret, "serveraddress": key(server)}
     return base64.urlsafe_b64encode(json.dumps(doc).encode()).decode()

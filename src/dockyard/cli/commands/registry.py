@@ -3,7 +3,6 @@ config.json as the docker CLI keeps them."""
 
 from __future__ import annotations
 
-import base64
 import sys
 
 from ...client import dockerconfig
@@ -34,9 +33,11 @@ def login(cli: Client, prog: str, args: list[str]) -> int:
     except APIError as e:
         print(f"Error response from daemon: {e.message}", file=sys.stderr)
         return 1
-    cfg = dockerconfig.load()
-    cfg.setdefault("auths", {})[server] = {"auth": base64.b64encode(f"{ns.username}:{pw}".encode()).decode()}
-    dockerconfig.save(cfg)
+    try:
+        dockerconfig.store(server, ns.username, pw)
+    except ValueError as e:
+        print(f"Error saving credentials: {e}", file=sys.stderr)
+        return 1
     print("Login Succeeded")
     return 0
 
@@ -47,12 +48,14 @@ def logout(cli: Client, prog: str, args: list[str]) -> int:
     p.add_argument("server", nargs="?", default="")
     ns = p.parse_args(args)
     server = dockerconfig.key(ns.server)
-    cfg = dockerconfig.load()
-    if server not in (cfg.get("auths") or {}):
+    try:
+        had = dockerconfig.erase(server)
+    except ValueError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 1
+    if not had:
         print(f"Not logged in to {server}")
         return 0
-    del cfg["auths"][server]
-    dockerconfig.save(cfg)
     print(f"Removing login credentials for {server}")
     return 0
 

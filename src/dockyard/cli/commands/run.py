@@ -21,6 +21,8 @@ def _create_parser(prog: str) -> Parser:
     p.add_argument("-d", "--detach", action="store_true")
     p.add_argument("--rm", action="store_true")
     p.add_argument("--name")
+    p.add_argument("--pull", choices=["missing", "always", "never"], default="missing")
+    p.add_argument("-q", "--quiet", action="store_true")   # no pull progress
     p.add_argument("-e", "--env", action="append", default=[])
     p.add_argument("--env-file", action="append", default=[])
     p.add_argument("-w", "--workdir")
@@ -120,16 +122,44 @@ def _do_create(cli: Client, ns: Any) -> str:
     q = {"name": ns.name} if ns.name else {}
     if ns.platform:
         q["platform"] = ns.platform
+    if ns.pull == "always":
+        _pull(cli, ns)
     try:
         rep = cli.json("POST", "/containers/create", q, _body(ns))
     except APIError as e:
-        if e.status == 404 and "No such image" in e.message:
-            print(f"Unable to find image '{_with_tag(ns.image)}' locally", file=sys.stderr)
-            cli.json("POST", "/images/create", {"fromImage": _with_tag(ns.image)})
-        raise
+        if e.status != 404 or "No such image" not in e.message or ns.pull != "missing":
+            raise
+        print(f"Unable to find image '{_with_tag(ns.image)}' locally", file=sys.stderr)
+        _pull(cli, ns)
+        rep = cli.json("POST", "/containers/create", q, _body(ns))
     for w in rep.get("Warnings") or []:
         print(f"WARNING: {w}", file=sys.stderr)
     return rep["Id"]
+
+
+def _pull(cli: Client, ns: Any) -> None:
+    """Pull the image as `docker run` does: progress on stderr; a failure is the daemon's error."""
+    import json
+
+    from ...client import dockerconfig
+    from ...oci import reference
+    ref = _with_tag(ns.image)
+    try:
+        header = dockerconfig.auth_header(reference.registry_of(ref) or "docker.io")
+    except ValueError as e:
+        raise APIError(400, str(e)) from None
+    q = {"fromImage": ref, **({"platform": ns.platform} if ns.platform else {})}
+    resp = cli.call("POST", "/images/create", q, headers={"X-Registry-Auth": header} if header else None)
+    try:
+        for line in resp.lines():
+            msg = json.loads(line)
+            if "error" in msg:
+                raise APIError(500, msg["error"])
+            status = msg.get("status", "")
+            if not ns.quiet and status and status not in ("Downloading", "Extracting", "Verifying Checksum"):
+                print(f"{msg['id']}: {status}" if msg.get("id") else status, file=sys.stderr)
+    finally:
+        resp.close()
 
 
 def _with_tag(ref: str) -> str:
