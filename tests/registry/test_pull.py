@@ -134,7 +134,7 @@ def test_dockyard_run_pull_policies(filled, fresh_daemon):
     assert p.returncode == 125 and "No such image" in p.stderr, p.stderr
     p = dy("run", "--rm", f"{reg}/library/bb:1", "echo", "missing")
     assert p.returncode == 0 and p.stdout == "missing\n" and "Unable to find image" in p.stderr, p.stderr
-    p = dy("create", "--pull", "always", f"{reg}/library/bb:1")
+    p = dy("create", "--pull", "always", f"{reg}/library/bb:1", "true")
     assert p.returncode == 0 and "Pulling from library/bb" in p.stderr and "Unable to find" not in p.stderr, p.stderr
     assert "Image is up to date" in p.stderr
     dy("rm", p.stdout.strip())
