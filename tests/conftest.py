@@ -56,8 +56,8 @@ def fresh_daemon(tmp_path: Path, busybox_tar: Path):
     """A daemon of the test's own; started with busybox imported. Extra args via `daemon_args` marker."""
     made: list[Daemon] = []
 
-    def make(*args: str, config: dict | None = None, image: bool = True) -> Daemon:
-        d = Daemon(tmp_path / f"d{len(made)}", *args, config=config)
+    def make(*args: str, config: dict | None = None, image: bool = True, env: dict | None = None) -> Daemon:
+        d = Daemon(tmp_path / f"d{len(made)}", *args, config=config, env=env)
         made.append(d)
         d.start()
         if image:

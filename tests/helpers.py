@@ -52,8 +52,9 @@ def make_busybox_tar(dest: Path) -> Path:
 class Daemon:
     """A dockyardd with its own data root, exec root and socket."""
 
-    def __init__(self, base: Path, *args: str, config: dict | None = None) -> None:
+    def __init__(self, base: Path, *args: str, config: dict | None = None, env: dict | None = None) -> None:
         self.base = base
+        self.extra_env = dict(env or {})
         base.mkdir(parents=True, exist_ok=True)
         self.sock = base / "d.sock"
         self.data_root = base / "data"
@@ -75,7 +76,7 @@ class Daemon:
         self.proc = subprocess.Popen(
             [str(BIN / "dockyardd"), "-H", self.host, "--data-root", str(self.data_root), "--exec-root",
              str(self.exec_root), "--pidfile", str(self.base / "d.pid"), "--config-file", str(self.cfg_file),
-             *self.args], stdout=logf, stderr=logf, env={**os.environ, "DOCKYARD_LOOPBACK_ONLY": "1"})
+             *self.args], stdout=logf, stderr=logf, env={**os.environ, "DOCKYARD_LOOPBACK_ONLY": "1", **self.extra_env})
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.proc.poll() is not None:

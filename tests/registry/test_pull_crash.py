@@ -61,6 +61,9 @@ def test_kill9_in_the_middle_of_a_pull(big, fresh_daemon):
     d.kill9()
     t.join(30)
     c.close()
+    partial = list((d.data_root / "content" / "partial").iterdir())
+    assert len(partial) == 1, partial   # the bytes downloaded before the kill, kept
+    have = partial[0].stat().st_size
     d.start()
     c = docker.APIClient(base_url=d.host, version="1.41")
     assert c.images() == []
@@ -72,6 +75,20 @@ def test_kill9_in_the_middle_of_a_pull(big, fresh_daemon):
     assert out[-1]["status"].startswith("Status: Downloaded newer image"), out[-3:]
     assert c.inspect_image(f"{registry}/library/bigpull:1")["Size"] > 48 << 20
     c.close()
+    # the download went on from the byte where it stopped (moby #48539: Docker starts over)
+    blob = partial[0].name
+    lines = [ln for ln in LOGS[registry].read_text().splitlines()
+             if f'"GET /v2/library/bigpull/blobs/sha256:{blob}' in ln]
+    import urllib.request
+    head = urllib.request.Request(f"http://{registry}/v2/library/bigpull/blobs/sha256:{blob}", method="HEAD")
+    with urllib.request.urlopen(head) as r:
+        total = int(r.headers["Content-Length"])
+    status, sent = lines[-1].split('" ')[1].split()[:2]
+    if have < total:
+        assert status == "206" and int(sent) == total - have, (lines[-1], have, total)
+    else:
+        assert status == "416", lines[-1]
+    assert not list((d.data_root / "content" / "partial").iterdir())
 
 
 def test_two_concurrent_pulls_share_one_download(big, fresh_daemon):
@@ -100,19 +117,26 @@ def test_two_concurrent_pulls_share_one_download(big, fresh_daemon):
 
 
 @pytest.fixture
-def flaky_proxy(big):
+def flaky_proxy(big, request):
     """A registry endpoint on loopback in front of the real one that cuts the first big blob
-    download in the middle (headers and half the body, then the connection closes)."""
+    download in the middle (headers and half the body, then the connection closes). It passes
+    Range on (the registry honours it) and records the Range of each blob request. With the
+    `stall` parameter the connection stays open, silent, instead."""
     import http.server
     import urllib.request
     cut: list[str] = []
+    ranges: list[str] = []
+    stall = getattr(request, "param", "") == "stall"
+    release = threading.Event()
 
     class H(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:   # noqa: N802 - http.server's naming
             req = urllib.request.Request(f"http://{big}{self.path}", headers={
-                k: v for k, v in self.headers.items() if k.lower() in ("accept", "authorization")})
+                k: v for k, v in self.headers.items() if k.lower() in ("accept", "authorization", "range")})
+            if "/blobs/" in self.path:
+                ranges.append(self.headers.get("Range", ""))
             try:
                 r = urllib.request.urlopen(req)
             except urllib.error.HTTPError as e:
@@ -120,7 +144,8 @@ def flaky_proxy(big):
             body = r.read()
             self.send_response(r.status if hasattr(r, "status") else r.code)
             for k, v in r.headers.items():
-                if k.lower() in ("content-type", "docker-content-digest", "docker-distribution-api-version"):
+                if k.lower() in ("content-type", "docker-content-digest", "docker-distribution-api-version",
+                                 "content-range"):
                     self.send_header(k, v)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -128,6 +153,8 @@ def flaky_proxy(big):
                 cut.append(self.path)
                 self.wfile.write(body[: len(body) // 2])
                 self.wfile.flush()
+                if stall:
+                    release.wait(60)
                 self.close_connection = True
                 return
             self.wfile.write(body)
@@ -137,13 +164,14 @@ def flaky_proxy(big):
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
-    yield f"127.0.0.1:{srv.server_address[1]}", cut
+    yield f"127.0.0.1:{srv.server_address[1]}", cut, ranges
+    release.set()
     srv.shutdown()
     srv.server_close()
 
 
 def test_a_dropped_connection_is_tried_again(flaky_proxy, fresh_daemon):
-    addr, cut = flaky_proxy
+    addr, cut, ranges = flaky_proxy
     d = fresh_daemon(image=False)
     c = docker.APIClient(base_url=d.host, version="1.41")
     out = list(c.pull(f"{addr}/library/bigpull", tag="1", stream=True, decode=True))
@@ -151,4 +179,46 @@ def test_a_dropped_connection_is_tried_again(flaky_proxy, fresh_daemon):
     assert any(m.get("status", "").startswith("Retrying in") for m in out), out[-3:]
     assert out[-1]["status"].startswith("Status: Downloaded newer image"), out[-3:]
     assert c.inspect_image(f"{addr}/library/bigpull:1")["Size"] > 48 << 20
+    c.close()
+    # the attempt after the cut asked for the rest only
+    assert any(r.startswith("bytes=") and int(r[6:].rstrip("-")) > 1 << 20 for r in ranges), ranges
+
+
+@pytest.mark.parametrize("flaky_proxy", ["stall"], indirect=True)
+def test_a_stalled_download_is_detected_and_resumed(flaky_proxy, fresh_daemon):
+    """No byte for DOCKYARD_REGISTRY_TIMEOUT seconds: the attempt ends, the next resumes."""
+    addr, cut, ranges = flaky_proxy
+    d = fresh_daemon(image=False, env={"DOCKYARD_REGISTRY_TIMEOUT": "2"})
+    c = docker.APIClient(base_url=d.host, version="1.41", timeout=120)
+    out = list(c.pull(f"{addr}/library/bigpull", tag="1", stream=True, decode=True))
+    assert cut and any(m.get("status", "").startswith("Retrying in") for m in out), out[-3:]
+    assert out[-1]["status"].startswith("Status: Downloaded newer image"), out[-3:]
+    assert any(r.startswith("bytes=") for r in ranges), ranges
+    c.close()
+
+
+def test_partial_downloads_are_swept_after_a_day_and_by_system_prune(fresh_daemon):
+    import subprocess
+    import time
+
+    from ..helpers import BIN
+    d = fresh_daemon(image=False)
+    partial = d.data_root / "content" / "partial"
+    old, new = partial / ("a" * 64), partial / ("b" * 64)
+    old.write_bytes(b"x" * 1000)
+    new.write_bytes(b"y" * 3000)
+    os.utime(old, (time.time() - 25 * 3600,) * 2)
+    d.stop()
+    d.start()
+    assert not old.exists() and new.exists()
+    # `docker system prune` also calls /networks/prune (issue 10); dockyard's and docker-py's here
+    p = subprocess.run([str(BIN / "dockyard"), "system", "prune", "-f"], env=d.env(), capture_output=True, text=True)
+    assert p.returncode == 0 and f"sha256:{'b' * 64}" in p.stdout and "Total reclaimed space: 3kB" in p.stdout, p.stdout
+    assert not new.exists()
+    new.write_bytes(b"z" * 10)
+    with docker.APIClient(base_url=d.host, version="1.41") as c:
+        assert c.prune_builds()["SpaceReclaimed"] == 10
+    c = docker.APIClient(base_url=d.host, version="1.41")
+    r = c._post(c._url("/build/prune"), params={"filters": '{"until": ["24h"]}'})
+    assert r.status_code == 400 and "filters" in r.json()["message"]
     c.close()

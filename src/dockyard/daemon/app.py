@@ -61,6 +61,7 @@ def build_services(cfg: Config) -> Services:
     meta = Metadata(data / "metadata.db")
     content = ContentStore(data / "content")
     content.clean_ingest()
+    content.sweep_partials(24 * 3600)   # downloads nobody resumed for a day
     snaps = Snapshotter(data / "snapshots", meta)
     snaps.cleanup_incomplete()
     images = ImageService(content, snaps, meta)

@@ -190,6 +190,26 @@ class ImageService:
             raise
         return StagedLayer(key, res.digest, res.bytes)
 
+    def stage_in_worker(self, source: dict[str, Any], digest: str = "", size: int = 0, media_type: str = "",
+                        on_progress: Callable[[int], None] = lambda _: None,
+                        started: Callable[[Any], None] = lambda _: None) -> "StagedLayer":
+        """As stage_layer, in a worker process (`unpacker`): `source` is a file or a URL (see
+        there); the blob is checked against `digest` and `size` when given. `started(worker)`
+        lets the caller cancel it."""
+        from .unpacker import Worker
+        key = f"staging:{uuid.uuid4().hex}"
+        fs = self.snapshots.prepare_layer(key, None)
+        job = {"source": source, "digest": digest, "size": size, "media_type": media_type, "fs": str(fs),
+               "layer_dir": str(fs.parent), "max_bytes": self._space_for_layers()}
+        w = Worker(job, on_progress)
+        started(w)
+        try:
+            r = w.run()
+        except BaseException:
+            self.snapshots.remove(key)
+            raise
+        return StagedLayer(key, r["diff_id"], r["bytes"], int(r.get("blob_size") or 0))
+
     def _space_for_layers(self) -> int:
         """What a layer may take: the data root's free space less a reserve (5%, at most 1 GiB),
         so that a decompression bomb fails with a clear error instead of filling the disk."""
@@ -435,6 +455,7 @@ class StagedLayer:
     key: str
     diff_id: str
     size: int
+    blob_size: int = 0           # bytes of the blob it came from (compressed), when unpacked by a worker
     placed: str | None = None   # the ChainID it was committed as
 
 

@@ -126,6 +126,26 @@ class Registry:
             except (urllib.error.URLError, OSError) as e:
                 raise Transient(f"{method.capitalize()} \"{_redact(url)}\": {_reason(e)}") from None
 
+    def blob_source(self, digest: str) -> dict[str, Any]:
+        """What a worker process needs to fetch a blob itself (see images.unpacker): its URL, the
+        authorization this client holds (the manifest's request got it) and the TLS settings."""
+        headers = {}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        elif self.basic and self.creds:
+            headers["Authorization"] = self._basic()
+        cas, pairs = hosts.current.tls_files(self.domain)
+        return {"url": f"{self._endpoint()}/v2/{self.repo}/blobs/{digest}", "headers": headers, "timeout": TIMEOUT,
+                "insecure": self.insecure, "cas": cas, "client_certs": pairs}
+
+    def reauthenticate(self) -> None:
+        """A worker was told 401 (a token expired): get a new one."""
+        self.token = None
+        try:
+            self.request("GET", f"/v2/{self.repo}/tags/list?n=1").close()
+        except (NotFound, Transient):
+            pass
+
     def url(self, location: str) -> str:
         """An absolute URL for a Location header (registries may answer with a path)."""
         return urllib.parse.urljoin(f"{self._endpoint()}/", location)

@@ -33,6 +33,8 @@ class RegistryHosts:
     mirrors_for: dict[str, list[str]] = field(default_factory=dict)
     certs_dir: str = CERTS_D
     insecure_loopback: bool = True
+    downloads: int = 3   # max-concurrent-downloads, as dockerd
+    uploads: int = 5     # max-concurrent-uploads
 
     def __post_init__(self) -> None:
         self._nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
@@ -69,24 +71,35 @@ class RegistryHosts:
                 return False
         return any(a in n for a in addrs for n in self._nets if a.version == n.version)
 
+    def tls_files(self, domain: str) -> tuple[list[str], list[tuple[str, str]]]:
+        """certs.d's CA files and (certificate, key) pairs for a registry."""
+        cas: list[str] = []
+        pairs: list[tuple[str, str]] = []
+        d = Path(self.certs_dir) / domain
+        if d.is_dir():
+            for f in sorted(d.iterdir()):
+                if f.suffix == ".crt":
+                    cas.append(str(f))
+                elif f.suffix == ".cert":
+                    key = f.with_suffix(".key")
+                    if not key.exists():
+                        raise InvalidArgument(f"missing key {key.name} for client certificate {f.name} in {d}")
+                    pairs.append((str(f), str(key)))
+                elif f.suffix == ".key" and not f.with_suffix(".cert").exists():
+                    raise InvalidArgument(f"missing client certificate {f.stem}.cert for key {f.name} in {d}")
+        return cas, pairs
+
     def tls_context(self, domain: str, verify: bool) -> ssl.SSLContext:
         """System CAs plus certs.d's `*.crt`, and its client certificate pairs."""
         ctx = ssl.create_default_context()
         if not verify:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
-        d = Path(self.certs_dir) / domain
-        if d.is_dir():
-            for f in sorted(d.iterdir()):
-                if f.suffix == ".crt":
-                    ctx.load_verify_locations(cafile=str(f))
-                elif f.suffix == ".cert":
-                    key = f.with_suffix(".key")
-                    if not key.exists():
-                        raise InvalidArgument(f"missing key {key.name} for client certificate {f.name} in {d}")
-                    ctx.load_cert_chain(str(f), str(key))
-                elif f.suffix == ".key" and not f.with_suffix(".cert").exists():
-                    raise InvalidArgument(f"missing client certificate {f.stem}.cert for key {f.name} in {d}")
+        cas, pairs = self.tls_files(domain)
+        for ca in cas:
+            ctx.load_verify_locations(cafile=ca)
+        for cert, key in pairs:
+            ctx.load_cert_chain(cert, key)
         return ctx
 
     def mirrors_of(self, domain: str) -> list[str]:

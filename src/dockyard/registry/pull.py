@@ -6,18 +6,20 @@ Not yet (issue 9): layers in parallel worker processes, resumable downloads, log
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import http.client
 import json
 import logging
 import platform as _platform
-import time
-import zlib
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
 from ..errors import EngineError, InvalidArgument, NotFound, NotImplemented_, SystemError_
 from ..images.service import ImageService, StagedLayer
+from ..images.unpacker import Transient as UnpackTransient
+from ..images.unpacker import Unauthorized as UnpackUnauthorized
 from ..oci import digest as dg
 from ..oci import reference
 from . import hosts
@@ -89,30 +91,33 @@ def pull(svc: ImageService, ref_text: str, plat: str, progress: Progress,
     chains = dg.chain_ids(diff_ids)
     staged: list[StagedLayer] = []
     blobs = [(cfg_desc["digest"], cfg_desc)]   # for push: which blob each layer is in this repository
+    blobs += [(d, desc) for d, desc in zip(diff_ids, layers, strict=True)]
+    items = [(desc, diff_id, chain, desc.get("digest", "")[7:19]) for desc, diff_id, chain in
+             zip(layers, diff_ids, chains, strict=True)]
     try:
-        parent = None
-        for desc, diff_id, chain in zip(layers, diff_ids, chains, strict=True):
-            short = desc["digest"].split(":", 1)[1][:12]
-            blobs.append((diff_id, desc))
-            row = svc.meta.snapshot(chain)
-            if row is not None and row["kind"] == "committed":
-                progress({"status": "Already exists", "progressDetail": {}, "id": short})
-                parent = chain
-                continue
-            progress({"status": "Pulling fs layer", "progressDetail": {}, "id": short})
-            st = _layer(svc, reg, desc, short, progress)
-            staged.append(st)
-            if st.diff_id != diff_id:
-                raise InvalidArgument(f"layer {desc['digest']}: its content digest {st.diff_id} does not match "
-                                      f"the image config's {diff_id}")
-            progress({"status": "Extracting", "progressDetail": {}, "id": short})
+        with _claim({desc.get("digest", "") for desc, *_ in items}):
+            missing: dict[str, tuple[dict[str, Any], str, str]] = {}   # blob digest → (desc, diff_id, short)
+            for desc, diff_id, chain, short in items:
+                if _committed(svc, chain):
+                    progress({"status": "Already exists", "progressDetail": {}, "id": short})
+                elif desc.get("digest", "") not in missing:
+                    progress({"status": "Pulling fs layer", "progressDetail": {}, "id": short})
+                    missing[desc.get("digest", "")] = (desc, diff_id, short)
+            fetched = _fetch_all(svc, reg, list(missing.values()), progress, staged)
+            parent = None
+            for desc, _, chain, short in items:
+                if _committed(svc, chain):
+                    parent = chain
+                    continue
+                st = fetched[desc["digest"]]
+                progress({"status": "Extracting", "progressDetail": {}, "id": short})
+                with svc.lock:
+                    parent = svc.place_layer(st, parent)
+                progress({"status": "Pull complete", "progressDetail": {}, "id": short})
             with svc.lock:
-                parent = svc.place_layer(st, parent)
-            progress({"status": "Pull complete", "progressDetail": {}, "id": short})
-        with svc.lock:
-            img = svc.add_config(cfg)
-            if not ref.digest:
-                svc.tag(img.id, ref.familiar())
+                img = svc.add_config(cfg)
+                if not ref.digest:
+                    svc.tag(img.id, ref.familiar())
     except BaseException:
         svc.gc()   # layers placed for an image that will not be: unreachable, swept
         raise
@@ -217,109 +222,138 @@ def _blob_bytes(reg: Registry, digest: str, limit: int) -> bytes:
     return data
 
 
-class _Verified:
-    """A blob's HTTP body, decompressed as it is read, its compressed bytes hashed and counted;
-    at the end of the stream the digest must match or the read fails (nothing is committed)."""
-
-    def __init__(self, body: Any, desc: dict[str, Any], short: str, progress: Progress) -> None:
-        self.body, self.want, self.size = body, desc["digest"], int(desc.get("size") or 0)
-        self.short, self.progress = short, progress
-        self.h = hashlib.sha256()
-        self.n = self.reported = 0
-        self.buf = b""
-        self.eof = False
-        self.transient: Exception | None = None   # a network failure seen while reading
-        mt = desc.get("mediaType", "")
-        self.dec: Any = None
-        if "zstd" in mt:
-            try:
-                import zstandard
-            except ImportError:
-                raise NotImplemented_(f"layer {self.want}: zstd layers need the zstandard module") from None
-            self.dec = zstandard.ZstdDecompressor().decompressobj()
-        elif mt.endswith(("gzip", "tar.gzip", ".gzip")) or "gzip" in mt or mt.endswith("rootfs.diff.tar.gzip"):
-            self.dec = _gzip()
-
-    def read(self, n: int = -1) -> bytes:
-        while not self.eof and (n < 0 or len(self.buf) < n):
-            try:
-                chunk = self.body.read(1 << 20)
-            except (OSError, http.client.HTTPException) as e:
-                self.transient = e   # the tar reader above would call it a bad archive
-                raise
-            if not chunk:
-                self.eof = True
-                if self.dec is not None and hasattr(self.dec, "flush"):
-                    self.buf += self.dec.flush()
-                if self.size and self.n < self.size:   # the connection ended early: worth another try
-                    self.transient = ConnectionError(f"unexpected EOF after {self.n} of {self.size} bytes")
-                    raise self.transient
-                if "sha256:" + self.h.hexdigest() != self.want:
-                    raise InvalidArgument(f"filesystem layer verification failed for digest {self.want}")
-                if self.size and self.n != self.size:
-                    raise InvalidArgument(f"layer {self.want}: {self.n} bytes, the manifest says {self.size}")
-                self.progress({"status": "Verifying Checksum", "progressDetail": {}, "id": self.short})
-                self.progress({"status": "Download complete", "progressDetail": {}, "id": self.short})
-                break
-            self.h.update(chunk)
-            self.n += len(chunk)
-            self.buf += self.dec.decompress(chunk) if self.dec is not None else chunk
-            if self.n - self.reported >= max(self.size // 50, 1 << 20):
-                self.reported = self.n
-                self.progress({"status": "Downloading", "progressDetail": {"current": self.n, "total": self.size},
-                               "id": self.short})
-        if n < 0:
-            out, self.buf = self.buf, b""
-        else:
-            out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
-
-def _gzip() -> Any:
-    try:   # isal: the fast implementation made for it
-        from isal import isal_zlib
-        return isal_zlib.decompressobj(31)
-    except ImportError:
-        return zlib.decompressobj(31)
-
-
 RETRIES = 5   # attempts per layer after a dropped or stalled connection (1, 2, 4, 8 s apart)
 
 
-def _layer(svc: ImageService, reg: Registry, desc: dict[str, Any], short: str, progress: Progress) -> StagedLayer:
-    """One layer, from its first byte: a connection that drops or stalls (no byte for the
-    client's timeout) is tried again with back-off; a digest that does not match is not."""
+def _committed(svc: ImageService, chain: str) -> bool:
+    row = svc.meta.snapshot(chain)
+    return row is not None and row["kind"] == "committed"
+
+
+_inflight_guard = threading.Lock()
+_inflight: dict[str, threading.Lock] = {}
+
+
+@contextlib.contextmanager
+def _claim(digests: set[str]) -> Iterator[None]:
+    """Hold the blobs this pull may fetch, in sorted order (no two pulls wait on each other in a
+    cycle): a second pull of the same layer waits here, then finds it committed."""
+    with _inflight_guard:
+        locks = [_inflight.setdefault(d, threading.Lock()) for d in sorted(digests)]
+    held: list[threading.Lock] = []
+    try:
+        for lk in locks:
+            lk.acquire()
+            held.append(lk)
+        yield
+    finally:
+        for lk in reversed(held):
+            lk.release()
+
+
+def busy_blobs() -> set[str]:
+    """Digests being downloaded now (their partial files are not swept)."""
+    with _inflight_guard:
+        return {d for d, lk in _inflight.items() if lk.locked()}
+
+
+def _fetch_all(svc: ImageService, reg: Registry, todo: list[tuple[dict[str, Any], str, str]],
+               progress: Progress, staged: list[StagedLayer]) -> dict[str, StagedLayer]:
+    """Fetch and unpack the layers in worker processes, `downloads` at once; {blob digest: staged}.
+    The first failure cancels the others."""
+    out: dict[str, StagedLayer] = {}
+    if not todo:
+        return out
+    limit = max(1, hosts.current.downloads)
+    for i, (_, _, short) in enumerate(todo):
+        if i >= limit:
+            progress({"status": "Waiting", "progressDetail": {}, "id": short})
+    cancel = _Cancel()
+    with ThreadPoolExecutor(limit, thread_name_prefix="pull-layer") as pool:
+        futures = {pool.submit(_layer, svc, reg, desc, short, progress, cancel): (desc, diff_id)
+                   for desc, diff_id, short in todo}
+        error: BaseException | None = None
+        for f in as_completed(futures):
+            desc, diff_id = futures[f]
+            try:
+                st = f.result()
+            except BaseException as e:  # noqa: BLE001 - the first is raised below, after the others end
+                if error is None:
+                    error = e
+                    cancel.set()
+                continue
+            staged.append(st)
+            if st.diff_id != diff_id and error is None:
+                error = InvalidArgument(f"layer {desc['digest']}: its content digest {st.diff_id} does not match "
+                                        f"the image config's {diff_id}")
+                cancel.set()
+            out[desc["digest"]] = st
+    if error is not None:
+        raise error
+    return out
+
+
+class _Cancel:
+    """Set once: every running worker is killed, no new attempt starts."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.lock = threading.Lock()
+        self.workers: set[Any] = set()
+
+    def set(self) -> None:
+        with self.lock:
+            self.event.set()
+            for w in self.workers:
+                w.cancel()
+
+    def track(self, w: Any) -> None:
+        with self.lock:
+            self.workers.add(w)
+            if self.event.is_set():
+                w.cancel()
+
+
+def _layer(svc: ImageService, reg: Registry, desc: dict[str, Any], short: str, progress: Progress,
+           cancel: _Cancel) -> StagedLayer:
+    """One layer: a worker process fetches, verifies and unpacks it. A connection that drops or
+    stalls (no byte for the client's timeout) is tried again with back-off, resuming from the
+    bytes already on disk; a digest that does not match is not (and its bytes are dropped)."""
     digest = desc.get("digest", "")
     if not digest.startswith("sha256:"):
         raise InvalidArgument(f"unsupported layer digest {digest!r}")
-    for attempt in range(RETRIES):
+    size = int(desc.get("size") or 0)
+    partial = svc.content.partial_path(digest)
+    mt = str(desc.get("mediaType") or "")
+    if "zstd" in mt:
         try:
-            return _layer_once(svc, reg, desc, short, progress)
-        except (OSError, http.client.HTTPException, Transient) as e:
-            if attempt == RETRIES - 1:
-                raise SystemError_(f"layer {digest}: {e}") from None
+            import zstandard  # noqa: F401 - the worker needs it
+        except ImportError:
+            raise NotImplemented_(f"layer {digest}: zstd layers need the zstandard module") from None
+
+    def report(n: int) -> None:
+        progress({"status": "Downloading", "progressDetail": {"current": n, "total": size}, "id": short})
+    for attempt in range(RETRIES):
+        if cancel.event.is_set():
+            raise SystemError_("pull cancelled")
+        try:
+            source = {**reg.blob_source(digest), "ingest": str(partial)}
+            st = svc.stage_in_worker(source, digest, size, mt, report, cancel.track)
+            partial.unlink(missing_ok=True)
+            progress({"status": "Verifying Checksum", "progressDetail": {}, "id": short})
+            progress({"status": "Download complete", "progressDetail": {}, "id": short})
+            return st
+        except (Transient, UnpackTransient) as e:
+            if attempt == RETRIES - 1 or cancel.event.is_set():
+                raise SystemError_(f"layer {digest}: {e.message}") from None
+            if isinstance(e, UnpackUnauthorized):
+                reg.reauthenticate()
+                continue
             wait = 1 << attempt
             progress({"status": f"Retrying in {wait} second{'s' if wait > 1 else ''}", "progressDetail": {},
                       "id": short})
-            time.sleep(wait)
-    raise AssertionError("unreachable")
-
-
-def _layer_once(svc: ImageService, reg: Registry, desc: dict[str, Any], short: str,
-                progress: Progress) -> StagedLayer:
-    with reg.get(f"blobs/{desc['digest']}") as r:
-        src = _Verified(r, desc, short, progress)
-        try:
-            st = svc.stage_layer(src)  # type: ignore[arg-type]
+            cancel.event.wait(wait)
         except InvalidArgument:
-            if src.transient is not None:
-                raise src.transient from None
+            partial.unlink(missing_ok=True)   # bytes that do not hash to the digest: not kept
             raise
-        if not src.eof:   # the tar ended before the blob did: read the rest, so the digest is checked
-            try:
-                while src.read(1 << 20):
-                    pass
-            except BaseException:
-                svc.drop_staged([st])
-                raise
-    return st
+    raise AssertionError("unreachable")

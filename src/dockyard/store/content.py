@@ -21,6 +21,7 @@ class ContentStore:
         self.root = root
         (root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
         (root / "ingest").mkdir(parents=True, exist_ok=True)
+        (root / "partial").mkdir(parents=True, exist_ok=True)
 
     def path(self, digest: str) -> Path:
         """Where a committed blob lives."""
@@ -63,6 +64,33 @@ class ContentStore:
         """Digests of every committed blob."""
         for p in (self.root / "blobs" / "sha256").iterdir():
             yield "sha256:" + p.name
+
+    def partial_path(self, digest: str) -> Path:
+        """Where the first bytes of a blob being downloaded are kept across attempts and restarts
+        (a pull resumes from them)."""
+        return self.root / "partial" / dg.hex_of(digest)
+
+    def sweep_partials(self, older_than: float | None = 24 * 3600, busy: set[str] | None = None) -> int:
+        """Remove partial downloads not touched for `older_than` seconds (None: all) that are
+        not `busy` (digests being downloaded); returns the bytes freed."""
+        import time
+        freed = 0
+        now = time.time()
+        for p in (self.root / "partial").iterdir():
+            if busy and f"sha256:{p.name}" in busy:
+                continue
+            try:
+                st = p.stat()
+                if older_than is None or now - st.st_mtime > older_than:
+                    p.unlink()
+                    freed += st.st_size
+            except FileNotFoundError:
+                pass
+        return freed
+
+    def spool_path(self) -> Path:
+        """A fresh file name in the ingest area (removed at start-up if left behind)."""
+        return self.root / "ingest" / uuid.uuid4().hex
 
     def clean_ingest(self) -> None:
         """Drop leftovers of writes interrupted by a crash."""

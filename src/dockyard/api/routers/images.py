@@ -32,6 +32,7 @@ class ImagesRouter:
         r.add("GET", "/images/json", self.list)
         r.add("GET", "/images/search", self.search)
         r.add("POST", "/images/prune", self.prune)
+        r.add("POST", "/build/prune", self.build_prune)
         r.add("GET", "/images/get", self.save)
         r.add("POST", "/images/load", self.load)
         r.add("GET", "/images/{name:.+}/get", self.save)
@@ -253,6 +254,26 @@ class ImagesRouter:
         dangling = f.get("dangling", ["true"])[-1].lower() in ("true", "1")
         deleted, space = self.images.prune(dangling_only=dangling, filters=f)
         return web.json_response({"ImagesDeleted": deleted or None, "SpaceReclaimed": space})
+
+
+    async def build_prune(self, req: web.Request) -> web.Response:
+        """`POST /build/prune` (`docker system prune`, `docker builder prune`): there is no build
+        cache yet; what it sweeps is the partial downloads kept for resuming pulls (all of them
+        that no pull is writing)."""
+        from ...registry.pull import busy_blobs
+        f = params.filters(req)
+        if any(f.values()):
+            raise InvalidArgument(f"build prune: filters are not supported: {', '.join(sorted(f))}")
+        keep = req.query.get("keep-storage", "0")
+        if keep not in ("", "0"):
+            raise InvalidArgument("build prune: keep-storage is not supported")
+        params.qbool(req, "all")   # all or not: partial downloads are all unused once no pull writes them
+        content = self.images.content
+        before = {p.name for p in (content.root / "partial").iterdir()}
+        space = await asyncio.to_thread(content.sweep_partials, None, busy_blobs())
+        gone = before - {p.name for p in (content.root / "partial").iterdir()}
+        return web.json_response({"CachesDeleted": sorted(f"sha256:{g}" for g in gone) or None,
+                                  "SpaceReclaimed": space})
 
 
 class _SharedJob:

@@ -173,7 +173,8 @@ def _event_line(ev: dict) -> str:
 
 
 def prune(cli: Client, prog: str, args: list[str]) -> int:
-    """`dockyard system prune [-a] [-f] [--filter]`: stopped containers, then dangling (or unused) images."""
+    """`dockyard system prune [-a] [-f] [--filter]`: stopped containers, then dangling (or unused)
+    images, then the partial downloads kept for resuming pulls."""
     from ...client.api import filters_param
     from ...units import human_size
     from .containers import _confirm
@@ -195,5 +196,10 @@ def prune(cli: Client, prog: str, args: list[str]) -> int:
     rep = cli.json("POST", "/images/prune", {"filters": filters_param(filt)})
     space += rep.get("SpaceReclaimed", 0)
     print_deleted_images(rep.get("ImagesDeleted") or [])
+    rep = cli.json("POST", "/build/prune", {"all": "1" if ns.all else "0"})
+    space += rep.get("SpaceReclaimed", 0)
+    if rep.get("CachesDeleted"):
+        print("Deleted partial downloads:")
+        print("\n".join(rep["CachesDeleted"]) + "\n")
     print(f"Total reclaimed space: {human_size(space)}")
     return 0
