@@ -106,7 +106,7 @@ def _archive_with_layer(files: dict[str, bytes], tag: str) -> tuple[bytes, str]:
 
 def test_large_layers_are_unpacked_once(client, daemon):
     import os
-    big = os.urandom(1 << 20) * 6
+    big = os.urandom(1 << 20) * 12   # past SPOOL_MIN: unpacked by a worker process
     data, diff_id = _archive_with_layer({"data/big.bin": big, "data/small.txt": b"s"}, "bigl:1")
     client.images.load(data)
     img = client.images.get("bigl:1")
@@ -125,7 +125,7 @@ def test_hostile_large_layer_rejected_and_nothing_left(client, daemon):
 
     import docker
     before = sorted(p.name for p in (daemon.data_root / "snapshots").iterdir())
-    data, _ = _archive_with_layer({"pad.bin": os.urandom(5 << 20), "../../escape": b"x"}, "evil:1")
+    data, _ = _archive_with_layer({"pad.bin": os.urandom(10 << 20), "../../escape": b"x"}, "evil:1")
     with pytest.raises(docker.errors.ImageLoadError, match="escapes"):
         client.images.load(data)
     assert sorted(p.name for p in (daemon.data_root / "snapshots").iterdir()) == before
@@ -166,7 +166,7 @@ def test_one_layer_under_two_parents_and_saved_back_exactly(client, daemon):
 
 def test_load_progress_stream_unless_quiet(client, daemon):
     import os
-    big = os.urandom(1 << 20) * 6
+    big = os.urandom(1 << 20) * 12   # past SPOOL_MIN: unpacked by a worker process
     data, diff_id = _archive_with_layer({"big.bin": big}, "progress:1")
     msgs = list(client.api.load_image(data, quiet=False))
     prog = [m for m in msgs if m.get("status") == "Loading layer"]

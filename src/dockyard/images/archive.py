@@ -139,6 +139,7 @@ def load(svc: ImageService, stream: BinaryIO, progress: Callable[[str], None] = 
     of the tar kept: see `archive.tarsplit`); which image and parent they belong to is only known
     from the manifests at the end, so they are staged and placed then."""
     m = _Members()
+    workers = _Workers(svc)
     try:
         try:
             reader = TarReader(stream)
@@ -156,17 +157,74 @@ def load(svc: ImageService, stream: BinaryIO, progress: Callable[[str], None] = 
                         src: Any = reader.payload()
                         if layer_progress is not None:
                             src = _Progress(src, _short_id(name), mem.size, layer_progress)
+                        if mem.size >= SPOOL_MIN and workers.limit > 1:
+                            workers.submit(name, src)   # spooled, then unpacked in a worker process
+                            continue
                         try:
                             m.staged[name] = svc.stage_layer(src)
                         except InvalidArgument as e:
                             m.failed[name] = str(e)
+            workers.wait(m)
             with svc.lock:   # no gc between placing the layers and recording the images
                 return _record(svc, m, progress)
         finally:
+            workers.close(m)
             svc.drop_staged(list(m.staged.values()))
     except BaseException:
         svc.gc()
         raise
+
+
+SPOOL_MIN = 8 << 20   # smaller layers are unpacked as they stream by: a worker's start costs more
+
+
+class _Workers:
+    """Large layers of an archive: each is copied to a spool file as it streams by (the archive
+    is read once, in order), then unpacked by a worker process while the reading goes on; up to
+    one worker per CPU."""
+
+    def __init__(self, svc: ImageService) -> None:
+        import concurrent.futures
+        import os
+        self.svc = svc
+        self.limit = min(4, os.cpu_count() or 1)
+        self.pool = concurrent.futures.ThreadPoolExecutor(self.limit, thread_name_prefix="load-layer")
+        self.jobs: dict[str, tuple[Any, Any]] = {}   # member → (future, spool path)
+        self.running: list[Any] = []
+
+    def submit(self, name: str, src: Any) -> None:
+        path = self.svc.content.spool_path()
+        try:
+            with open(path, "wb") as f:
+                while chunk := src.read(1 << 20):
+                    f.write(chunk)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        fut = self.pool.submit(self.svc.stage_in_worker, {"file": str(path)}, started=self.running.append)
+        self.jobs[name] = (fut, path)
+
+    def wait(self, m: _Members) -> None:
+        for name, (fut, path) in list(self.jobs.items()):
+            try:
+                m.staged[name] = fut.result()
+            except InvalidArgument as e:
+                m.failed[name] = str(e)
+            finally:
+                path.unlink(missing_ok=True)
+            del self.jobs[name]
+
+    def close(self, m: _Members) -> None:
+        """After a failure: end the workers, keep what they staged for drop_staged."""
+        for w in self.running:
+            w.cancel()
+        for name, (fut, path) in self.jobs.items():
+            try:
+                m.staged[name] = fut.result()
+            except BaseException:  # noqa: BLE001 - the load is failing already
+                pass
+            path.unlink(missing_ok=True)
+        self.pool.shutdown(wait=True)
 
 
 def _short_id(name: str) -> str:
