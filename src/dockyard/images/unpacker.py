@@ -228,7 +228,10 @@ class _Blob:
                 break
             self.h.update(chunk)
             self.n += len(chunk)
-            self.buf += self.dec.decompress(chunk) if self.dec is not None else chunk
+            try:
+                self.buf += self.dec.decompress(chunk) if self.dec is not None else chunk
+            except Exception as e:  # noqa: BLE001 - zlib/isal/zstd each have their own error type
+                raise InvalidArgument(f"layer {self.want}: cannot decompress it: {e}") from None
             if self.n - self.reported >= max(self.size // 50, CHUNK):
                 self.reported = self.n
                 self.emit({"progress": self.n})
@@ -237,6 +240,22 @@ class _Blob:
         else:
             out, self.buf = self.buf[:n], self.buf[n:]
         return out
+
+    def digest_matches(self) -> bool:
+        """After the unpack failed: hash the rest of the blob (not unpacked) and compare. A blob
+        that is not what the manifest says is reported as that, not as the bad tar it makes."""
+        if not self.want:
+            return True
+        try:
+            while not self.eof:
+                chunk = self._next_chunk()
+                if not chunk:
+                    break
+                self.h.update(chunk)
+                self.n += len(chunk)
+        except Transient:
+            return True   # cannot tell: the other error stands
+        return "sha256:" + self.h.hexdigest() == self.want
 
     def drain(self) -> None:
         while self.read(CHUNK):
@@ -307,10 +326,12 @@ def work(job: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> dict[st
         rec.abort()
         raise InvalidArgument(f"layer does not fit: its files add up to more than the {job.get('max_bytes')} bytes "
                               "free on the data root (a compression bomb?)") from None
-    except InvalidArgument:
+    except InvalidArgument as e:
         rec.abort()
         if blob.transient is not None:   # the tar reader saw a cut stream as a bad archive
             raise Transient(f"blob {blob.want}: {blob.transient}") from None
+        if "verification failed" not in e.message and not blob.eof and not blob.digest_matches():
+            raise InvalidArgument(f"filesystem layer verification failed for digest {blob.want}") from None
         raise
     except BaseException:
         rec.abort()

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
 import json
 import logging
 import platform as _platform
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
@@ -213,8 +215,15 @@ def _select(index: dict[str, Any], want: tuple[str, str, str], name: str) -> dic
 def _blob_bytes(reg: Registry, digest: str, limit: int) -> bytes:
     if not digest.startswith("sha256:"):
         raise InvalidArgument(f"unsupported digest {digest!r}")
-    with reg.get(f"blobs/{digest}") as r:
-        data = r.read(limit + 1)
+    for attempt in range(RETRIES):   # a config blob: small, fetched again whole on a transient failure
+        try:
+            with reg.get(f"blobs/{digest}") as r:
+                data = r.read(limit + 1)
+            break
+        except (Transient, OSError, http.client.HTTPException) as e:
+            if attempt == RETRIES - 1:
+                raise SystemError_(f"blob {digest}: {e}") from None
+            time.sleep(1 << attempt)
     if len(data) > limit:
         raise InvalidArgument(f"blob {digest}: too large")
     if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
