@@ -222,3 +222,39 @@ def test_partial_downloads_are_swept_after_a_day_and_by_system_prune(fresh_daemo
     r = c._post(c._url("/build/prune"), params={"filters": '{"until": ["24h"]}'})
     assert r.status_code == 400 and "filters" in r.json()["message"]
     c.close()
+
+
+def test_progress_bars_on_a_terminal(big, fresh_daemon, tmp_path):
+    """`dockyard pull` under tmux: one line per layer, rewritten in place (bars while it
+    downloads, the final status at the end), as the docker CLI draws it."""
+    import shutil
+    import subprocess
+    import time
+
+    from ..helpers import BIN
+    if not shutil.which("tmux"):
+        pytest.skip("tmux is not installed")
+    d = fresh_daemon(image=False)
+    sock, raw, done = str(tmp_path / "tmux.sock"), tmp_path / "raw.out", tmp_path / "done"
+    cmd = f"{BIN / 'dockyard'} pull {big}/library/bigpull:1; touch {done}; sleep 600"
+    tm = ["tmux", "-S", sock]
+    subprocess.run([*tm, "new-session", "-d", "-x", "120", "-y", "40", "-e", f"DOCKER_HOST={d.host}",
+                    "-e", "TERM=xterm", "sh"], check=True)
+    try:
+        subprocess.run([*tm, "pipe-pane", "-o", f"cat >> {raw}"], check=True)
+        subprocess.run([*tm, "send-keys", cmd, "Enter"], check=True)
+        deadline = time.time() + 120
+        while not done.exists() and time.time() < deadline:
+            time.sleep(0.2)
+        assert done.exists(), "the pull did not finish"
+        time.sleep(0.3)
+        screen = subprocess.run([*tm, "capture-pane", "-p"], capture_output=True, text=True, check=True).stdout
+    finally:
+        subprocess.run([*tm, "kill-server"], capture_output=True)
+    layer_lines = [ln for ln in screen.splitlines() if ln[:12].isalnum() and ln[12:14] == ": "]
+    ids = [ln[:12] for ln in layer_lines]
+    assert len(ids) == 1, screen      # its one layer: one line, whatever it went through
+    assert all(ln.endswith("Pull complete") for ln in layer_lines), screen
+    assert "Status: Downloaded newer image" in screen, screen
+    drawn = raw.read_bytes()
+    assert b"Downloading [" in drawn and b"=>" in drawn and b"\x1b[" in drawn, drawn[-500:]

@@ -112,8 +112,7 @@ def pull(svc: ImageService, ref_text: str, plat: str, progress: Progress,
                     parent = chain
                     continue
                 st = fetched[desc["digest"]]
-                progress({"status": "Extracting", "progressDetail": {}, "id": short})
-                with svc.lock:
+                with svc.lock:   # unpacked while it downloaded: no Extracting phase to show
                     parent = svc.place_layer(st, parent)
                 progress({"status": "Pull complete", "progressDetail": {}, "id": short})
             with svc.lock:

@@ -289,6 +289,9 @@ class _SharedJob:
         return q
 
     def publish(self, m: dict[str, Any]) -> None:
+        detail = m.get("progressDetail") or {}
+        if detail.get("total") and "progress" not in m:   # dockerd's text too, for clients that print it
+            m = {**m, "progress": progress_bar(int(detail.get("current") or 0), int(detail["total"]))}
         for q in self.subscribers:
             q.put_nowait(m)
 

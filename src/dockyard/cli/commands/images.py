@@ -380,19 +380,13 @@ def push(cli: Client, prog: str, args: list[str]) -> int:
 
 
 def _progress_lines(resp: Any, quiet: bool, seen: Any) -> bool:
-    """dockerd's JSON progress stream as plain lines (`id: status`); False after an error."""
-    import json
+    """dockerd's JSON progress stream as the docker CLI shows it; False after an error."""
+    from ..progress import show
     try:
-        for line in resp.lines():
-            msg = json.loads(line)
-            if "error" in msg:
-                print(msg["error"], file=sys.stderr)
-                return False
-            seen(msg)
-            status = msg.get("status", "")
-            if quiet or not status or status in ("Downloading", "Extracting", "Verifying Checksum", "Pushing"):
-                continue
-            print(f"{msg['id']}: {status}" if msg.get("id") else status)
+        err = show(resp.lines(), quiet, seen)
     finally:
         resp.close()
+    if err:
+        print(err, file=sys.stderr)
+        return False
     return True

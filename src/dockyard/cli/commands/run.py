@@ -139,8 +139,6 @@ def _do_create(cli: Client, ns: Any) -> str:
 
 def _pull(cli: Client, ns: Any) -> None:
     """Pull the image as `docker run` does: progress on stderr; a failure is the daemon's error."""
-    import json
-
     from ...client import dockerconfig
     from ...oci import reference
     ref = _with_tag(ns.image)
@@ -150,16 +148,13 @@ def _pull(cli: Client, ns: Any) -> None:
         raise APIError(400, str(e)) from None
     q = {"fromImage": ref, **({"platform": ns.platform} if ns.platform else {})}
     resp = cli.call("POST", "/images/create", q, headers={"X-Registry-Auth": header} if header else None)
+    from ..progress import show
     try:
-        for line in resp.lines():
-            msg = json.loads(line)
-            if "error" in msg:
-                raise APIError(500, msg["error"])
-            status = msg.get("status", "")
-            if not ns.quiet and status and status not in ("Downloading", "Extracting", "Verifying Checksum"):
-                print(f"{msg['id']}: {status}" if msg.get("id") else status, file=sys.stderr)
+        err = show(resp.lines(), ns.quiet, out=sys.stderr)
     finally:
         resp.close()
+    if err:
+        raise APIError(500, err)
 
 
 def _with_tag(ref: str) -> str:
