@@ -138,3 +138,32 @@ def test_dockyard_run_pull_policies(filled, fresh_daemon):
     assert p.returncode == 0 and "Pulling from library/bb" in p.stderr and "Unable to find" not in p.stderr, p.stderr
     assert "Image is up to date" in p.stderr
     dy("rm", p.stdout.strip())
+
+
+def test_zstd_and_uncompressed_layers(registry, daemon, fresh_daemon, tmp_path):
+    """The same image stored with zstd layers (OCI) and with uncompressed layers: both pull to
+    busybox's layers (same DiffIDs; skopeo rewrites the config as OCI's, so not the same ID)."""
+    import shutil
+    c = docker.APIClient(base_url=daemon.host, version="1.41")
+    layers = c.inspect_image("busybox")["RootFS"]["Layers"]
+    c.close()
+    tar = save_image(daemon, "busybox:latest", tmp_path / "bb.tar")
+    for tag, flags in (("zstd", ["--format", "oci", "--dest-compress", "--dest-compress-format", "zstd"]),
+                       ("plain", ["--format", "oci", "--dest-decompress"])):
+        subprocess.run([shutil.which("skopeo") or "skopeo", "copy", "--quiet", "--dest-tls-verify=false", *flags,
+                        f"docker-archive:{tar}", f"docker://{registry}/library/comp:{tag}"], check=True,
+                       capture_output=True, timeout=120)
+    req = urllib.request.Request(f"http://{registry}/v2/library/comp/manifests/zstd",
+                                 headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+    with urllib.request.urlopen(req) as r:
+        assert json.loads(r.read())["layers"][0]["mediaType"].endswith("+zstd")
+    for tag in ("zstd", "plain"):
+        d = fresh_daemon(image=False)
+        with docker.APIClient(base_url=d.host, version="1.41") as dc:
+            dc.pull(f"{registry}/library/comp", tag=tag)
+            assert dc.inspect_image(f"{registry}/library/comp:{tag}")["RootFS"]["Layers"] == layers
+            ctr = dc.create_container(f"{registry}/library/comp:{tag}", ["echo", tag])
+            dc.start(ctr)
+            dc.wait(ctr)
+            assert dc.logs(ctr) == f"{tag}\n".encode()
+            dc.remove_container(ctr)

@@ -10,6 +10,7 @@ import io
 import pytest
 
 from dockyard.errors import InvalidArgument, NotFound
+from dockyard.images import unpacker
 from dockyard.registry import pull
 
 
@@ -30,29 +31,45 @@ def test_select_from_an_index():
         pull._select(idx, ("linux", "amd64", ""), "x")
 
 
-def _verified(blob: bytes, digest: str, mt: str = "application/vnd.oci.image.layer.v1.tar+gzip"):
+def _blob(tmp_path, blob: bytes, digest: str, mt: str = "application/vnd.oci.image.layer.v1.tar+gzip"):
+    """The worker's reader of a blob (images.unpacker), from a file."""
+    f = tmp_path / "blob"
+    f.write_bytes(blob)
     seen: list[dict] = []
-    return pull._Verified(io.BytesIO(blob), {"digest": digest, "size": len(blob), "mediaType": mt}, "x",
-                          seen.append), seen
+    return unpacker._Blob({"source": {"file": str(f)}, "digest": digest, "size": len(blob), "media_type": mt},
+                          seen.append)
 
 
-def test_a_blob_is_decompressed_and_checked():
+def test_a_blob_is_decompressed_and_checked(tmp_path):
     data = b"layer bytes" * 1000
     blob = gzip.compress(data)
-    v, seen = _verified(blob, "sha256:" + hashlib.sha256(blob).hexdigest())
-    assert v.read() == data and any(m["status"] == "Download complete" for m in seen)
+    assert _blob(tmp_path, blob, "sha256:" + hashlib.sha256(blob).hexdigest()).read() == data
 
 
-def test_a_blob_whose_digest_does_not_match_fails_at_its_end():
+def test_a_blob_whose_digest_does_not_match_fails_at_its_end(tmp_path):
     blob = gzip.compress(b"x" * 100)
-    v, _ = _verified(blob, "sha256:" + "1" * 64)
     with pytest.raises(InvalidArgument, match="verification failed"):
-        v.read()
+        _blob(tmp_path, blob, "sha256:" + "1" * 64).read()
 
 
-def test_zstd_layers():
+def test_a_blob_shorter_than_the_manifest_says_is_worth_another_try(tmp_path):
+    blob = gzip.compress(b"y" * 100)
+    b = _blob(tmp_path, blob, "sha256:" + hashlib.sha256(blob).hexdigest())
+    b.size += 10
+    with pytest.raises(unpacker.Transient, match="unexpected EOF"):
+        b.read()
+
+
+def test_zstd_and_uncompressed_layers(tmp_path):
     import zstandard
     data = b"zstd layer" * 500
     blob = zstandard.ZstdCompressor().compress(data)
-    v, _ = _verified(blob, "sha256:" + hashlib.sha256(blob).hexdigest(), "application/vnd.oci.image.layer.v1.tar+zstd")
-    assert v.read() == data
+    assert _blob(tmp_path, blob, "sha256:" + hashlib.sha256(blob).hexdigest(),
+                 "application/vnd.oci.image.layer.v1.tar+zstd").read() == data
+    assert _blob(tmp_path, data, "sha256:" + hashlib.sha256(data).hexdigest(),
+                 "application/vnd.oci.image.layer.v1.tar").read() == data
+
+
+def test_not_gzip_is_a_clear_error(tmp_path):
+    with pytest.raises(InvalidArgument, match="cannot decompress"):
+        _blob(tmp_path, b"not gzip at all" * 10, "").read()
