@@ -116,6 +116,64 @@ def test_two_concurrent_pulls_share_one_download(big, fresh_daemon):
     assert gets() - before == 2, gets() - before
 
 
+def _twin(registry: str) -> str:
+    """`library/bigtwin:1`: another image (its own config) on bigpull's layer, mounted across."""
+    import hashlib
+    import json
+    import urllib.request
+
+    def call(method: str, path: str, data: bytes | None = None, headers: dict | None = None):
+        url = path if path.startswith("http") else f"http://{registry}{path}"
+        req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+        return urllib.request.urlopen(req)
+    with call("GET", "/v2/library/bigpull/manifests/1",
+              headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"}) as r:
+        man = json.loads(r.read())
+    with call("GET", f"/v2/library/bigpull/blobs/{man['config']['digest']}") as r:
+        cfg = json.loads(r.read())
+    cfg.setdefault("config", {})["Cmd"] = ["echo", "twin"]
+    blob = json.dumps(cfg).encode()
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    with call("POST", "/v2/library/bigtwin/blobs/uploads/", b"") as r:
+        loc = r.headers["Location"]
+    call("PUT", f"{loc}{'&' if '?' in loc else '?'}digest={digest}", blob,
+         {"Content-Type": "application/octet-stream"}).close()
+    layer = man["layers"][0]["digest"]
+    call("POST", f"/v2/library/bigtwin/blobs/uploads/?mount={layer}&from=library/bigpull", b"").close()
+    man["config"] = {**man["config"], "digest": digest, "size": len(blob)}
+    call("PUT", "/v2/library/bigtwin/manifests/1", json.dumps(man).encode(),
+         {"Content-Type": man["mediaType"]}).close()
+    return layer
+
+
+def test_two_pulls_of_images_sharing_a_layer_fetch_it_once(big, fresh_daemon):
+    registry = big
+    layer = _twin(registry)
+    d = fresh_daemon(image=False)
+    log = LOGS[registry]
+
+    def gets() -> int:
+        return sum(1 for line in log.read_text().splitlines()
+                   if f"/blobs/{layer} " in line and '"GET ' in line and "Python-urllib" in line)
+    before = gets()
+    results: list[str] = []
+
+    def pull(repo: str) -> None:
+        with docker.APIClient(base_url=d.host, version="1.41") as c:
+            out = list(c.pull(f"{registry}/library/{repo}", tag="1", stream=True, decode=True))
+        results.append(out[-1].get("status", str(out[-1])))
+    ts = [threading.Thread(target=pull, args=(r,)) for r in ("bigpull", "bigtwin")]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(120)
+    assert len(results) == 2 and all(r.startswith("Status: Downloaded") for r in results), results
+    assert gets() - before == 1, gets() - before
+    with docker.APIClient(base_url=d.host, version="1.41") as c:
+        ids = {c.inspect_image(f"{registry}/library/{r}:1")["Id"] for r in ("bigpull", "bigtwin")}
+        assert len(ids) == 2
+
+
 @pytest.fixture
 def flaky_proxy(big, request):
     """A registry endpoint on loopback in front of the real one that cuts the first big blob
