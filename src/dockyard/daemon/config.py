@@ -38,6 +38,8 @@ class Config:
     registry_mirrors_for: dict[str, list[str]] = field(default_factory=dict)   # dockyard's: any registry
     registry_certs_dir: str = "/etc/docker/certs.d"
     insecure_loopback: bool = True    # dockerd: always; dockyard lets tests verify TLS on loopback
+    max_concurrent_downloads: int = 3
+    max_concurrent_uploads: int = 5
 
 
 def parser() -> argparse.ArgumentParser:
@@ -74,6 +76,10 @@ def parser() -> argparse.ArgumentParser:
                    help="URL of a Docker Hub mirror")
     p.add_argument("--registry-certs-dir", dest="registry_certs_dir",
                    help="where <host[:port]>/ca.crt and client certificates are (default /etc/docker/certs.d)")
+    p.add_argument("--max-concurrent-downloads", dest="max_concurrent_downloads", type=int,
+                   help="layers fetched at once per pull (default 3)")
+    p.add_argument("--max-concurrent-uploads", dest="max_concurrent_uploads", type=int,
+                   help="layers pushed at once per push (default 5)")
     p.add_argument("--insecure-loopback", dest="insecure_loopback", choices=["true", "false"],
                    help="treat 127.0.0.0/8 and ::1 as insecure registries, as dockerd always does (default true)")
     return p
@@ -87,7 +93,9 @@ _JSON_KEYS = {"hosts": "hosts", "data-root": "data_root", "exec-root": "exec_roo
               "tls": "tls", "tlsverify": "tlsverify", "tlscacert": "tlscacert", "tlscert": "tlscert",
               "tlskey": "tlskey", "insecure-registries": "insecure_registries",
               "registry-mirrors": "registry_mirrors", "registry-mirrors-for": "registry_mirrors_for",
-              "registry-certs-dir": "registry_certs_dir", "insecure-loopback": "insecure_loopback"}
+              "registry-certs-dir": "registry_certs_dir", "insecure-loopback": "insecure_loopback",
+              "max-concurrent-downloads": "max_concurrent_downloads",
+              "max-concurrent-uploads": "max_concurrent_uploads"}
 
 
 def load(argv: list[str] | None = None) -> Config:
@@ -156,6 +164,12 @@ def load(argv: list[str] | None = None) -> Config:
         cfg.registry_certs_dir = ns.registry_certs_dir
     if ns.insecure_loopback:
         cfg.insecure_loopback = ns.insecure_loopback == "true"
+    for attr in ("max_concurrent_downloads", "max_concurrent_uploads"):
+        if getattr(ns, attr) is not None:
+            setattr(cfg, attr, getattr(ns, attr))
+        v = getattr(cfg, attr)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise InvalidArgument(f"{attr.replace('_', '-')} must be a positive integer, not {v!r}")
     registry_hosts(cfg)   # refuses what it cannot use
     _check_hosts(cfg)
     return cfg
@@ -172,7 +186,8 @@ def registry_hosts(cfg: Config) -> Any:
     if not isinstance(cfg.insecure_loopback, bool):
         raise InvalidArgument("insecure-loopback must be true or false")
     return RegistryHosts(list(cfg.insecure_registries), list(cfg.registry_mirrors), dict(cfg.registry_mirrors_for),
-                         str(cfg.registry_certs_dir), cfg.insecure_loopback)
+                         str(cfg.registry_certs_dir), cfg.insecure_loopback, cfg.max_concurrent_downloads,
+                         cfg.max_concurrent_uploads)
 
 
 def _check_hosts(cfg: Config) -> None:

@@ -2,7 +2,7 @@
 last known as (distribution metadata: DiffID → compressed digest per registry repository), a
 blob known in another repository of the same registry is mounted from there, and the rest is
 rebuilt from the layer's tar record, gzip-compressed as it streams, and uploaded (a streamed
-PATCH, then PUT with the digest) — up to five layers at once. Then the config and the manifest.
+PATCH, then PUT with the digest) — `max-concurrent-uploads` layers at once. Then the config and the manifest.
 Blocking: run it in a worker thread."""
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from ..errors import InvalidArgument, NotFound, SystemError_
 from ..images.service import ImageService
 from ..oci import digest as dg
 from ..oci import reference
+from . import hosts
 from .client import Registry, Transient
 from .pull import DOCKER_MANIFEST, OCI_MANIFEST, registry_host
 
 Progress = Callable[[dict[str, Any]], None]
-MAX_UPLOADS = 5   # dockerd's max-concurrent-uploads default
 RETRIES = 3
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
@@ -62,14 +62,15 @@ def _push_image(svc: ImageService, reg: Registry, ref: reference.Reference, tag:
     layers = list(dict.fromkeys(zip(diff_ids, chains, strict=True)))   # a layer twice is pushed once
     oci = any(str(b["media_type"]).startswith("application/vnd.oci.")
               for d in diff_ids for b in svc.meta.layer_blobs(d, None))
+    limit = max(1, hosts.current.uploads)
     for d, _ in reversed(layers):
         progress({"status": "Preparing", "progressDetail": {}, "id": d[7:19]})
     for i, (d, _) in enumerate(reversed(layers)):
-        if i >= MAX_UPLOADS:
+        if i >= limit:
             progress({"status": "Waiting", "progressDetail": {}, "id": d[7:19]})
     pusher = _Pusher(svc, reg, ref, progress, OCI_LAYER if oci else DOCKER_LAYER)
     pusher.login()
-    with ThreadPoolExecutor(MAX_UPLOADS, thread_name_prefix="push-layer") as pool:
+    with ThreadPoolExecutor(limit, thread_name_prefix="push-layer") as pool:
         futures = {d: pool.submit(pusher.layer, d, c) for d, c in reversed(layers)}
         try:
             descs = {d: f.result() for d, f in futures.items()}
