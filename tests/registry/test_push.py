@@ -164,3 +164,105 @@ def _get(url: str) -> bytes:
     import urllib.request
     with urllib.request.urlopen(url, timeout=30) as r:
         return bytes(r.read())
+
+
+@pytest.fixture
+def cutting_proxy(registry):
+    """In front of the registry: the first chunk PATCH of a blob upload is cut after half its
+    body (that half reaches the registry, the client gets no answer). Records each request as
+    (method, path, Content-Range)."""
+    import http.server
+    import threading
+    import urllib.error
+    import urllib.request
+    seen: list[tuple[str, str, str]] = []
+    cut: list[int] = []
+
+    class H(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _relay(self) -> None:
+            n = int(self.headers.get("Content-Length") or 0)
+            crange = self.headers.get("Content-Range", "")
+            seen.append((self.command, self.path, crange))
+            headers = {k: v for k, v in self.headers.items()
+                       if k.lower() in ("accept", "content-type", "content-range", "range")}
+            if self.command == "PATCH" and crange and not cut and n > 1 << 20:
+                half = n // 2
+                body = self.rfile.read(half)
+                start = int(crange.split("-")[0])
+                headers["Content-Range"] = f"{start}-{start + half - 1}"
+                req = urllib.request.Request(f"http://{registry}{self.path}", data=body, method="PATCH",
+                                             headers=headers)
+                urllib.request.urlopen(req).close()
+                cut.append(half)
+                self.close_connection = True
+                self.connection.shutdown(2)
+                return
+            body = self.rfile.read(n) if n else None
+            if self.command in ("PUT", "PATCH", "POST") and body is None:
+                body = b""
+            req = urllib.request.Request(f"http://{registry}{self.path}", data=body, method=self.command,
+                                         headers=headers)
+            try:
+                r = urllib.request.urlopen(req)
+            except urllib.error.HTTPError as e:
+                r = e
+            data = r.read()
+            self.send_response(r.status if hasattr(r, "status") else r.code)
+            for k, v in r.headers.items():
+                if k.lower() in ("content-type", "docker-content-digest", "range", "docker-upload-uuid",
+                                 "content-range"):
+                    self.send_header(k, v)
+                elif k.lower() == "location":   # keep the client talking to the proxy
+                    self.send_header(k, v.replace(f"http://{registry}", ""))
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+
+        do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _relay  # noqa: N815
+
+        def log_message(self, *_: object) -> None:
+            pass
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield f"127.0.0.1:{srv.server_address[1]}", seen, cut
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_a_push_cut_mid_chunk_is_tried_again(cutting_proxy, fresh_daemon):
+    """A 40 MiB random layer goes up in 16 MiB chunks (Content-Range), the small config in one
+    PUT. The connection drops in the middle of a chunk: the upload's status is asked for, to
+    send only the rest; Distribution 2.8 cannot answer it (the offset is signed into the
+    upload URL it last gave, and that answer was lost), so the layer starts over in a new upload
+    session, and the push completes with the same image."""
+    import io
+    import os
+    import tarfile
+    addr, seen, cut = cutting_proxy
+    d = fresh_daemon(image=False)
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as t:
+        info = tarfile.TarInfo("big.bin")
+        info.size = 40 << 20
+        t.addfile(info, io.BytesIO(os.urandom(40 << 20)))
+    c = docker.APIClient(base_url=d.host, version="1.41", timeout=300)
+    c.import_image_from_data(out.getvalue(), repository=f"{addr}/chunked/big", tag="1")
+    iid = c.inspect_image(f"{addr}/chunked/big:1")["Id"]
+    msgs = [json.loads(x) for x in c.push(f"{addr}/chunked/big", tag="1", stream=True)]
+    assert any("aux" in m for m in msgs), msgs[-3:]
+    assert cut, "no chunk was cut"
+    assert any(m.get("status", "").startswith("Retrying in") for m in msgs)
+    patches = [r for m, _, r in seen if m == "PATCH"]
+    assert len(patches) >= 4 and all(r.startswith(("0-", f"{16 << 20}-", f"{32 << 20}-")) for r in patches), patches
+    assert any(m == "GET" and "/blobs/uploads/" in p for m, p, _ in seen)   # the status was asked for
+    config_put = [p for m, p, _ in seen if m == "PUT" and f"digest={iid}" in p]
+    assert config_put, seen   # the config: one PUT with its bytes (monolithic), no PATCH
+    c.close()
+    other = fresh_daemon(image=False)
+    with docker.APIClient(base_url=other.host, version="1.41") as oc:
+        oc.pull(f"{addr}/chunked/big", tag="1")
+        assert oc.inspect_image(f"{addr}/chunked/big:1")["Id"] == iid

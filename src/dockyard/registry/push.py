@@ -30,6 +30,7 @@ OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 GZIP_LEVEL = 1   # isal's fastest: the registry is usually near, the CPU the bottleneck
+CHUNK = 16 << 20   # upload chunk: a blob up to this goes in one PUT; each chunk is held until acknowledged
 
 
 def push(svc: ImageService, name: str, tag: str, progress: Progress, creds: dict[str, str] | None = None
@@ -176,26 +177,67 @@ class _Pusher:
 
     def _upload(self, location: str, body: "bytes | _Compressed", result: Callable[[], tuple[str, int]]
                 ) -> tuple[str, int]:
-        """POST (unless a session is open) → PATCH the body (streamed: its digest is known at the
-        end) → PUT ?digest= to commit. The registry checks the digest; so do we, on the way."""
+        """POST (unless a session is open), then: a blob that fits in one chunk goes up whole in
+        the committing `PUT ?digest=` (monolithic); a larger one in PATCHes of CHUNK bytes with
+        Content-Range (chunked), each kept until the registry has it, so a dropped connection
+        resends from the byte the registry reports, not the whole layer; then the PUT."""
         reg = self.reg
         if not location:
             with reg.request("POST", f"/v2/{reg.repo}/blobs/uploads/") as r:
                 location = reg.url(r.headers.get("Location", ""))
-        if isinstance(body, bytes):
-            digest, length = result()
-            url = _with_query(location, "digest", digest)
-            with reg.request("PUT", url, {"Content-Type": "application/octet-stream",
-                                          "Content-Length": str(len(body))}, body) as r:
-                r.read()
-            return digest, length
-        with reg.request("PATCH", location, {"Content-Type": "application/octet-stream"}, iter(body)) as r:
-            r.read()
-            location = reg.url(r.headers.get("Location", location))
+        stream = iter([body]) if isinstance(body, bytes) else iter(body)
+        buf = bytearray()
+        offset = 0
+        for data in stream:
+            buf += data
+            while len(buf) >= CHUNK:
+                location = self._patch(location, bytes(buf[:CHUNK]), offset)
+                offset += CHUNK
+                del buf[:CHUNK]
         digest, length = result()
-        with reg.request("PUT", _with_query(location, "digest", digest), {"Content-Length": "0"}, b"") as r:
+        if offset and buf:
+            location = self._patch(location, bytes(buf), offset)
+            buf.clear()
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(len(buf))}
+        with reg.request("PUT", _with_query(location, "digest", digest), headers, bytes(buf)) as r:
             r.read()
         return digest, length
+
+    def _patch(self, location: str, data: bytes, offset: int) -> str:
+        """One chunk at `offset`; after a transient failure the upload's status (GET → Range)
+        says how much of it landed, and the rest is sent (a registry that cannot say: the layer
+        starts over, see `layer`). Returns the next Location."""
+        reg = self.reg
+        for attempt in range(RETRIES + 2):
+            try:
+                with reg.request("PATCH", location, {
+                        "Content-Type": "application/octet-stream", "Content-Length": str(len(data)),
+                        "Content-Range": f"{offset}-{offset + len(data) - 1}"}, data) as r:
+                    r.read()
+                    return reg.url(r.headers.get("Location", location))
+            except Transient:
+                if attempt == RETRIES + 1 or self.cancelled.is_set():
+                    raise
+                self.cancelled.wait(min(8, 1 << attempt))
+                try:
+                    with reg.request("GET", location, ok=(204,)) as r:   # where the upload stands
+                        have = r.headers.get("Range", "")
+                        location = reg.url(r.headers.get("Location", location))
+                except (NotFound, InvalidArgument) as e:
+                    # Distribution 2.8 signs the offset into the upload URL (_state): after a lost
+                    # answer it refuses the status query, and the layer starts over
+                    raise Transient(f"upload session lost: {e.message}") from None
+                # "0-N": bytes 0..N are there (Distribution says "0-0" for none as for one: a
+                # first chunk is then sent again whole)
+                landed = int(have.rsplit("-", 1)[1]) + 1 if "-" in have else 0
+                if landed == 1 and offset == 0:
+                    landed = 0
+                if landed < offset or landed > offset + len(data):
+                    raise SystemError_(f"upload at an unexpected offset {landed} (sent from {offset})") from None
+                data, offset = data[landed - offset:], landed
+                if not data:
+                    return location
+        raise AssertionError("unreachable")
 
 
 def _with_query(url: str, key: str, value: str) -> str:
