@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -242,3 +244,29 @@ def free_port() -> int:
     port = s.getsockname()[1]
     s.close()
     return int(port)
+
+
+@contextlib.contextmanager
+def small_data_root(tmp_path: Path, size: str = "48m") -> Iterator[Path]:
+    """A tmpfs of `size` where the first daemon `fresh_daemon` makes keeps its data."""
+    data_root = tmp_path / "d0" / "data"
+    data_root.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(data_root)], check=True)
+    try:
+        yield data_root
+    finally:
+        subprocess.run(["umount", "-l", str(data_root)], check=False)
+
+
+def serve_http(handler: type) -> tuple[str, Callable[[], None]]:
+    """A threaded HTTP server on 127.0.0.1 for a handler class: (host:port, stop)."""
+    import http.server
+    import threading
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+
+    def stop() -> None:
+        srv.shutdown()
+        srv.server_close()
+    return f"127.0.0.1:{srv.server_address[1]}", stop

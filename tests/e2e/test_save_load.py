@@ -8,6 +8,7 @@ import tarfile
 
 import pytest
 
+from ..helpers import small_data_root
 from ..helpers import tar_bytes as _tar
 
 pytestmark = pytest.mark.root
@@ -187,10 +188,7 @@ def test_decompression_bomb_fails_cleanly_on_a_small_data_root(fresh_daemon, tmp
     import shutil
 
     import docker
-    data_root = tmp_path / "d0" / "data"
-    data_root.mkdir(parents=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(data_root)], check=True)
-    try:
+    with small_data_root(tmp_path) as data_root:
         d = fresh_daemon(image=False)
         assert d.data_root == data_root
         c = docker.DockerClient(base_url=d.host, version="auto")
@@ -215,5 +213,3 @@ def test_decompression_bomb_fails_cleanly_on_a_small_data_root(fresh_daemon, tmp
         assert c.images.get("fits").attrs["RootFS"]["Layers"]
         c.close()
         d.cleanup()
-    finally:
-        subprocess.run(["umount", "-l", str(data_root)], check=False)

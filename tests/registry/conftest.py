@@ -4,9 +4,12 @@ our own daemon saved (schema2 with gzip layers, and the OCI format)."""
 
 from __future__ import annotations
 
+import io
+import os
 import shutil
 import socket
 import subprocess
+import tarfile
 import time
 from pathlib import Path
 
@@ -137,3 +140,14 @@ def save_image(daemon, name: str, dest: Path) -> Path:
         c.close()
     return dest
 
+
+def busybox_with_random_file(base_tar: Path, size: int) -> bytes:
+    """A rootfs tar: busybox's, plus `big.bin` of `size` random bytes (a layer no registry has)."""
+    out = io.BytesIO()
+    with tarfile.open(base_tar) as src, tarfile.open(fileobj=out, mode="w") as dst:
+        for m in src.getmembers():
+            dst.addfile(m, src.extractfile(m) if m.isfile() else None)
+        info = tarfile.TarInfo("big.bin")
+        info.size = size
+        dst.addfile(info, io.BytesIO(os.urandom(size)))
+    return out.getvalue()

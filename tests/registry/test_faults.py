@@ -11,15 +11,14 @@ import hashlib
 import http.server
 import io
 import json
-import subprocess
 import tarfile
-import threading
 import urllib.error
 import urllib.request
 
 import docker
 import pytest
 
+from ..helpers import serve_http, small_data_root
 from .conftest import save_image, skopeo_copy
 
 pytestmark = pytest.mark.root
@@ -97,12 +96,9 @@ def proxy(upstream):
 
         def log_message(self, *_: object) -> None:
             pass
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield f"127.0.0.1:{srv.server_address[1]}", faults, seen
-    srv.shutdown()
-    srv.server_close()
+    addr, stop = serve_http(H)
+    yield addr, faults, seen
+    stop()
 
 
 def _pull(c: docker.APIClient, repo: str) -> str:
@@ -178,10 +174,7 @@ def test_a_layer_that_expands_past_the_free_space(registry, fresh_daemon, tmp_pa
             info.size = len(data)
             t.addfile(info, io.BytesIO(data))
     skopeo_copy(arc, f"{registry}/faults/bomb:1")
-    data_root = tmp_path / "d0" / "data"
-    data_root.mkdir(parents=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(data_root)], check=True)
-    try:
+    with small_data_root(tmp_path) as data_root:
         d = fresh_daemon(image=False)
         assert d.data_root == data_root
         c = docker.APIClient(base_url=d.host, version="1.41")
@@ -191,5 +184,3 @@ def test_a_layer_that_expands_past_the_free_space(registry, fresh_daemon, tmp_pa
         assert _pull(c, f"{registry}/faults/bb") == ""   # a pull that fits still works
         c.close()
         d.stop()
-    finally:
-        subprocess.run(["umount", "-l", str(data_root)], check=False)

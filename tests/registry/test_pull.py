@@ -14,7 +14,7 @@ import docker
 import pytest
 
 from ..helpers import BIN, DOCKER
-from .conftest import save_image, skopeo_copy
+from .conftest import busybox_with_random_file, save_image, skopeo_copy
 
 pytestmark = pytest.mark.root
 
@@ -140,14 +140,16 @@ def test_dockyard_run_pull_policies(filled, fresh_daemon):
     dy("rm", p.stdout.strip())
 
 
-def test_zstd_and_uncompressed_layers(registry, daemon, fresh_daemon, tmp_path):
+def test_zstd_and_uncompressed_layers(registry, daemon, fresh_daemon, tmp_path, busybox_tar):
     """The same image stored with zstd layers (OCI) and with uncompressed layers: both pull to
     busybox's layers (same DiffIDs; skopeo rewrites the config as OCI's, so not the same ID)."""
     import shutil
-    c = docker.APIClient(base_url=daemon.host, version="1.41")
-    layers = c.inspect_image("busybox")["RootFS"]["Layers"]
+    c = docker.APIClient(base_url=daemon.host, version="1.41")   # a layer no registry has (skopeo would
+    c.import_image_from_data(busybox_with_random_file(busybox_tar, 1 << 16), repository="comp", tag="1")
+    layers = c.inspect_image("comp:1")["RootFS"]["Layers"]   # reuse a gzip blob of busybox it pushed before)
+    tar = save_image(daemon, "comp:1", tmp_path / "bb.tar")
+    c.remove_image("comp:1")
     c.close()
-    tar = save_image(daemon, "busybox:latest", tmp_path / "bb.tar")
     for tag, flags in (("zstd", ["--format", "oci", "--dest-compress", "--dest-compress-format", "zstd"]),
                        ("plain", ["--format", "oci", "--dest-decompress"])):
         subprocess.run([shutil.which("skopeo") or "skopeo", "copy", "--quiet", "--dest-tls-verify=false", *flags,

@@ -5,35 +5,23 @@ pulls of the same image share one download."""
 
 from __future__ import annotations
 
-import io
 import os
-import tarfile
 import threading
 
 import docker
 import pytest
 
-from .conftest import LOGS, save_image, skopeo_copy
+from ..helpers import BIN, serve_http
+from .conftest import LOGS, busybox_with_random_file, save_image, skopeo_copy
 
 pytestmark = pytest.mark.root
-
-
-def _big_image_tar(base_tar, size: int) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(base_tar) as src, tarfile.open(fileobj=out, mode="w") as dst:
-        for m in src.getmembers():
-            dst.addfile(m, src.extractfile(m) if m.isfile() else None)
-        info = tarfile.TarInfo("big.bin")
-        info.size = size
-        dst.addfile(info, io.BytesIO(os.urandom(size)))
-    return out.getvalue()
 
 
 @pytest.fixture(scope="module")
 def big(registry, daemon, busybox_tar, tmp_path_factory):
     """`library/bigpull:1`: busybox and a 48 MiB file of random bytes, in the registry."""
     c = docker.APIClient(base_url=daemon.host, version="1.41")
-    c.import_image_from_data(_big_image_tar(busybox_tar, 48 << 20), repository="bigpull", tag="1")
+    c.import_image_from_data(busybox_with_random_file(busybox_tar, 48 << 20), repository="bigpull", tag="1")
     tar = save_image(daemon, "bigpull:1", tmp_path_factory.mktemp("big") / "big.tar")
     c.remove_image("bigpull:1")
     c.close()
@@ -99,21 +87,26 @@ def test_two_concurrent_pulls_share_one_download(big, fresh_daemon):
         return sum(1 for line in log.read_text().splitlines()
                    if '"GET /v2/library/bigpull/blobs/' in line and "Python-urllib" in line)
     before = gets()
+    results = _pull_at_once(d, [f"{registry}/library/bigpull"] * 2)
+    assert len(results) == 2 and all(r.startswith("Status: ") for r in results), results
+    # the config and the one layer fetched once, not once per pull
+    assert gets() - before == 2, gets() - before
+
+
+def _pull_at_once(d, repos: list[str]) -> list[str]:
+    """Pull `repo:1` for each repo, all at once; the last status line of each."""
     results: list[str] = []
 
-    def pull() -> None:
-        c = docker.APIClient(base_url=d.host, version="1.41")
-        out = list(c.pull(f"{registry}/library/bigpull", tag="1", stream=True, decode=True))
+    def pull(repo: str) -> None:
+        with docker.APIClient(base_url=d.host, version="1.41") as c:
+            out = list(c.pull(repo, tag="1", stream=True, decode=True))
         results.append(out[-1].get("status", str(out[-1])))
-        c.close()
-    ts = [threading.Thread(target=pull) for _ in range(2)]
+    ts = [threading.Thread(target=pull, args=(r,)) for r in repos]
     for t in ts:
         t.start()
     for t in ts:
         t.join(120)
-    assert len(results) == 2 and all(r.startswith("Status: ") for r in results), results
-    # the config and the one layer fetched once, not once per pull
-    assert gets() - before == 2, gets() - before
+    return results
 
 
 def _twin(registry: str) -> str:
@@ -156,17 +149,7 @@ def test_two_pulls_of_images_sharing_a_layer_fetch_it_once(big, fresh_daemon):
         return sum(1 for line in log.read_text().splitlines()
                    if f"/blobs/{layer} " in line and '"GET ' in line and "Python-urllib" in line)
     before = gets()
-    results: list[str] = []
-
-    def pull(repo: str) -> None:
-        with docker.APIClient(base_url=d.host, version="1.41") as c:
-            out = list(c.pull(f"{registry}/library/{repo}", tag="1", stream=True, decode=True))
-        results.append(out[-1].get("status", str(out[-1])))
-    ts = [threading.Thread(target=pull, args=(r,)) for r in ("bigpull", "bigtwin")]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(120)
+    results = _pull_at_once(d, [f"{registry}/library/{r}" for r in ("bigpull", "bigtwin")])
     assert len(results) == 2 and all(r.startswith("Status: Downloaded") for r in results), results
     assert gets() - before == 1, gets() - before
     with docker.APIClient(base_url=d.host, version="1.41") as c:
@@ -219,13 +202,10 @@ def flaky_proxy(big, request):
 
         def log_message(self, *_: object) -> None:
             pass
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield f"127.0.0.1:{srv.server_address[1]}", cut, ranges
+    addr, stop = serve_http(H)
+    yield addr, cut, ranges
     release.set()
-    srv.shutdown()
-    srv.server_close()
+    stop()
 
 
 def test_a_dropped_connection_is_tried_again(flaky_proxy, fresh_daemon):
@@ -259,7 +239,7 @@ def test_partial_downloads_are_swept_after_a_day_and_by_system_prune(fresh_daemo
     import subprocess
     import time
 
-    from ..helpers import BIN
+
     d = fresh_daemon(image=False)
     partial = d.data_root / "content" / "partial"
     old, new = partial / ("a" * 64), partial / ("b" * 64)
@@ -289,7 +269,7 @@ def test_progress_bars_on_a_terminal(big, fresh_daemon, tmp_path):
     import subprocess
     import time
 
-    from ..helpers import BIN
+
     if not shutil.which("tmux"):
         pytest.skip("tmux is not installed")
     d = fresh_daemon(image=False)

@@ -11,7 +11,7 @@ import subprocess
 import docker
 import pytest
 
-from ..helpers import BIN, DOCKER
+from ..helpers import BIN, DOCKER, serve_http
 from .conftest import LOGS, PASSWORD, USER
 
 pytestmark = pytest.mark.root
@@ -172,7 +172,6 @@ def cutting_proxy(registry):
     body (that half reaches the registry, the client gets no answer). Records each request as
     (method, path, Content-Range)."""
     import http.server
-    import threading
     import urllib.error
     import urllib.request
     seen: list[tuple[str, str, str]] = []
@@ -225,12 +224,9 @@ def cutting_proxy(registry):
 
         def log_message(self, *_: object) -> None:
             pass
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield f"127.0.0.1:{srv.server_address[1]}", seen, cut
-    srv.shutdown()
-    srv.server_close()
+    addr, stop = serve_http(H)
+    yield addr, seen, cut
+    stop()
 
 
 def test_a_push_cut_mid_chunk_is_tried_again(cutting_proxy, fresh_daemon):

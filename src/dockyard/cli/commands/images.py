@@ -291,8 +291,8 @@ def load(cli: Client, prog: str, args: list[str]) -> int:
 
 
 def pull(cli: Client, prog: str, args: list[str]) -> int:
-    """`dockyard pull [-a] [--platform P] [-q] NAME[:TAG|@DIGEST]`: dockerd's progress as plain
-    lines (as `docker pull` prints them when its output is not a terminal)."""
+    """`dockyard pull [-a] [--platform P] [-q] NAME[:TAG|@DIGEST]`: dockerd's progress as the
+    docker CLI shows it (bars on a terminal, plain lines otherwise)."""
     p = Parser(prog, "[OPTIONS] NAME[:TAG|@DIGEST]")
     p.add_argument("-a", "--all-tags", action="store_true")
     p.add_argument("--platform", default="")
@@ -300,15 +300,9 @@ def pull(cli: Client, prog: str, args: list[str]) -> int:
     p.add_argument("--disable-content-trust", action="store_true")   # docker's default: true
     p.add_argument("name")
     ns = p.parse_args(args)
-    from ...errors import InvalidArgument
     from ...oci import reference
-    try:
-        ref = reference.parse(ns.name)
-    except InvalidArgument as e:
-        print(e.message, file=sys.stderr)
-        return 1
-    if ns.all_tags and (ref.tag or ref.digest):
-        print("Error: tag can't be used with --all-tags/-a", file=sys.stderr)
+    ref = _ref_for(ns.name, ns.all_tags)
+    if ref is None:
         return 1
     name = ns.name
     if not ns.all_tags and not ref.tag and not ref.digest:
@@ -339,8 +333,7 @@ def pull(cli: Client, prog: str, args: list[str]) -> int:
 
 
 def push(cli: Client, prog: str, args: list[str]) -> int:
-    """`dockyard push [-a] [-q] NAME[:TAG]`: as `docker push` prints it when its output is not
-    a terminal."""
+    """`dockyard push [-a] [-q] NAME[:TAG]`: progress as `docker push` shows it."""
     p = Parser(prog, "[OPTIONS] NAME[:TAG]")
     p.add_argument("-a", "--all-tags", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true")
@@ -348,15 +341,9 @@ def push(cli: Client, prog: str, args: list[str]) -> int:
     p.add_argument("name")
     ns = p.parse_args(args)
     from ...client import dockerconfig
-    from ...errors import InvalidArgument
     from ...oci import reference
-    try:
-        ref = reference.parse(ns.name)
-    except InvalidArgument as e:
-        print(e.message, file=sys.stderr)
-        return 1
-    if ns.all_tags and ref.tag:
-        print("Error: tag can't be used with --all-tags/-a", file=sys.stderr)
+    ref = _ref_for(ns.name, ns.all_tags)
+    if ref is None:
         return 1
     tag = ref.tag or ("" if ns.all_tags else "latest")
     if not ref.tag and not ns.all_tags and not ns.quiet:
@@ -377,6 +364,21 @@ def push(cli: Client, prog: str, args: list[str]) -> int:
     if ns.quiet:
         print(f"{ref.familiar_name}:{tag}" if tag else ref.familiar_name)
     return 0
+
+
+def _ref_for(name: str, all_tags: bool) -> Any:
+    """The reference of a pull or push, or None after saying why not (`-a` with a tag)."""
+    from ...errors import InvalidArgument
+    from ...oci import reference
+    try:
+        ref = reference.parse(name)
+    except InvalidArgument as e:
+        print(e.message, file=sys.stderr)
+        return None
+    if all_tags and (ref.tag or ref.digest):
+        print("Error: tag can't be used with --all-tags/-a", file=sys.stderr)
+        return None
+    return ref
 
 
 def _progress_lines(resp: Any, quiet: bool, seen: Any) -> bool:
