@@ -58,3 +58,37 @@ def test_token_auth_login_push_pull(token_registry, fresh_daemon, tmp_path):
         p = subprocess.run([DOCKER, "pull", f"{reg}/tok/copy:1"], env=env, capture_output=True, text=True)
         assert p.returncode == 0, p.stderr
     assert PASSWORD not in d.log.read_text() and PASSWORD not in other.log.read_text()
+
+
+def test_login_keeps_an_identity_token_not_the_password(token_registry, fresh_daemon, tmp_path):
+    """The token server gives a refresh token at login (offline_token): POST /auth answers it as
+    IdentityToken, `dockyard login` keeps it instead of the password, and pulls use it through
+    OAuth2's refresh_token grant."""
+    import base64
+
+    from ..helpers import BIN
+    reg, issuer = token_registry
+    d = fresh_daemon()
+    c = docker.APIClient(base_url=d.host, version="1.41")
+    c.tag("busybox", f"{reg}/ident/bb", "1")
+    c.push(f"{reg}/ident/bb", tag="1", auth_config={"username": USER, "password": PASSWORD})
+    rep = c._post_json(c._url("/auth"), data={"username": USER, "password": PASSWORD, "serveraddress": reg}).json()
+    assert rep["Status"] == "Login Succeeded" and rep["IdentityToken"], rep
+    c.close()
+    cfgdir = tmp_path / "cfg"
+    other = fresh_daemon(image=False)
+    env = {**other.env(), "DOCKER_CONFIG": str(cfgdir)}
+    p = subprocess.run([str(BIN / "dockyard"), "login", "-u", USER, "--password-stdin", reg], env=env,
+                       input=PASSWORD + "\n", capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    entry = json.loads((cfgdir / "config.json").read_text())["auths"][reg]
+    assert entry["identitytoken"] and PASSWORD not in json.dumps(entry)
+    assert base64.b64decode(entry["auth"]).decode() == f"{USER}:"
+    before = len([r for r in issuer.requests if r["grant"] == "refresh_token"])
+    p = subprocess.run([str(BIN / "dockyard"), "pull", f"{reg}/ident/bb:1"], env=env, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert len([r for r in issuer.requests if r["grant"] == "refresh_token" and r["granted"]]) > before
+    entry["identitytoken"] = "forged"
+    (cfgdir / "config.json").write_text(json.dumps({"auths": {reg: entry}}))
+    p = subprocess.run([str(BIN / "dockyard"), "pull", f"{reg}/ident/bb:1"], env=env, capture_output=True, text=True)
+    assert p.returncode != 0 and "denied" in p.stderr, p.stderr

@@ -1,8 +1,9 @@
 """A small token server for Distribution's token auth (the flow Docker Hub uses): `GET /token`
-with `service`, `scope` (repeated) and basic auth; answers a JWT (RS256, its certificate in the
-`x5c` header) that docker-registry checks against the certificate given as its rootcertbundle.
-Known users get every action they ask for; anonymous requests get none. Requests are counted
-so tests can see the flow happen."""
+with `service`, `scope` (repeated) and basic auth (with `offline_token=true` it also answers a
+`refresh_token`), and OAuth2's `POST /token` with `grant_type=refresh_token`; answers a JWT
+(RS256, its certificate in the `x5c` header) that docker-registry checks against the certificate
+given as its rootcertbundle. Known users get every action they ask for; anonymous requests get
+none. Requests are recorded so tests can see the flow happen."""
 
 from __future__ import annotations
 
@@ -43,12 +44,16 @@ class TokenIssuer:
                      .sign(self.key, hashes.SHA256()))
         self.cert_path = base / "token-signer.crt"
         self.cert_path.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
-        self.requests: list[dict[str, object]] = []   # {account, scopes, granted}
+        self.requests: list[dict[str, object]] = []   # {account, scopes, granted, grant}
+        self.refresh: dict[str, str] = {}   # refresh token → user
         issuer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
                 issuer._answer(self)
+
+            def do_POST(self) -> None:  # noqa: N802
+                issuer._refresh(self)
 
             def log_message(self, *_: object) -> None:
                 pass
@@ -75,24 +80,44 @@ class TokenIssuer:
             if self.users.get(u) != p:
                 h.send_response(401)
                 h.end_headers()
-                self.requests.append({"account": u, "scopes": q.get("scope", []), "granted": None})
+                self.requests.append({"account": u, "scopes": q.get("scope", []), "granted": None, "grant": "basic"})
                 return
             user = u
+        extra = {}
+        if user and q.get("offline_token") == ["true"]:
+            token = uuid.uuid4().hex
+            self.refresh[token] = user
+            extra["refresh_token"] = token
+        self._issue(h, user, q.get("scope", []), q.get("service", [SERVICE])[0], extra, "basic")
+
+    def _refresh(self, h: BaseHTTPRequestHandler) -> None:
+        form = parse_qs(h.rfile.read(int(h.headers.get("Content-Length") or 0)).decode())
+        user = self.refresh.get(form.get("refresh_token", [""])[0], "")
+        if form.get("grant_type") != ["refresh_token"] or not user:
+            h.send_response(401)
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            self.requests.append({"account": "", "scopes": [], "granted": None, "grant": "refresh_token"})
+            return
+        self._issue(h, user, form.get("scope", [""])[0].split(), form.get("service", [SERVICE])[0], {}, "refresh_token")
+
+    def _issue(self, h: BaseHTTPRequestHandler, user: str, scopes: list[str], service: str,
+               extra: dict[str, str], grant: str) -> None:
         access = []
-        for scope in q.get("scope", []):
+        for scope in scopes:
             kind, _, rest = scope.partition(":")
             name, _, actions = rest.rpartition(":")
             if user:
                 access.append({"type": kind, "name": name, "actions": actions.split(",")})
-        self.requests.append({"account": user, "scopes": q.get("scope", []), "granted": access})
+        self.requests.append({"account": user, "scopes": scopes, "granted": access, "grant": grant})
         now = int(time.time())
         header = {"typ": "JWT", "alg": "RS256",
                   "x5c": [base64.b64encode(self.cert.public_bytes(serialization.Encoding.DER)).decode()]}
-        claims = {"iss": ISSUER, "sub": user, "aud": q.get("service", [SERVICE])[0], "exp": now + 300,
+        claims = {"iss": ISSUER, "sub": user, "aud": service, "exp": now + 300,
                   "nbf": now - 10, "iat": now, "jti": uuid.uuid4().hex, "access": access}
         signing = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
         sig = self.key.sign(signing.encode(), padding.PKCS1v15(), hashes.SHA256())
-        body = json.dumps({"token": f"{signing}.{_b64(sig)}", "expires_in": 300}).encode()
+        body = json.dumps({"token": f"{signing}.{_b64(sig)}", "expires_in": 300, **extra}).encode()
         h.send_response(200)
         h.send_header("Content-Type", "application/json")
         h.send_header("Content-Length", str(len(body)))

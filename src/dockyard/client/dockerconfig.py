@@ -69,34 +69,41 @@ def _helper(name: str, action: str, data: str) -> str:
     return p.stdout
 
 
-def get(server: str) -> tuple[str, str]:
-    """(username, secret) for a registry, from its helper or `auths`; ("", "") if none."""
+def get(server: str) -> tuple[str, str, str]:
+    """(username, password, identity token) for a registry, from its helper or `auths`; empty
+    strings if none. A helper's user `<token>` means its secret is an identity token."""
     cfg = load()
     name = helper_named(cfg, server)
     if name:
         out = _helper(name, "get", key(server))
         if not out.strip():
-            return "", ""
+            return "", "", ""
         try:
             doc = json.loads(out)
         except ValueError:
             raise HelperError(f"docker-credential-{name} get: not JSON") from None
-        return str(doc.get("Username") or ""), str(doc.get("Secret") or "")
+        user, secret = str(doc.get("Username") or ""), str(doc.get("Secret") or "")
+        return ("", "", secret) if user == "<token>" else (user, secret, "")
     entry = (cfg.get("auths") or {}).get(key(server)) or {}
-    if not entry.get("auth"):
-        return "", ""
-    user, _, pw = base64.b64decode(entry["auth"]).decode().partition(":")
-    return user, pw
+    user = pw = ""
+    if entry.get("auth"):
+        user, _, pw = base64.b64decode(entry["auth"]).decode().partition(":")
+    return user, pw, str(entry.get("identitytoken") or "")
 
 
-def store(server: str, user: str, secret: str) -> None:
-    """Keep credentials: with the helper if one is named (the config keeps an empty entry, as the
-    docker CLI does), else in `auths`."""
+def store(server: str, user: str, secret: str, identity: str = "") -> None:
+    """Keep credentials — the identity token instead of the password when the registry gave one
+    — with the helper if one is named (the config keeps an empty entry, as the docker CLI does),
+    else in `auths`."""
     cfg = load()
     name = helper_named(cfg, server)
     entry: dict[str, str] = {}
     if name:
-        _helper(name, "store", json.dumps({"ServerURL": key(server), "Username": user, "Secret": secret}))
+        record = {"ServerURL": key(server), "Username": "<token>" if identity else user,
+                  "Secret": identity or secret}
+        _helper(name, "store", json.dumps(record))
+    elif identity:
+        entry = {"auth": base64.b64encode(f"{user}:".encode()).decode(), "identitytoken": identity}
     else:
         entry = {"auth": base64.b64encode(f"{user}:{secret}".encode()).decode()}
     cfg.setdefault("auths", {})[key(server)] = entry
@@ -119,10 +126,10 @@ def erase(server: str) -> bool:
 
 def auth_header(server: str) -> str:
     """The X-Registry-Auth value for a registry ("" when the config has nothing for it)."""
-    user, secret = get(server)
-    if not user and not secret:
+    user, secret, identity = get(server)
+    if not user and not secret and not identity:
         return ""
     doc = {"username": user, "password": secret, "serveraddress": key(server)}
-    if user == "<token>":
-        doc = {"identitytoken": secret, "serveraddress": key(server)}
+    if identity:
+        doc = {"username": user, "identitytoken": identity, "serveraddress": key(server)}
     return base64.urlsafe_b64encode(json.dumps(doc).encode()).decode()

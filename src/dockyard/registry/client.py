@@ -22,6 +22,7 @@ from . import hosts
 
 # no byte for this long on a registry connection: a stall, tried again (DOCKYARD_REGISTRY_TIMEOUT seconds)
 TIMEOUT = float(os.environ.get("DOCKYARD_REGISTRY_TIMEOUT") or 30)
+CLIENT_ID = "dockyard"   # the OAuth client id sent to token servers (dockerd sends "docker")
 
 
 class Transient(SystemError_):
@@ -44,6 +45,8 @@ class Registry:
         self.token: str | None = None
         self.basic = False   # the registry asked for basic auth
         self.extra_scopes: list[str] = []   # e.g. pull on the repository a blob is mounted from
+        self.offline = False        # a login: ask the token server for a refresh token
+        self.identity_token = ""    # the refresh token it gave
 
     # --- transport --------------------------------------------------------------------
     def _endpoint(self) -> str:
@@ -175,14 +178,25 @@ class Registry:
         elif self.repo:
             scopes.append(f"repository:{self.repo}:{self.scope}")
         scopes += self.extra_scopes
-        query = list(params.items()) + [("scope", sc) for sc in dict.fromkeys(scopes)]
-        headers = {}
-        if self.creds and self.creds.get("username"):
-            query.append(("account", self.creds["username"]))
-            headers["Authorization"] = self._basic()
+        scopes = list(dict.fromkeys(scopes))
+        identity = (self.creds or {}).get("identitytoken", "")
         try:
-            with self._open(f"{realm}?{urllib.parse.urlencode(query)}", headers, auth=False) as r:
-                body = json.loads(r.read(1 << 20))
+            if identity:   # OAuth2: the identity token a login gave is a refresh token
+                form = {"grant_type": "refresh_token", "refresh_token": identity, "client_id": CLIENT_ID,
+                        "service": params.get("service", ""), "scope": " ".join(scopes)}
+                with self._open(realm, {"Content-Type": "application/x-www-form-urlencoded"}, auth=False,
+                                method="POST", data=urllib.parse.urlencode(form).encode()) as r:
+                    body = json.loads(r.read(1 << 20))
+            else:
+                query = list(params.items()) + [("scope", sc) for sc in scopes]
+                headers = {}
+                if self.creds and self.creds.get("username"):
+                    query += [("account", self.creds["username"])]
+                    if self.offline:   # a login: ask for a refresh token to keep instead of the password
+                        query += [("offline_token", "true"), ("client_id", CLIENT_ID)]
+                    headers["Authorization"] = self._basic()
+                with self._open(f"{realm}?{urllib.parse.urlencode(query)}", headers, auth=False) as r:
+                    body = json.loads(r.read(1 << 20))
         except urllib.error.HTTPError as e:
             if e.code in (401, 403):
                 return False
@@ -190,15 +204,19 @@ class Registry:
         except (urllib.error.URLError, OSError, ValueError) as e:
             raise SystemError_(f"getting a token from {realm}: {_reason(e)}") from None
         self.token = body.get("token") or body.get("access_token")
+        if body.get("refresh_token"):
+            self.identity_token = str(body["refresh_token"])
         return bool(self.token)
 
-    def login(self) -> None:
-        """`GET /v2/` with the credentials: returns when the registry accepts them."""
+    def login(self) -> str:
+        """`GET /v2/` with the credentials: returns when the registry accepts them, with the
+        identity (refresh) token its token server gave, if any, as dockerd's IdentityToken."""
+        self.offline = True
         url = f"{self._endpoint()}/v2/"
         for attempt in (0, 1):
             try:
                 self._open(url, {}).close()
-                return
+                return self.identity_token
             except urllib.error.HTTPError as e:
                 if e.code == 401 and attempt == 0 and self._authenticate(e.headers.get("WWW-Authenticate", "")):
                     e.close()
@@ -206,6 +224,7 @@ class Registry:
                 raise Unauthorized(f"login attempt to {url} failed with status: {e.code} {e.reason}") from None
             except (urllib.error.URLError, OSError) as e:
                 raise SystemError_(f"Get \"{url}\": {_reason(e)}") from None
+        raise AssertionError("unreachable")
 
     def _error(self, e: urllib.error.HTTPError, method: str = "GET") -> Exception:
         try:

@@ -76,6 +76,6 @@ class SystemRouter:
             raise InvalidArgument("username and password (or an identity token) are required")
         domain = auth.domain_of(str(body.get("serveraddress") or ""))
         reg = Registry("registry-1.docker.io" if domain == "docker.io" else domain, "", creds)
-        await asyncio.to_thread(reg.login)
-        return web.json_response({"Status": "Login Succeeded", "IdentityToken": ""})
+        identity = await asyncio.to_thread(reg.login)
+        return web.json_response({"Status": "Login Succeeded", "IdentityToken": identity})
 

@@ -29,12 +29,12 @@ def login(cli: Client, prog: str, args: list[str]) -> int:
         return 1
     server = dockerconfig.key(ns.server)
     try:
-        cli.call("POST", "/auth", body={"username": ns.username, "password": pw, "serveraddress": server}).close()
+        rep = cli.json("POST", "/auth", body={"username": ns.username, "password": pw, "serveraddress": server})
     except APIError as e:
         print(f"Error response from daemon: {e.message}", file=sys.stderr)
         return 1
     try:
-        dockerconfig.store(server, ns.username, pw)
+        dockerconfig.store(server, ns.username, pw, str(rep.get("IdentityToken") or ""))
     except ValueError as e:
         print(f"Error saving credentials: {e}", file=sys.stderr)
         return 1
