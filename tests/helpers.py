@@ -78,7 +78,8 @@ class Daemon:
         self.proc = subprocess.Popen(
             [str(BIN / "dockyardd"), "-H", self.host, "--data-root", str(self.data_root), "--exec-root",
              str(self.exec_root), "--pidfile", str(self.base / "d.pid"), "--config-file", str(self.cfg_file),
-             *self.args], stdout=logf, stderr=logf, env={**os.environ, "DOCKYARD_LOOPBACK_ONLY": "1", **self.extra_env})
+             *self.bridge_args(), *self.args], stdout=logf, stderr=logf,
+            env={**os.environ, "DOCKYARD_LOOPBACK_ONLY": "1", **self.extra_env})
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -87,6 +88,13 @@ class Daemon:
                 return self
             time.sleep(0.05)
         raise RuntimeError("dockyardd did not answer in time")
+
+    def bridge_args(self) -> list[str]:
+        """No default bridge unless the test asks for one (`--bridge`, `-b`, or daemon.json's
+        `bridge`): most tests need no network, and daemons side by side must not share a bridge."""
+        if any(a.startswith(("--bridge", "-b")) for a in self.args) or "bridge" in json.loads(self.cfg_file.read_text()):
+            return []
+        return ["--bridge=none"]
 
     def ping(self) -> bool:
         """Whether the API answers."""

@@ -86,7 +86,7 @@ def container_summary(c: Container, image_name: str, size: tuple[int, int] | Non
     cmd = " ".join([c.cfg.path, *c.cfg.args])
     out = {
         "Id": c.id, "Names": ["/" + c.name], "Image": image_name, "ImageID": c.cfg.image_id, "Command": cmd,
-        "Created": unix_seconds(c.cfg.created), "Ports": [], "Labels": c.cfg.config.get("Labels") or {},
+        "Created": unix_seconds(c.cfg.created), "Ports": _port_list(c), "Labels": c.cfg.config.get("Labels") or {},
         "State": c.state.status.value, "Status": status_text(c),
         "HostConfig": {"NetworkMode": c.cfg.host_config.get("NetworkMode", "default")},
         "NetworkSettings": {"Networks": _networks(c)}, "Mounts": [],
@@ -99,9 +99,35 @@ def container_summary(c: Container, image_name: str, size: tuple[int, int] | Non
 def _networks(c: Container) -> dict[str, Any]:
     nm = c.cfg.host_config.get("NetworkMode", "default")
     name = "bridge" if nm == "default" else nm
-    return {name: {"IPAMConfig": None, "Links": None, "Aliases": None, "NetworkID": "", "EndpointID": "",
-                   "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
-                   "GlobalIPv6PrefixLen": 0, "MacAddress": "", "DriverOpts": None}}
+    ep = c.state.endpoint or {}
+    return {name: {"IPAMConfig": None, "Links": None, "Aliases": None,
+                   "NetworkID": ep.get("bridge", ""), "EndpointID": c.id if ep else "",
+                   "Gateway": ep.get("gateway", ""), "IPAddress": ep.get("ip", ""), "IPPrefixLen": ep.get("prefix", 0),
+                   "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+                   "MacAddress": ep.get("mac", ""), "DriverOpts": None}}
+
+
+def _port_map(c: Container) -> dict[str, Any]:
+    """`NetworkSettings.Ports`: exposed ports (null) and the published ones, while it runs."""
+    if not c.state.endpoint:
+        return {}
+    out: dict[str, Any] = {k: None for k in c.cfg.config.get("ExposedPorts") or {}}
+    for p in c.state.endpoint.get("ports") or []:
+        key = f"{p['container_port']}/{p['proto']}"
+        out[key] = (out.get(key) or []) + [{"HostIp": p["host_ip"] or "0.0.0.0", "HostPort": str(p["host_port"])}]
+    return out
+
+
+def _port_list(c: Container) -> list[dict[str, Any]]:
+    """`Ports` of the container list: published (IP, PublicPort) and exposed ones."""
+    out: list[dict[str, Any]] = []
+    for key, binds in _port_map(c).items():
+        port, _, proto = key.partition("/")
+        if not binds:
+            out.append({"PrivatePort": int(port), "Type": proto})
+        for b in binds or []:
+            out.append({"IP": b["HostIp"], "PrivatePort": int(port), "PublicPort": int(b["HostPort"]), "Type": proto})
+    return out
 
 
 def container_inspect(c: Container, paths: dict[str, str], graph: dict[str, str],
@@ -122,10 +148,14 @@ def container_inspect(c: Container, paths: dict[str, str], graph: dict[str, str]
         "GraphDriver": {"Name": "overlay2", "Data": graph}, "Mounts": [],
         "Config": c.cfg.config,
         "NetworkSettings": {"Bridge": "", "SandboxID": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
-                            "LinkLocalIPv6PrefixLen": 0, "Ports": {}, "SandboxKey": "",
-                            "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None, "EndpointID": "",
-                            "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
-                            "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": _networks(c)},
+                            "LinkLocalIPv6PrefixLen": 0, "Ports": _port_map(c),
+                            "SandboxKey": (c.state.endpoint or {}).get("netns", ""),
+                            "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
+                            "EndpointID": c.id if c.state.endpoint else "",
+                            "Gateway": (c.state.endpoint or {}).get("gateway", ""), "GlobalIPv6Address": "",
+                            "GlobalIPv6PrefixLen": 0, "IPAddress": (c.state.endpoint or {}).get("ip", ""),
+                            "IPPrefixLen": (c.state.endpoint or {}).get("prefix", 0), "IPv6Gateway": "",
+                            "MacAddress": (c.state.endpoint or {}).get("mac", ""), "Networks": _networks(c)},
     }
     if size is not None:
         out["SizeRw"], out["SizeRootFs"] = size

@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "wait": ("containers", "wait"), "rename": ("containers", "rename"),
     "pause": ("containers", "pause"), "unpause": ("containers", "unpause"),
     "events": ("system", "events"), "top": ("containers", "top"), "stats": ("stats", "stats"),
-    "exec": ("exec", "exec_"), "update": ("run", "update"),
+    "exec": ("exec", "exec_"), "update": ("run", "update"), "port": ("containers", "port"),
 }
 GROUPS: dict[str, dict[str, tuple[str, str]]] = {
     "image": {"ls": ("images", "images"), "list": ("images", "images"), "import": ("images", "import_"),
@@ -35,7 +35,8 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
                   "kill": ("containers", "kill"), "rm": ("containers", "rm"), "logs": ("containers", "logs"),
                   "wait": ("containers", "wait"), "rename": ("containers", "rename"),
                   "pause": ("containers", "pause"), "unpause": ("containers", "unpause"),
-                  "top": ("containers", "top"), "stats": ("stats", "stats"), "exec": ("exec", "exec_"),
+                  "top": ("containers", "top"), "port": ("containers", "port"),
+                  "stats": ("stats", "stats"), "exec": ("exec", "exec_"),
                   "update": ("run", "update"), "inspect": ("inspect", "container_inspect"), "prune": ("containers", "prune"),
                   "export": ("filesystem", "export"), "commit": ("filesystem", "commit"),
                   "diff": ("filesystem", "diff"), "cp": ("filesystem", "cp")},

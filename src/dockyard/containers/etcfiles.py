@@ -35,6 +35,13 @@ def write(dirpath: str, hostname: str, domainname: str, network_mode: str) -> di
     return files
 
 
+def add_host(hosts_path: str, ip: str, hostname: str, domainname: str) -> None:
+    """The container's own address line, as Docker writes it (`IP\thostname`)."""
+    names = f"{hostname}.{domainname} {hostname}" if domainname else hostname
+    with open(hosts_path, "a") as f:
+        f.write(f"{ip}\t{names}\n")
+
+
 def _read(path: str) -> str:
     try:
         with open(path) as f:

@@ -68,6 +68,7 @@ class ContainerState:
     oom_killed: bool = False
     restart_count: int = 0
     manually_stopped: bool = False   # stopped or killed through the API (restart policies skip it)
+    endpoint: dict[str, Any] = field(default_factory=dict)   # on the bridge while it runs (network.bridge)
 
     def to(self, new: Status) -> None:
         """Move to `new`, refusing transitions the model does not allow."""

@@ -22,6 +22,7 @@ from typing import Any
 from ..errors import Conflict, EngineError, InvalidArgument, NotFound, NotModified, SystemError_, Unavailable
 from ..images.service import ImageService, now_iso
 from ..monitor.client import MonitorClient
+from ..network.bridge import Bridge, parse_ports
 from ..store import mount as mnt
 from ..store import trash
 from ..store.metadata import Metadata
@@ -97,6 +98,7 @@ class ContainerService:
         self._exit_tasks: set[asyncio.Task[None]] = set()
         self.shutting_down = False
         self.stdio = StdioKeeper()
+        self.bridge: Bridge | None = None   # the default bridge; None with --bridge=none
 
     # --- lookup ---------------------------------------------------------------------
     def lookup(self, ref: str) -> Container:
@@ -146,6 +148,7 @@ class ContainerService:
                                set(self.runtimes), self.log_opts, warnings)
         userns.check_create(cfg.host_config, self.remap)
         self._check_joins(cfg.host_config, start=False)
+        self._check_ports(cfg, warnings)
         if not name:
             name = names.generate({c.name for c in self.by_id.values()})
         self.paths.data(cfg.id).mkdir(parents=True)
@@ -161,6 +164,25 @@ class ContainerService:
         self.by_id[cfg.id] = c
         self.on_event("create", c, {})
         return c
+
+    def _check_ports(self, cfg: ContainerConfig, warnings: builtins.list[str] | None) -> None:
+        """Published ports need the default bridge; with the host's network they are dropped
+        with dockerd's warning; other modes refuse them as dockerd does."""
+        hc = cfg.host_config
+        if not hc.get("PortBindings") and not hc.get("PublishAllPorts"):
+            return
+        nm = hc.get("NetworkMode") or "default"
+        if nm == "host":
+            hc["PortBindings"], hc["PublishAllPorts"] = {}, False
+            if warnings is not None:
+                warnings.append("Published ports are discarded when using host network mode")
+            return
+        if nm not in ("default", "bridge"):
+            raise InvalidArgument("conflicting options: port publishing and the container type network mode")
+        if self.bridge is None:
+            raise InvalidArgument("published ports (-p, -P) need the default bridge: this daemon runs with "
+                                  "--bridge=none")
+        parse_ports(hc, cfg.config.get("ExposedPorts") or {})
 
     def _check_joins(self, hc: dict[str, Any], start: bool) -> dict[str, str]:
         """Namespaces of other containers that IpcMode/PidMode `container:<id>` name: at create the
@@ -271,6 +293,13 @@ class ContainerService:
             if cwd != "/":
                 await asyncio.to_thread(etcfiles.make_workdir, str(rootfs), cwd)
             join = self._check_joins(cfg.host_config, start=True)
+            if self.bridge is not None and nm in ("default", "bridge"):
+                ep = await asyncio.to_thread(self.bridge.attach, cid, cfg.host_config,
+                                             cfg.config.get("ExposedPorts") or {})
+                c.state.endpoint = ep
+                join["network"] = ep["netns"]
+                await asyncio.to_thread(etcfiles.add_host, files["/etc/hosts"], ep["ip"], cfg.config["Hostname"],
+                                        cfg.config.get("Domainname", ""))
             ipc_mode = cfg.host_config.get("IpcMode") or "private"
             ipc_shared = ipc_mode == "shareable" or ipc_mode.startswith("container:")
             si = spec.SpecInput(
@@ -570,6 +599,16 @@ class ContainerService:
             m.destroy()
         await asyncio.to_thread(kill_and_remove)
         self._unmount(c)
+        await self._detach(c)
+
+    async def _detach(self, c: Container) -> None:
+        """The container's endpoint on the bridge, once its processes are gone."""
+        if c.state.endpoint and self.bridge is not None:
+            try:
+                await asyncio.to_thread(self.bridge.detach, c.id, c.state.endpoint)
+            except (OSError, EngineError) as e:
+                log.warning("removing the network endpoint of %s: %s", c.id[:12], e)
+        c.state.endpoint = {}
 
     def _unmount(self, c: Container) -> None:
         """The container's rootfs, its idmapped layer binds and its shared /dev/shm."""
@@ -579,6 +618,7 @@ class ContainerService:
 
     async def _cleanup_runtime(self, c: Container) -> None:
         self._unmount(c)  # every process of the container is gone
+        await self._detach(c)
         rt = self.runtimes[c.cfg.runtime]
         await self._rt_delete(rt, c.id)
         from ..runtime import cgroups
@@ -911,6 +951,13 @@ class ContainerService:
                 self.stdio.hold(c.id, self.paths.bundle(c.id))
                 await self._settle_freezer(c)
         await self._adopt_orphans()   # a monitor lost while the daemon was down
+        if self.bridge is not None:   # addresses and ports of running containers; the rest of ours goes
+            for c in self.by_id.values():
+                if c.state.endpoint and not c.state.running:
+                    c.state.endpoint = {}
+                    self._persist(c)
+            await asyncio.to_thread(self.bridge.restore, {c.id: c.state.endpoint for c in self.by_id.values()
+                                                          if c.state.running and c.state.endpoint})
         self._spawn(asyncio.to_thread(trash.empty, self.paths.data_root / "trash"))   # what a crash left
         self._remove_leftovers()
         await self._remove_runtime_leftovers()
@@ -1026,4 +1073,7 @@ class ContainerService:
                     pass
                 from ..runtime.cgroups import remove_if_empty
                 remove_if_empty(self.cgroup_parent)   # nothing of ours runs any more
+                if self.bridge is not None and not any(c.state.endpoint for c in self.by_id.values()):
+                    with contextlib.suppress(OSError, EngineError):   # made again at the next start
+                        await asyncio.to_thread(self.bridge.teardown)
             self._events_task.cancel()

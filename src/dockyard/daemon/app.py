@@ -77,6 +77,14 @@ def build_services(cfg: Config) -> Services:
                                   on_event=lambda action, c, attrs: bus.publish(
                                       "container", action, c.id, _container_attrs(c, attrs)))
     images.containers = _ContainerRefs(containers)
+    from .config import bridge_config
+    bcfg = bridge_config(cfg)
+    if bcfg is not None:
+        from ..network.bridge import Bridge
+        containers.bridge = Bridge(bcfg, str(run))
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(1) as pool:   # netlink (pyroute2) runs its own event loop: not in this thread's
+            pool.submit(containers.bridge.setup).result()
     system = SystemService(cfg, images, containers)
     routes = Routes()
     SystemRouter(system).routes(routes)

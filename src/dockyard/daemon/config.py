@@ -39,6 +39,12 @@ class Config:
     registry_certs_dir: str = "/etc/docker/certs.d"
     insecure_loopback: bool = True    # dockerd: always; dockyard lets tests verify TLS on loopback
     max_concurrent_downloads: int = 3
+    bridge: str = "dockyard0"          # "none": no default bridge (containers get a namespace with lo only)
+    bip: str = "172.29.0.1/16"
+    mtu: int = 0
+    icc: bool = True
+    iptables: bool = True
+    ip_forward: bool = True
     max_concurrent_uploads: int = 5
 
 
@@ -80,6 +86,11 @@ def parser() -> argparse.ArgumentParser:
                    help="layers fetched at once per pull (default 3)")
     p.add_argument("--max-concurrent-uploads", dest="max_concurrent_uploads", type=int,
                    help="layers pushed at once per push (default 5)")
+    p.add_argument("-b", "--bridge", dest="bridge", help="the default bridge's name, or none (default dockyard0)")
+    p.add_argument("--bip", dest="bip", help="the default bridge's address and prefix (default 172.29.0.1/16)")
+    p.add_argument("--mtu", dest="mtu", type=int, help="MTU of the bridge and the containers' eth0")
+    for flag in ("icc", "iptables", "ip-forward"):
+        p.add_argument(f"--{flag}", dest=flag.replace("-", "_"), choices=["true", "false"])
     p.add_argument("--insecure-loopback", dest="insecure_loopback", choices=["true", "false"],
                    help="treat 127.0.0.0/8 and ::1 as insecure registries, as dockerd always does (default true)")
     return p
@@ -95,7 +106,8 @@ _JSON_KEYS = {"hosts": "hosts", "data-root": "data_root", "exec-root": "exec_roo
               "registry-mirrors": "registry_mirrors", "registry-mirrors-for": "registry_mirrors_for",
               "registry-certs-dir": "registry_certs_dir", "insecure-loopback": "insecure_loopback",
               "max-concurrent-downloads": "max_concurrent_downloads",
-              "max-concurrent-uploads": "max_concurrent_uploads"}
+              "max-concurrent-uploads": "max_concurrent_uploads", "bridge": "bridge", "bip": "bip", "mtu": "mtu",
+              "icc": "icc", "iptables": "iptables", "ip-forward": "ip_forward"}
 
 
 def load(argv: list[str] | None = None) -> Config:
@@ -170,6 +182,15 @@ def load(argv: list[str] | None = None) -> Config:
         v = getattr(cfg, attr)
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise InvalidArgument(f"{attr.replace('_', '-')} must be a positive integer, not {v!r}")
+    for attr in ("bridge", "bip", "mtu"):
+        if getattr(ns, attr) is not None:
+            setattr(cfg, attr, getattr(ns, attr))
+    for attr in ("icc", "iptables", "ip_forward"):
+        if getattr(ns, attr) is not None:
+            setattr(cfg, attr, getattr(ns, attr) == "true")
+        if not isinstance(getattr(cfg, attr), bool):
+            raise InvalidArgument(f"{attr.replace('_', '-')} must be true or false")
+    bridge_config(cfg)   # refuses what it cannot use
     registry_hosts(cfg)   # refuses what it cannot use
     _check_hosts(cfg)
     return cfg
@@ -209,3 +230,23 @@ def _check_hosts(cfg: Config) -> None:
         elif cfg.tls is not False:
             raise InvalidArgument(f"{h}: listening on TCP needs --tlsverify with --tlscacert, --tlscert and --tlskey "
                                   "(client certificates); to allow unauthenticated plain TCP say --tls=false")
+
+
+def bridge_config(cfg: Config) -> Any:
+    """The default bridge's settings (`network.bridge.BridgeConfig`), None for --bridge=none."""
+    import ipaddress
+
+    from ..network.bridge import BridgeConfig
+    if cfg.bridge in ("none", ""):
+        return None
+    if not isinstance(cfg.bridge, str) or len(cfg.bridge) > 15 or "/" in cfg.bridge or " " in cfg.bridge:
+        raise InvalidArgument(f"bridge {cfg.bridge!r}: not a link name (at most 15 characters)")
+    try:
+        iface = ipaddress.ip_interface(str(cfg.bip))
+    except ValueError:
+        raise InvalidArgument(f"bip {cfg.bip!r}: want an IPv4 address with a prefix, as 172.29.0.1/16") from None
+    if iface.version != 4 or iface.network.prefixlen > 30 or iface.ip == iface.network.network_address:
+        raise InvalidArgument(f"bip {cfg.bip!r}: want an IPv4 host address with a prefix of at most /30")
+    if not isinstance(cfg.mtu, int) or isinstance(cfg.mtu, bool) or (cfg.mtu and not 68 <= cfg.mtu <= 65535):
+        raise InvalidArgument(f"mtu {cfg.mtu!r}: want 68 to 65535")
+    return BridgeConfig(cfg.bridge, str(cfg.bip), cfg.mtu, cfg.icc, cfg.iptables, cfg.ip_forward)

@@ -17,6 +17,17 @@ from ..flags import Parser, need
 from ..output import format_rows, table
 
 
+def format_ports(ports: list[dict[str, Any]]) -> str:
+    """`0.0.0.0:8080->80/tcp, 443/tcp`, as `docker ps` prints them."""
+    out = []
+    for p in sorted(ports, key=lambda p: (p.get("PrivatePort", 0), p.get("Type", ""), p.get("PublicPort", 0))):
+        if p.get("PublicPort"):
+            out.append(f"{p.get('IP') or '0.0.0.0'}:{p['PublicPort']}->{p['PrivatePort']}/{p['Type']}")
+        else:
+            out.append(f"{p['PrivatePort']}/{p['Type']}")
+    return ", ".join(out)
+
+
 def _ellipsis(s: str, n: int) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
 
@@ -34,7 +45,7 @@ def _ps_fields(c: dict[str, Any], trunc: bool) -> dict[str, Any]:
         "ID": c["Id"][:12] if trunc else c["Id"], "Image": c.get("Image", ""),
         "Command": _json.dumps(_ellipsis(cmd, 20) if trunc else cmd, ensure_ascii=False),
         "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(created)),
-        "RunningFor": human_duration(time.time() - created) + " ago", "Ports": "",
+        "RunningFor": human_duration(time.time() - created) + " ago", "Ports": format_ports(c.get("Ports") or []),
         "State": c.get("State", ""), "Status": c.get("Status", ""), "Size": size,
         "Names": ",".join(names), "Labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
         "Mounts": "", "Networks": ",".join(sorted((c.get("NetworkSettings") or {}).get("Networks") or {})),
@@ -242,3 +253,30 @@ def _confirm(warning: str) -> bool:
     sys.stdout.flush()
     ans = sys.stdin.readline().strip().lower()
     return ans in ("y", "yes")
+
+
+def port(cli: Client, prog: str, args: list[str]) -> int:
+    """`dockyard port CONTAINER [PRIVATE_PORT[/PROTO]]`: the published ports, as `docker port`."""
+    p = Parser(prog, "CONTAINER [PRIVATE_PORT[/PROTO]]")
+    p.add_argument("container")
+    p.add_argument("private", nargs="?", default="")
+    ns = p.parse_args(args)
+    try:
+        info = cli.json("GET", f"/containers/{ns.container}/json")
+    except APIError as e:
+        print(f"Error response from daemon: {e.message}", file=sys.stderr)
+        return 1
+    ports = (info.get("NetworkSettings") or {}).get("Ports") or {}
+    if ns.private:
+        key = ns.private if "/" in ns.private else f"{ns.private}/tcp"
+        binds = ports.get(key)
+        if not binds:
+            print(f"Error: No public port '{key}' published for {ns.container}", file=sys.stderr)
+            return 1
+        for b in binds:
+            print(f"{b['HostIp']}:{b['HostPort']}")
+        return 0
+    for key in sorted(ports, key=lambda k: (int(k.split("/")[0]), k)):
+        for b in ports[key] or []:
+            print(f"{key} -> {b['HostIp']}:{b['HostPort']}")
+    return 0

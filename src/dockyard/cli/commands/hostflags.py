@@ -53,6 +53,7 @@ def add_create_flags(p: Parser) -> None:
     p.add_argument("--privileged", action="store_true")
     p.add_argument("--init", action="store_true")
     p.add_argument("--publish-all", "-P", dest="publish_all", action="store_true")
+    p.add_argument("--expose", dest="expose", action="append", default=[])
 
 
 def _die(msg: str) -> NoReturn:
@@ -159,13 +160,42 @@ def _kv(flag: str, items: list[str]) -> dict[str, str]:
     return out
 
 
+def _range(text: str, what: str) -> list[int]:
+    lo, _, hi = text.partition("-")
+    try:
+        a, b = int(lo), int(hi or lo)
+    except ValueError:
+        _die(f"invalid {what} port: {text}")
+    if not 0 <= a <= b <= 65535:
+        _die(f"invalid {what} port range: {text}")
+    return list(range(a, b + 1))
+
+
 def _publish(items: list[str]) -> dict[str, list[dict[str, str]]]:
+    """`-p [ip:][host[-host2]:]container[-container2][/proto]` as the docker CLI reads it."""
     out: dict[str, list[dict[str, str]]] = {}
     for it in items:
-        parts = it.rsplit(":", 2)
-        port = parts[-1] if "/" in parts[-1] else parts[-1] + "/tcp"
-        host_ip, host_port = (parts[0], parts[1]) if len(parts) == 3 else ("", parts[0] if len(parts) == 2 else "")
-        out.setdefault(port, []).append({"HostIp": host_ip, "HostPort": host_port})
+        spec, _, proto = it.partition("/")
+        proto = proto or "tcp"
+        parts = spec.rsplit(":", 2)
+        host_ip, host = (parts[0].strip("[]"), parts[1]) if len(parts) == 3 else ("", parts[0] if len(parts) == 2 else "")
+        cports = _range(parts[-1], "container")
+        hports = _range(host, "host") if host else []
+        if hports and len(hports) != len(cports):
+            _die(f"invalid ranges specified for container and host Ports: {it} (a host range must be as long as "
+                 "the container range)")
+        for i, cp in enumerate(cports):
+            out.setdefault(f"{cp}/{proto}", []).append({"HostIp": host_ip, "HostPort": str(hports[i]) if hports else ""})
+    return out
+
+
+def exposed_ports(ns: Any) -> dict[str, dict[str, Any]]:
+    """ExposedPorts: every `-p` container port and every `--expose` port or range."""
+    out: dict[str, dict[str, Any]] = {k: {} for k in _publish(ns.publish)} if ns.publish else {}
+    for item in ns.expose:
+        spec, _, proto = item.partition("/")
+        for p in _range(spec, "container"):
+            out[f"{p}/{proto or 'tcp'}"] = {}
     return out
 
 

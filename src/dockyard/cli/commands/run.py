@@ -84,6 +84,9 @@ def _body(ns: Any) -> dict[str, Any]:
         "Labels": labels, "AttachStdout": not ns.detach, "AttachStderr": not ns.detach,
         "HostConfig": {"AutoRemove": ns.rm, "ReadonlyRootfs": ns.read_only, **hostflags.host_config(ns)},
     }
+    exposed = hostflags.exposed_ports(ns)
+    if exposed:
+        body["ExposedPorts"] = exposed
     if ns.entrypoint is not None:
         body["Entrypoint"] = [ns.entrypoint] if ns.entrypoint else [""]
     for key, attr in (("WorkingDir", "workdir"), ("User", "user"), ("Hostname", "hostname"),

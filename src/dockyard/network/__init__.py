@@ -1,0 +1,1 @@
+"""Container networking: network namespaces, the default bridge, addresses, firewall rules."""

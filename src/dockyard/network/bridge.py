@@ -1,0 +1,185 @@
+"""The default bridge (`dockyard0`, dockerd's `--bridge`/`--bip`/`--mtu`/`--icc`/`--iptables`/
+`--ip-forward`): a persistent network namespace per running container, a veth into it with an
+address from the pool, and DNAT rules for its published ports. An endpoint is a plain dict the
+container keeps in its state, so the daemon restores addresses and port rules at start-up and
+removes whatever is not a running container's.
+
+Blocking: run in worker threads."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import Conflict, InvalidArgument
+from . import firewall, links, netns
+from .firewall import Port
+from .ipam import Pool
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    """dockerd's bridge flags."""
+
+    name: str = "dockyard0"
+    bip: str = "172.29.0.1/16"
+    mtu: int = 0
+    icc: bool = True
+    iptables: bool = True
+    ip_forward: bool = True
+
+
+def parse_ports(host_config: dict[str, Any], exposed: dict[str, Any]) -> list[tuple[str, int, str, int]]:
+    """(host ip, host port (0: any), protocol, container port) for PortBindings, and for every
+    exposed port when PublishAllPorts."""
+    out: list[tuple[str, int, str, int]] = []
+    bindings = dict(host_config.get("PortBindings") or {})
+    if host_config.get("PublishAllPorts"):
+        for k in exposed or {}:
+            bindings.setdefault(k, [{"HostIp": "", "HostPort": ""}])
+    for key, binds in bindings.items():
+        port, _, proto = str(key).partition("/")
+        proto = proto or "tcp"
+        if proto not in ("tcp", "udp", "sctp") or not port.isdigit() or not 0 < int(port) < 65536:
+            raise InvalidArgument(f"invalid port specification: {key!r}")
+        for b in binds or [{"HostIp": "", "HostPort": ""}]:
+            hp = str((b or {}).get("HostPort") or "0")
+            if not hp.isdigit() or int(hp) > 65535:
+                raise InvalidArgument(f"invalid host port {hp!r} for {key}")
+            ip = str((b or {}).get("HostIp") or "")
+            if ip:
+                try:
+                    if ipaddress.ip_address(ip).version != 4:
+                        raise InvalidArgument(f"HostIp {ip}: IPv6 is not supported yet")
+                except ValueError:
+                    raise InvalidArgument(f"invalid HostIp {ip!r}") from None
+            out.append((ip, int(hp), proto, int(port)))
+    return out
+
+
+class Bridge:
+    """The default bridge network of one daemon."""
+
+    def __init__(self, cfg: BridgeConfig, run_dir: str) -> None:
+        iface = ipaddress.ip_interface(cfg.bip)
+        if iface.version != 4:
+            raise InvalidArgument(f"--bip {cfg.bip}: want an IPv4 address with a prefix")
+        if len(cfg.name) > 15:
+            raise InvalidArgument(f"--bridge {cfg.name}: a link name has at most 15 characters")
+        self.cfg = cfg
+        self.gateway, self.subnet = str(iface.ip), str(iface.network)
+        self.pool = Pool(self.subnet, self.gateway)
+        self.rules = firewall.Rules(cfg.name, self.subnet, cfg.icc)
+        self.ns_dir = os.path.join(run_dir, "netns")
+        self.reserved: dict[str, list[socket.socket]] = {}   # container → sockets holding its host ports
+        self.lock = threading.Lock()
+
+    # --- the bridge itself ------------------------------------------------------------------------
+    def setup(self) -> None:
+        links.ensure_bridge(self.cfg.name, self.gateway, ipaddress.ip_network(self.subnet).prefixlen, self.cfg.mtu)
+        if self.cfg.ip_forward:
+            firewall.set_sysctl("net.ipv4.ip_forward", "1")
+        firewall.set_sysctl(f"net.ipv4.conf.{self.cfg.name}.route_localnet", "1")   # DNAT from 127.0.0.1
+        if self.cfg.iptables:
+            self.rules.install()
+
+    def teardown(self) -> None:
+        """The bridge and its rules (when no container of ours is on it)."""
+        if self.cfg.iptables:
+            self.rules.remove()
+        links.delete_link(self.cfg.name)
+
+    def intact(self) -> bool:
+        return not self.cfg.iptables or self.rules.intact()
+
+    # --- endpoints ----------------------------------------------------------------------------------
+    def netns_path(self, cid: str) -> str:
+        return os.path.join(self.ns_dir, cid)
+
+    def attach(self, cid: str, host_config: dict[str, Any], exposed: dict[str, Any]) -> dict[str, Any]:
+        """Namespace, address, veth, ports: the endpoint (all or nothing)."""
+        ports = parse_ports(host_config, exposed)
+        path = self.netns_path(cid)
+        netns.remove(path)   # a leftover of a crash
+        ip = self.pool.take(cid)
+        ep: dict[str, Any] = {"netns": path, "ip": ip, "gateway": self.gateway,
+                              "prefix": ipaddress.ip_network(self.subnet).prefixlen, "mac": _mac(ip),
+                              "veth": "dy" + cid[:11], "bridge": self.cfg.name, "ports": []}
+        try:
+            held, published = self._reserve(cid, ports)
+            ep["ports"] = [p.__dict__ for p in published]
+            netns.create(path)
+            links.plug(path, self.cfg.name, ep["veth"], ip, ep["prefix"], self.gateway, ep["mac"], self.cfg.mtu)
+            if self.cfg.iptables and published:
+                self.rules.publish(cid, ip, published)
+        except BaseException:
+            self.detach(cid, ep)
+            raise
+        return ep
+
+    def _reserve(self, cid: str, ports: list[tuple[str, int, str, int]]) -> tuple[list[socket.socket], list[Port]]:
+        """Bind each host port (a random one for port 0) and keep the socket, so nothing else on
+        the host takes it while the kernel forwards it: Docker's error if one is taken."""
+        held: list[socket.socket] = []
+        out: list[Port] = []
+        self.reserved[cid] = held
+        for ip, hp, proto, cp in ports:
+            kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
+            s = socket.socket(socket.AF_INET, kind, socket.IPPROTO_SCTP if proto == "sctp" else 0)
+            try:
+                s.bind((ip or "0.0.0.0", hp))
+            except OSError:
+                s.close()
+                raise Conflict(f"driver failed programming external connectivity on endpoint {cid[:12]}: "
+                               f"Bind for {ip or '0.0.0.0'}:{hp} failed: port is already allocated") from None
+            held.append(s)
+            out.append(Port(ip, s.getsockname()[1], proto, cp))
+        return held, out
+
+    def detach(self, cid: str, ep: dict[str, Any]) -> None:
+        """Undo attach (what of it exists)."""
+        if ep.get("ports") and self.cfg.iptables:
+            self.rules.unpublish(cid, ep["ip"], [Port(**p) for p in ep["ports"]])
+        for s in self.reserved.pop(cid, []):
+            s.close()
+        if ep.get("veth"):
+            links.delete_link(ep["veth"])
+        netns.remove(ep.get("netns") or self.netns_path(cid))
+        if ep.get("ip"):
+            self.pool.give_back(ep["ip"])
+
+    def restore(self, endpoints: dict[str, dict[str, Any]]) -> None:
+        """Start-up: the running containers' endpoints keep their addresses and ports; every
+        other veth on this bridge, namespace file and port rule of ours goes."""
+        if self.cfg.iptables:
+            self.rules.flush_ports()
+        for cid, ep in endpoints.items():
+            self.pool.take(cid, ep["ip"])
+            ports = [Port(**p) for p in ep.get("ports") or []]
+            held: list[socket.socket] = []
+            for p in ports:
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if p.proto == "udp" else socket.SOCK_STREAM)
+                try:
+                    s.bind((p.host_ip or "0.0.0.0", p.host_port))
+                    held.append(s)
+                except OSError:
+                    s.close()
+            self.reserved[cid] = held
+            if self.cfg.iptables and ports:
+                self.rules.publish(cid, ep["ip"], ports)
+        keep_veths = {ep.get("veth") for ep in endpoints.values()}
+        for name in links.enslaved_to(self.cfg.name):
+            if name not in keep_veths:
+                links.delete_link(name)
+        for name in netns.listed(self.ns_dir):
+            if name not in endpoints:
+                netns.remove(os.path.join(self.ns_dir, name))
+
+
+def _mac(ip: str) -> str:
+    """02:42 and the address, as Docker makes them."""
+    return "02:42:" + ":".join(f"{int(b):02x}" for b in ip.split("."))

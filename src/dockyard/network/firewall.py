@@ -1,0 +1,133 @@
+"""The bridge's iptables rules, in chains of its own (`DY-FWD-<bridge>`, `DY-NAT-<bridge>`,
+`DY-POST-<bridge>`) jumped to from the built-in chains, every rule commented `dockyard`:
+
+* filter FORWARD → DY-FWD: accept what leaves the bridge, replies coming back, published ports
+  (DNAT'd) and container-to-container traffic (`icc`) — inserted first, so a FORWARD policy of
+  DROP (dockerd sets one) does not drop our traffic;
+* nat PREROUTING and OUTPUT (to local addresses) → DY-NAT: a DNAT per published port, so the
+  kernel forwards it (no userland proxy), from outside and from the host's loopback alike;
+* nat POSTROUTING → DY-POST: MASQUERADE for traffic leaving the subnet, for connections from the
+  host's own addresses (127.0.0.1 too: the bridge gets route_localnet) and hairpin connections.
+
+Blocking (subprocesses): run in worker threads."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from dataclasses import dataclass
+
+from ..errors import SystemError_
+
+COMMENT = ["-m", "comment", "--comment", "dockyard"]
+_lock = threading.Lock()   # iptables -w serializes with other programs; this with ourselves
+
+
+def _ipt(*args: str, check: bool = True) -> bool:
+    p = subprocess.run(["iptables", "-w", "5", *args], capture_output=True, text=True)
+    if p.returncode != 0 and check:
+        raise SystemError_(f"iptables {' '.join(args)}: {p.stderr.strip()}")
+    return p.returncode == 0
+
+
+@dataclass(frozen=True)
+class Port:
+    """One published port: host address ('' for all), host port, protocol, container port."""
+
+    host_ip: str
+    host_port: int
+    proto: str
+    container_port: int
+
+
+class Rules:
+    """The rules of one bridge."""
+
+    def __init__(self, bridge: str, subnet: str, icc: bool = True) -> None:
+        self.bridge, self.subnet, self.icc = bridge, subnet, icc
+        self.fwd, self.nat, self.post = f"DY-FWD-{bridge}", f"DY-NAT-{bridge}", f"DY-POST-{bridge}"
+
+    def _jumps(self) -> list[tuple[str, str, list[str]]]:
+        return [("filter", "FORWARD", ["-j", self.fwd]),
+                ("nat", "PREROUTING", ["-m", "addrtype", "--dst-type", "LOCAL", "-j", self.nat]),
+                ("nat", "OUTPUT", ["-m", "addrtype", "--dst-type", "LOCAL", "-j", self.nat]),
+                ("nat", "POSTROUTING", ["-j", self.post])]
+
+    def install(self) -> None:
+        """Chains, their fixed rules and the jumps to them (idempotent; the port rules are kept)."""
+        br = self.bridge
+        with _lock:
+            for table, chain in (("filter", self.fwd), ("nat", self.nat), ("nat", self.post)):
+                _ipt("-t", table, "-N", chain, check=False)
+            for table, chain in (("filter", self.fwd), ("nat", self.post)):
+                _ipt("-t", table, "-F", chain)
+            fwd = [["-o", br, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"],
+                   ["-o", br, "-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT"],
+                   ["-i", br, "-o", br, "-j", "ACCEPT" if self.icc else "DROP"],
+                   ["-i", br, "!", "-o", br, "-j", "ACCEPT"]]
+            for rule in fwd:
+                _ipt("-t", "filter", "-A", self.fwd, *rule, *COMMENT)
+            post = [["-s", self.subnet, "!", "-o", br, "-j", "MASQUERADE"],
+                    ["-o", br, "-m", "addrtype", "--src-type", "LOCAL", "-j", "MASQUERADE"],
+                    ["-s", self.subnet, "-o", br, "-m", "conntrack", "--ctstate", "DNAT", "-j", "MASQUERADE"]]
+            for rule in post:
+                _ipt("-t", "nat", "-A", self.post, *rule, *COMMENT)
+            for table, chain, rule in self._jumps():
+                if not _ipt("-t", table, "-C", chain, *rule, *COMMENT, check=False):
+                    _ipt("-t", table, "-I", chain, "1", *rule, *COMMENT)
+
+    def intact(self) -> bool:
+        """Whether the jumps are all still there (someone may have flushed the tables)."""
+        with _lock:
+            return all(_ipt("-t", t, "-C", c, *r, *COMMENT, check=False) for t, c, r in self._jumps())
+
+    def remove(self) -> None:
+        """Jumps, then chains (with their rules)."""
+        with _lock:
+            for table, chain, rule in self._jumps():
+                while _ipt("-t", table, "-D", chain, *rule, *COMMENT, check=False):
+                    pass
+            for table, chain in (("filter", self.fwd), ("nat", self.nat), ("nat", self.post)):
+                _ipt("-t", table, "-F", chain, check=False)
+                _ipt("-t", table, "-X", chain, check=False)
+
+    def _port_rule(self, cid: str, ip: str, p: Port) -> list[str]:
+        rule = ["-p", p.proto]
+        if p.host_ip and p.host_ip not in ("0.0.0.0", "::"):
+            rule += ["-d", p.host_ip]
+        return [*rule, "--dport", str(p.host_port), "-j", "DNAT", "--to-destination", f"{ip}:{p.container_port}",
+                "-m", "comment", "--comment", f"dockyard:{cid[:12]}"]
+
+    def publish(self, cid: str, ip: str, ports: list[Port]) -> None:
+        """DNAT rules for a container's published ports (all or none)."""
+        done: list[Port] = []
+        try:
+            with _lock:
+                for p in ports:
+                    _ipt("-t", "nat", "-A", self.nat, *self._port_rule(cid, ip, p))
+                    done.append(p)
+        except BaseException:
+            self.unpublish(cid, ip, done)
+            raise
+
+    def unpublish(self, cid: str, ip: str, ports: list[Port]) -> None:
+        with _lock:
+            for p in ports:
+                _ipt("-t", "nat", "-D", self.nat, *self._port_rule(cid, ip, p), check=False)
+
+    def flush_ports(self) -> None:
+        """Drop every port rule (start-up: they are made again for the running containers)."""
+        with _lock:
+            _ipt("-t", "nat", "-F", self.nat, check=False)
+
+
+def set_sysctl(name: str, value: str) -> None:
+    path = "/proc/sys/" + name.replace(".", "/")
+    try:
+        with open(path) as f:
+            if f.read().strip() == value:
+                return
+        with open(path, "w") as f:
+            f.write(value)
+    except OSError as e:
+        raise SystemError_(f"sysctl {name}={value}: {e}") from None

@@ -1,0 +1,139 @@
+"""Links over netlink (pyroute2): the bridge, and a veth pair per container whose inside end
+becomes the container's `eth0`. Blocking calls: run them in worker threads.
+
+The inside of a namespace is configured through a netlink socket opened there: the calling
+thread enters the namespace (setns affects only that thread), opens the socket and returns."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from ..errors import Conflict, SystemError_
+from ..linux import syscalls
+
+CLONE_NEWNET = 0x40000000
+
+
+@contextlib.contextmanager
+def ipr(netns: str | None = None) -> Iterator[Any]:
+    """An IPRoute socket in the host's namespace, or in the namespace bound at `netns`."""
+    if netns is None:
+        with IPRoute() as r:
+            yield r
+        return
+    here = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    there = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        syscalls.setns(there, CLONE_NEWNET)
+        try:
+            r = IPRoute()
+        finally:
+            syscalls.setns(here, CLONE_NEWNET)
+    finally:
+        os.close(there)
+        os.close(here)
+    try:
+        yield r
+    finally:
+        r.close()
+
+
+def index(r: Any, name: str) -> int | None:
+    found = r.link_lookup(ifname=name)
+    return int(found[0]) if found else None
+
+
+def ensure_bridge(name: str, address: str, prefix: int, mtu: int) -> None:
+    """The bridge, up, with the gateway address (made if missing; an existing one is used as it
+    is if it holds the address)."""
+    with ipr() as r:
+        idx = index(r, name)
+        if idx is None:
+            try:
+                r.link("add", ifname=name, kind="bridge")
+            except NetlinkError as e:
+                raise SystemError_(f"creating bridge {name}: {e}") from None
+            idx = index(r, name)
+            assert idx is not None
+        if mtu:
+            r.link("set", index=idx, mtu=mtu)
+        have = {a.get_attr("IFA_ADDRESS") for a in r.get_addr(index=idx, family=2)}
+        if address not in have:
+            try:
+                r.addr("add", index=idx, address=address, prefixlen=prefix)
+            except NetlinkError as e:
+                raise Conflict(f"bridge {name}: cannot add {address}/{prefix}: {e}") from None
+        r.link("set", index=idx, state="up")
+
+
+def delete_link(name: str) -> bool:
+    """Delete a host link (a veth's other end goes with it); False if there was none."""
+    with ipr() as r:
+        idx = index(r, name)
+        if idx is None:
+            return False
+        try:
+            r.link("del", index=idx)
+        except NetlinkError:
+            return False
+        return True
+
+
+def enslaved_to(bridge: str) -> list[str]:
+    """Names of the links on a bridge."""
+    with ipr() as r:
+        br = index(r, bridge)
+        if br is None:
+            return []
+        return sorted(str(link.get_attr("IFLA_IFNAME")) for link in r.get_links()
+                      if link.get_attr("IFLA_MASTER") == br)
+
+
+def plug(netns: str, bridge: str, host_name: str, address: str, prefix: int, gateway: str, mac: str,
+         mtu: int) -> None:
+    """A veth pair: `host_name` on the bridge, the other end moved into the namespace as `eth0`
+    with the address, MAC and a default route via the gateway; `lo` up."""
+    peer = "dyp" + host_name[2:]
+    with ipr() as r:
+        br = index(r, bridge)
+        if br is None:
+            raise SystemError_(f"bridge {bridge} is missing")
+        try:
+            r.link("add", ifname=host_name, kind="veth", peer={"ifname": peer})
+        except NetlinkError as e:
+            raise SystemError_(f"creating veth {host_name}: {e}") from None
+        try:
+            h, p = index(r, host_name), index(r, peer)
+            assert h is not None and p is not None
+            if mtu:
+                r.link("set", index=h, mtu=mtu)
+                r.link("set", index=p, mtu=mtu)
+            r.link("set", index=h, master=br, state="up")
+            fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                r.link("set", index=p, net_ns_fd=fd)
+            finally:
+                os.close(fd)
+        except BaseException:
+            delete_link(host_name)
+            raise
+    try:
+        with ipr(netns) as r:
+            lo = index(r, "lo")
+            if lo is not None:
+                r.link("set", index=lo, state="up")
+            p = index(r, peer)
+            assert p is not None
+            r.link("set", index=p, ifname="eth0", address=mac)
+            r.addr("add", index=p, address=address, prefixlen=prefix)
+            r.link("set", index=p, state="up")
+            r.route("add", dst="0.0.0.0/0", gateway=gateway)
+    except BaseException:
+        delete_link(host_name)
+        raise

@@ -1,0 +1,44 @@
+"""Network namespaces that outlive a process: made with `unshare --net=FILE` (util-linux binds
+the new namespace onto FILE), so the engine configures them before the container's process
+exists and the runtime joins them by path (ours or runc, through the OCI spec)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+from ..errors import SystemError_
+from ..linux import syscalls
+
+MNT_DETACH = 2
+
+
+def create(path: str) -> None:
+    """A new, empty network namespace bound at `path` (it has only `lo`, down)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w"):
+        pass
+    p = subprocess.run(["unshare", f"--net={path}", "true"], capture_output=True, text=True)
+    if p.returncode != 0:
+        os.unlink(path)
+        raise SystemError_(f"creating a network namespace at {path}: {p.stderr.strip()}")
+
+
+def remove(path: str) -> None:
+    """Unbind and delete; a namespace no process holds any more goes away with it."""
+    try:
+        syscalls.umount2(path, MNT_DETACH)
+    except OSError:
+        pass
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def listed(directory: str) -> list[str]:
+    """The namespace files under `directory` (names are container IDs)."""
+    try:
+        return sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return []

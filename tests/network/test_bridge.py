@@ -1,0 +1,191 @@
+"""Issue 10, first part: the default bridge. Each daemon here has a bridge of its own (a random
+name and /24), so daemons side by side never share one. Containers get eth0 with an address
+from the pool, reach each other and the gateway; published ports are DNAT rules (the kernel
+forwards, no userland proxy) reachable from the host's loopback and, hairpin, from containers;
+a host port already taken is dockerd's error with nothing half made; after rm, a kill -9 and
+restart of the daemon, and its stop, no link, namespace or rule of ours is left."""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+import subprocess
+import time
+
+import docker
+import pytest
+
+from ..helpers import BIN, DOCKER, free_port
+
+pytestmark = pytest.mark.root
+
+HTTPD = ["sh", "-c", "mkdir -p /www && echo hello-$HOSTNAME > /www/index.html && exec httpd -f -p 80 -h /www"]
+
+
+@pytest.fixture
+def bridged(fresh_daemon):
+    """A daemon with its own bridge; yields (daemon, bridge name, gateway)."""
+    name = f"dyt{random.randrange(16 ** 6):06x}"
+    net = random.randrange(1, 250)
+    d = fresh_daemon("--bridge", name, "--bip", f"10.213.{net}.1/24")
+    yield d, name, f"10.213.{net}.1"
+    d.cleanup()
+    assert not _links(name), "the bridge outlived its daemon"
+    assert name not in _rules(), "iptables rules outlived the daemon"
+
+
+def _links(prefix: str) -> list[str]:
+    out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    return [ln.split(":")[1].strip().split("@")[0] for ln in out.splitlines() if ln.split(":")[1].strip().startswith(prefix)]
+
+
+def _on_bridge(bridge: str) -> list[str]:
+    out = subprocess.run(["ip", "-o", "link", "show", "master", bridge], capture_output=True, text=True).stdout
+    return [ln.split(":")[1].strip().split("@")[0] for ln in out.splitlines()]
+
+
+def _netns(d) -> list[str]:
+    p = d.exec_root / "netns"
+    return sorted(x.name for x in p.iterdir()) if p.exists() else []
+
+
+def _rules() -> str:
+    return "".join(subprocess.run(["iptables", "-w", "-t", t, "-S"], capture_output=True, text=True).stdout
+                   for t in ("filter", "nat"))
+
+
+def _get(port: int, host: str = "127.0.0.1") -> str:
+    with socket.create_connection((host, port), 5) as s:
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        data = b""
+        while chunk := s.recv(4096):
+            data += chunk
+    return data.decode().rsplit("\r\n\r\n", 1)[-1]
+
+
+def _wait_port(port: int) -> None:
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            if _get(port).startswith("hello-"):
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"nothing answers on 127.0.0.1:{port}")
+
+
+def test_containers_on_the_default_bridge_reach_each_other(bridged):
+    d, bridge, gw = bridged
+    c = docker.APIClient(base_url=d.host, version="1.41")
+    web = c.create_container("busybox", HTTPD, hostname="web")
+    c.start(web)
+    ns = c.inspect_container(web)["NetworkSettings"]
+    ip = ns["IPAddress"]
+    assert ip.startswith(gw.rsplit(".", 1)[0] + ".") and ip != gw and ns["Gateway"] == gw
+    assert ns["IPPrefixLen"] == 24 and ns["MacAddress"] == "02:42:" + ":".join(f"{int(b):02x}" for b in ip.split("."))
+    assert ns["Networks"]["bridge"]["IPAddress"] == ip
+    assert len(_on_bridge(bridge)) == 1
+    probe = c.create_container("busybox", ["sh", "-c", f"sleep 0.3; printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc {ip} 80 "
+                                                        f"| tail -1; ip -4 -o addr show eth0; ip route; tail -1 /etc/hosts; "
+                                                        f"ping -c1 -W2 {gw} >/dev/null && echo gateway-ok"])
+    c.start(probe)
+    assert c.wait(probe)["StatusCode"] == 0
+    out = c.logs(probe).decode()
+    assert "hello-web" in out and f"default via {gw}" in out and "gateway-ok" in out, out
+    assert out.splitlines()[-2].split("\t")[1] == c.inspect_container(probe)["Config"]["Hostname"], out
+    c.remove_container(probe)
+    c.remove_container(web, force=True)
+    assert _on_bridge(bridge) == [] and not _netns(d)
+    c.close()
+
+
+def test_published_ports_from_loopback_and_from_containers(bridged):
+    if not DOCKER:
+        pytest.skip("Debian's docker CLI is not installed")
+    d, bridge, gw = bridged
+    env = d.env()
+    p1, p2 = free_port(), free_port()
+
+    def docker_(*args: str) -> str:
+        p = subprocess.run([DOCKER, *args], env=env, capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        return p.stdout
+    docker_("run", "-d", "--name", "web", "--hostname", "web", "-p", f"127.0.0.1:{p1}:80", "-p", f"{p2}:80/tcp",
+            "busybox", *HTTPD)
+    _wait_port(p1)
+    assert _get(p1) == "hello-web\n" and _get(p2) == "hello-web\n"
+    assert sorted(docker_("port", "web").splitlines()) == sorted([f"80/tcp -> 127.0.0.1:{p1}", f"80/tcp -> 0.0.0.0:{p2}"])
+    ps = docker_("ps", "--format", "{{.Ports}}")
+    assert f"127.0.0.1:{p1}->80/tcp" in ps and f"0.0.0.0:{p2}->80/tcp" in ps, ps
+    # hairpin: another container through the host's address and the published port
+    out = docker_("run", "--rm", "busybox", "sh", "-c", f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc {gw} {p2} | tail -1")
+    assert out == "hello-web\n", out
+    # -P with --expose: a random host port for each exposed one
+    docker_("run", "-d", "--name", "all", "--hostname", "all", "-P", "--expose", "80", "busybox", *HTTPD)
+    ports = json.loads(docker_("inspect", "-f", "{{json .NetworkSettings.Ports}}", "all"))
+    hp = int(ports["80/tcp"][0]["HostPort"])
+    _wait_port(hp)
+    assert _get(hp) == "hello-all\n"
+    dy = subprocess.run([str(BIN / "dockyard"), "port", "all", "80"], env=env, capture_output=True, text=True)
+    assert dy.stdout == f"0.0.0.0:{hp}\n", dy.stdout + dy.stderr
+    docker_("rm", "-f", "web", "all")
+    assert "dockyard:" not in subprocess.run(["iptables", "-w", "-t", "nat", "-S", f"DY-NAT-{bridge}"],
+                                              capture_output=True, text=True).stdout
+
+
+def test_a_taken_host_port_is_docker_s_error_and_leaves_nothing(bridged):
+    d, bridge, _ = bridged
+    c = docker.APIClient(base_url=d.host, version="1.41")
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        ctr = c.create_container("busybox", HTTPD, host_config=c.create_host_config(
+            port_bindings={80: ("127.0.0.1", port)}))
+        with pytest.raises(docker.errors.APIError) as e:
+            c.start(ctr)
+        assert f"Bind for 127.0.0.1:{port} failed: port is already allocated" in str(e.value.explanation)
+        assert c.inspect_container(ctr)["State"]["Status"] == "created"
+        assert _on_bridge(bridge) == [] and not _netns(d)
+        assert f"--dport {port}" not in _rules()
+    finally:
+        taken.close()
+    c.start(ctr)   # the port is free now: the same container starts
+    _wait_port(port)
+    c.remove_container(ctr, force=True)
+    c.close()
+
+
+def test_kill9_and_restart_keep_a_running_container_s_ports_and_drop_the_rest(bridged):
+    d, bridge, _ = bridged
+    c = docker.APIClient(base_url=d.host, version="1.41")
+    port = free_port()
+    web = c.create_container("busybox", HTTPD, hostname="kept", host_config=c.create_host_config(
+        port_bindings={80: port}))
+    c.start(web)
+    gone = c.create_container("busybox", ["sleep", "1000"])
+    c.start(gone)
+    _wait_port(port)
+    c.close()
+    d.kill9()
+    d.start()
+    c = docker.APIClient(base_url=d.host, version="1.41")
+    assert _get(port) == "hello-kept\n"   # the rules were made again for it
+    c.remove_container(gone, force=True)
+    assert len(_on_bridge(bridge)) == 1
+    c.remove_container(web, force=True)
+    assert _on_bridge(bridge) == [] and not _netns(d)
+    assert f"--dport {port}" not in _rules()
+    c.close()
+
+
+def test_without_a_bridge_published_ports_are_refused(fresh_daemon):
+    d = fresh_daemon()   # the test helper's default: --bridge=none
+    c = docker.APIClient(base_url=d.host, version="1.41")
+    with pytest.raises(docker.errors.APIError) as e:
+        c.create_container("busybox", ["true"], host_config=c.create_host_config(port_bindings={80: 8080}))
+    assert e.value.status_code == 400 and "--bridge=none" in str(e.value.explanation)
+    c.close()
