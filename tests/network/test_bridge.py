@@ -189,3 +189,33 @@ def test_without_a_bridge_published_ports_are_refused(fresh_daemon):
         c.create_container("busybox", ["true"], host_config=c.create_host_config(port_bindings={80: 8080}))
     assert e.value.status_code == 400 and "--bridge=none" in str(e.value.explanation)
     c.close()
+
+
+def test_flushed_rules_are_made_again_within_two_seconds(bridged):
+    """Someone flushes our NAT chain and deletes our FORWARD jump (as `iptables -F` would, without
+    touching anybody else's rules on this host): the published port stops answering, and within
+    2 s the daemon has noticed and made everything again (dockerd does not, moby #12294)."""
+    d, bridge, _ = bridged
+    c = docker.APIClient(base_url=d.host, version="1.41")
+    port = free_port()
+    web = c.create_container("busybox", HTTPD, hostname="again", host_config=c.create_host_config(
+        port_bindings={80: ("127.0.0.1", port)}))
+    c.start(web)
+    _wait_port(port)
+    subprocess.run(["iptables", "-w", "-t", "nat", "-F", f"DY-NAT-{bridge}"], check=True)
+    subprocess.run(["iptables", "-w", "-D", "FORWARD", "-m", "comment", "--comment", "dockyard", "-j",
+                    f"DY-FWD-{bridge}"], check=True)
+    with pytest.raises(OSError):   # the positive control: the flush did break it
+        _get(port)
+    t = time.monotonic()
+    while time.monotonic() - t < 2.0:
+        try:
+            if _get(port) == "hello-again\n":
+                break
+        except OSError:
+            time.sleep(0.05)
+    else:
+        raise AssertionError("the rules were not made again within 2 s")
+    assert f"-A FORWARD -m comment --comment dockyard -j DY-FWD-{bridge}" in _rules()
+    c.remove_container(web, force=True)
+    c.close()

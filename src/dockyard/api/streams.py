@@ -4,6 +4,7 @@ chunked JSON streams."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import queue
@@ -240,6 +241,19 @@ class BodyReader(io.RawIOBase):
             raise
         except Exception as e:  # noqa: BLE001 - handed to the reading thread
             self.q.put(OSError(f"reading the request body: {e}"))
+
+    async def discard_rest(self, limit: int = 1 << 30) -> None:
+        """After the reader gave up (a failed load): read and drop what the client still sends
+        (up to `limit`), so it gets to read the error instead of a connection reset."""
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        n = 0
+        while n < limit:
+            chunk = await self.content.readany()
+            if not chunk:
+                break
+            n += len(chunk)
 
     def _next(self) -> bytes:
         if self.eof:

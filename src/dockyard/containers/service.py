@@ -35,6 +35,7 @@ from .runtimes import Runtime
 from .stdiokeep import StdioKeeper
 
 log = logging.getLogger("dockyard.containers")
+FIREWALL_CHECK = 1.0   # seconds between checks that the bridge's rules are all there
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class ContainerService:
         self.shutting_down = False
         self.stdio = StdioKeeper()
         self.bridge: Bridge | None = None   # the default bridge; None with --bridge=none
+        self._fw_task: asyncio.Task[None] | None = None
 
     # --- lookup ---------------------------------------------------------------------
     def lookup(self, ref: str) -> Container:
@@ -180,8 +182,9 @@ class ContainerService:
         if nm not in ("default", "bridge"):
             raise InvalidArgument("conflicting options: port publishing and the container type network mode")
         if self.bridge is None:
-            raise InvalidArgument("published ports (-p, -P) need the default bridge: this daemon runs with "
-                                  "--bridge=none")
+            field = "HostConfig.PortBindings" if hc.get("PortBindings") else "HostConfig.PublishAllPorts"
+            raise InvalidArgument(f"{field}: published ports (-p, -P) need the default bridge: this daemon runs "
+                                  "with --bridge=none")
         parse_ports(hc, cfg.config.get("ExposedPorts") or {})
 
     def _check_joins(self, hc: dict[str, Any], start: bool) -> dict[str, str]:
@@ -956,8 +959,8 @@ class ContainerService:
                 if c.state.endpoint and not c.state.running:
                     c.state.endpoint = {}
                     self._persist(c)
-            await asyncio.to_thread(self.bridge.restore, {c.id: c.state.endpoint for c in self.by_id.values()
-                                                          if c.state.running and c.state.endpoint})
+            await asyncio.to_thread(self.bridge.restore, self._endpoints())
+            self._fw_task = asyncio.create_task(self._watch_firewall())
         self._spawn(asyncio.to_thread(trash.empty, self.paths.data_root / "trash"))   # what a crash left
         self._remove_leftovers()
         await self._remove_runtime_leftovers()
@@ -969,6 +972,25 @@ class ContainerService:
                     c.cfg.host_config.get("RestartPolicy") or {}, c.state.exit_code, c.state.manually_stopped,
                     not c.state.started_at.startswith("0001")):
                 self._spawn(self._boot_start(c))
+
+    def _endpoints(self) -> dict[str, dict[str, Any]]:
+        return {c.id: c.state.endpoint for c in self.by_id.values() if c.state.running and c.state.endpoint}
+
+    async def _watch_firewall(self) -> None:
+        """Every second: if the bridge or a rule of ours is gone (a firewall flush, a firewalld
+        reload, a deleted link), make them again — dockerd does not (moby #12294)."""
+        assert self.bridge is not None
+        while not self.shutting_down:
+            await asyncio.sleep(FIREWALL_CHECK)
+            try:
+                if any(c.lock.locked() for c in self.by_id.values()):
+                    continue   # a start or stop is changing the rules: next time
+                eps = self._endpoints()
+                if not await asyncio.to_thread(self.bridge.intact, eps):
+                    log.warning("the bridge or its firewall rules were changed behind our back: making them again")
+                    await asyncio.to_thread(self.bridge.repair, eps)
+            except (OSError, EngineError) as e:
+                log.warning("checking the firewall rules: %s", e)
 
     def monitor_alive(self) -> bool:
         """Whether the monitor whose pid file is in the exec root runs."""
@@ -1051,6 +1073,8 @@ class ContainerService:
     async def shutdown(self, live_restore: bool) -> None:
         """Without live-restore, stop every container (as dockerd does) and end the monitor."""
         self.shutting_down = True
+        if self._fw_task is not None:
+            self._fw_task.cancel()
         for c in self.by_id.values():
             if c.restart_task is not None:
                 c.restart_task.cancel()

@@ -93,8 +93,23 @@ class Bridge:
             self.rules.remove()
         links.delete_link(self.cfg.name)
 
-    def intact(self) -> bool:
-        return not self.cfg.iptables or self.rules.intact()
+    def intact(self, endpoints: dict[str, dict[str, Any]]) -> bool:
+        """Whether the bridge and every rule of ours are there for these (running) endpoints."""
+        if links.index_of(self.cfg.name) is None:
+            return False
+        return not self.cfg.iptables or self.rules.intact(sum(len(ep.get("ports") or []) for ep in endpoints.values()))
+
+    def repair(self, endpoints: dict[str, dict[str, Any]]) -> None:
+        """Make the bridge and the rules again (someone flushed the firewall or deleted the link)."""
+        links.ensure_bridge(self.cfg.name, self.gateway, ipaddress.ip_network(self.subnet).prefixlen, self.cfg.mtu)
+        if not self.cfg.iptables:
+            return
+        self.rules.install()
+        self.rules.flush_ports()
+        for cid, ep in endpoints.items():
+            ports = [Port(**p) for p in ep.get("ports") or []]
+            if ports:
+                self.rules.publish(cid, ep["ip"], ports)
 
     # --- endpoints ----------------------------------------------------------------------------------
     def netns_path(self, cid: str) -> str:

@@ -76,10 +76,19 @@ class Rules:
                 if not _ipt("-t", table, "-C", chain, *rule, *COMMENT, check=False):
                     _ipt("-t", table, "-I", chain, "1", *rule, *COMMENT)
 
-    def intact(self) -> bool:
-        """Whether the jumps are all still there (someone may have flushed the tables)."""
+    def intact(self, ports: int) -> bool:
+        """Whether every jump and rule of ours is still there (`iptables -F`, `nft flush ruleset`
+        or a firewalld reload remove them); `ports`: how many DNAT rules there should be."""
         with _lock:
-            return all(_ipt("-t", t, "-C", c, *r, *COMMENT, check=False) for t, c, r in self._jumps())
+            filt = subprocess.run(["iptables", "-w", "5", "-S"], capture_output=True, text=True).stdout
+            nat = subprocess.run(["iptables", "-w", "5", "-t", "nat", "-S"], capture_output=True, text=True).stdout
+        jumps = [f"-A FORWARD -m comment --comment dockyard -j {self.fwd}",
+                 f"-A PREROUTING -m addrtype --dst-type LOCAL -m comment --comment dockyard -j {self.nat}",
+                 f"-A OUTPUT -m addrtype --dst-type LOCAL -m comment --comment dockyard -j {self.nat}",
+                 f"-A POSTROUTING -m comment --comment dockyard -j {self.post}"]
+        text = filt + nat
+        return (all(j in text for j in jumps) and filt.count(f"-A {self.fwd} ") == 4
+                and nat.count(f"-A {self.post} ") == 3 and nat.count(f"-A {self.nat} ") == ports)
 
     def remove(self) -> None:
         """Jumps, then chains (with their rules)."""

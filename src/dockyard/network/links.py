@@ -72,6 +72,12 @@ def ensure_bridge(name: str, address: str, prefix: int, mtu: int) -> None:
         r.link("set", index=idx, state="up")
 
 
+def index_of(name: str) -> int | None:
+    """A host link's index, None if there is none."""
+    with ipr() as r:
+        return index(r, name)
+
+
 def delete_link(name: str) -> bool:
     """Delete a host link (a veth's other end goes with it); False if there was none."""
     with ipr() as r:

@@ -202,9 +202,11 @@ class ImagesRouter:
             try:
                 job.result()
             except EngineError as e:
+                await reader.discard_rest()
                 await json_line(resp, {"errorDetail": {"message": e.message}, "error": e.message})
             except Exception as e:  # noqa: BLE001 - reported in the stream, as dockerd does
                 log.exception("loading an image archive")
+                await reader.discard_rest()
                 msg = describe(e)
                 await json_line(resp, {"errorDetail": {"message": msg}, "error": msg})
         await resp.write_eof()
