@@ -40,9 +40,15 @@ def _links(prefix: str) -> list[str]:
     return [ln.split(":")[1].strip().split("@")[0] for ln in out.splitlines() if ln.split(":")[1].strip().startswith(prefix)]
 
 
-def _on_bridge(bridge: str) -> list[str]:
-    out = subprocess.run(["ip", "-o", "link", "show", "master", bridge], capture_output=True, text=True).stdout
-    return [ln.split(":")[1].strip().split("@")[0] for ln in out.splitlines()]
+def _on_bridge(bridge: str, settle: float = 2.0) -> list[str]:
+    """The links on the bridge (a removed container's veth goes a moment later: waited for)."""
+    deadline = time.time() + settle
+    while True:
+        out = subprocess.run(["ip", "-o", "link", "show", "master", bridge], capture_output=True, text=True).stdout
+        names = [ln.split(":")[1].strip().split("@")[0] for ln in out.splitlines()]
+        if not names or time.time() > deadline:
+            return names
+        time.sleep(0.05)
 
 
 def _netns(d) -> list[str]:
@@ -86,7 +92,7 @@ def test_containers_on_the_default_bridge_reach_each_other(bridged):
     assert ip.startswith(gw.rsplit(".", 1)[0] + ".") and ip != gw and ns["Gateway"] == gw
     assert ns["IPPrefixLen"] == 24 and ns["MacAddress"] == "02:42:" + ":".join(f"{int(b):02x}" for b in ip.split("."))
     assert ns["Networks"]["bridge"]["IPAddress"] == ip
-    assert len(_on_bridge(bridge)) == 1
+    assert len(_on_bridge(bridge, 0)) == 1
     probe = c.create_container("busybox", ["sh", "-c", f"sleep 0.3; printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc {ip} 80 "
                                                         f"| tail -1; ip -4 -o addr show eth0; ip route; tail -1 /etc/hosts; "
                                                         f"ping -c1 -W2 {gw} >/dev/null && echo gateway-ok"])
@@ -175,7 +181,8 @@ def test_kill9_and_restart_keep_a_running_container_s_ports_and_drop_the_rest(br
     c = docker.APIClient(base_url=d.host, version="1.41")
     assert _get(port) == "hello-kept\n"   # the rules were made again for it
     c.remove_container(gone, force=True)
-    assert len(_on_bridge(bridge)) == 1
+    time.sleep(0.5)
+    assert len(_on_bridge(bridge, 0)) == 1
     c.remove_container(web, force=True)
     assert _on_bridge(bridge) == [] and not _netns(d)
     assert f"--dport {port}" not in _rules()

@@ -607,10 +607,14 @@ class ContainerService:
     async def _detach(self, c: Container) -> None:
         """The container's endpoint on the bridge, once its processes are gone."""
         if c.state.endpoint and self.bridge is not None:
+            ep = c.state.endpoint
             try:
-                await asyncio.to_thread(self.bridge.detach, c.id, c.state.endpoint)
+                await asyncio.to_thread(self.bridge.detach, c.id, ep, False)
             except (OSError, EngineError) as e:
                 log.warning("removing the network endpoint of %s: %s", c.id[:12], e)
+            if ep.get("veth"):   # usually gone with the namespace already: made sure of, off the exit path
+                from ..network import links
+                self._spawn(asyncio.to_thread(links.delete_link, ep["veth"]))
         c.state.endpoint = {}
 
     def _unmount(self, c: Container) -> None:

@@ -155,15 +155,17 @@ class Bridge:
             out.append(Port(ip, s.getsockname()[1], proto, cp))
         return held, out
 
-    def detach(self, cid: str, ep: dict[str, Any]) -> None:
-        """Undo attach (what of it exists)."""
+    def detach(self, cid: str, ep: dict[str, Any], unplug: bool = True) -> None:
+        """Undo attach (what of it exists). The veth goes with the namespace once nothing holds
+        it (the kernel does that on its own time); `unplug` also deletes it now — deleting a link
+        waits for the kernel (~20 ms), so the daemon does that off a container's exit path."""
         if ep.get("ports") and self.cfg.iptables:
             self.rules.unpublish(cid, ep["ip"], [Port(**p) for p in ep["ports"]])
         for s in self.reserved.pop(cid, []):
             s.close()
-        if ep.get("veth"):
-            links.delete_link(ep["veth"])
         netns.remove(ep.get("netns") or self.netns_path(cid))
+        if unplug and ep.get("veth"):
+            links.delete_link(ep["veth"])
         if ep.get("ip"):
             self.pool.give_back(ep["ip"])
 
