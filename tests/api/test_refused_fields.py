@@ -20,8 +20,7 @@ SAMPLES = {
     "HostConfig.IOMaximumBandwidth": 1000, "HostConfig.Binds": ["/tmp:/h"],
     "HostConfig.VolumeDriver": "local",
     "HostConfig.VolumesFrom": ["other"], "HostConfig.Mounts": [{"Type": "tmpfs", "Target": "/t"}],
-    "HostConfig.Dns": ["127.0.0.1"], "HostConfig.DnsOptions": ["ndots:2"], "HostConfig.DnsSearch": ["example"],
-    "HostConfig.ExtraHosts": ["h:127.0.0.1"], "HostConfig.Cgroup": "container:x", "HostConfig.Links": ["a:b"],
+    "HostConfig.Cgroup": "container:x", "HostConfig.Links": ["a:b"],
     "HostConfig.StorageOpt": {"size": "1G"}, "HostConfig.Tmpfs": {"/t": ""},
 }
 REFUSED = sorted(f"{w}.{k}" for w, t in (("Config", fields.CONFIG), ("HostConfig", fields.HOST_CONFIG))
@@ -144,5 +143,5 @@ def test_values_docker_rejects(client, hc, message):
 
 def test_docker_py_create_still_refuses_cleanly(client):
     with pytest.raises(docker.errors.APIError) as e:
-        client.containers.create("busybox", ["true"], dns=["127.0.0.1"])
-    assert e.value.status_code == 400 and "HostConfig.Dns" in str(e.value)
+        client.containers.create("busybox", ["true"], links={"other": "alias"})
+    assert e.value.status_code == 400 and "HostConfig.Links" in str(e.value)

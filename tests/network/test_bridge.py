@@ -226,3 +226,41 @@ def test_flushed_rules_are_made_again_within_two_seconds(bridged):
     assert f"-A FORWARD -m comment --comment dockyard -j DY-FWD-{bridge}" in _rules()
     c.remove_container(web, force=True)
     c.close()
+
+
+def test_dns_options_and_extra_hosts(bridged):
+    """--dns, --dns-search, --dns-option replace the host's lines; --add-host adds /etc/hosts lines,
+    host-gateway being the bridge's address; bad values are dockerd's errors."""
+    if not DOCKER:
+        pytest.skip("Debian's docker CLI is not installed")
+    d, _, gw = bridged
+    p = subprocess.run([DOCKER, "run", "--rm", "--dns", "10.0.0.53", "--dns", "10.0.0.54", "--dns-search",
+                        "example.test", "--dns-option", "ndots:2", "--add-host", "db:10.1.2.3", "--add-host",
+                        "gw:host-gateway", "busybox", "cat", "/etc/resolv.conf", "/etc/hosts"],
+                       env=d.env(), capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[:4] == ["nameserver 10.0.0.53", "nameserver 10.0.0.54", "search example.test", "options ndots:2"]
+    assert "10.1.2.3\tdb" in lines and f"{gw}\tgw" in lines, lines
+    with docker.APIClient(base_url=d.host, version="1.41") as c:   # the docker CLI checks it itself
+        with pytest.raises(docker.errors.APIError) as e:
+            c.create_container("busybox", ["true"], host_config=c.create_host_config(dns=["not-an-ip"]))
+        assert e.value.status_code == 400 and "IP address is not correctly formatted: not-an-ip" in str(e.value)
+        with pytest.raises(docker.errors.APIError) as e:
+            c.create_container("busybox", ["true"], host_config=c.create_host_config(extra_hosts=["nocolon"]))
+        assert e.value.status_code == 400 and "bad format for add-host" in str(e.value)
+
+
+def test_host_gateway_needs_the_bridge(fresh_daemon):
+    d = fresh_daemon()   # --bridge=none
+    c = docker.APIClient(base_url=d.host, version="1.41")
+    with pytest.raises(docker.errors.APIError) as e:
+        c.create_container("busybox", ["true"], host_config=c.create_host_config(extra_hosts={"gw": "host-gateway"}))
+    assert e.value.status_code == 400 and "host-gateway" in str(e.value.explanation)
+    ctr = c.create_container("busybox", ["cat", "/etc/hosts"], host_config=c.create_host_config(
+        extra_hosts={"db": "10.1.2.3"}))
+    c.start(ctr)
+    c.wait(ctr)
+    assert "10.1.2.3\tdb" in c.logs(ctr).decode()
+    c.remove_container(ctr)
+    c.close()

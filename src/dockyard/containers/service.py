@@ -151,6 +151,10 @@ class ContainerService:
         userns.check_create(cfg.host_config, self.remap)
         self._check_joins(cfg.host_config, start=False)
         self._check_ports(cfg, warnings)
+        etcfiles.check(cfg.host_config)
+        if any(str(x).endswith(("host-gateway",)) for x in cfg.host_config.get("ExtraHosts") or []) \
+                and self.bridge is None:
+            etcfiles.extra_host("x:host-gateway", "")   # refused: dockerd's message
         if not name:
             name = names.generate({c.name for c in self.by_id.values()})
         self.paths.data(cfg.id).mkdir(parents=True)
@@ -281,7 +285,13 @@ class ContainerService:
             await asyncio.to_thread(self._mount_rootfs, c, remap)
         try:
             nm = cfg.host_config.get("NetworkMode", "default")
-            files = etcfiles.write(str(self.paths.data(cid)), cfg.config["Hostname"], cfg.config.get("Domainname", ""), nm)
+            hc = cfg.host_config
+            gateway = self.bridge.gateway if self.bridge is not None else ""
+            dns = etcfiles.DnsConfig(list(hc.get("Dns") or []), list(hc.get("DnsSearch") or []),
+                                     list(hc.get("DnsOptions") or []),
+                                     [etcfiles.extra_host(str(x), gateway) for x in hc.get("ExtraHosts") or []])
+            files = etcfiles.write(str(self.paths.data(cid)), cfg.config["Hostname"], cfg.config.get("Domainname", ""),
+                                   nm, dns)
             if remap is not None:   # the container's root owns them, as in Docker
                 for f in files.values():
                     os.chown(f, remap.uid, remap.gid)
