@@ -264,3 +264,31 @@ def test_host_gateway_needs_the_bridge(fresh_daemon):
     assert "10.1.2.3\tdb" in c.logs(ctr).decode()
     c.remove_container(ctr)
     c.close()
+
+
+def test_container_network_mode_joins_the_donor(bridged):
+    """`--network container:web`: the same namespace (the donor's address, its httpd on
+    localhost), the donor's /etc/hosts; refused while the donor is not running, and with -p."""
+    d, _, _ = bridged
+    c = docker.APIClient(base_url=d.host, version="1.41")
+    web = c.create_container("busybox", HTTPD, hostname="web", name="web")
+    joiner = c.create_container("busybox", ["sh", "-c", "ip -4 -o addr show eth0; printf 'GET / HTTP/1.0\\r\\n\\r\\n' "
+                                            "| nc 127.0.0.1 80 | tail -1; tail -1 /etc/hosts"],
+                                host_config=c.create_host_config(network_mode="container:web"))
+    with pytest.raises(docker.errors.APIError) as e:
+        c.start(joiner)
+    assert "cannot join network of a non running container: web" in str(e.value.explanation)
+    c.start(web)
+    ip = c.inspect_container(web)["NetworkSettings"]["IPAddress"]
+    time.sleep(0.3)
+    c.start(joiner)
+    assert c.wait(joiner)["StatusCode"] == 0
+    out = c.logs(joiner).decode()
+    assert f"inet {ip}/24" in out and "hello-web" in out and out.splitlines()[-1] == f"{ip}\tweb", out
+    with pytest.raises(docker.errors.APIError) as e:
+        c.create_container("busybox", ["true"], host_config=c.create_host_config(
+            network_mode="container:web", port_bindings={80: 8080}))
+    assert e.value.status_code == 400 and "conflicting options" in str(e.value.explanation)
+    c.remove_container(joiner)
+    c.remove_container(web, force=True)
+    c.close()

@@ -178,9 +178,17 @@ def build(body: dict[str, Any], img: Image, runtime: str, default_runtime: str, 
     if hc["Runtime"] not in known_runtimes:
         raise InvalidArgument(f"Unknown runtime specified {hc['Runtime']}")
     nm = hc.get("NetworkMode") or "default"
-    if nm not in NETWORK_MODES:
-        raise InvalidArgument(f"network {nm} not found" if not nm.startswith("container:") else
-                              f"network mode {nm} is not supported yet")
+    if nm.startswith("container:"):
+        if not nm[10:]:
+            raise InvalidArgument("invalid network mode: container: needs a container name or ID")
+        for key, what in (("Dns", "dns"), ("DnsSearch", "dns-search"), ("DnsOptions", "dns-option"),
+                          ("ExtraHosts", "add-host"), ("PortBindings", "port publishing")):
+            if hc.get(key):
+                raise InvalidArgument(f"conflicting options: {what} and the network mode")
+        if body.get("Hostname"):
+            raise InvalidArgument("conflicting options: hostname and the network mode")
+    elif nm not in NETWORK_MODES:
+        raise InvalidArgument(f"network {nm} not found")
     hc["NetworkMode"] = nm
     rp = hc["RestartPolicy"] = restart.validate(hc.get("RestartPolicy"))
     if hc.get("AutoRemove") and rp.get("Name") not in (None, "", "no"):

@@ -105,7 +105,7 @@ HOST_CONFIG: dict[str, Field] = {
     "Binds": _no(_VOL),
     "ContainerIDFile": _r("written by the client, recorded as Docker does"),
     "LogConfig": _a("json-file log driver and its max-size/max-file"),
-    "NetworkMode": _a("default/bridge (the default bridge; lo only with --bridge=none), none, host"),
+    "NetworkMode": _a("default/bridge (the default bridge; lo only with --bridge=none), none, host, container:NAME"),
     "PortBindings": _a("DNAT rules on the default bridge, host ports held (refused with --bridge=none)"),
     "RestartPolicy": _a("restart manager"),
     "AutoRemove": _a("removed when it exits"),

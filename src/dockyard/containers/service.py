@@ -210,7 +210,26 @@ class ContainerService:
                 if not donor.state.running or not donor.state.pid:
                     raise Conflict(f"cannot join {what} of a non running container: {mode[10:]}")
                 join[ns] = f"/proc/{donor.state.pid}/ns/{ns}"
+        nm = hc.get("NetworkMode") or ""
+        if nm.startswith("container:"):   # the donor's network namespace, whichever it has at this start
+            try:
+                donor = self.lookup(nm[10:])
+            except NotFound:
+                raise InvalidArgument(f"No such container: {nm[10:]}") from None
+            if start:
+                if not donor.state.running or not donor.state.pid:
+                    raise Conflict(f"cannot join network of a non running container: {nm[10:]}")
+                join["network"] = donor.state.endpoint.get("netns") or f"/proc/{donor.state.pid}/ns/net"
         return join
+
+    def _donor_files(self, hc: dict[str, Any]) -> dict[str, str] | None:
+        """`container:` network mode: the donor's /etc/hosts, resolv.conf and hostname, as dockerd."""
+        nm = hc.get("NetworkMode") or ""
+        if not nm.startswith("container:"):
+            return None
+        donor = self.lookup(nm[10:])
+        d = self.paths.data(donor.id)
+        return {f"/etc/{n}": str(d / n) for n in ("hostname", "hosts", "resolv.conf") if (d / n).exists()}
 
     def _init_layer(self, image_top: str | None) -> str:
         """The init layer for an image's containers (see rootfs_init), made once per image and
@@ -306,6 +325,9 @@ class ContainerService:
             if cwd != "/":
                 await asyncio.to_thread(etcfiles.make_workdir, str(rootfs), cwd)
             join = self._check_joins(cfg.host_config, start=True)
+            donor_files = self._donor_files(cfg.host_config)
+            if donor_files:
+                files = donor_files
             if self.bridge is not None and nm in ("default", "bridge"):
                 ep = await asyncio.to_thread(self.bridge.attach, cid, cfg.host_config,
                                              cfg.config.get("ExposedPorts") or {})
