@@ -278,3 +278,17 @@ def serve_http(handler: type) -> tuple[str, Callable[[], None]]:
         srv.shutdown()
         srv.server_close()
     return f"127.0.0.1:{srv.server_address[1]}", stop
+
+
+def rootfs_with_file(base_tar: Path, name: str, data: bytes) -> bytes:
+    """A rootfs tar: `base_tar`'s members plus the file `name` (a layer no other image has)."""
+    import io
+    import tarfile
+    out = io.BytesIO()
+    with tarfile.open(base_tar) as src, tarfile.open(fileobj=out, mode="w") as dst:
+        for m in src.getmembers():
+            dst.addfile(m, src.extractfile(m) if m.isfile() else None)
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        dst.addfile(info, io.BytesIO(data))
+    return out.getvalue()

@@ -7,18 +7,16 @@ builder yet.)"""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
-import tarfile
 import time
 from pathlib import Path
 
 import docker
 import pytest
 
-from ..helpers import Daemon, mounts_under
+from ..helpers import Daemon, mounts_under, rootfs_with_file
 
 pytestmark = pytest.mark.root
 
@@ -33,18 +31,6 @@ def _fill(path: Path) -> None:
             except OSError as e:
                 assert e.errno == 28, e
     os.sync()
-
-
-def _image_tar(extra: bytes, base_tar: Path) -> bytes:
-    """busybox's rootfs plus a file of its own: a layer no other image shares."""
-    out = io.BytesIO()
-    with tarfile.open(base_tar) as src, tarfile.open(fileobj=out, mode="w") as dst:
-        for m in src.getmembers():
-            dst.addfile(m, src.extractfile(m) if m.isfile() else None)
-        info = tarfile.TarInfo("extra.bin")
-        info.size = len(extra)
-        dst.addfile(info, io.BytesIO(extra))
-    return out.getvalue()
 
 
 def _store(data: Path) -> tuple[list[str], list[str]]:
@@ -69,7 +55,7 @@ def test_full_disk(tmp_path, busybox_tar):
         d.start()
         c = docker.APIClient(base_url=d.host, version="1.41", timeout=120)
         c.import_image_from_data(busybox_tar.read_bytes(), repository="busybox", tag="latest")
-        big = _image_tar(os.urandom(4 << 20), busybox_tar)
+        big = rootfs_with_file(busybox_tar, "extra.bin", os.urandom(4 << 20))
         c.import_image_from_data(big, repository="big", tag="1")
         saved = b"".join(c.get_image("big:1"))
         c.remove_image("big:1")

@@ -4,18 +4,16 @@ our own daemon saved (schema2 with gzip layers, and the OCI format)."""
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import socket
 import subprocess
-import tarfile
 import time
 from pathlib import Path
 
 import pytest
 
-from ..helpers import free_port
+from ..helpers import free_port, rootfs_with_file
 
 USER, PASSWORD = "dy-user", "s3cret-pw"
 LOGS: dict[str, Path] = {}   # registry address → its log (requests at level info)
@@ -143,11 +141,4 @@ def save_image(daemon, name: str, dest: Path) -> Path:
 
 def busybox_with_random_file(base_tar: Path, size: int) -> bytes:
     """A rootfs tar: busybox's, plus `big.bin` of `size` random bytes (a layer no registry has)."""
-    out = io.BytesIO()
-    with tarfile.open(base_tar) as src, tarfile.open(fileobj=out, mode="w") as dst:
-        for m in src.getmembers():
-            dst.addfile(m, src.extractfile(m) if m.isfile() else None)
-        info = tarfile.TarInfo("big.bin")
-        info.size = size
-        dst.addfile(info, io.BytesIO(os.urandom(size)))
-    return out.getvalue()
+    return rootfs_with_file(base_tar, "big.bin", os.urandom(size))
