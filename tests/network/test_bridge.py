@@ -292,3 +292,34 @@ def test_container_network_mode_joins_the_donor(bridged):
     c.remove_container(joiner)
     c.remove_container(web, force=True)
     c.close()
+
+
+def test_predefined_networks_with_the_docker_cli_and_docker_py(bridged):
+    """`docker network ls|inspect|rm` and docker-py's networks API see bridge, host and none; the
+    bridge lists its running containers; predefined networks cannot be removed (403); creating
+    a network is refused (501) until user-defined networks are built; `docker system prune`
+    (which prunes networks too) works."""
+    d, bridge, gw = bridged
+    c = docker.DockerClient(base_url=d.host, version="1.41")
+    assert sorted(n.name for n in c.networks.list()) == ["bridge", "host", "none"]
+    ctr = c.containers.run("busybox", ["sleep", "100"], detach=True)
+    net = c.networks.get("bridge")
+    assert net.attrs["IPAM"]["Config"] == [{"Subnet": gw.rsplit(".", 1)[0] + ".0/24", "Gateway": gw}]
+    assert net.attrs["Options"]["com.docker.network.bridge.name"] == bridge
+    assert list(net.attrs["Containers"]) == [ctr.id]
+    with pytest.raises(docker.errors.APIError) as e:
+        c.networks.create("mine")
+    assert e.value.status_code == 501 and "not supported yet" in str(e.value.explanation)
+    if DOCKER:
+        env = d.env()
+        ls = subprocess.run([DOCKER, "network", "ls", "--format", "{{.Name}} {{.Driver}}"], env=env,
+                            capture_output=True, text=True)
+        assert ls.stdout.split("\n")[:3] == ["bridge bridge", "host host", "none null"], ls.stdout + ls.stderr
+        rm = subprocess.run([DOCKER, "network", "rm", "bridge"], env=env, capture_output=True, text=True)
+        assert rm.returncode != 0 and "pre-defined network and cannot be removed" in rm.stderr, rm.stderr
+        ctr.remove(force=True)
+        prune = subprocess.run([DOCKER, "system", "prune", "-f"], env=env, capture_output=True, text=True)
+        assert prune.returncode == 0 and "Total reclaimed space" in prune.stdout, prune.stderr
+    else:
+        ctr.remove(force=True)
+    c.close()

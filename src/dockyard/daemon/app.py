@@ -90,6 +90,9 @@ def build_services(cfg: Config) -> Services:
     SystemRouter(system).routes(routes)
     ImagesRouter(images).routes(routes)
     ContainersRouter(containers, ContainerFS(containers)).routes(routes)
+    from ..api.routers.networks import NetworksRouter
+    from ..images.service import now_iso
+    NetworksRouter(containers, now_iso()).routes(routes)
     EventsRouter(bus).routes(routes)
     ExecsRouter(ExecService(containers)).routes(routes)
     return Services(meta, images, containers, system, make_app(routes), bus)
