@@ -323,3 +323,12 @@ def test_predefined_networks_with_the_docker_cli_and_docker_py(bridged):
     else:
         ctr.remove(force=True)
     c.close()
+    env = d.env()
+    dy = subprocess.run([str(BIN / "dockyard"), "network", "ls"], env=env, capture_output=True, text=True)
+    assert dy.stdout.splitlines()[0].split() == ["NETWORK", "ID", "NAME", "DRIVER", "SCOPE"], dy.stdout
+    assert [ln.split()[1] for ln in dy.stdout.splitlines()[1:]] == ["bridge", "host", "none"], dy.stdout
+    dy = subprocess.run([str(BIN / "dockyard"), "network", "inspect", "-f", "{{.Driver}}", "bridge", "none"], env=env,
+                        capture_output=True, text=True)
+    assert dy.stdout == "bridge\nnull\n", dy.stdout + dy.stderr
+    dy = subprocess.run([str(BIN / "dockyard"), "network", "create", "mine"], env=env, capture_output=True, text=True)
+    assert dy.returncode == 1 and "not supported yet" in dy.stderr, dy.stderr

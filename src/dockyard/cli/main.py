@@ -40,6 +40,10 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
                   "update": ("run", "update"), "inspect": ("inspect", "container_inspect"), "prune": ("containers", "prune"),
                   "export": ("filesystem", "export"), "commit": ("filesystem", "commit"),
                   "diff": ("filesystem", "diff"), "cp": ("filesystem", "cp")},
+    "network": {"ls": ("networks", "ls"), "list": ("networks", "ls"), "inspect": ("inspect", "network_inspect"),
+                "rm": ("networks", "rm"), "remove": ("networks", "rm"), "prune": ("networks", "prune"),
+                "create": ("networks", "create"), "connect": ("networks", "connect"),
+                "disconnect": ("networks", "disconnect")},
     "system": {"info": ("system", "info"), "df": ("system", "df"), "events": ("system", "events"),
                "prune": ("system", "prune")},
 }

@@ -1,4 +1,4 @@
-"""inspect (containers first, then images), image inspect, container inspect."""
+"""inspect (containers first, then images, networks with --type), image/container/network inspect."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def _parser(prog: str) -> Parser:
     p = Parser(prog, "[OPTIONS] NAME|ID [NAME|ID...]")
     p.add_argument("-f", "--format")
     p.add_argument("-s", "--size", action="store_true")
-    p.add_argument("--type", choices=["container", "image"])
+    p.add_argument("--type", choices=["container", "image", "network"])
     p.add_argument("names", nargs="*")
     return p
 
@@ -36,6 +36,8 @@ def _run(cli: Client, prog: str, args: list[str], kinds: tuple[str, ...]) -> int
             try:
                 if k == "container":
                     obj = cli.json("GET", f"/containers/{n}/json", {"size": 1 if ns.size else None})
+                elif k == "network":
+                    obj = cli.json("GET", f"/networks/{n}")
                 else:
                     obj = cli.json("GET", f"/images/{n}/json")
                 break
@@ -69,6 +71,11 @@ def inspect(cli: Client, prog: str, args: list[str]) -> int:
 def image_inspect(cli: Client, prog: str, args: list[str]) -> int:
     """`dockyard image inspect`."""
     return _run(cli, prog, args, ("image",))
+
+
+def network_inspect(cli: Client, prog: str, args: list[str]) -> int:
+    """`dockyard network inspect`."""
+    return _run(cli, prog, args, ("network",))
 
 
 def container_inspect(cli: Client, prog: str, args: list[str]) -> int:
