@@ -7,9 +7,12 @@ thread enters the namespace (setns affects only that thread), opens the socket a
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
-from collections.abc import Iterator
-from typing import Any
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -18,6 +21,19 @@ from ..errors import Conflict, SystemError_
 from ..linux import syscalls
 
 CLONE_NEWNET = 0x40000000
+# every netlink call runs in this one thread: pyroute2 keeps an event loop per thread, and its
+# objects made in one pool thread and freed in another crashed the interpreter (segfaults seen in CI)
+_NETLINK = ThreadPoolExecutor(1, thread_name_prefix="netlink")
+_T = TypeVar("_T")
+
+
+def _in_netlink_thread(fn: Callable[..., _T]) -> Callable[..., _T]:
+    @functools.wraps(fn)
+    def run(*args: Any, **kw: Any) -> _T:
+        if threading.current_thread().name.startswith("netlink"):
+            return fn(*args, **kw)
+        return _NETLINK.submit(fn, *args, **kw).result()
+    return run
 
 
 @contextlib.contextmanager
@@ -49,6 +65,7 @@ def index(r: Any, name: str) -> int | None:
     return int(found[0]) if found else None
 
 
+@_in_netlink_thread
 def ensure_bridge(name: str, address: str, prefix: int, mtu: int) -> None:
     """The bridge, up, with the gateway address (made if missing; an existing one is used as it
     is if it holds the address)."""
@@ -72,12 +89,14 @@ def ensure_bridge(name: str, address: str, prefix: int, mtu: int) -> None:
         r.link("set", index=idx, state="up")
 
 
+@_in_netlink_thread
 def index_of(name: str) -> int | None:
     """A host link's index, None if there is none."""
     with ipr() as r:
         return index(r, name)
 
 
+@_in_netlink_thread
 def delete_link(name: str) -> bool:
     """Delete a host link (a veth's other end goes with it); False if there was none."""
     with ipr() as r:
@@ -91,6 +110,7 @@ def delete_link(name: str) -> bool:
         return True
 
 
+@_in_netlink_thread
 def enslaved_to(bridge: str) -> list[str]:
     """Names of the links on a bridge."""
     with ipr() as r:
@@ -101,6 +121,7 @@ def enslaved_to(bridge: str) -> list[str]:
                       if link.get_attr("IFLA_MASTER") == br)
 
 
+@_in_netlink_thread
 def plug(netns: str, bridge: str, host_name: str, address: str, prefix: int, gateway: str, mac: str,
          mtu: int) -> None:
     """A veth pair: `host_name` on the bridge, the other end moved into the namespace as `eth0`
