@@ -31,8 +31,25 @@ def bridged(fresh_daemon):
     d = fresh_daemon("--bridge", name, "--bip", f"10.213.{net}.1/24")
     yield d, name, f"10.213.{net}.1"
     d.cleanup()
-    assert not _links(name), "the bridge outlived its daemon"
-    assert name not in _rules(), "iptables rules outlived the daemon"
+    left_links, left_rules = _links(name), name in _rules()
+    _remove_bridge(name)   # what a daemon that died left: gone from the host whatever the verdict
+    assert not left_links, "the bridge outlived its daemon"
+    assert not left_rules, "iptables rules outlived the daemon"
+
+
+def _remove_bridge(name: str) -> None:
+    subprocess.run(["ip", "link", "del", name], capture_output=True)
+    ipt = ["iptables", "-w"]
+    subprocess.run([*ipt, "-D", "FORWARD", "-m", "comment", "--comment", "dockyard", "-j", f"DY-FWD-{name}"],
+                   capture_output=True)
+    for chain in ("PREROUTING", "OUTPUT"):
+        subprocess.run([*ipt, "-t", "nat", "-D", chain, "-m", "addrtype", "--dst-type", "LOCAL", "-m", "comment",
+                        "--comment", "dockyard", "-j", f"DY-NAT-{name}"], capture_output=True)
+    subprocess.run([*ipt, "-t", "nat", "-D", "POSTROUTING", "-m", "comment", "--comment", "dockyard", "-j",
+                    f"DY-POST-{name}"], capture_output=True)
+    for table, chain in (("filter", "DY-FWD"), ("nat", "DY-NAT"), ("nat", "DY-POST")):
+        subprocess.run([*ipt, "-t", table, "-F", f"{chain}-{name}"], capture_output=True)
+        subprocess.run([*ipt, "-t", table, "-X", f"{chain}-{name}"], capture_output=True)
 
 
 def _links(prefix: str) -> list[str]:
