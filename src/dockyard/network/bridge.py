@@ -8,10 +8,10 @@ Blocking: run in worker threads."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import socket
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,7 +76,6 @@ class Bridge:
         self.rules = firewall.Rules(cfg.name, self.subnet, cfg.icc)
         self.ns_dir = os.path.join(run_dir, "netns")
         self.reserved: dict[str, list[socket.socket]] = {}   # container → sockets holding its host ports
-        self.lock = threading.Lock()
 
     # --- the bridge itself ------------------------------------------------------------------------
     def setup(self) -> None:
@@ -125,7 +124,7 @@ class Bridge:
                               "prefix": ipaddress.ip_network(self.subnet).prefixlen, "mac": _mac(ip),
                               "veth": "dy" + cid[:11], "bridge": self.cfg.name, "ports": []}
         try:
-            held, published = self._reserve(cid, ports)
+            published = self._reserve(cid, ports)
             ep["ports"] = [p.__dict__ for p in published]
             netns.create(path)
             links.plug(path, self.cfg.name, ep["veth"], ip, ep["prefix"], self.gateway, ep["mac"], self.cfg.mtu)
@@ -136,24 +135,21 @@ class Bridge:
             raise
         return ep
 
-    def _reserve(self, cid: str, ports: list[tuple[str, int, str, int]]) -> tuple[list[socket.socket], list[Port]]:
+    def _reserve(self, cid: str, ports: list[tuple[str, int, str, int]]) -> list[Port]:
         """Bind each host port (a random one for port 0) and keep the socket, so nothing else on
         the host takes it while the kernel forwards it: Docker's error if one is taken."""
         held: list[socket.socket] = []
         out: list[Port] = []
         self.reserved[cid] = held
         for ip, hp, proto, cp in ports:
-            kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
-            s = socket.socket(socket.AF_INET, kind, socket.IPPROTO_SCTP if proto == "sctp" else 0)
             try:
-                s.bind((ip or "0.0.0.0", hp))
+                s = _bind(ip, hp, proto)
             except OSError:
-                s.close()
                 raise Conflict(f"driver failed programming external connectivity on endpoint {cid[:12]}: "
                                f"Bind for {ip or '0.0.0.0'}:{hp} failed: port is already allocated") from None
             held.append(s)
             out.append(Port(ip, s.getsockname()[1], proto, cp))
-        return held, out
+        return out
 
     def detach(self, cid: str, ep: dict[str, Any], unplug: bool = True) -> None:
         """Undo attach (what of it exists). The veth goes with the namespace once nothing holds
@@ -179,12 +175,8 @@ class Bridge:
             ports = [Port(**p) for p in ep.get("ports") or []]
             held: list[socket.socket] = []
             for p in ports:
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if p.proto == "udp" else socket.SOCK_STREAM)
-                try:
-                    s.bind((p.host_ip or "0.0.0.0", p.host_port))
-                    held.append(s)
-                except OSError:
-                    s.close()
+                with contextlib.suppress(OSError):   # taken meanwhile: the rule stands all the same
+                    held.append(_bind(p.host_ip, p.host_port, p.proto))
             self.reserved[cid] = held
             if self.cfg.iptables and ports:
                 self.rules.publish(cid, ep["ip"], ports)
@@ -195,6 +187,18 @@ class Bridge:
         for name in netns.listed(self.ns_dir):
             if name not in endpoints:
                 netns.remove(os.path.join(self.ns_dir, name))
+
+
+def _bind(ip: str, port: int, proto: str) -> socket.socket:
+    """A socket bound to the host port (0: a free one), holding it."""
+    kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
+    s = socket.socket(socket.AF_INET, kind, socket.IPPROTO_SCTP if proto == "sctp" else 0)
+    try:
+        s.bind((ip or "0.0.0.0", port))
+    except OSError:
+        s.close()
+        raise
+    return s
 
 
 def _mac(ip: str) -> str:
