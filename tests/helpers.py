@@ -109,12 +109,10 @@ class Daemon:
             s.close()
 
     def stop(self, timeout: float = 60) -> None:
-        """SIGTERM (stops containers without live-restore) and wait; the asyncio tasks are dumped
-        into the log first (SIGUSR2), to find what a stuck operation waited on. Not the threads'
-        stacks (SIGUSR1): faulthandler's dump of running threads crashed the daemon (segfaults in
-        libpython, the log cut in the middle of the dump) — to be fixed in the daemon."""
+        """SIGTERM (stops containers without live-restore) and wait; every thread's and task's
+        stack is dumped into the log first (SIGUSR1), to find what a stuck operation waited on."""
         if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGUSR2)
+            self.proc.send_signal(signal.SIGUSR1)
             time.sleep(0.1)
             self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(timeout)

@@ -111,7 +111,21 @@ def _freezer(pid: int) -> str | None:
     return None
 
 
-def _check_kernel_matches(c: docker.DockerClient, d) -> None:
+def _check_kernel_matches(c: docker.DockerClient, d, settle: float = 10.0) -> None:
+    """Every record matches the kernel once the daemon has caught up: an exit (or a lost
+    monitor's orphan) is recorded asynchronously, so a mismatch must be gone within `settle`
+    seconds — a record that never converges fails."""
+    deadline = time.monotonic() + settle
+    while True:
+        try:
+            return _records_match_kernel(c, d)
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def _records_match_kernel(c: docker.DockerClient, d) -> None:
     for ctr in c.api.containers(all=True):
         a = c.api.inspect_container(ctr["Id"])
         st, pid = a["State"], a["State"]["Pid"]

@@ -301,3 +301,30 @@ def _gone(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] == "Z"
     except FileNotFoundError:
         return True
+
+
+def test_sigusr1_dumps_every_stack_while_work_runs(fresh_daemon):
+    """SIGUSR1 (as dockerd's) writes every thread's and task's stack to the log and the daemon
+    carries on — repeated while containers start and stop in worker threads (faulthandler's dump
+    from the signal handler crashed the interpreter here once)."""
+    import signal
+    import threading
+    d = fresh_daemon()
+    c = _client(d)
+    stop = threading.Event()
+
+    def churn() -> None:
+        while not stop.is_set():
+            c.containers.run("busybox", ["true"], remove=True)
+    t = threading.Thread(target=churn)
+    t.start()
+    try:
+        for _ in range(20):
+            d.proc.send_signal(signal.SIGUSR1)
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        t.join(60)
+    assert d.proc.poll() is None and d.ping()
+    log = d.log.read_text()
+    assert log.count("thread MainThread:") == 20 and "in serve" in log

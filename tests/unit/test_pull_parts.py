@@ -72,3 +72,26 @@ def test_zstd_and_uncompressed_layers(tmp_path):
 def test_not_gzip_is_a_clear_error(tmp_path):
     with pytest.raises(InvalidArgument, match="cannot decompress"):
         _blob(tmp_path, b"not gzip at all" * 10, "").read()
+
+
+def test_claims_of_blobs_are_shared_then_forgotten():
+    """Two pulls of one layer: the second waits for the first; when both let go, nothing of
+    the digest is kept (the table of blobs in flight does not grow with every pull)."""
+    import threading
+    import time
+
+    from dockyard.registry import pull
+    order: list[str] = []
+    with pull._claim({"sha256:a", "sha256:b"}):
+        assert pull.busy_blobs() == {"sha256:a", "sha256:b"}
+
+        def second() -> None:
+            with pull._claim({"sha256:b"}):
+                order.append("second")
+        t = threading.Thread(target=second)
+        t.start()
+        time.sleep(0.2)
+        order.append("first done")
+    t.join(5)
+    assert order == ["first done", "second"]
+    assert pull.busy_blobs() == set() and pull._inflight == {}

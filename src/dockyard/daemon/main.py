@@ -105,7 +105,8 @@ async def serve(cfg: config_mod.Config) -> None:
     loop = asyncio.get_running_loop()
     for s in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(s, stop.set)
-    loop.add_signal_handler(signal.SIGUSR2, _dump_tasks)   # SIGUSR1 dumps threads, SIGUSR2 tasks
+    for s in (signal.SIGUSR1, signal.SIGUSR2):   # as dockerd's SIGUSR1: every stack to the log
+        loop.add_signal_handler(s, _dump_stacks)
     log.info("API listening on %s", ", ".join(paths + tcps))
     await stop.wait()
     log.info("shutting down")
@@ -122,9 +123,16 @@ async def serve(cfg: config_mod.Config) -> None:
     svc.meta.close()
 
 
-def _dump_tasks() -> None:
-    """Every pending asyncio task's stack, to the log (what a stuck operation waits on)."""
+def _dump_stacks() -> None:
+    """Every thread's and every pending asyncio task's stack, to the log (what a stuck operation
+    waits on). Read from the event loop with sys._current_frames, not with faulthandler's dump
+    from the signal handler: that walked frames of running threads and crashed the interpreter."""
     import io
+    import threading
+    import traceback
+    names = {t.ident: t.name for t in threading.enumerate()}
+    for ident, frame in sys._current_frames().items():
+        log.warning("thread %s:\n%s", names.get(ident, ident), "".join(traceback.format_stack(frame)))
     for t in asyncio.all_tasks():
         buf = io.StringIO()
         t.print_stack(file=buf)
@@ -146,9 +154,6 @@ def main(argv: list[str] | None = None) -> None:
     if cfg.pidfile:
         with open(cfg.pidfile, "w") as f:
             f.write(str(os.getpid()))
-    import faulthandler
-    import signal
-    faulthandler.register(signal.SIGUSR1, all_threads=True)   # as dockerd: SIGUSR1 dumps every stack
     try:
         asyncio.run(serve(cfg))
     except EngineError as e:

@@ -48,10 +48,14 @@ class Rules:
         self.fwd, self.nat, self.post = f"DY-FWD-{bridge}", f"DY-NAT-{bridge}", f"DY-POST-{bridge}"
 
     def _jumps(self) -> list[tuple[str, str, list[str]]]:
-        return [("filter", "FORWARD", ["-j", self.fwd]),
-                ("nat", "PREROUTING", ["-m", "addrtype", "--dst-type", "LOCAL", "-j", self.nat]),
-                ("nat", "OUTPUT", ["-m", "addrtype", "--dst-type", "LOCAL", "-j", self.nat]),
-                ("nat", "POSTROUTING", ["-j", self.post])]
+        """(table, chain, rule) of each jump to our chains; the rule's target comes last."""
+        local = ["-m", "addrtype", "--dst-type", "LOCAL"]
+        return [("filter", "FORWARD", ["-j", self.fwd]), ("nat", "PREROUTING", [*local, "-j", self.nat]),
+                ("nat", "OUTPUT", [*local, "-j", self.nat]), ("nat", "POSTROUTING", ["-j", self.post])]
+
+    def _listed(self, chain: str, rule: list[str]) -> str:
+        """A jump as `iptables -S` prints it: matches, then our comment, then the target."""
+        return " ".join(["-A", chain, *rule[:-2], *COMMENT, *rule[-2:]])
 
     def install(self) -> None:
         """Chains, their fixed rules and the jumps to them (idempotent; the port rules are kept)."""
@@ -82,12 +86,8 @@ class Rules:
         with _lock:
             filt = subprocess.run(["iptables", "-w", "5", "-S"], capture_output=True, text=True).stdout
             nat = subprocess.run(["iptables", "-w", "5", "-t", "nat", "-S"], capture_output=True, text=True).stdout
-        jumps = [f"-A FORWARD -m comment --comment dockyard -j {self.fwd}",
-                 f"-A PREROUTING -m addrtype --dst-type LOCAL -m comment --comment dockyard -j {self.nat}",
-                 f"-A OUTPUT -m addrtype --dst-type LOCAL -m comment --comment dockyard -j {self.nat}",
-                 f"-A POSTROUTING -m comment --comment dockyard -j {self.post}"]
         text = filt + nat
-        return (all(j in text for j in jumps) and filt.count(f"-A {self.fwd} ") == 4
+        return (all(self._listed(chain, rule) in text for _, chain, rule in self._jumps()) and filt.count(f"-A {self.fwd} ") == 4
                 and nat.count(f"-A {self.post} ") == 3 and nat.count(f"-A {self.nat} ") == ports)
 
     def remove(self) -> None:

@@ -239,30 +239,39 @@ def _committed(svc: ImageService, chain: str) -> bool:
 
 
 _inflight_guard = threading.Lock()
-_inflight: dict[str, threading.Lock] = {}
+_inflight: dict[str, tuple[threading.Lock, list[int]]] = {}   # digest → (lock, [pulls holding or waiting])
 
 
 @contextlib.contextmanager
 def _claim(digests: set[str]) -> Iterator[None]:
     """Hold the blobs this pull may fetch, in sorted order (no two pulls wait on each other in a
-    cycle): a second pull of the same layer waits here, then finds it committed."""
+    cycle): a second pull of the same layer waits here, then finds it committed. A digest's entry
+    goes when the last pull holding or waiting for it lets go."""
+    order = sorted(digests)
     with _inflight_guard:
-        locks = [_inflight.setdefault(d, threading.Lock()) for d in sorted(digests)]
+        entries = [_inflight.setdefault(d, (threading.Lock(), [0])) for d in order]
+        for _, users in entries:
+            users[0] += 1
     held: list[threading.Lock] = []
     try:
-        for lk in locks:
+        for lk, _ in entries:
             lk.acquire()
             held.append(lk)
         yield
     finally:
         for lk in reversed(held):
             lk.release()
+        with _inflight_guard:
+            for d, (_, users) in zip(order, entries, strict=True):
+                users[0] -= 1
+                if not users[0]:
+                    del _inflight[d]
 
 
 def busy_blobs() -> set[str]:
     """Digests being downloaded now (their partial files are not swept)."""
     with _inflight_guard:
-        return {d for d, lk in _inflight.items() if lk.locked()}
+        return {d for d, (lk, _) in _inflight.items() if lk.locked()}
 
 
 def _fetch_all(svc: ImageService, reg: Registry, todo: list[tuple[dict[str, Any], str, str]],
