@@ -13,7 +13,6 @@ pytestmark = pytest.mark.root
 SAMPLES = {
     "Config.AttachStdin": True, "Config.Tty": True, "Config.OpenStdin": True, "Config.StdinOnce": True,
     "Config.Healthcheck": {"Test": ["CMD", "true"]}, "Config.Volumes": {"/data": {}},
-    "Config.MacAddress": "02:42:ac:11:00:02",
     "HostConfig.DeviceRequests": [{"Count": -1, "Capabilities": [["gpu"]]}],
     "HostConfig.KernelMemory": 64 << 20, "HostConfig.KernelMemoryTCP": 64 << 20, "HostConfig.Init": True,
     "HostConfig.CpuCount": 1, "HostConfig.CpuPercent": 50, "HostConfig.IOMaximumIOps": 10,
@@ -62,8 +61,11 @@ def test_unknown_fields_with_values_are_refused(client):
     r = _create(client, {"Image": "busybox", "Cmd": ["true"], "HostConfig": {"MemoryTypo": 5}})
     assert r.status_code == 400 and "HostConfig.MemoryTypo" in r.json()["message"]
     r = _create(client, {"Image": "busybox", "Cmd": ["true"],
+                         "NetworkingConfig": {"EndpointsConfig": {"mynet": {"LinkLocalIPs": ["x"]}}}})
+    assert r.status_code == 400 and "EndpointsConfig.mynet.LinkLocalIPs" in r.json()["message"]
+    r = _create(client, {"Image": "busybox", "Cmd": ["true"],
                          "NetworkingConfig": {"EndpointsConfig": {"mynet": {"Aliases": ["x"]}}}})
-    assert r.status_code == 400 and "EndpointsConfig.mynet" in r.json()["message"]
+    assert r.status_code == 404 and "network mynet not found" in r.json()["message"]
 
 
 def test_keys_match_without_case_as_dockerd(client):

@@ -12,7 +12,7 @@ BOTTOM = {"errors", "oci", "linux", "units", "signals", "archive", "__init__"}
 ALLOWED = {
     "cli": {"client"},
     "client": set(),
-    "api": {"containers", "images", "events", "registry"},
+    "api": {"containers", "images", "events", "registry", "network"},
     "daemon": {"api", "containers", "images", "store", "monitor", "runtime", "events", "registry", "network"},
     "containers": {"images", "store", "monitor", "runtime", "network"},
     "images": {"store"},

@@ -32,6 +32,7 @@ PROOF = {
     "Config.WorkingDir": "api/test_security_options.py::test_default_profile_paths_devices_and_workdir",
     "Config.Entrypoint": "api/test_containers.py::test_entrypoint_and_cmd_merge",
     "Config.NetworkDisabled": "api/test_security_options.py::test_network_disabled_and_annotations",
+    "Config.MacAddress": "network/test_user_networks.py::test_ip_mac_and_aliases_as_asked",
     "Config.OnBuild": "api/test_refused_fields.py::test_recorded_fields_and_domainname",
     "Config.Labels": "api/test_containers.py::test_create_options_reach_the_process",
     "Config.StopSignal": "api/test_containers.py::test_stop_uses_stop_signal_and_timeout",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any
 
+from ..containers import networking
 from ..containers.model import Container, Status
 from ..images.service import Image
 from ..units import human_duration, unix_seconds
@@ -89,30 +90,28 @@ def container_summary(c: Container, image_name: str, size: tuple[int, int] | Non
         "Created": unix_seconds(c.cfg.created), "Ports": _port_list(c), "Labels": c.cfg.config.get("Labels") or {},
         "State": c.state.status.value, "Status": status_text(c),
         "HostConfig": {"NetworkMode": c.cfg.host_config.get("NetworkMode", "default")},
-        "NetworkSettings": {"Networks": _networks(c)}, "Mounts": [],
+        "NetworkSettings": {"Networks": networking.settings(c)}, "Mounts": [],
     }
     if size is not None:
         out["SizeRw"], out["SizeRootFs"] = size
     return out
 
 
-def _networks(c: Container) -> dict[str, Any]:
-    nm = c.cfg.host_config.get("NetworkMode", "default")
-    name = "bridge" if nm == "default" else nm
-    ep = c.state.endpoint or {}
-    return {name: {"IPAMConfig": None, "Links": None, "Aliases": None,
-                   "NetworkID": ep.get("bridge", ""), "EndpointID": c.id if ep else "",
-                   "Gateway": ep.get("gateway", ""), "IPAddress": ep.get("ip", ""), "IPPrefixLen": ep.get("prefix", 0),
-                   "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-                   "MacAddress": ep.get("mac", ""), "DriverOpts": None}}
+def _default_bridge(c: Container) -> dict[str, Any]:
+    """NetworkSettings' top-level address fields: the default bridge's endpoint, as dockerd."""
+    ep = c.state.endpoints.get("bridge") or {}
+    nid = (c.cfg.networks.get("bridge") or {}).get("NetworkID", "")
+    return {"EndpointID": networking.endpoint_id(c.id, nid) if ep else "", "Gateway": ep.get("gateway", ""),
+            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": ep.get("ip", ""),
+            "IPPrefixLen": ep.get("prefix", 0), "IPv6Gateway": "", "MacAddress": ep.get("mac", "")}
 
 
 def _port_map(c: Container) -> dict[str, Any]:
     """`NetworkSettings.Ports`: exposed ports (null) and the published ones, while it runs."""
-    if not c.state.endpoint:
+    if not c.state.endpoints:
         return {}
     out: dict[str, Any] = {k: None for k in c.cfg.config.get("ExposedPorts") or {}}
-    for p in c.state.endpoint.get("ports") or []:
+    for p in networking.published(c):
         key = f"{p['container_port']}/{p['proto']}"
         out[key] = (out.get(key) or []) + [{"HostIp": p["host_ip"] or "0.0.0.0", "HostPort": str(p["host_port"])}]
     return out
@@ -149,13 +148,9 @@ def container_inspect(c: Container, paths: dict[str, str], graph: dict[str, str]
         "Config": c.cfg.config,
         "NetworkSettings": {"Bridge": "", "SandboxID": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
                             "LinkLocalIPv6PrefixLen": 0, "Ports": _port_map(c),
-                            "SandboxKey": (c.state.endpoint or {}).get("netns", ""),
-                            "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
-                            "EndpointID": c.id if c.state.endpoint else "",
-                            "Gateway": (c.state.endpoint or {}).get("gateway", ""), "GlobalIPv6Address": "",
-                            "GlobalIPv6PrefixLen": 0, "IPAddress": (c.state.endpoint or {}).get("ip", ""),
-                            "IPPrefixLen": (c.state.endpoint or {}).get("prefix", 0), "IPv6Gateway": "",
-                            "MacAddress": (c.state.endpoint or {}).get("mac", ""), "Networks": _networks(c)},
+                            "SandboxKey": c.state.sandbox, "SecondaryIPAddresses": None,
+                            "SecondaryIPv6Addresses": None, **_default_bridge(c),
+                            "Networks": networking.settings(c)},
     }
     if size is not None:
         out["SizeRw"], out["SizeRootFs"] = size

@@ -16,7 +16,6 @@ CONFIG_KEYS = ("Hostname", "Domainname", "User", "AttachStdin", "AttachStdout", 
                "Tty", "OpenStdin", "StdinOnce", "Env", "Cmd", "Healthcheck", "ArgsEscaped", "Image", "Volumes",
                "WorkingDir", "Entrypoint", "NetworkDisabled", "MacAddress", "OnBuild", "Labels", "StopSignal",
                "StopTimeout", "Shell")
-NETWORK_MODES = ("default", "bridge", "none", "host")
 
 
 def host_config_defaults(runtime: str) -> dict[str, Any]:
@@ -187,8 +186,6 @@ def build(body: dict[str, Any], img: Image, runtime: str, default_runtime: str, 
                 raise InvalidArgument(f"conflicting options: {what} and the network mode")
         if body.get("Hostname"):
             raise InvalidArgument("conflicting options: hostname and the network mode")
-    elif nm not in NETWORK_MODES:
-        raise InvalidArgument(f"network {nm} not found")
     hc["NetworkMode"] = nm
     rp = hc["RestartPolicy"] = restart.validate(hc.get("RestartPolicy"))
     if hc.get("AutoRemove") and rp.get("Name") not in (None, "", "no"):

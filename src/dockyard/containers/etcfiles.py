@@ -66,9 +66,21 @@ def _resolv(host: str, dns: DnsConfig) -> str:
     return out
 
 
+def upstream_servers(dns_servers: list[str]) -> list[str]:
+    """Where the embedded DNS forwards a container's queries: its --dns, else the host's
+    resolvers (loopback ones too: the forwarder runs in the host's namespace)."""
+    if dns_servers:
+        return list(dns_servers)
+    return [ln.split()[1] for ln in _read("/etc/resolv.conf").splitlines()
+            if ln.strip().startswith("nameserver") and len(ln.split()) > 1]
+
+
 def write(dirpath: str, hostname: str, domainname: str, network_mode: str,
-          dns: DnsConfig = DnsConfig()) -> dict[str, str]:
-    """Write the files into the container's directory; return {container path: host path}."""
+          dns: DnsConfig = DnsConfig(), embedded: str = "") -> dict[str, str]:
+    """Write the files into the container's directory; return {container path: host path}.
+    `embedded`: the embedded DNS server's address (user-defined networks), the only nameserver
+    in resolv.conf, with `ndots:0` as dockerd writes it; the container's --dns servers become
+    its upstreams."""
     files = {}
     if network_mode == "host":
         hostname = socket.gethostname()
@@ -83,7 +95,9 @@ def write(dirpath: str, hostname: str, domainname: str, network_mode: str,
     resolv = _read("/etc/resolv.conf")
     if network_mode != "host":
         resolv = "".join(line + "\n" for line in resolv.splitlines() if not _LOCAL_NS.match(line))
-    if dns.servers or dns.search or dns.options:
+    if embedded:
+        resolv = _resolv(resolv, DnsConfig([embedded], dns.search, dns.options or ["ndots:0"]))
+    elif dns.servers or dns.search or dns.options:
         resolv = _resolv(resolv, dns)
     if dns.extra_hosts:
         hosts += "".join(f"{ip}\t{name}\n" for name, ip in dns.extra_hosts)

@@ -59,7 +59,7 @@ CONFIG: dict[str, Field] = {
     "WorkingDir": _a("process cwd, created when missing"),
     "Entrypoint": _a("process arguments"),
     "NetworkDisabled": _a("the container gets network mode none"),
-    "MacAddress": _no("MacAddress: " + _NET),
+    "MacAddress": _a("the MAC address of the container's interface on its (primary) network"),
     "OnBuild": _r("image metadata for builds"),
     "Labels": _a("labels in inspect, ps and event filters"),
     "StopSignal": _a("signal sent by stop"),
@@ -210,15 +210,53 @@ def _check_table(where: str, table: dict[str, Field], obj: dict[str, Any], skip:
             raise InvalidArgument(f"{where}.{k}: {f.how}")
 
 
+# endpoint settings a create or a connect may ask for (the rest of EndpointSettings is output)
+ENDPOINT_APPLIED = {"Aliases", "IPAMConfig", "MacAddress"}
+ENDPOINT_OUTPUT = {"NetworkID", "EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "IPv6Gateway",
+                   "GlobalIPv6Address", "GlobalIPv6PrefixLen", "DNSNames"}
+
+
+def check_endpoint(where: str, ep: Any) -> None:
+    """One EndpointSettings: what it asks for is applied or refused with its name."""
+    if ep is None:
+        return
+    if not isinstance(ep, dict):
+        raise InvalidArgument(f"{where} must be an object")
+    for k, v in canonical_endpoint(ep).items():
+        if k in ENDPOINT_OUTPUT or empty(v):
+            continue
+        if k == "IPAMConfig":
+            if not isinstance(v, dict):
+                raise InvalidArgument(f"{where}.IPAMConfig must be an object")
+            for ik, iv in v.items():
+                if ik != "IPv4Address" and not empty(iv):
+                    raise InvalidArgument(f"{where}.IPAMConfig.{ik}: only an IPv4 address is supported")
+        elif k == "Links":
+            raise InvalidArgument(f"{where}.Links: links are not supported yet")
+        elif k not in ENDPOINT_APPLIED:
+            raise InvalidArgument(f"{where}.{k}: not supported")
+
+
+def canonical_endpoint(ep: dict[str, Any]) -> dict[str, Any]:
+    names = {k.lower(): k for k in (*ENDPOINT_APPLIED, *ENDPOINT_OUTPUT, "Links", "DriverOpts", "IPAMConfig")}
+    out = {names.get(k.lower(), k): v for k, v in ep.items()}
+    if isinstance(out.get("IPAMConfig"), dict):
+        out["IPAMConfig"] = {{"ipv4address": "IPv4Address", "ipv6address": "IPv6Address",
+                              "linklocalips": "LinkLocalIPs"}.get(k.lower(), k): v for k, v in out["IPAMConfig"].items()}
+    return out
+
+
 def _check_networking(nc: Any, mode: str | None) -> None:
-    """NetworkingConfig: only an empty endpoint for the container's own network mode is accepted."""
+    """NetworkingConfig: the endpoints' settings (the networks themselves are checked at create)."""
     if nc is None:
         return
     if not isinstance(nc, dict):
         raise InvalidArgument("NetworkingConfig must be an object")
-    for name, ep in (nc.get("EndpointsConfig") or {}).items():
-        if name not in (mode or "default", "default", "bridge") or not empty(ep):
-            raise InvalidArgument(f"NetworkingConfig.EndpointsConfig.{name}: endpoint settings are {_NET}")
+    eps = nc.get("EndpointsConfig") or {}
+    if not isinstance(eps, dict):
+        raise InvalidArgument("NetworkingConfig.EndpointsConfig must be an object")
+    for name, ep in eps.items():
+        check_endpoint(f"NetworkingConfig.EndpointsConfig.{name}", ep)
     for k, v in nc.items():
         if k != "EndpointsConfig" and not empty(v):
             raise InvalidArgument(f"unknown field NetworkingConfig.{k}")

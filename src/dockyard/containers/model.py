@@ -49,6 +49,9 @@ class ContainerConfig:
     config: dict[str, Any]        # Docker's Config (merged with the image's)
     host_config: dict[str, Any]   # Docker's HostConfig, normalized
     runtime: str
+    # network name → endpoint settings (Aliases, IPAMConfig, MacAddress), the primary network first;
+    # changed by connect and disconnect
+    networks: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """For persistence."""
@@ -68,7 +71,8 @@ class ContainerState:
     oom_killed: bool = False
     restart_count: int = 0
     manually_stopped: bool = False   # stopped or killed through the API (restart policies skip it)
-    endpoint: dict[str, Any] = field(default_factory=dict)   # on the bridge while it runs (network.bridge)
+    sandbox: str = ""   # its network namespace while it runs (network.networks)
+    endpoints: dict[str, Any] = field(default_factory=dict)   # network name → endpoint (network.bridge)
 
     def to(self, new: Status) -> None:
         """Move to `new`, refusing transitions the model does not allow."""

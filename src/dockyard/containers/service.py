@@ -19,18 +19,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import Conflict, EngineError, InvalidArgument, NotFound, NotModified, SystemError_, Unavailable
+from ..errors import Conflict, EngineError, InvalidArgument, NotFound, NotModified, PermissionDenied, SystemError_, Unavailable
 from ..images.service import ImageService, now_iso
 from ..monitor.client import MonitorClient
 from ..network.bridge import Bridge, parse_ports
+from ..network.networks import Network
 from ..store import mount as mnt
 from ..store import trash
 from ..store.metadata import Metadata
 from ..store.snapshots import Snapshotter
 from ..units import unix_seconds
 from . import create as create_mod
-from . import etcfiles, fields, logconfig, names, resources, restart, rootfs_init, spec, userns, users
+from . import etcfiles, fields, logconfig, names, networking, resources, restart, rootfs_init, spec, userns, users
 from .model import Container, ContainerConfig, ContainerState, Status
+from .networking import ContainerNetworks
 from .runtimes import Runtime
 from .stdiokeep import StdioKeeper
 
@@ -99,8 +101,18 @@ class ContainerService:
         self._exit_tasks: set[asyncio.Task[None]] = set()
         self.shutting_down = False
         self.stdio = StdioKeeper()
-        self.bridge: Bridge | None = None   # the default bridge; None with --bridge=none
+        self.networks: ContainerNetworks | None = None   # set by the daemon (daemon.app)
         self._fw_task: asyncio.Task[None] | None = None
+
+    @property
+    def bridge(self) -> Bridge | None:
+        """The default bridge; None with --bridge=none."""
+        return self.networks.nets.default if self.networks is not None else None
+
+    @property
+    def net(self) -> ContainerNetworks:
+        assert self.networks is not None
+        return self.networks
 
     # --- lookup ---------------------------------------------------------------------
     def lookup(self, ref: str) -> Container:
@@ -149,6 +161,9 @@ class ContainerService:
         cfg = create_mod.build(body, img, (hc.get("Runtime") if isinstance(hc, dict) else "") or "", self.default_runtime,
                                set(self.runtimes), self.log_opts, warnings)
         userns.check_create(cfg.host_config, self.remap)
+        if self.networks is not None:
+            cfg = dataclasses.replace(cfg, networks=self.networks.wanted(cfg.host_config, body.get("NetworkingConfig"),
+                                                                         str(body.get("MacAddress") or "")))
         self._check_joins(cfg.host_config, start=False)
         self._check_ports(cfg, warnings)
         etcfiles.check(cfg.host_config)
@@ -183,9 +198,9 @@ class ContainerService:
             if warnings is not None:
                 warnings.append("Published ports are discarded when using host network mode")
             return
-        if nm not in ("default", "bridge"):
+        if not networking.primary(hc):
             raise InvalidArgument("conflicting options: port publishing and the container type network mode")
-        if self.bridge is None:
+        if not cfg.networks:
             field = "HostConfig.PortBindings" if hc.get("PortBindings") else "HostConfig.PublishAllPorts"
             raise InvalidArgument(f"{field}: published ports (-p, -P) need the default bridge: this daemon runs "
                                   "with --bridge=none")
@@ -219,7 +234,7 @@ class ContainerService:
             if start:
                 if not donor.state.running or not donor.state.pid:
                     raise Conflict(f"cannot join network of a non running container: {nm[10:]}")
-                join["network"] = donor.state.endpoint.get("netns") or f"/proc/{donor.state.pid}/ns/net"
+                join["network"] = donor.state.sandbox or f"/proc/{donor.state.pid}/ns/net"
         return join
 
     def _donor_files(self, hc: dict[str, Any]) -> dict[str, str] | None:
@@ -310,7 +325,7 @@ class ContainerService:
                                      list(hc.get("DnsOptions") or []),
                                      [etcfiles.extra_host(str(x), gateway) for x in hc.get("ExtraHosts") or []])
             files = etcfiles.write(str(self.paths.data(cid)), cfg.config["Hostname"], cfg.config.get("Domainname", ""),
-                                   nm, dns)
+                                   nm, dns, self.net.embedded_dns(c))
             if remap is not None:   # the container's root owns them, as in Docker
                 for f in files.values():
                     os.chown(f, remap.uid, remap.gid)
@@ -328,13 +343,12 @@ class ContainerService:
             donor_files = self._donor_files(cfg.host_config)
             if donor_files:
                 files = donor_files
-            if self.bridge is not None and nm in ("default", "bridge"):
-                ep = await asyncio.to_thread(self.bridge.attach, cid, cfg.host_config,
-                                             cfg.config.get("ExposedPorts") or {})
-                c.state.endpoint = ep
-                join["network"] = ep["netns"]
-                await asyncio.to_thread(etcfiles.add_host, files["/etc/hosts"], ep["ip"], cfg.config["Hostname"],
-                                        cfg.config.get("Domainname", ""))
+            if cfg.networks:
+                join["network"] = await asyncio.to_thread(self.net.plug, c)
+                await self.net.serve_dns(c)
+                for ip in self.net.hosts_lines(c):
+                    await asyncio.to_thread(etcfiles.add_host, files["/etc/hosts"], ip, cfg.config["Hostname"],
+                                            cfg.config.get("Domainname", ""))
             ipc_mode = cfg.host_config.get("IpcMode") or "private"
             ipc_shared = ipc_mode == "shareable" or ipc_mode.startswith("container:")
             si = spec.SpecInput(
@@ -409,6 +423,55 @@ class ContainerService:
             self.meta.update_container_config(c.id, c.cfg.to_json())
         self.on_event("update", c, {})
         return warnings
+
+    # --- networks ---------------------------------------------------------------------
+    async def create_network(self, body: dict[str, Any], created: str) -> Network:
+        """`POST /networks/create`."""
+        return await asyncio.to_thread(self.net.nets.create, body, created)
+
+    async def remove_network(self, n: Network) -> None:
+        """dockerd's 403 while a running container has an endpoint on it; stopped containers
+        that name it keep their settings (their next start fails, as with dockerd)."""
+        if n.predefined:
+            raise PermissionDenied(f"{n.name} is a pre-defined network and cannot be removed")
+        if any(c.state.running and n.name in c.state.endpoints for c in self.by_id.values()):
+            raise PermissionDenied(f"error while removing network: network {n.name} id {n.id} has active endpoints")
+        await asyncio.to_thread(self.net.nets.remove, n)
+
+    async def connect(self, ref: str, n: Network, conf: dict[str, Any]) -> None:
+        """`POST /networks/{id}/connect`: recorded, and plugged now when the container runs."""
+        c = self.lookup(ref)
+        async with c.lock:
+            settings = self.net.check_connect(c, n, conf)
+            if c.state.running:
+                ep = await asyncio.to_thread(self.net.connect_running, c, n, settings)
+                self._persist(c)
+                await self.net.serve_dns(c)
+                await asyncio.to_thread(etcfiles.add_host, str(self.paths.data(c.id) / "hosts"), ep["ip"],
+                                        c.cfg.config["Hostname"], c.cfg.config.get("Domainname", ""))
+            self._set_networks(c, {**c.cfg.networks, n.name: settings})
+
+    async def disconnect(self, ref: str, n: Network, force: bool) -> None:
+        """`POST /networks/{id}/disconnect`: unplugged now when the container runs."""
+        try:
+            c = self.lookup(ref)
+        except NotFound:
+            if force:   # dockerd: force removes what is left of a container that is gone
+                return
+            raise
+        async with c.lock:
+            if n.name not in c.cfg.networks and n.name not in c.state.endpoints:
+                raise PermissionDenied(f"container {c.id[:12]} is not connected to network {n.name}")
+            if c.state.running:
+                await asyncio.to_thread(self.net.disconnect_running, c, n)
+                self._persist(c)
+                if not self.net.uses_dns(c):
+                    self.net.dns.stop(c.id)
+            self._set_networks(c, {k: v for k, v in c.cfg.networks.items() if k != n.name})
+
+    def _set_networks(self, c: Container, networks: dict[str, Any]) -> None:
+        c.cfg = dataclasses.replace(c.cfg, networks=networks)
+        self.meta.update_container_config(c.id, c.cfg.to_json())
 
     # --- exits ------------------------------------------------------------------------
     async def watch_exits(self) -> None:
@@ -637,17 +700,13 @@ class ContainerService:
         await self._detach(c)
 
     async def _detach(self, c: Container) -> None:
-        """The container's endpoint on the bridge, once its processes are gone."""
-        if c.state.endpoint and self.bridge is not None:
-            ep = c.state.endpoint
-            try:
-                await asyncio.to_thread(self.bridge.detach, c.id, ep, False)
-            except (OSError, EngineError) as e:
-                log.warning("removing the network endpoint of %s: %s", c.id[:12], e)
-            if ep.get("veth"):   # usually gone with the namespace already: made sure of, off the exit path
-                from ..network import links
-                self._spawn(asyncio.to_thread(links.delete_link, ep["veth"]))
-        c.state.endpoint = {}
+        """The container's endpoints and sandbox, once its processes are gone."""
+        if self.networks is None or not (c.state.sandbox or c.state.endpoints):
+            return
+        self.networks.dns.stop(c.id)
+        veths = await asyncio.to_thread(self.networks.unplug, c)
+        if veths:   # usually gone with the namespace already: made sure of, off the exit path
+            self._spawn(networking.delete_veths(veths))
 
     def _unmount(self, c: Container) -> None:
         """The container's rootfs, its idmapped layer binds and its shared /dev/shm."""
@@ -990,12 +1049,23 @@ class ContainerService:
                 self.stdio.hold(c.id, self.paths.bundle(c.id))
                 await self._settle_freezer(c)
         await self._adopt_orphans()   # a monitor lost while the daemon was down
-        if self.bridge is not None:   # addresses and ports of running containers; the rest of ours goes
+        if self.networks is not None:   # addresses and ports of running containers; the rest of ours goes
             for c in self.by_id.values():
-                if c.state.endpoint and not c.state.running:
-                    c.state.endpoint = {}
+                if (c.state.endpoints or c.state.sandbox) and not c.state.running:
+                    c.state.endpoints, c.state.sandbox = {}, ""
                     self._persist(c)
-            await asyncio.to_thread(self.bridge.restore, self._endpoints())
+            nets = self.networks.nets
+            for n in nets.bridges():
+                assert n.bridge is not None
+                await asyncio.to_thread(n.bridge.restore, self._endpoints(n.name))
+            await asyncio.to_thread(nets.drop_sandboxes_except,
+                                    {c.id for c in self.by_id.values() if c.state.running and c.state.sandbox})
+            for c in self.by_id.values():
+                if c.state.running:
+                    try:
+                        await self.networks.serve_dns(c)
+                    except OSError as e:
+                        log.warning("the embedded DNS of %s: %s", c.id[:12], e)
             self._fw_task = asyncio.create_task(self._watch_firewall())
         self._spawn(asyncio.to_thread(trash.empty, self.paths.data_root / "trash"))   # what a crash left
         self._remove_leftovers()
@@ -1009,22 +1079,23 @@ class ContainerService:
                     not c.state.started_at.startswith("0001")):
                 self._spawn(self._boot_start(c))
 
-    def _endpoints(self) -> dict[str, dict[str, Any]]:
-        return {c.id: c.state.endpoint for c in self.by_id.values() if c.state.running and c.state.endpoint}
+    def _endpoints(self, network: str) -> dict[str, dict[str, Any]]:
+        """The running containers' endpoints on a network."""
+        return {c.id: c.state.endpoints[network] for c in self.by_id.values()
+                if c.state.running and network in c.state.endpoints}
 
     async def _watch_firewall(self) -> None:
         """Every second: if the bridge or a rule of ours is gone (a firewall flush, a firewalld
         reload, a deleted link), make them again — dockerd does not (moby #12294)."""
-        assert self.bridge is not None
         while not self.shutting_down:
             await asyncio.sleep(FIREWALL_CHECK)
             try:
-                if any(c.lock.locked() for c in self.by_id.values()):
-                    continue   # a start or stop is changing the rules: next time
-                eps = self._endpoints()
-                if not await asyncio.to_thread(self.bridge.intact, eps):
-                    log.warning("the bridge or its firewall rules were changed behind our back: making them again")
-                    await asyncio.to_thread(self.bridge.repair, eps)
+                if any(c.lock.locked() for c in self.by_id.values()) or self.net.nets.lock.locked():
+                    continue   # a start, stop or network change is changing the rules: next time
+                for n in self.net.nets.bridges():
+                    if not await asyncio.to_thread(self.net.nets.repair, n, self._endpoints(n.name)):
+                        log.warning("the bridge of network %s or its firewall rules were changed behind our back: "
+                                    "made again", n.name)
             except (OSError, EngineError) as e:
                 log.warning("checking the firewall rules: %s", e)
 
@@ -1133,7 +1204,10 @@ class ContainerService:
                     pass
                 from ..runtime.cgroups import remove_if_empty
                 remove_if_empty(self.cgroup_parent)   # nothing of ours runs any more
-                if self.bridge is not None and not any(c.state.endpoint for c in self.by_id.values()):
-                    with contextlib.suppress(OSError, EngineError):   # made again at the next start
-                        await asyncio.to_thread(self.bridge.teardown)
+                if self.networks is not None and not any(c.state.endpoints for c in self.by_id.values()):
+                    self.networks.dns.stop_all()
+                    for n in self.networks.nets.bridges():   # made again at the next start
+                        assert n.bridge is not None
+                        with contextlib.suppress(OSError, EngineError):
+                            await asyncio.to_thread(n.bridge.teardown)
             self._events_task.cancel()

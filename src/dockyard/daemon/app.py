@@ -17,6 +17,7 @@ from ..api.server import Routes, make_app
 from ..containers import userns
 from ..containers.execs import ExecService
 from ..containers.filesystem import ContainerFS
+from ..containers.networking import ContainerNetworks
 from ..containers.runtimes import build_runtimes
 from ..containers.service import ContainerService, Paths
 from ..errors import InvalidArgument
@@ -77,22 +78,22 @@ def build_services(cfg: Config) -> Services:
                                   on_event=lambda action, c, attrs: bus.publish(
                                       "container", action, c.id, _container_attrs(c, attrs)))
     images.containers = _ContainerRefs(containers)
+    from ..images.service import now_iso
+    from ..network.networks import Networks
     from .config import bridge_config
-    bcfg = bridge_config(cfg)
-    if bcfg is not None:
-        from ..network.bridge import Bridge
-        containers.bridge = Bridge(bcfg, str(run))
-        from concurrent.futures import ThreadPoolExecutor
-        with ThreadPoolExecutor(1) as pool:   # netlink (pyroute2) runs its own event loop: not in this thread's
-            pool.submit(containers.bridge.setup).result()
+    started = now_iso()
+    nets = Networks(data, run, bridge_config(cfg), started, cfg.iptables, cfg.ip_forward, cfg.mtu)
+    containers.networks = ContainerNetworks(nets, containers.by_id.values)
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(1) as pool:   # netlink (pyroute2) runs its own event loop: not in this thread's
+        pool.submit(nets.setup).result()
     system = SystemService(cfg, images, containers)
     routes = Routes()
     SystemRouter(system).routes(routes)
     ImagesRouter(images).routes(routes)
     ContainersRouter(containers, ContainerFS(containers)).routes(routes)
     from ..api.routers.networks import NetworksRouter
-    from ..images.service import now_iso
-    NetworksRouter(containers, now_iso()).routes(routes)
+    NetworksRouter(containers).routes(routes)
     EventsRouter(bus).routes(routes)
     ExecsRouter(ExecService(containers)).routes(routes)
     return Services(meta, images, containers, system, make_app(routes), bus)

@@ -1,22 +1,22 @@
-"""The default bridge (`dockyard0`, dockerd's `--bridge`/`--bip`/`--mtu`/`--icc`/`--iptables`/
-`--ip-forward`): a persistent network namespace per running container, a veth into it with an
-address from the pool, and DNAT rules for its published ports. An endpoint is a plain dict the
-container keeps in its state, so the daemon restores addresses and port rules at start-up and
-removes whatever is not a running container's.
+"""A bridge network — the default one (`dockyard0`, dockerd's `--bridge`/`--bip`/`--mtu`/`--icc`/
+`--iptables`/`--ip-forward`) or a user-defined one (`br-<id>`): a veth into a container's network
+namespace (its sandbox, made by `networks`) with an address from the pool, and DNAT rules for its
+published ports. An endpoint is a plain dict the container keeps in its state, so the daemon
+restores addresses and port rules at start-up and removes whatever is not a running container's.
 
 Blocking: run in worker threads."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import ipaddress
-import os
 import socket
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import Conflict, InvalidArgument
-from . import firewall, links, netns
+from . import firewall, links
 from .firewall import Port
 from .ipam import Pool
 
@@ -31,6 +31,10 @@ class BridgeConfig:
     icc: bool = True
     iptables: bool = True
     ip_forward: bool = True
+    internal: bool = False        # no way in or out of the bridge, no default route
+    masquerade: bool = True
+    ip_range: str = ""            # where dynamic addresses come from (IPAM IPRange)
+    reserved: tuple[str, ...] = ()   # IPAM AuxiliaryAddresses
 
 
 def parse_ports(host_config: dict[str, Any], exposed: dict[str, Any]) -> list[tuple[str, int, str, int]]:
@@ -62,9 +66,9 @@ def parse_ports(host_config: dict[str, Any], exposed: dict[str, Any]) -> list[tu
 
 
 class Bridge:
-    """The default bridge network of one daemon."""
+    """One bridge network."""
 
-    def __init__(self, cfg: BridgeConfig, run_dir: str) -> None:
+    def __init__(self, cfg: BridgeConfig) -> None:
         iface = ipaddress.ip_interface(cfg.bip)
         if iface.version != 4:
             raise InvalidArgument(f"--bip {cfg.bip}: want an IPv4 address with a prefix")
@@ -72,9 +76,8 @@ class Bridge:
             raise InvalidArgument(f"--bridge {cfg.name}: a link name has at most 15 characters")
         self.cfg = cfg
         self.gateway, self.subnet = str(iface.ip), str(iface.network)
-        self.pool = Pool(self.subnet, self.gateway)
-        self.rules = firewall.Rules(cfg.name, self.subnet, cfg.icc)
-        self.ns_dir = os.path.join(run_dir, "netns")
+        self.pool = Pool(self.subnet, self.gateway, cfg.ip_range, cfg.reserved)
+        self.rules = firewall.Rules(cfg.name, self.subnet, cfg.icc, cfg.internal, cfg.masquerade)
         self.reserved: dict[str, list[socket.socket]] = {}   # container → sockets holding its host ports
 
     # --- the bridge itself ------------------------------------------------------------------------
@@ -111,23 +114,21 @@ class Bridge:
                 self.rules.publish(cid, ep["ip"], ports)
 
     # --- endpoints ----------------------------------------------------------------------------------
-    def netns_path(self, cid: str) -> str:
-        return os.path.join(self.ns_dir, cid)
-
-    def attach(self, cid: str, host_config: dict[str, Any], exposed: dict[str, Any]) -> dict[str, Any]:
-        """Namespace, address, veth, ports: the endpoint (all or nothing)."""
-        ports = parse_ports(host_config, exposed)
-        path = self.netns_path(cid)
-        netns.remove(path)   # a leftover of a crash
-        ip = self.pool.take(cid)
-        ep: dict[str, Any] = {"netns": path, "ip": ip, "gateway": self.gateway,
-                              "prefix": ipaddress.ip_network(self.subnet).prefixlen, "mac": _mac(ip),
-                              "veth": "dy" + cid[:11], "bridge": self.cfg.name, "ports": []}
+    def attach(self, cid: str, sandbox: str, ifname: str, ports: list[tuple[str, int, str, int]],
+               want_ip: str = "", want_mac: str = "", route: bool = True) -> dict[str, Any]:
+        """Address, veth into the sandbox as `ifname` (with the default route when `route`),
+        ports: the endpoint (all or nothing)."""
+        if ports and self.cfg.internal:
+            raise InvalidArgument("published ports (-p, -P) cannot reach a container on an internal network")
+        ip = self.pool.take(cid, want_ip)
+        ep: dict[str, Any] = {"ip": ip, "gateway": self.gateway, "prefix": ipaddress.ip_network(self.subnet).prefixlen,
+                              "mac": want_mac or _mac(ip), "veth": veth_name(cid, self.cfg.name), "ifname": ifname,
+                              "bridge": self.cfg.name, "ports": []}
         try:
             published = self._reserve(cid, ports)
             ep["ports"] = [p.__dict__ for p in published]
-            netns.create(path)
-            links.plug(path, self.cfg.name, ep["veth"], ip, ep["prefix"], self.gateway, ep["mac"], self.cfg.mtu)
+            links.plug(sandbox, self.cfg.name, ep["veth"], ifname, ip, ep["prefix"],
+                       self.gateway if route and not self.cfg.internal else "", ep["mac"], self.cfg.mtu)
             if self.cfg.iptables and published:
                 self.rules.publish(cid, ip, published)
         except BaseException:
@@ -159,7 +160,6 @@ class Bridge:
             self.rules.unpublish(cid, ep["ip"], [Port(**p) for p in ep["ports"]])
         for s in self.reserved.pop(cid, []):
             s.close()
-        netns.remove(ep.get("netns") or self.netns_path(cid))
         if unplug and ep.get("veth"):
             links.delete_link(ep["veth"])
         if ep.get("ip"):
@@ -167,7 +167,7 @@ class Bridge:
 
     def restore(self, endpoints: dict[str, dict[str, Any]]) -> None:
         """Start-up: the running containers' endpoints keep their addresses and ports; every
-        other veth on this bridge, namespace file and port rule of ours goes."""
+        other veth on this bridge and port rule of ours goes."""
         if self.cfg.iptables:
             self.rules.flush_ports()
         for cid, ep in endpoints.items():
@@ -184,9 +184,6 @@ class Bridge:
         for name in links.enslaved_to(self.cfg.name):
             if name not in keep_veths:
                 links.delete_link(name)
-        for name in netns.listed(self.ns_dir):
-            if name not in endpoints:
-                netns.remove(os.path.join(self.ns_dir, name))
 
 
 def _bind(ip: str, port: int, proto: str) -> socket.socket:
@@ -199,6 +196,11 @@ def _bind(ip: str, port: int, proto: str) -> socket.socket:
         s.close()
         raise
     return s
+
+
+def veth_name(cid: str, bridge: str) -> str:
+    """The host end of a container's veth on a bridge: `dy` and 11 hex digits of both."""
+    return "dy" + hashlib.sha256(f"{cid}:{bridge}".encode()).hexdigest()[:11]
 
 
 def _mac(ip: str) -> str:

@@ -7,7 +7,10 @@
 * nat PREROUTING and OUTPUT (to local addresses) → DY-NAT: a DNAT per published port, so the
   kernel forwards it (no userland proxy), from outside and from the host's loopback alike;
 * nat POSTROUTING → DY-POST: MASQUERADE for traffic leaving the subnet, for connections from the
-  host's own addresses (127.0.0.1 too: the bridge gets route_localnet) and hairpin connections.
+  host's own addresses (127.0.0.1 too: the bridge gets route_localnet) and hairpin connections;
+* filter FORWARD → DY-ISO1 (first) → DY-ISO2: traffic from one of our bridges to another is
+  dropped (networks are isolated), as dockerd's DOCKER-ISOLATION-STAGE-1/2. An internal network's
+  DY-FWD drops whatever leaves or enters the bridge, and it has no MASQUERADE.
 
 Blocking (subprocesses): run in worker threads."""
 
@@ -40,11 +43,17 @@ class Port:
     container_port: int
 
 
-class Rules:
-    """The rules of one bridge."""
+ISO1, ISO2 = "DY-ISO1", "DY-ISO2"   # shared by every bridge of ours: traffic between two of them is dropped
 
-    def __init__(self, bridge: str, subnet: str, icc: bool = True) -> None:
+
+class Rules:
+    """The rules of one bridge. `internal`: nothing leaves the bridge or comes in from outside
+    it; `masquerade`: traffic leaving the subnet is masqueraded."""
+
+    def __init__(self, bridge: str, subnet: str, icc: bool = True, internal: bool = False,
+                 masquerade: bool = True) -> None:
         self.bridge, self.subnet, self.icc = bridge, subnet, icc
+        self.internal, self.masquerade = internal, masquerade
         self.fwd, self.nat, self.post = f"DY-FWD-{bridge}", f"DY-NAT-{bridge}", f"DY-POST-{bridge}"
 
     def _jumps(self) -> list[tuple[str, str, list[str]]]:
@@ -53,32 +62,54 @@ class Rules:
         return [("filter", "FORWARD", ["-j", self.fwd]), ("nat", "PREROUTING", [*local, "-j", self.nat]),
                 ("nat", "OUTPUT", [*local, "-j", self.nat]), ("nat", "POSTROUTING", ["-j", self.post])]
 
-    def _listed(self, chain: str, rule: list[str]) -> str:
-        """A jump as `iptables -S` prints it: matches, then our comment, then the target."""
+    def _isolation(self) -> list[tuple[str, list[str]]]:
+        """(chain, rule): what leaves this bridge for another goes to ISO2, where a rule per
+        bridge drops what enters it — so no two of our networks reach each other."""
+        br = self.bridge
+        return [(ISO1, ["-i", br, "!", "-o", br, "-j", ISO2]), (ISO2, ["-o", br, "-j", "DROP"])]
+
+    def _forward(self) -> list[list[str]]:
+        br = self.bridge
+        icc = ["-i", br, "-o", br, "-j", "ACCEPT" if self.icc else "DROP"]
+        if self.internal:
+            return [icc, ["-i", br, "!", "-o", br, "-j", "DROP"], ["!", "-i", br, "-o", br, "-j", "DROP"]]
+        return [["-o", br, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"],
+                ["-o", br, "-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT"],
+                icc, ["-i", br, "!", "-o", br, "-j", "ACCEPT"]]
+
+    def _postrouting(self) -> list[list[str]]:
+        br = self.bridge
+        if self.internal:
+            return []
+        out = [["-s", self.subnet, "!", "-o", br, "-j", "MASQUERADE"]] if self.masquerade else []
+        return out + [["-o", br, "-m", "addrtype", "--src-type", "LOCAL", "-j", "MASQUERADE"],
+                      ["-s", self.subnet, "-o", br, "-m", "conntrack", "--ctstate", "DNAT", "-j", "MASQUERADE"]]
+
+    @staticmethod
+    def _listed(chain: str, rule: list[str]) -> str:
+        """A rule as `iptables -S` prints it: matches, then our comment, then the target."""
         return " ".join(["-A", chain, *rule[:-2], *COMMENT, *rule[-2:]])
 
     def install(self) -> None:
         """Chains, their fixed rules and the jumps to them (idempotent; the port rules are kept)."""
-        br = self.bridge
         with _lock:
             for table, chain in (("filter", self.fwd), ("nat", self.nat), ("nat", self.post)):
                 _ipt("-t", table, "-N", chain, check=False)
             for table, chain in (("filter", self.fwd), ("nat", self.post)):
                 _ipt("-t", table, "-F", chain)
-            fwd = [["-o", br, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"],
-                   ["-o", br, "-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT"],
-                   ["-i", br, "-o", br, "-j", "ACCEPT" if self.icc else "DROP"],
-                   ["-i", br, "!", "-o", br, "-j", "ACCEPT"]]
-            for rule in fwd:
+            for rule in self._forward():
                 _ipt("-t", "filter", "-A", self.fwd, *rule, *COMMENT)
-            post = [["-s", self.subnet, "!", "-o", br, "-j", "MASQUERADE"],
-                    ["-o", br, "-m", "addrtype", "--src-type", "LOCAL", "-j", "MASQUERADE"],
-                    ["-s", self.subnet, "-o", br, "-m", "conntrack", "--ctstate", "DNAT", "-j", "MASQUERADE"]]
-            for rule in post:
+            for rule in self._postrouting():
                 _ipt("-t", "nat", "-A", self.post, *rule, *COMMENT)
             for table, chain, rule in self._jumps():
                 if not _ipt("-t", table, "-C", chain, *rule, *COMMENT, check=False):
                     _ipt("-t", table, "-I", chain, "1", *rule, *COMMENT)
+            for chain in (ISO1, ISO2):
+                _ipt("-N", chain, check=False)
+            for chain, rule in self._isolation():
+                if not _ipt("-C", chain, *rule, *COMMENT, check=False):
+                    _ipt("-I", chain, "1", *rule, *COMMENT)
+            _first_in_forward()
 
     def intact(self, ports: int) -> bool:
         """Whether every jump and rule of ours is still there (`iptables -F`, `nft flush ruleset`
@@ -87,11 +118,15 @@ class Rules:
             filt = subprocess.run(["iptables", "-w", "5", "-S"], capture_output=True, text=True).stdout
             nat = subprocess.run(["iptables", "-w", "5", "-t", "nat", "-S"], capture_output=True, text=True).stdout
         text = filt + nat
-        return (all(self._listed(chain, rule) in text for _, chain, rule in self._jumps()) and filt.count(f"-A {self.fwd} ") == 4
-                and nat.count(f"-A {self.post} ") == 3 and nat.count(f"-A {self.nat} ") == ports)
+        wanted = [self._listed(chain, rule) for _, chain, rule in self._jumps()]
+        wanted += [self._listed(chain, rule) for chain, rule in self._isolation()]
+        forward = [ln for ln in filt.splitlines() if ln.startswith("-A FORWARD ")]
+        return (all(w in text for w in wanted) and forward[:1] == [self._listed("FORWARD", ["-j", ISO1])]
+                and filt.count(f"-A {self.fwd} ") == len(self._forward())
+                and nat.count(f"-A {self.post} ") == len(self._postrouting()) and nat.count(f"-A {self.nat} ") == ports)
 
     def remove(self) -> None:
-        """Jumps, then chains (with their rules)."""
+        """Jumps, then chains (with their rules); the isolation chains when no bridge uses them."""
         with _lock:
             for table, chain, rule in self._jumps():
                 while _ipt("-t", table, "-D", chain, *rule, *COMMENT, check=False):
@@ -99,6 +134,16 @@ class Rules:
             for table, chain in (("filter", self.fwd), ("nat", self.nat), ("nat", self.post)):
                 _ipt("-t", table, "-F", chain, check=False)
                 _ipt("-t", table, "-X", chain, check=False)
+            for chain, rule in self._isolation():
+                while _ipt("-D", chain, *rule, *COMMENT, check=False):
+                    pass
+            listed = subprocess.run(["iptables", "-w", "5", "-S", ISO1], capture_output=True, text=True).stdout
+            if "-A " not in listed:
+                while _ipt("-D", "FORWARD", "-j", ISO1, *COMMENT, check=False):
+                    pass
+                for chain in (ISO1, ISO2):
+                    _ipt("-F", chain, check=False)
+                    _ipt("-X", chain, check=False)
 
     def _port_rule(self, cid: str, ip: str, p: Port) -> list[str]:
         rule = ["-p", p.proto]
@@ -128,6 +173,15 @@ class Rules:
         """Drop every port rule (start-up: they are made again for the running containers)."""
         with _lock:
             _ipt("-t", "nat", "-F", self.nat, check=False)
+
+
+def _first_in_forward() -> None:
+    """The jump to the isolation chain is FORWARD's first rule (before any accept of ours)."""
+    first = subprocess.run(["iptables", "-w", "5", "-S", "FORWARD", "1"], capture_output=True, text=True).stdout
+    if first.strip() != Rules._listed("FORWARD", ["-j", ISO1]):
+        while _ipt("-D", "FORWARD", "-j", ISO1, *COMMENT, check=False):
+            pass
+        _ipt("-I", "FORWARD", "1", "-j", ISO1, *COMMENT)
 
 
 def set_sysctl(name: str, value: str) -> None:

@@ -13,10 +13,13 @@ from ..errors import Conflict
 class Pool:
     """One subnet's addresses."""
 
-    def __init__(self, subnet: str, gateway: str) -> None:
+    def __init__(self, subnet: str, gateway: str, ip_range: str = "", reserved: tuple[str, ...] = ()) -> None:
         self.net = ipaddress.ip_network(subnet, strict=False)
         self.gateway = ipaddress.ip_address(gateway)
+        self.range = ipaddress.ip_network(ip_range, strict=False) if ip_range else self.net   # dynamic addresses
         self.used: dict[ipaddress.IPv4Address | ipaddress.IPv6Address, str] = {}
+        for a in reserved:   # IPAM's auxiliary addresses: never handed out
+            self.used[ipaddress.ip_address(a)] = ""
         self.lock = threading.Lock()
 
     def take(self, owner: str, want: str = "") -> str:
@@ -30,15 +33,18 @@ class Pool:
                     raise Conflict(f"Address already in use: {want}")
                 self.used[a] = owner
                 return str(a)
-            for a in self.net.hosts():
-                if a != self.gateway and a not in self.used:
+            ends = (self.gateway, self.net.network_address, self.net.broadcast_address)
+            for a in self.range:   # an IP range's first address is handed out too, as dockerd does
+                if a not in ends and a not in self.used:
                     self.used[a] = owner
                     return str(a)
-        raise Conflict(f"no available IPv4 addresses on this network's address pools: bridge ({self.net})")
+        raise Conflict(f"no available IPv4 addresses on this network's address pools: {self.net}")
 
     def give_back(self, addr: str) -> None:
         with self.lock:
-            self.used.pop(ipaddress.ip_address(addr), None)
+            a = ipaddress.ip_address(addr)
+            if self.used.get(a):
+                del self.used[a]
 
     @property
     def prefix(self) -> int:

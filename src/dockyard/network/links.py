@@ -122,10 +122,10 @@ def enslaved_to(bridge: str) -> list[str]:
 
 
 @_in_netlink_thread
-def plug(netns: str, bridge: str, host_name: str, address: str, prefix: int, gateway: str, mac: str,
+def plug(netns: str, bridge: str, host_name: str, ifname: str, address: str, prefix: int, gateway: str, mac: str,
          mtu: int) -> None:
-    """A veth pair: `host_name` on the bridge, the other end moved into the namespace as `eth0`
-    with the address, MAC and a default route via the gateway; `lo` up."""
+    """A veth pair: `host_name` on the bridge, the other end moved into the namespace as `ifname`
+    with the address, MAC and a default route via the gateway (none when it is ''); `lo` up."""
     peer = "dyp" + host_name[2:]
     with ipr() as r:
         br = index(r, bridge)
@@ -157,10 +157,37 @@ def plug(netns: str, bridge: str, host_name: str, address: str, prefix: int, gat
                 r.link("set", index=lo, state="up")
             p = index(r, peer)
             assert p is not None
-            r.link("set", index=p, ifname="eth0", address=mac)
+            r.link("set", index=p, ifname=ifname, address=mac)
             r.addr("add", index=p, address=address, prefixlen=prefix)
             r.link("set", index=p, state="up")
-            r.route("add", dst="0.0.0.0/0", gateway=gateway)
+            if gateway:
+                r.route("add", dst="0.0.0.0/0", gateway=gateway)
     except BaseException:
         delete_link(host_name)
         raise
+
+
+@_in_netlink_thread
+def host_networks() -> list[str]:
+    """The IPv4 networks the host routes to or has addresses in (a new network must not overlap)."""
+    out = set()
+    with ipr() as r:
+        for rt in r.get_routes(family=2, table=254):
+            dst, plen = rt.get_attr("RTA_DST"), rt["dst_len"]
+            if dst and plen:
+                out.add(f"{dst}/{plen}")
+        for a in r.get_addr(family=2):
+            out.add(f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}")
+    return sorted(out)
+
+
+@_in_netlink_thread
+def set_default_route(netns: str, gateway: str) -> None:
+    """The namespace's default route via `gateway` (replacing one; none when '')."""
+    with ipr(netns) as r:
+        try:
+            r.route("del", dst="0.0.0.0/0")
+        except NetlinkError:
+            pass
+        if gateway:
+            r.route("add", dst="0.0.0.0/0", gateway=gateway)

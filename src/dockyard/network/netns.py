@@ -5,12 +5,14 @@ exists and the runtime joins them by path (ours or runc, through the OCI spec)."
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 
 from ..errors import SystemError_
 from ..linux import syscalls
 
 MNT_DETACH = 2
+CLONE_NEWNET = 0x40000000
 
 
 def create(path: str) -> None:
@@ -42,3 +44,30 @@ def listed(directory: str) -> list[str]:
         return sorted(os.listdir(directory))
     except FileNotFoundError:
         return []
+
+
+def socket_in(path: str, family: int, kind: int, address: tuple[str, int]) -> socket.socket:
+    """A socket made inside the namespace bound at `path`, bound to `address` (listening, for a
+    stream socket). A socket stays in the namespace it was made in, so the daemon serves it from
+    its own event loop. Blocking (setns of the calling thread): run in a worker thread."""
+    here = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    there = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        syscalls.setns(there, CLONE_NEWNET)
+        try:
+            s = socket.socket(family, kind)
+        finally:
+            syscalls.setns(here, CLONE_NEWNET)
+    finally:
+        os.close(there)
+        os.close(here)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(address)
+        if kind == socket.SOCK_STREAM:
+            s.listen(64)
+        s.setblocking(False)
+    except BaseException:
+        s.close()
+        raise
+    return s

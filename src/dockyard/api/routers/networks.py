@@ -1,29 +1,36 @@
-"""Network routes, for the predefined networks only (issue 10's first part): `bridge` (the
-default bridge, when the daemon has one), `host` and `none` — list, inspect, prune. Creating,
-removing, connecting and disconnecting user-defined networks is refused with a clear error until
-they are built; nothing is accepted and ignored."""
+"""Network routes: the predefined networks (`bridge` when the daemon has a default bridge, `host`,
+`none`) and user-defined bridge networks — create, list, inspect, remove, prune, connect and
+disconnect (live on running containers)."""
 
 from __future__ import annotations
 
-import hashlib
+import builtins
 from typing import Any
 
 from aiohttp import web
 
+from ... import units
+from ...containers import networking
 from ...containers.service import ContainerService
-from ...errors import InvalidArgument, NotFound, NotImplemented_, PermissionDenied
+from ...errors import InvalidArgument, PermissionDenied
+from ...images.filters import label_match
+from ...images.service import now_iso
+from ...network.networks import Network
 from .. import params
 from ..server import Routes
 
 _FILTERS = {"name", "id", "driver", "type", "scope", "label", "dangling"}
-_LATER = "user-defined networks are not supported yet (only the predefined bridge, host and none)"
 
 
 class NetworksRouter:
     """Route table for `/networks`."""
 
-    def __init__(self, containers: ContainerService, created: str) -> None:
-        self.containers, self.created = containers, created
+    def __init__(self, containers: ContainerService) -> None:
+        self.containers = containers
+
+    @property
+    def nets(self) -> Any:
+        return self.containers.net.nets
 
     def routes(self, r: Routes) -> None:
         """Register."""
@@ -33,94 +40,105 @@ class NetworksRouter:
         r.add("GET", "/networks/{name}", self.inspect)
         r.add("DELETE", "/networks/{name}", self.delete)
         r.add("POST", "/networks/{name}/connect", self.connect)
-        r.add("POST", "/networks/{name}/disconnect", self.connect)
+        r.add("POST", "/networks/{name}/disconnect", self.disconnect)
 
-    def _networks(self) -> list[dict[str, Any]]:
-        br = self.containers.bridge
-        out = []
-        names = (["bridge"] if br is not None else []) + ["host", "none"]
-        for name in names:
-            ident = hashlib.sha256(f"dockyard-network:{name}:{br.cfg.name if br else ''}".encode()).hexdigest()
-            net: dict[str, Any] = {
-                "Name": name, "Id": ident, "Created": self.created, "Scope": "local",
-                "Driver": {"bridge": "bridge", "host": "host", "none": "null"}[name], "EnableIPv6": False,
-                "IPAM": {"Driver": "default", "Options": None, "Config": []}, "Internal": False,
-                "Attachable": False, "Ingress": False, "ConfigFrom": {"Network": ""}, "ConfigOnly": False,
-                "Containers": {}, "Options": {}, "Labels": {}}
-            if name == "bridge" and br is not None:
-                net["IPAM"]["Config"] = [{"Subnet": br.subnet, "Gateway": br.gateway}]
-                net["Options"] = {"com.docker.network.bridge.default_bridge": "true",
-                                  "com.docker.network.bridge.enable_icc": str(br.cfg.icc).lower(),
-                                  "com.docker.network.bridge.enable_ip_masquerade": "true",
-                                  "com.docker.network.bridge.name": br.cfg.name,
-                                  "com.docker.network.driver.mtu": str(br.cfg.mtu or 1500)}
-            for c in self.containers.list():
-                mode = c.cfg.host_config.get("NetworkMode") or "default"
-                if not c.state.running or {"default": "bridge"}.get(mode, mode) != name:
-                    continue
-                ep = c.state.endpoint or {}
-                net["Containers"][c.id] = {
-                    "Name": c.name, "EndpointID": c.id if ep else "", "MacAddress": ep.get("mac", ""),
-                    "IPv4Address": f"{ep['ip']}/{ep['prefix']}" if ep else "", "IPv6Address": ""}
-            out.append(net)
+    def _view(self, n: Network, members: bool = True) -> dict[str, Any]:
+        out = dict(n.record)
+        out["Containers"] = networking.members(self.containers.by_id.values(), n) if members else {}
         return out
 
-    def _find(self, ref: str) -> dict[str, Any]:
-        nets = self._networks()
-        for n in nets:
-            if ref in (n["Name"], n["Id"]):
-                return n
-        found = [n for n in nets if n["Id"].startswith(ref)] if ref else []
-        if len(found) == 1:
-            return found[0]
-        raise NotFound(f"network {ref} not found")
-
     async def list(self, req: web.Request) -> web.Response:
-        """`GET /networks?filters=`: name, id (substring/prefix as dockerd), driver, type
-        (builtin/custom), scope, label, dangling."""
+        """`GET /networks?filters=`: name (substring), id (prefix), driver, type (builtin/custom),
+        scope, label (key or key=value), dangling (no container connected)."""
         f = params.filters(req)
         bad = set(f) - _FILTERS
         if bad:
             raise InvalidArgument(f"invalid filter '{sorted(bad)[0]}'")
-        out = []
-        for n in self._networks():
-            if f.get("name") and not any(v in n["Name"] for v in f["name"]):
-                continue
-            if f.get("id") and not any(n["Id"].startswith(v) for v in f["id"]):
-                continue
-            if f.get("driver") and n["Driver"] not in f["driver"]:
-                continue
-            if f.get("type") and "builtin" not in f["type"]:
-                continue
-            if f.get("scope") and "local" not in f["scope"]:
-                continue
-            if f.get("label") or (f.get("dangling") and f["dangling"][-1].lower() in ("true", "1")):
-                continue   # predefined networks have no labels and are never dangling
-            out.append({k: v for k, v in n.items() if k != "Containers"} | {"Containers": {}})
+        if f.get("type") and set(f["type"]) - {"builtin", "custom"}:
+            raise InvalidArgument(f"invalid filter: 'type'='{sorted(set(f['type']) - {'builtin', 'custom'})[0]}'")
+        out = [self._view(n, members=False) for n in self.nets.list() if self._matches(n, f)]
         return web.json_response(out)
 
+    def _matches(self, n: Network, f: dict[str, builtins.list[str]]) -> bool:
+        if f.get("name") and not any(v in n.name for v in f["name"]):
+            return False
+        if f.get("id") and not any(n.id.startswith(v) for v in f["id"]):
+            return False
+        if f.get("driver") and n.record["Driver"] not in f["driver"]:
+            return False
+        if f.get("type") and ("builtin" if n.predefined else "custom") not in f["type"]:
+            return False
+        if f.get("scope") and "local" not in f["scope"]:
+            return False
+        if not label_match(n.record.get("Labels") or {}, f.get("label") or []):
+            return False
+        if f.get("dangling"):
+            dangling = f["dangling"][-1].lower() in ("true", "1")
+            if dangling != (not n.predefined and not self.containers.net.connected(n)):
+                return False
+        return True
+
     async def inspect(self, req: web.Request) -> web.Response:
-        """`GET /networks/{id}`."""
-        return web.json_response(self._find(req.match_info["name"]))
+        """`GET /networks/{id}` (`verbose` and `scope` are swarm's: only local networks here)."""
+        scope = req.query.get("scope")
+        if scope and scope != "local":
+            raise InvalidArgument(f"scope {scope!r}: only local networks exist here")
+        return web.json_response(self._view(self.nets.get(req.match_info["name"])))
+
+    async def create(self, req: web.Request) -> web.Response:
+        """`POST /networks/create` → 201 {Id, Warning}."""
+        body = await params.json_body(req)
+        if not isinstance(body, dict):
+            raise InvalidArgument("request body must be a JSON object")
+        n = await self.containers.create_network(body, now_iso())
+        return web.json_response({"Id": n.id, "Warning": ""}, status=201)
+
+    async def delete(self, req: web.Request) -> web.Response:
+        """`DELETE /networks/{id}`: 403 for predefined networks and for one with running containers."""
+        await self.containers.remove_network(self.nets.get(req.match_info["name"]))
+        return web.Response(status=204)
 
     async def prune(self, req: web.Request) -> web.Response:
-        """`POST /networks/prune`: there are only predefined networks, which are never pruned."""
+        """`POST /networks/prune`: user-defined networks no container is connected to."""
         f = params.filters(req)
         bad = set(f) - {"until", "label", "label!"}
         if bad:
             raise InvalidArgument(f"invalid filter '{sorted(bad)[0]}'")
-        return web.json_response({"NetworksDeleted": None})
-
-    async def delete(self, req: web.Request) -> web.Response:
-        """`DELETE /networks/{id}`: predefined networks cannot be removed (dockerd's 403)."""
-        n = self._find(req.match_info["name"])
-        raise PermissionDenied(f"{n['Name']} is a pre-defined network and cannot be removed")
-
-    async def create(self, req: web.Request) -> web.Response:
-        """`POST /networks/create`: refused until user-defined networks are built."""
-        raise NotImplemented_(_LATER)
+        try:
+            until = min(units.parse_time(v) for v in f["until"]) if f.get("until") else None
+        except ValueError as e:
+            raise InvalidArgument(f"invalid filter 'until': {e}") from None
+        gone = []
+        for n in self.nets.list():
+            if n.predefined or self.containers.net.connected(n):
+                continue
+            if until is not None and units.rfc3339_to_ts(n.record["Created"]) >= until:
+                continue
+            labels = n.record.get("Labels") or {}
+            if not label_match(labels, f.get("label") or []) or \
+                    any(label_match(labels, [x]) for x in f.get("label!") or []):
+                continue
+            try:
+                await self.containers.remove_network(n)
+                gone.append(n.name)
+            except PermissionDenied:
+                continue
+        return web.json_response({"NetworksDeleted": gone or None})
 
     async def connect(self, req: web.Request) -> web.Response:
-        """`POST /networks/{id}/connect|disconnect`: refused, as create."""
-        self._find(req.match_info["name"])
-        raise NotImplemented_(f"connecting and disconnecting containers: {_LATER}")
+        """`POST /networks/{id}/connect` {Container, EndpointConfig}."""
+        body = await params.json_body(req)
+        if not isinstance(body, dict) or not body.get("Container"):
+            raise InvalidArgument("a container to connect is required (Container)")
+        net = self.nets.get(req.match_info["name"])
+        await self.containers.connect(str(body["Container"]), net, body.get("EndpointConfig") or {})
+        return web.Response(status=200)
+
+    async def disconnect(self, req: web.Request) -> web.Response:
+        """`POST /networks/{id}/disconnect` {Container, Force}."""
+        body = await params.json_body(req)
+        if not isinstance(body, dict) or not body.get("Container"):
+            raise InvalidArgument("a container to disconnect is required (Container)")
+        net = self.nets.get(req.match_info["name"])
+        await self.containers.disconnect(str(body["Container"]), net, bool(body.get("Force")))
+        return web.Response(status=200)

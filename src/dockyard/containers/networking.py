@@ -1,0 +1,296 @@
+"""Containers on networks: which networks a container asks for (NetworkMode and
+NetworkingConfig at create, connect and disconnect later), its sandbox and endpoints while it runs,
+the embedded DNS's view of who is where, and what inspect shows of it."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ipaddress
+import logging
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..errors import Conflict, EngineError, InvalidArgument, NotFound, PermissionDenied
+from ..network import links
+from ..network.bridge import parse_ports
+from ..network.dns import ADDRESS, Resolver
+from ..network.networks import PREDEFINED, Network, Networks
+from . import etcfiles, fields
+from .model import Container
+
+log = logging.getLogger(__name__)
+_MAC = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
+SPECIAL = ("host", "none")
+
+
+def endpoint_id(cid: str, network_id: str) -> str:
+    return hashlib.sha256(f"{cid}:{network_id}".encode()).hexdigest()
+
+
+def primary(hc: dict[str, Any]) -> str:
+    """The network NetworkMode names ('' for host, none and container:)."""
+    nm = hc.get("NetworkMode") or "default"
+    if nm in SPECIAL or nm.startswith("container:"):
+        return ""
+    return "bridge" if nm == "default" else nm
+
+
+class ContainerNetworks:
+    """Networks and containers together (the container service owns one)."""
+
+    def __init__(self, nets: Networks, containers: Callable[[], Iterable[Container]]) -> None:
+        self.nets = nets
+        self.containers = containers
+        self.dns = Resolver(self._names, self._reverse, self._upstream)
+
+    # --- create: what a container asks for ------------------------------------------------------------
+    def wanted(self, hc: dict[str, Any], nc: Any, mac: str) -> dict[str, Any]:
+        """{network name: endpoint settings}, the primary network first; checked against the
+        networks as they are now (dockerd's messages)."""
+        eps = dict((nc or {}).get("EndpointsConfig") or {})
+        first = primary(hc)
+        nm = hc.get("NetworkMode") or "default"
+        if not first:
+            if eps and any(not fields.empty(v) for v in eps.values()):
+                raise InvalidArgument(f"container cannot be connected to network endpoints with network mode {nm}")
+            if mac and nm != "none":
+                raise InvalidArgument("conflicting options: mac-address and the network mode")
+            return {}
+        if first == "bridge" and self.nets.default is None:
+            if eps or mac:
+                raise InvalidArgument("this daemon runs with --bridge=none: no default bridge to connect to")
+            return {}   # lo only, as before
+        out: dict[str, Any] = {}
+        net = self.nets.get(first)
+        conf = fields.canonical_endpoint(dict(eps.pop(first, None) or eps.pop(net.name, None) or eps.pop(net.id, None) or {}))
+        if mac:
+            conf["MacAddress"] = mac
+        out[net.name] = self._settings(net, conf)
+        for ref, ep in eps.items():
+            other = self.nets.get(ref)
+            if other.name in out:
+                continue
+            if other.bridge is None:
+                raise InvalidArgument(f"container cannot be connected to the {other.name} network and another one")
+            out[other.name] = self._settings(other, fields.canonical_endpoint(dict(ep or {})))
+        return out
+
+    def _settings(self, net: Network, conf: dict[str, Any]) -> dict[str, Any]:
+        fields.check_endpoint(f"endpoint on {net.name}", conf)
+        ip = ((conf.get("IPAMConfig") or {}).get("IPv4Address")) or ""
+        aliases = [str(a) for a in conf.get("Aliases") or []]
+        mac = conf.get("MacAddress") or ""
+        if net.bridge is None:
+            raise InvalidArgument(f"network {net.name}: containers join it with NetworkMode {net.name}")
+        if not net.dns and aliases:
+            raise InvalidArgument("network-scoped alias is supported only for containers in user defined networks")
+        if ip:
+            if net.predefined:
+                raise InvalidArgument("user specified IP address is supported on user defined networks only")
+            try:
+                a = ipaddress.ip_address(ip)
+            except ValueError:
+                raise InvalidArgument(f"invalid IPv4 address: {ip}") from None
+            if a not in ipaddress.ip_network(net.bridge.subnet):
+                raise InvalidArgument(f"no configured subnet or ip-range contain the IP address {ip}")
+        if mac and not _MAC.match(mac):
+            raise InvalidArgument(f"invalid MAC address: {mac}")
+        return {"Aliases": aliases or None, "IPAMConfig": {"IPv4Address": ip} if ip else None, "MacAddress": mac,
+                "NetworkID": net.id}
+
+    # --- start and stop ----------------------------------------------------------------------------------------
+    def plug(self, c: Container) -> str:
+        """Sandbox and an endpoint on each wanted network (blocking; all or nothing): the
+        sandbox's path, '' when the container has no networks of ours."""
+        if not c.cfg.networks:
+            return ""
+        sandbox = self.nets.make_sandbox(c.id)
+        c.state.sandbox, c.state.endpoints = sandbox, {}
+        try:
+            for name, conf in c.cfg.networks.items():
+                self._plug_one(c, name, conf)
+        except BaseException:
+            self.unplug(c, now=True)
+            raise
+        return sandbox
+
+    def _plug_one(self, c: Container, name: str, conf: dict[str, Any]) -> dict[str, Any]:
+        try:
+            net = self.nets.get(name)
+        except NotFound:
+            raise NotFound(f"network {name} not found (removed while the container was connected to it)") from None
+        assert net.bridge is not None
+        first = not c.state.endpoints
+        ports = parse_ports(c.cfg.host_config, c.cfg.config.get("ExposedPorts") or {}) if first else []
+        used = {ep["ifname"] for ep in c.state.endpoints.values()}
+        ifname = next(f"eth{i}" for i in range(len(used) + 1) if f"eth{i}" not in used)
+        route = not net.bridge.cfg.internal and not any(ep.get("route") for ep in c.state.endpoints.values())
+        ep = net.bridge.attach(c.id, c.state.sandbox, ifname, ports, (conf.get("IPAMConfig") or {}).get("IPv4Address") or "",
+                               conf.get("MacAddress") or "", route)
+        ep.update({"network_id": net.id, "route": route, "aliases": list(conf.get("Aliases") or [])})
+        c.state.endpoints[net.name] = ep
+        return ep
+
+    def unplug(self, c: Container, now: bool = False) -> list[str]:
+        """Every endpoint and the sandbox (blocking); the veths left to delete (unless `now`:
+        deleting a link waits for the kernel, so the daemon does that off a container's exit path)."""
+        veths = []
+        for name, ep in list(c.state.endpoints.items()):
+            try:
+                net = self.nets.get(name)
+                if net.bridge is not None:
+                    net.bridge.detach(c.id, ep, unplug=now)
+            except (OSError, EngineError) as e:
+                log.warning("removing the endpoint of %s on %s: %s", c.id[:12], name, e)
+            if ep.get("veth") and not now:
+                veths.append(ep["veth"])
+        if c.state.sandbox:
+            self.nets.drop_sandbox(c.id)
+        c.state.sandbox, c.state.endpoints = "", {}
+        return veths
+
+    def uses_dns(self, c: Container) -> bool:
+        return any(self._dns_network(n) for n in c.state.endpoints)
+
+    def wants_dns(self, c: Container) -> bool:
+        return any(self._dns_network(n) for n in c.cfg.networks)
+
+    def _dns_network(self, name: str) -> bool:
+        try:
+            return self.nets.get(name).dns
+        except NotFound:
+            return False
+
+    async def serve_dns(self, c: Container) -> None:
+        if c.state.sandbox and self.uses_dns(c):
+            await self.dns.serve(c.id, c.state.sandbox)
+
+    def hosts_lines(self, c: Container) -> list[str]:
+        """The container's addresses, for its /etc/hosts."""
+        return [ep["ip"] for ep in c.state.endpoints.values()]
+
+    def embedded_dns(self, c: Container) -> str:
+        return ADDRESS if self.wants_dns(c) else ""
+
+    # --- connect and disconnect ---------------------------------------------------------------------------------
+    def check_connect(self, c: Container, net: Network, conf: dict[str, Any]) -> dict[str, Any]:
+        nm = c.cfg.host_config.get("NetworkMode") or "default"
+        if net.name in SPECIAL or nm in SPECIAL or nm.startswith("container:"):
+            raise PermissionDenied("container sharing network namespace with another container or host cannot be "
+                                   "connected to any other network" if nm.startswith("container:") else
+                                   "container cannot be disconnected from host network or connected to host network"
+                                   if "host" in (nm, net.name) else
+                                   "container cannot be connected to multiple networks with one of the networks in "
+                                   "private (none) mode")
+        if net.name in c.cfg.networks:
+            raise PermissionDenied(f"endpoint with name {c.name} already exists in network {net.name}")
+        return self._settings(net, fields.canonical_endpoint(dict(conf or {})))
+
+    def connect_running(self, c: Container, net: Network, conf: dict[str, Any]) -> dict[str, Any]:
+        """Plug a running container into one more network (blocking)."""
+        if not c.state.sandbox:
+            raise Conflict(f"container {c.id[:12]} runs without a network namespace of ours: it cannot be connected")
+        return self._plug_one(c, net.name, conf)
+
+    def disconnect_running(self, c: Container, net: Network) -> None:
+        """Unplug one network of a running container (blocking); the default route moves to
+        another network when it was on this one."""
+        ep = c.state.endpoints.pop(net.name, None)
+        if ep is None:
+            return
+        assert net.bridge is not None
+        net.bridge.detach(c.id, ep, unplug=True)
+        if ep.get("route"):
+            nxt = next((e for n, e in c.state.endpoints.items() if not self._internal(n)), None)
+            if nxt is not None:
+                nxt["route"] = True
+            links.set_default_route(c.state.sandbox, nxt["gateway"] if nxt else "")
+
+    def _internal(self, name: str) -> bool:
+        try:
+            br = self.nets.get(name).bridge
+        except NotFound:
+            return True
+        return br is None or br.cfg.internal
+
+    # --- the embedded DNS's view ------------------------------------------------------------------------------------
+    def _running(self) -> list[Container]:
+        return [c for c in self.containers() if c.state.running and c.state.endpoints]
+
+    def _names(self, cid: str, qname: str) -> list[str] | None:
+        me = next((c for c in self._running() if c.id == cid), None)
+        if me is None:
+            return None
+        mine = {n for n in me.state.endpoints if self._dns_network(n)}
+        tries = [(qname, mine)] + [(qname[: -len(n) - 1], {n}) for n in mine if qname.endswith("." + n.lower())]
+        for name, nets in tries:
+            found = [o.state.endpoints[n]["ip"] for o in self._running() for n in sorted(nets & o.state.endpoints.keys())
+                     if name in _dns_names(o, n)]
+            if found:
+                return list(dict.fromkeys(found))
+        return None
+
+    def _reverse(self, cid: str, ip: str) -> str | None:
+        me = next((c for c in self._running() if c.id == cid), None)
+        if me is None:
+            return None
+        for o in self._running():
+            for n, ep in o.state.endpoints.items():
+                if ep["ip"] == ip and n in me.state.endpoints and self._dns_network(n):
+                    return f"{o.name}.{n}"
+        return None
+
+    def _upstream(self, cid: str) -> list[str]:
+        c = next((c for c in self.containers() if c.id == cid), None)
+        return etcfiles.upstream_servers(list(c.cfg.host_config.get("Dns") or []) if c else [])
+
+    def connected(self, net: Network) -> list[Container]:
+        """Containers (running or not) whose config names the network."""
+        return [c for c in self.containers() if net.name in c.cfg.networks]
+
+
+
+def settings(c: Container) -> dict[str, Any]:
+    """`NetworkSettings.Networks`: every network it is connected to, with its address while it runs."""
+    out: dict[str, Any] = {}
+    wanted = c.cfg.networks or ({} if primary(c.cfg.host_config) else
+                                {(c.cfg.host_config.get("NetworkMode") or "default"): {}})
+    for name, conf in wanted.items():
+        ep = c.state.endpoints.get(name) or {}
+        nid = conf.get("NetworkID", "")
+        out[name] = {"IPAMConfig": conf.get("IPAMConfig"), "Links": None, "Aliases": conf.get("Aliases"),
+                     "MacAddress": ep.get("mac", ""), "DriverOpts": None, "NetworkID": nid,
+                     "EndpointID": endpoint_id(c.id, nid) if ep else "", "Gateway": ep.get("gateway", ""),
+                     "IPAddress": ep.get("ip", ""), "IPPrefixLen": ep.get("prefix", 0), "IPv6Gateway": "",
+                     "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+                     "DNSNames": sorted(_dns_names(c, name)) if ep and name not in PREDEFINED else None}
+    return out
+
+
+def published(c: Container) -> list[dict[str, Any]]:
+    """The ports a running container publishes (on its primary network)."""
+    return [p for ep in c.state.endpoints.values() for p in ep.get("ports") or []]
+
+
+def members(c_list: Iterable[Container], net: Network) -> dict[str, Any]:
+    """`Containers` of a network's inspect: the running containers on it."""
+    out = {}
+    for c in c_list:
+        ep = c.state.endpoints.get(net.name) if c.state.running else None
+        if ep:
+            out[c.id] = {"Name": c.name, "EndpointID": endpoint_id(c.id, net.id), "MacAddress": ep["mac"],
+                         "IPv4Address": f"{ep['ip']}/{ep['prefix']}", "IPv6Address": ""}
+    return out
+
+
+def _dns_names(c: Container, network: str) -> set[str]:
+    ep = c.state.endpoints.get(network) or {}
+    aliases = ep.get("aliases") or (c.cfg.networks.get(network) or {}).get("Aliases") or []
+    return {c.name.lower(), c.id[:12], *(str(a).lower() for a in aliases)}
+
+
+async def delete_veths(veths: list[str]) -> None:
+    for v in veths:
+        await asyncio.to_thread(links.delete_link, v)
