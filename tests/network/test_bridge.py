@@ -8,6 +8,7 @@ restart of the daemon, and its stop, no link, namespace or rule of ours is left.
 from __future__ import annotations
 
 import json
+import random
 import socket
 import subprocess
 import time
@@ -16,7 +17,7 @@ import docker
 import pytest
 
 from ..helpers import BIN, DOCKER, free_port
-from .netutil import get, netns, on_bridge, rules, wait_port
+from .netutil import get, links, netns, on_bridge, remove_bridge, rules, wait_port
 
 pytestmark = pytest.mark.root
 
@@ -267,3 +268,29 @@ def test_predefined_networks_with_the_docker_cli_and_docker_py(bridged):
     dy = subprocess.run([str(BIN / "dockyard"), "network", "inspect", "-f", "{{.Driver}}", "bridge", "none"], env=env,
                         capture_output=True, text=True)
     assert dy.stdout == "bridge\nnull\n", dy.stdout + dy.stderr
+
+
+def test_fixed_cidr_narrows_the_default_bridge_s_addresses(fresh_daemon, tmp_path):
+    """dockerd's --fixed-cidr: addresses come from that range only (the first is handed out, as
+    dockerd does); a range outside --bip's subnet is refused at start."""
+    name = f"dyf{random.randrange(16 ** 6):06x}"
+    net = random.randrange(1, 250)
+    try:
+        d = fresh_daemon("--bridge", name, "--bip", f"10.213.{net}.1/24", "--fixed-cidr", f"10.213.{net}.64/26")
+        c = docker.APIClient(base_url=d.host, version="1.41")
+        ctr = c.create_container("busybox", ["sleep", "30"])
+        c.start(ctr)
+        assert c.inspect_container(ctr)["NetworkSettings"]["IPAddress"] == f"10.213.{net}.64"
+        assert c.inspect_network("bridge")["IPAM"]["Config"][0]["IPRange"] == f"10.213.{net}.64/26"
+        c.remove_container(ctr, force=True)
+        c.close()
+        d.cleanup()
+        bad = subprocess.run([str(BIN / "dockyardd"), "--bridge", name, "--bip", f"10.213.{net}.1/24",
+                              "--fixed-cidr", "10.99.0.0/24", "--data-root", str(tmp_path / "x"), "--exec-root",
+                              str(tmp_path / "y"), "-H", f"unix://{tmp_path / 's.sock'}"], capture_output=True, text=True,
+                             timeout=30)
+        assert bad.returncode == 1 and "not within the bridge's subnet" in bad.stderr, bad.stderr
+    finally:
+        left = links(name)
+        remove_bridge(name)
+    assert not left

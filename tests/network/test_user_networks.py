@@ -180,7 +180,33 @@ def test_ip_mac_and_aliases_as_asked(bridged):
                              env=env, capture_output=True, text=True)
         assert out.returncode == 0 and "02:11:22:33:44:55" in out.stdout, out.stdout + out.stderr
         assert out.stdout.count(sub.replace(".0/24", ".88")) == 2, out.stdout
-    c.networks.get("fixed").remove()
+    dy = [str(BIN / "dockyard")]
+    env = d.env()
+    sub2 = _subnet()
+    out = subprocess.run([*dy, "network", "create", "--subnet", sub2, "--gateway", sub2.replace(".0/24", ".1"),
+                          "--label", "k=v", "-o", "com.docker.network.bridge.enable_icc=true", "dyn"],
+                         env=env, capture_output=True, text=True)
+    assert out.returncode == 0 and len(out.stdout.strip()) == 64, out.stdout + out.stderr
+    out = subprocess.run([*dy, "run", "--rm", "--network", "dyn", "--ip", sub2.replace(".0/24", ".99"),
+                          "--mac-address", "02:de:ad:be:ef:01", "--network-alias", "dyalias", "busybox", "sh", "-c",
+                          "ip -o link show eth0; nslookup dyalias"], env=env, capture_output=True, text=True)
+    assert out.returncode == 0 and "02:de:ad:be:ef:01" in out.stdout, out.stdout + out.stderr
+    assert f"Address: {sub2.replace('.0/24', '.99')}" in out.stdout, out.stdout
+    out = subprocess.run([*dy, "run", "-d", "--name", "late", "busybox", "sleep", "300"], env=env, capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stderr
+    out = subprocess.run([*dy, "network", "connect", "--alias", "later", "--ip", sub2.replace(".0/24", ".50"), "dyn",
+                          "late"], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    code, got = _sh(c, "nslookup later", network="dyn")
+    assert f"Address: {sub2.replace('.0/24', '.50')}" in got, got
+    out = subprocess.run([*dy, "network", "disconnect", "dyn", "late"], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    out = subprocess.run([*dy, "network", "disconnect", "dyn", "late"], env=env, capture_output=True, text=True)
+    assert out.returncode == 1 and "is not connected to network dyn" in out.stderr, out.stderr
+    c.containers.get("late").remove(force=True)
+    for name in ("fixed", "dyn"):
+        c.networks.get(name).remove()
     c.close()
 
 

@@ -41,6 +41,7 @@ class Config:
     max_concurrent_downloads: int = 3
     bridge: str = "dockyard0"          # "none": no default bridge (containers get a namespace with lo only)
     bip: str = "172.29.0.1/16"
+    fixed_cidr: str = ""               # where the default bridge's addresses come from (within bip's subnet)
     mtu: int = 0
     icc: bool = True
     iptables: bool = True
@@ -89,6 +90,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-b", "--bridge", dest="bridge", help="the default bridge's name, or none (default dockyard0)")
     p.add_argument("--bip", dest="bip", help="the default bridge's address and prefix (default 172.29.0.1/16)")
     p.add_argument("--mtu", dest="mtu", type=int, help="MTU of the bridge and the containers' eth0")
+    p.add_argument("--fixed-cidr", dest="fixed_cidr", help="the default bridge hands out addresses from this "
+                   "range only (within --bip's subnet)")
     for flag in ("icc", "iptables", "ip-forward"):
         p.add_argument(f"--{flag}", dest=flag.replace("-", "_"), choices=["true", "false"])
     p.add_argument("--insecure-loopback", dest="insecure_loopback", choices=["true", "false"],
@@ -107,7 +110,7 @@ _JSON_KEYS = {"hosts": "hosts", "data-root": "data_root", "exec-root": "exec_roo
               "registry-certs-dir": "registry_certs_dir", "insecure-loopback": "insecure_loopback",
               "max-concurrent-downloads": "max_concurrent_downloads",
               "max-concurrent-uploads": "max_concurrent_uploads", "bridge": "bridge", "bip": "bip", "mtu": "mtu",
-              "icc": "icc", "iptables": "iptables", "ip-forward": "ip_forward"}
+              "fixed-cidr": "fixed_cidr", "icc": "icc", "iptables": "iptables", "ip-forward": "ip_forward"}
 
 
 def load(argv: list[str] | None = None) -> Config:
@@ -182,7 +185,7 @@ def load(argv: list[str] | None = None) -> Config:
         v = getattr(cfg, attr)
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise InvalidArgument(f"{attr.replace('_', '-')} must be a positive integer, not {v!r}")
-    for attr in ("bridge", "bip", "mtu"):
+    for attr in ("bridge", "bip", "mtu", "fixed_cidr"):
         if getattr(ns, attr) is not None:
             setattr(cfg, attr, getattr(ns, attr))
     for attr in ("icc", "iptables", "ip_forward"):
@@ -249,4 +252,13 @@ def bridge_config(cfg: Config) -> Any:
         raise InvalidArgument(f"bip {cfg.bip!r}: want an IPv4 host address with a prefix of at most /30")
     if not isinstance(cfg.mtu, int) or isinstance(cfg.mtu, bool) or (cfg.mtu and not 68 <= cfg.mtu <= 65535):
         raise InvalidArgument(f"mtu {cfg.mtu!r}: want 68 to 65535")
-    return BridgeConfig(cfg.bridge, str(cfg.bip), cfg.mtu, cfg.icc, cfg.iptables, cfg.ip_forward)
+    fixed = ""
+    if cfg.fixed_cidr:
+        try:
+            rng = ipaddress.ip_network(str(cfg.fixed_cidr), strict=False)
+        except ValueError:
+            raise InvalidArgument(f"fixed-cidr {cfg.fixed_cidr!r}: want an IPv4 network, as 172.29.5.0/24") from None
+        if rng.version != 4 or not rng.subnet_of(iface.network):   # type: ignore[arg-type]
+            raise InvalidArgument(f"fixed-cidr {rng}: not within the bridge's subnet {iface.network}")
+        fixed = str(rng)
+    return BridgeConfig(cfg.bridge, str(cfg.bip), cfg.mtu, cfg.icc, cfg.iptables, cfg.ip_forward, ip_range=fixed)

@@ -83,6 +83,8 @@ class Networks:
             if name == "bridge" and default is not None:
                 br = Bridge(default)
                 rec["IPAM"]["Config"] = [{"Subnet": br.subnet, "Gateway": br.gateway}]
+                if default.ip_range:
+                    rec["IPAM"]["Config"][0]["IPRange"] = default.ip_range
                 rec["Options"] = {_OPT + "bridge.default_bridge": "true",
                                   _OPT + "bridge.enable_icc": str(default.icc).lower(),
                                   _OPT + "bridge.enable_ip_masquerade": "true",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from ...client.api import APIError, Client, filters_param
 from ..flags import Parser, need
@@ -72,13 +73,42 @@ def prune(cli: Client, prog: str, args: list[str]) -> int:
 
 
 def create(cli: Client, prog: str, args: list[str]) -> int:
-    """`dockyard network create NAME` (the daemon refuses it until user-defined networks exist)."""
+    """`dockyard network create [-d bridge] [--subnet] [--gateway] [--ip-range] [--aux-address]
+    [--internal] [--attachable] [-o k=v] [--label k=v] [--ipv6] NAME`, as the docker CLI."""
     p = Parser(prog, "[OPTIONS] NETWORK")
     p.add_argument("-d", "--driver", default="bridge")
+    p.add_argument("--subnet", action="append", default=[])
+    p.add_argument("--gateway", action="append", default=[])
+    p.add_argument("--ip-range", action="append", default=[])
+    p.add_argument("--aux-address", action="append", default=[])
+    p.add_argument("--ipam-driver", default="default")
+    p.add_argument("--internal", action="store_true")
+    p.add_argument("--attachable", action="store_true")
+    p.add_argument("--ipv6", action="store_true")
+    p.add_argument("-o", "--opt", action="append", default=[])
+    p.add_argument("--label", action="append", default=[])
     p.add_argument("name")
     ns = p.parse_args(args)
+    if len(ns.gateway) > len(ns.subnet) or len(ns.ip_range) > len(ns.subnet):
+        print("every ip-range or gateway must have a corresponding subnet", file=sys.stderr)
+        return 1
+    pools = []
+    for i, sub in enumerate(ns.subnet):
+        pool: dict[str, Any] = {"Subnet": sub}
+        if i < len(ns.gateway):
+            pool["Gateway"] = ns.gateway[i]
+        if i < len(ns.ip_range):
+            pool["IPRange"] = ns.ip_range[i]
+        aux = dict(x.split("=", 1) for x in ns.aux_address if "=" in x)
+        if aux:
+            pool["AuxiliaryAddresses"] = aux
+        pools.append(pool)
+    body = {"Name": ns.name, "CheckDuplicate": True, "Driver": ns.driver, "Internal": ns.internal,
+            "Attachable": ns.attachable, "EnableIPv6": ns.ipv6,
+            "IPAM": {"Driver": ns.ipam_driver, "Config": pools, "Options": {}},
+            "Options": _pairs(ns.opt), "Labels": _pairs(ns.label)}
     try:
-        rep = cli.json("POST", "/networks/create", body={"Name": ns.name, "Driver": ns.driver})
+        rep = cli.json("POST", "/networks/create", body=body)
     except APIError as e:
         print(f"Error response from daemon: {e.message}", file=sys.stderr)
         return 1
@@ -86,23 +116,38 @@ def create(cli: Client, prog: str, args: list[str]) -> int:
     return 0
 
 
+def _pairs(items: list[str]) -> dict[str, str]:
+    return {k: v for k, _, v in (x.partition("=") for x in items)}
+
+
 def connect(cli: Client, prog: str, args: list[str]) -> int:
-    """`dockyard network connect NETWORK CONTAINER`."""
+    """`dockyard network connect [--alias A] [--ip IP] NETWORK CONTAINER`."""
     return _connect(cli, prog, args, "connect")
 
 
 def disconnect(cli: Client, prog: str, args: list[str]) -> int:
-    """`dockyard network disconnect NETWORK CONTAINER`."""
+    """`dockyard network disconnect [-f] NETWORK CONTAINER`."""
     return _connect(cli, prog, args, "disconnect")
 
 
 def _connect(cli: Client, prog: str, args: list[str], op: str) -> int:
     p = Parser(prog, "[OPTIONS] NETWORK CONTAINER")
+    if op == "connect":
+        p.add_argument("--alias", action="append", default=[])
+        p.add_argument("--ip")
+    else:
+        p.add_argument("-f", "--force", action="store_true")
     p.add_argument("network")
     p.add_argument("container")
     ns = p.parse_args(args)
+    body: dict[str, Any] = {"Container": ns.container}
+    if op == "connect":
+        body["EndpointConfig"] = {"Aliases": ns.alias or None,
+                                  "IPAMConfig": {"IPv4Address": ns.ip} if ns.ip else None}
+    else:
+        body["Force"] = ns.force
     try:
-        cli.call("POST", f"/networks/{ns.network}/{op}", body={"Container": ns.container}).close()
+        cli.call("POST", f"/networks/{ns.network}/{op}", body=body).close()
     except APIError as e:
         print(f"Error response from daemon: {e.message}", file=sys.stderr)
         return 1

@@ -34,6 +34,9 @@ def _create_parser(prog: str) -> Parser:
     p.add_argument("--stop-signal")
     p.add_argument("--stop-timeout", type=int)
     p.add_argument("--network", "--net", dest="network")
+    p.add_argument("--network-alias", "--net-alias", dest="network_alias", action="append", default=[])
+    p.add_argument("--ip")
+    p.add_argument("--mac-address")
     p.add_argument("--runtime")
     p.add_argument("--read-only", action="store_true")
     p.add_argument("--restart")
@@ -95,6 +98,13 @@ def _body(ns: Any) -> dict[str, Any]:
             body[key] = getattr(ns, attr)
     if ns.network:
         body["HostConfig"]["NetworkMode"] = ns.network
+    if ns.mac_address:
+        body["MacAddress"] = ns.mac_address
+    if ns.network_alias or ns.ip:   # as the docker CLI: the settings of the endpoint on --network
+        ep: dict[str, Any] = {"Aliases": ns.network_alias or None}
+        if ns.ip:
+            ep["IPAMConfig"] = {"IPv4Address": ns.ip}
+        body["NetworkingConfig"] = {"EndpointsConfig": {ns.network or "default": ep}}
     if ns.runtime:
         body["HostConfig"]["Runtime"] = ns.runtime
     if ns.log_driver or ns.log_opt:
