@@ -258,7 +258,7 @@ def bridge_config(cfg: Config) -> Any:
             rng = ipaddress.ip_network(str(cfg.fixed_cidr), strict=False)
         except ValueError:
             raise InvalidArgument(f"fixed-cidr {cfg.fixed_cidr!r}: want an IPv4 network, as 172.29.5.0/24") from None
-        if rng.version != 4 or not rng.subnet_of(iface.network):   # type: ignore[arg-type]
+        if rng.version != 4 or not rng.subnet_of(iface.network):
             raise InvalidArgument(f"fixed-cidr {rng}: not within the bridge's subnet {iface.network}")
         fixed = str(rng)
     return BridgeConfig(cfg.bridge, str(cfg.bip), cfg.mtu, cfg.icc, cfg.iptables, cfg.ip_forward, ip_range=fixed)
