@@ -19,7 +19,7 @@ SAMPLES = {
     "HostConfig.IOMaximumBandwidth": 1000, "HostConfig.Binds": ["/tmp:/h"],
     "HostConfig.VolumeDriver": "local",
     "HostConfig.VolumesFrom": ["other"], "HostConfig.Mounts": [{"Type": "tmpfs", "Target": "/t"}],
-    "HostConfig.Cgroup": "container:x", "HostConfig.Links": ["a:b"],
+    "HostConfig.Cgroup": "container:x",
     "HostConfig.StorageOpt": {"size": "1G"}, "HostConfig.Tmpfs": {"/t": ""},
 }
 REFUSED = sorted(f"{w}.{k}" for w, t in (("Config", fields.CONFIG), ("HostConfig", fields.HOST_CONFIG))
@@ -145,5 +145,5 @@ def test_values_docker_rejects(client, hc, message):
 
 def test_docker_py_create_still_refuses_cleanly(client):
     with pytest.raises(docker.errors.APIError) as e:
-        client.containers.create("busybox", ["true"], links={"other": "alias"})
-    assert e.value.status_code == 400 and "HostConfig.Links" in str(e.value)
+        client.containers.create("busybox", ["true"], volumes=["/tmp:/h"])
+    assert e.value.status_code == 400 and "HostConfig.Binds" in str(e.value)

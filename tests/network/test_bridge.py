@@ -294,3 +294,55 @@ def test_fixed_cidr_narrows_the_default_bridge_s_addresses(fresh_daemon, tmp_pat
         left = links(name)
         remove_bridge(name)
     assert not left
+
+
+def test_legacy_links_on_the_default_bridge_and_on_user_networks(bridged):
+    """`--link web:w`: the target's address under its alias in /etc/hosts and dockerd's variables
+    (W_PORT…, W_NAME, W_ENV_…); a stopped target is dockerd's error at start; on a user-defined
+    network the alias resolves (embedded DNS) for the linking container only."""
+    d, _, _ = bridged
+    c = docker.APIClient(base_url=d.host, version="1.41")
+    web = c.create_container("busybox", HTTPD, name="web", hostname="webhost", ports=[80], environment=["FOO=bar"])
+    c.start(web)
+    ip = c.inspect_container(web)["NetworkSettings"]["IPAddress"]
+    cl = c.create_container("busybox", ["sh", "-c", "env; cat /etc/hosts; printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc w 80"],
+                            name="client", host_config=c.create_host_config(links={"web": "w"}))
+    assert c.inspect_container(cl)["HostConfig"]["Links"] == ["/web:/client/w"]
+    c.start(cl)
+    assert c.wait(cl)["StatusCode"] == 0
+    out = c.logs(cl).decode()
+    for want in (f"W_PORT=tcp://{ip}:80", f"W_PORT_80_TCP=tcp://{ip}:80", f"W_PORT_80_TCP_ADDR={ip}",
+                 "W_PORT_80_TCP_PORT=80", "W_PORT_80_TCP_PROTO=tcp", "W_NAME=/client/w", "W_ENV_FOO=bar",
+                 f"{ip}\tw webhost web", "hello-webhost"):
+        assert want in out, (want, out)
+    c.remove_container(cl)
+    idle = c.create_container("busybox", ["true"], name="idle")
+    cl = c.create_container("busybox", ["true"], host_config=c.create_host_config(links={"idle": "i"}))
+    with pytest.raises(docker.errors.APIError) as e:
+        c.start(cl)
+    assert e.value.status_code == 409 and "Cannot link to a non running container: /idle AS" in str(e.value)
+    c.remove_container(cl)
+    c.remove_container(idle)
+    with pytest.raises(docker.errors.NotFound):
+        c.create_container("busybox", ["true"], host_config=c.create_host_config(links={"nosuch": "x"}))
+    c.create_network("u")
+    db = c.create_container("busybox", ["sleep", "300"], name="db1", host_config=c.create_host_config(network_mode="u"))
+    c.start(db)
+    dbip = c.inspect_container(db)["NetworkSettings"]["Networks"]["u"]["IPAddress"]
+    for linked, want in (({"db1": "db"}, f"Address: {dbip}"), (None, "unresolved")):
+        cl = c.create_container("busybox", ["sh", "-c", "nslookup db || echo unresolved"],
+                                host_config=c.create_host_config(network_mode="u", links=linked))
+        c.start(cl)
+        c.wait(cl)
+        out = c.logs(cl).decode()
+        assert want in out, out
+        c.remove_container(cl)
+    if DOCKER:
+        out = subprocess.run([DOCKER, "run", "--rm", "--link", "web:w2", "busybox", "env"], env=d.env(),
+                             capture_output=True, text=True)
+        assert out.returncode == 0 and "W2_NAME=/" in out.stdout and f"W2_PORT_80_TCP_ADDR={ip}" in out.stdout, \
+            out.stdout + out.stderr
+    for x in (db, web):
+        c.remove_container(x, force=True)
+    c.remove_network("u")
+    c.close()

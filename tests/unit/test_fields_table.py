@@ -33,6 +33,7 @@ PROOF = {
     "Config.Entrypoint": "api/test_containers.py::test_entrypoint_and_cmd_merge",
     "Config.NetworkDisabled": "api/test_security_options.py::test_network_disabled_and_annotations",
     "Config.MacAddress": "network/test_user_networks.py::test_ip_mac_and_aliases_as_asked",
+    "HostConfig.Links": "network/test_bridge.py::test_legacy_links_on_the_default_bridge_and_on_user_networks",
     "Config.OnBuild": "api/test_refused_fields.py::test_recorded_fields_and_domainname",
     "Config.Labels": "api/test_containers.py::test_create_options_reach_the_process",
     "Config.StopSignal": "api/test_containers.py::test_stop_uses_stop_signal_and_timeout",

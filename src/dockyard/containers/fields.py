@@ -37,7 +37,6 @@ def _no(how: str) -> Field:
 
 _TTY = "interactive containers (TTY and stdin) are not supported yet"
 _VOL = "volumes and mounts are not supported yet"
-_NET = "not supported yet: it comes with bridge networking"
 
 CONFIG: dict[str, Field] = {
     "Hostname": _a("UTS namespace hostname, /etc/hostname, HOSTNAME"),
@@ -124,7 +123,8 @@ HOST_CONFIG: dict[str, Field] = {
     "GroupAdd": _a("supplementary groups, names resolved in the image"),
     "IpcMode": _a("private, shareable, none, host, container:<id>"),
     "Cgroup": _no("Cgroup (joining another container's cgroup) is not supported"),
-    "Links": _no("Links: " + _NET),
+    "Links": _a("legacy links: the target's address in /etc/hosts and its variables in the environment; "
+                "on user-defined networks an alias only this container resolves"),
     "OomScoreAdj": _a("/proc/<pid>/oom_score_adj of the init"),
     "PidMode": _a("private, host, container:<id>"),
     "Privileged": _a("all capabilities and host devices, no seccomp, writable /sys and cgroups"),

@@ -223,6 +223,15 @@ class ContainerNetworks:
         me = next((c for c in self._running() if c.id == cid), None)
         if me is None:
             return None
+        for item in me.cfg.host_config.get("Links") or []:   # a link's alias: seen by this container only
+            target_name, alias = parse_link(item)
+            if qname == alias.lower():
+                target = next((o for o in self._running() if o.name == target_name), None)
+                if target is not None:
+                    try:
+                        return [link_address(target, me)]
+                    except Conflict:
+                        pass
         mine = {n for n in me.state.endpoints if self._dns_network(n)}
         tries = [(qname, mine)] + [(qname[: -len(n) - 1], {n}) for n in mine if qname.endswith("." + n.lower())]
         for name, nets in tries:
@@ -283,6 +292,46 @@ def members(c_list: Iterable[Container], net: Network) -> dict[str, Any]:
             out[c.id] = {"Name": c.name, "EndpointID": endpoint_id(c.id, net.id), "MacAddress": ep["mac"],
                          "IPv4Address": f"{ep['ip']}/{ep['prefix']}", "IPv6Address": ""}
     return out
+
+
+def parse_link(item: str) -> tuple[str, str]:
+    """`name:alias`, `name`, or dockerd's stored form `/name:/child/alias` → (name, alias)."""
+    name, _, alias = str(item).partition(":")
+    name = name.lstrip("/")
+    alias = alias.rsplit("/", 1)[-1] if alias else name
+    if not name or not alias:
+        raise InvalidArgument(f"invalid link {item!r}: want NAME[:ALIAS]")
+    return name, alias
+
+
+def link_address(target: Container, child: Container) -> str:
+    """The linked container's address on a network the child is on (the child's primary first)."""
+    for n in child.cfg.networks:
+        ep = target.state.endpoints.get(n)
+        if ep:
+            return str(ep["ip"])
+    raise Conflict(f"Cannot link to /{target.name}: it is not on a network of /{child.name}")
+
+
+def link_env(alias: str, target: Container, child: str, ip: str) -> list[str]:
+    """The legacy link's variables, as dockerd sets them: <ALIAS>_NAME, <ALIAS>_PORT and
+    <ALIAS>_PORT_<port>_<PROTO>[_ADDR|_PORT|_PROTO] for each exposed port, and the target's
+    environment as <ALIAS>_ENV_<KEY> (but HOME and PATH)."""
+    a = re.sub(r"[^A-Za-z0-9]", "_", alias).upper()
+    ports = sorted((int(k.partition("/")[0]), k.partition("/")[2] or "tcp") for k in
+                    target.cfg.config.get("ExposedPorts") or {})
+    env = []
+    if ports:
+        env.append(f"{a}_PORT={ports[0][1]}://{ip}:{ports[0][0]}")
+    for port, proto in ports:
+        p = f"{a}_PORT_{port}_{proto.upper()}"
+        env += [f"{p}={proto}://{ip}:{port}", f"{p}_ADDR={ip}", f"{p}_PORT={port}", f"{p}_PROTO={proto}"]
+    env.append(f"{a}_NAME=/{child}/{alias}")
+    for e in target.cfg.config.get("Env") or []:
+        k, eq, v = str(e).partition("=")
+        if eq and k not in ("HOME", "PATH"):
+            env.append(f"{a}_ENV_{k}={v}")
+    return env
 
 
 def _dns_names(c: Container, network: str) -> set[str]:

@@ -172,6 +172,7 @@ class ContainerService:
             etcfiles.extra_host("x:host-gateway", "")   # refused: dockerd's message
         if not name:
             name = names.generate({c.name for c in self.by_id.values()})
+        self._check_links(cfg.host_config, name)
         self.paths.data(cfg.id).mkdir(parents=True)
         try:
             self.snapshots.prepare_active(cfg.id, self._init_layer(img.top_layer))
@@ -185,6 +186,39 @@ class ContainerService:
         self.by_id[cfg.id] = c
         self.on_event("create", c, {})
         return c
+
+    def _check_links(self, hc: dict[str, Any], name: str) -> None:
+        """Create: every linked container exists; the links stored as dockerd shows them
+        (`/target:/name/alias`)."""
+        out = []
+        for item in hc.get("Links") or []:
+            target, alias = networking.parse_link(item)
+            try:
+                t = self.lookup(target)
+            except NotFound:
+                raise NotFound(f"could not get container for {target}: No such container: {target}") from None
+            if (hc.get("NetworkMode") or "default") in ("host", "none") or str(hc.get("NetworkMode")).startswith("container:"):
+                raise InvalidArgument("conflicting options: container type network can't be used with links")
+            out.append(f"/{t.name}:/{name}/{alias}")
+        if out:
+            hc["Links"] = out
+
+    def _links(self, c: Container) -> tuple[builtins.list[str], builtins.list[tuple[str, str]]]:
+        """Start: the legacy links' environment and /etc/hosts lines; a linked container must run."""
+        env: builtins.list[str] = []
+        hosts: builtins.list[tuple[str, str]] = []
+        for item in c.cfg.host_config.get("Links") or []:
+            target, alias = networking.parse_link(item)
+            try:
+                t = self.lookup(target)
+            except NotFound:
+                raise NotFound(f"Cannot link to /{target}, as it does not exist") from None
+            if not t.state.running:
+                raise Conflict(f"Cannot link to a non running container: /{t.name} AS /{c.name}/{alias}")
+            ip = networking.link_address(t, c)
+            env += networking.link_env(alias, t, c.name, ip)
+            hosts.append((" ".join(dict.fromkeys([alias, t.cfg.config["Hostname"], t.name])), ip))
+        return env, hosts
 
     def _check_ports(self, cfg: ContainerConfig, warnings: builtins.list[str] | None) -> None:
         """Published ports need the default bridge; with the host's network they are dropped
@@ -321,9 +355,11 @@ class ContainerService:
             nm = cfg.host_config.get("NetworkMode", "default")
             hc = cfg.host_config
             gateway = self.bridge.gateway if self.bridge is not None else ""
+            link_env, link_hosts = self._links(c)
             dns = etcfiles.DnsConfig(list(hc.get("Dns") or []), list(hc.get("DnsSearch") or []),
                                      list(hc.get("DnsOptions") or []),
-                                     [etcfiles.extra_host(str(x), gateway) for x in hc.get("ExtraHosts") or []])
+                                     [etcfiles.extra_host(str(x), gateway) for x in hc.get("ExtraHosts") or []]
+                                     + link_hosts)
             files = etcfiles.write(str(self.paths.data(cid)), cfg.config["Hostname"], cfg.config.get("Domainname", ""),
                                    nm, dns, self.net.embedded_dns(c))
             if remap is not None:   # the container's root owns them, as in Docker
@@ -335,6 +371,7 @@ class ContainerService:
                 env.insert(1 if env and env[0].startswith("PATH=") else 0, f"HOSTNAME={cfg.config['Hostname']}")
             if not any(e.startswith("HOME=") for e in env):
                 env.append(f"HOME={u.home}")
+            env = link_env + env   # the container's own variables win
             extra = users.group_ids(str(rootfs), list(cfg.host_config.get("GroupAdd") or []))
             cwd = cfg.config.get("WorkingDir") or "/"
             if cwd != "/":
