@@ -200,11 +200,14 @@ def dockyard_cgroups() -> list[str]:
 class DockerDaemon:
     """Debian's dockerd as a peer, with its own roots and socket (no iptables changes)."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, network_args: list[str] | None = None) -> None:
+        """`network_args` replace the default "no network of its own, no iptables" flags."""
         self.base = base
         base.mkdir(parents=True, exist_ok=True)
         self.sock = base / "docker.sock"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.network_args = network_args if network_args is not None else [
+            "--iptables=false", "--ip-forward=false", "--ip-masq=false", "--bridge=none"]
 
     @property
     def host(self) -> str:
@@ -217,8 +220,8 @@ class DockerDaemon:
         (self.base / "daemon.json").write_text("{}")
         self.proc = subprocess.Popen(
             [dockerd, "-H", self.host, "--data-root", str(self.base / "data"), "--exec-root", str(self.base / "run"),
-             "--pidfile", str(self.base / "docker.pid"), "--iptables=false", "--ip-forward=false",
-             "--ip-masq=false", "--bridge=none", "--config-file", str(self.base / "daemon.json")],
+             "--pidfile", str(self.base / "docker.pid"), *self.network_args,
+             "--config-file", str(self.base / "daemon.json")],
             stdout=open(self.base / "dockerd.log", "wb"), stderr=subprocess.STDOUT)
         deadline = time.time() + 60
         while time.time() < deadline:

@@ -12,6 +12,7 @@ import random
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import docker
 import pytest
@@ -346,3 +347,60 @@ def test_legacy_links_on_the_default_bridge_and_on_user_networks(bridged):
         c.remove_container(x, force=True)
     c.remove_network("u")
     c.close()
+
+
+def test_beside_a_dockerd_that_sets_forward_to_drop(bridged):
+    """Debian's dockerd with its iptables rules on (its chains, and the FORWARD policy DROP it
+    leaves on a host where it turned ip_forward on) runs beside: containers on our default bridge
+    and on a user-defined network still reach each other, the gateway, and published ports. The
+    host's rules are put back afterwards."""
+    from ..helpers import DockerDaemon
+    d, _, _ = bridged
+    saved = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
+    policy = next(ln for ln in rules().splitlines() if ln.startswith("-P FORWARD"))
+    peer_br = f"dyk{random.randrange(16 ** 6):06x}"
+    sub = random.randrange(1, 250)
+    subprocess.run(["ip", "link", "add", peer_br, "type", "bridge"], check=True)
+    subprocess.run(["ip", "addr", "add", f"10.215.{sub}.1/24", "dev", peer_br], check=True)
+    import shutil
+    import tempfile
+    base = Path(tempfile.mkdtemp(prefix="dyk", dir="/tmp"))   # containerd's socket path must be short
+    peer = DockerDaemon(base, ["-b", peer_br, "--iptables=true", "--ip-forward=true"])
+    try:
+        if peer.start() is None:
+            pytest.skip("Debian's dockerd is not installed or did not start")
+        assert "-N DOCKER-ISOLATION-STAGE-1" in rules()
+        # dockerd sets DROP when it turns ip_forward on itself; ours already did here: as it leaves a host
+        subprocess.run(["iptables", "-w", "-P", "FORWARD", "DROP"], check=True)
+        c = docker.APIClient(base_url=d.host, version="1.41")
+        port = free_port()
+        web = c.create_container("busybox", HTTPD, hostname="beside", ports=[80],
+                                 host_config=c.create_host_config(port_bindings={80: port}))
+        c.start(web)
+        ip = c.inspect_container(web)["NetworkSettings"]["IPAddress"]
+        wait_port(port)
+        assert get(port) == "hello-beside\n"
+        probe = c.create_container("busybox", ["sh", "-c", f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {ip} 80"])
+        c.start(probe)
+        c.wait(probe)
+        assert "hello-beside" in c.logs(probe).decode()
+        c.remove_container(probe)
+        c.create_network("side")
+        u = c.create_container("busybox", HTTPD, name="uweb", hostname="uweb",
+                               host_config=c.create_host_config(network_mode="side"))
+        c.start(u)
+        probe = c.create_container("busybox", ["sh", "-c", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 uweb 80"],
+                                   host_config=c.create_host_config(network_mode="side"))
+        c.start(probe)
+        c.wait(probe)
+        assert "hello-uweb" in c.logs(probe).decode()
+        for x in (probe, u, web):
+            c.remove_container(x, force=True)
+        c.remove_network("side")
+        c.close()
+    finally:
+        peer.stop()
+        subprocess.run(["iptables-restore"], input=saved, text=True, check=True)
+        subprocess.run(["ip", "link", "del", peer_br], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+    assert policy in rules()

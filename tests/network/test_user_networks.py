@@ -14,8 +14,8 @@ import threading
 import docker
 import pytest
 
-from ..helpers import BIN, DOCKER
-from .netutil import links, netns, rules
+from ..helpers import BIN, DOCKER, free_port
+from .netutil import get, links, netns, rules, wait_port
 
 pytestmark = pytest.mark.root
 
@@ -259,13 +259,17 @@ def test_kill9_and_restart_keep_names_then_nothing_is_left(bridged):
     c = docker.DockerClient(base_url=d.host, version="1.41")
     n = c.networks.create("keep", ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=_subnet())]))
     br = f"br-{n.id[:12]}"
-    web = c.containers.run("busybox", HTTPD, detach=True, name="kept", hostname="kept", network="keep")
+    port = free_port()
+    web = c.containers.run("busybox", HTTPD, detach=True, name="kept", hostname="kept", network="keep",
+                           ports={"80/tcp": ("127.0.0.1", port)})
+    wait_port(port)   # published from a user-defined network too
     c.close()
     d.kill9()
     d.start()
     c = docker.DockerClient(base_url=d.host, version="1.41")
     code, out = _sh(c, _fetch("kept"), network="keep")   # the embedded DNS serves it again
     assert "hello-kept" in out, out
+    assert get(port) == "hello-kept\n"
     web.reload()
     web.remove(force=True)
     n.remove()
