@@ -10,6 +10,7 @@ import random
 import socket
 import subprocess
 import threading
+import time
 
 import docker
 import pytest
@@ -105,6 +106,7 @@ def test_names_resolve_and_networks_are_isolated(bridged):
     again not after it is disconnected."""
     d, _, _ = bridged
     c = docker.DockerClient(base_url=d.host, version="1.41")
+    since = int(time.time())
     a = c.networks.create("neta", ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=_subnet())]))
     b = c.networks.create("netb", ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=_subnet())]))
     web = c.api.create_container("busybox", HTTPD, name="web", hostname="web",
@@ -134,6 +136,9 @@ def test_names_resolve_and_networks_are_isolated(bridged):
     out = probe.exec_run(["sh", "-c", f"ip -4 -o addr; {_fetch(ip)}; echo done"]).output.decode()
     assert "hello-web" not in out and "eth1" not in out and b_ip in out and "done" in out, out
     probe.remove(force=True)
+    evs = [(e["Action"], e["Actor"]["Attributes"].get("container", "")) for e in c.events(
+        since=since, until=int(time.time()) + 1, filters={"type": "network", "network": "neta"}, decode=True)]
+    assert evs == [("create", ""), ("connect", probe.id), ("disconnect", probe.id)], evs
     with pytest.raises(docker.errors.APIError) as e:
         a.remove()
     assert e.value.status_code == 403 and "active endpoints" in str(e.value.explanation)

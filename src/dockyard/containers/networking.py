@@ -52,6 +52,9 @@ class ContainerNetworks:
         eps = dict((nc or {}).get("EndpointsConfig") or {})
         first = primary(hc)
         nm = hc.get("NetworkMode") or "default"
+        for ref in eps:   # dockerd's 404 for a network that does not exist, before anything else
+            if ref not in ("default", "bridge", *SPECIAL):
+                self.nets.get(ref)
         if not first:
             if eps and any(not fields.empty(v) for v in eps.values()):
                 raise InvalidArgument(f"container cannot be connected to network endpoints with network mode {nm}")

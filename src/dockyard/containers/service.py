@@ -102,6 +102,7 @@ class ContainerService:
         self.shutting_down = False
         self.stdio = StdioKeeper()
         self.networks: ContainerNetworks | None = None   # set by the daemon (daemon.app)
+        self.on_network_event: Callable[[str, Network, dict[str, str]], None] = lambda *_: None
         self._fw_task: asyncio.Task[None] | None = None
 
     @property
@@ -464,7 +465,9 @@ class ContainerService:
     # --- networks ---------------------------------------------------------------------
     async def create_network(self, body: dict[str, Any], created: str) -> Network:
         """`POST /networks/create`."""
-        return await asyncio.to_thread(self.net.nets.create, body, created)
+        n = await asyncio.to_thread(self.net.nets.create, body, created)
+        self.on_network_event("create", n, {})
+        return n
 
     async def remove_network(self, n: Network) -> None:
         """dockerd's 403 while a running container has an endpoint on it; stopped containers
@@ -474,6 +477,7 @@ class ContainerService:
         if any(c.state.running and n.name in c.state.endpoints for c in self.by_id.values()):
             raise PermissionDenied(f"error while removing network: network {n.name} id {n.id} has active endpoints")
         await asyncio.to_thread(self.net.nets.remove, n)
+        self.on_network_event("destroy", n, {})
 
     async def connect(self, ref: str, n: Network, conf: dict[str, Any]) -> None:
         """`POST /networks/{id}/connect`: recorded, and plugged now when the container runs."""
@@ -487,6 +491,7 @@ class ContainerService:
                 await asyncio.to_thread(etcfiles.add_host, str(self.paths.data(c.id) / "hosts"), ep["ip"],
                                         c.cfg.config["Hostname"], c.cfg.config.get("Domainname", ""))
             self._set_networks(c, {**c.cfg.networks, n.name: settings})
+        self.on_network_event("connect", n, {"container": c.id})
 
     async def disconnect(self, ref: str, n: Network, force: bool) -> None:
         """`POST /networks/{id}/disconnect`: unplugged now when the container runs."""
@@ -505,6 +510,7 @@ class ContainerService:
                 if not self.net.uses_dns(c):
                     self.net.dns.stop(c.id)
             self._set_networks(c, {k: v for k, v in c.cfg.networks.items() if k != n.name})
+        self.on_network_event("disconnect", n, {"container": c.id})
 
     def _set_networks(self, c: Container, networks: dict[str, Any]) -> None:
         c.cfg = dataclasses.replace(c.cfg, networks=networks)

@@ -84,6 +84,8 @@ def build_services(cfg: Config) -> Services:
     started = now_iso()
     nets = Networks(data, run, bridge_config(cfg), started, cfg.iptables, cfg.ip_forward, cfg.mtu)
     containers.networks = ContainerNetworks(nets, containers.by_id.values)
+    containers.on_network_event = lambda action, n, attrs: bus.publish(
+        "network", action, n.id, {"name": n.name, "type": n.record["Driver"], **attrs})
     from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(1) as pool:   # netlink (pyroute2) runs its own event loop: not in this thread's
         pool.submit(nets.setup).result()

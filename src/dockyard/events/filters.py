@@ -6,7 +6,7 @@ from typing import Any
 
 from ..errors import InvalidArgument
 
-KEYS = {"type", "event", "container", "image", "label", "scope"}
+KEYS = {"type", "event", "container", "image", "label", "scope", "network"}
 
 
 def check(filters: dict[str, list[str]]) -> None:
@@ -30,6 +30,9 @@ def matches(ev: dict[str, Any], filters: dict[str, list[str]]) -> bool:
             ok = ev.get("scope") in wanted
         elif key == "container":
             ok = ev["Type"] == "container" and any(
+                ev["Actor"]["ID"].startswith(w) or attrs.get("name") == w for w in wanted)
+        elif key == "network":
+            ok = ev["Type"] == "network" and any(
                 ev["Actor"]["ID"].startswith(w) or attrs.get("name") == w for w in wanted)
         elif key == "image":
             ok = any(w in (attrs.get("image"), attrs.get("name"), ev["Actor"]["ID"]) for w in wanted) or (
