@@ -18,9 +18,8 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from ..errors import Conflict, SystemError_
-from ..linux import syscalls
+from .netns import made_in
 
-CLONE_NEWNET = 0x40000000
 # every netlink call runs in this one thread: pyroute2 keeps an event loop per thread, and its
 # objects made in one pool thread and freed in another crashed the interpreter (segfaults seen in CI)
 _NETLINK = ThreadPoolExecutor(1, thread_name_prefix="netlink")
@@ -43,17 +42,7 @@ def ipr(netns: str | None = None) -> Iterator[Any]:
         with IPRoute() as r:
             yield r
         return
-    here = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    there = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        syscalls.setns(there, CLONE_NEWNET)
-        try:
-            r = IPRoute()
-        finally:
-            syscalls.setns(here, CLONE_NEWNET)
-    finally:
-        os.close(there)
-        os.close(here)
+    r = made_in(netns, IPRoute)
     try:
         yield r
     finally:

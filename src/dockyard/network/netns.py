@@ -7,11 +7,14 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+from collections.abc import Callable
+from typing import TypeVar
 
 from ..errors import SystemError_
 from ..linux import syscalls
 
 MNT_DETACH = 2
+_T = TypeVar("_T")
 CLONE_NEWNET = 0x40000000
 
 
@@ -46,21 +49,27 @@ def listed(directory: str) -> list[str]:
         return []
 
 
-def socket_in(path: str, family: int, kind: int, address: tuple[str, int]) -> socket.socket:
-    """A socket made inside the namespace bound at `path`, bound to `address` (listening, for a
-    stream socket). A socket stays in the namespace it was made in, so the daemon serves it from
-    its own event loop. Blocking (setns of the calling thread): run in a worker thread."""
+def made_in(path: str, make: Callable[[], _T]) -> _T:
+    """`make()` called inside the namespace bound at `path`: a socket made there stays there, so
+    the caller uses it from its own namespace. Blocking (setns of the calling thread): run it in a
+    worker thread."""
     here = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     there = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         syscalls.setns(there, CLONE_NEWNET)
         try:
-            s = socket.socket(family, kind)
+            return make()
         finally:
             syscalls.setns(here, CLONE_NEWNET)
     finally:
         os.close(there)
         os.close(here)
+
+
+def socket_in(path: str, family: int, kind: int, address: tuple[str, int]) -> socket.socket:
+    """A socket made inside the namespace bound at `path`, bound to `address` (listening, for a
+    stream socket): the daemon serves it from its own event loop."""
+    s = made_in(path, lambda: socket.socket(family, kind))
     try:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(address)
