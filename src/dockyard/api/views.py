@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any
 
+from ..containers import mounts as mountpoints
 from ..containers import networking
 from ..containers.model import Container, Status
 from ..images.service import Image
@@ -90,7 +91,7 @@ def container_summary(c: Container, image_name: str, size: tuple[int, int] | Non
         "Created": unix_seconds(c.cfg.created), "Ports": _port_list(c), "Labels": c.cfg.config.get("Labels") or {},
         "State": c.state.status.value, "Status": status_text(c),
         "HostConfig": {"NetworkMode": c.cfg.host_config.get("NetworkMode", "default")},
-        "NetworkSettings": {"Networks": networking.settings(c)}, "Mounts": [],
+        "NetworkSettings": {"Networks": networking.settings(c)}, "Mounts": mountpoints.inspect(c.cfg.mounts),
     }
     if size is not None:
         out["SizeRw"], out["SizeRootFs"] = size
@@ -144,7 +145,7 @@ def container_inspect(c: Container, paths: dict[str, str], graph: dict[str, str]
         "HostsPath": paths["hosts"], "LogPath": paths["log"], "Name": "/" + c.name,
         "RestartCount": s.restart_count, "Driver": "overlay2", "Platform": "linux", "MountLabel": "",
         "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": None, "HostConfig": c.cfg.host_config,
-        "GraphDriver": {"Name": "overlay2", "Data": graph}, "Mounts": [],
+        "GraphDriver": {"Name": "overlay2", "Data": graph}, "Mounts": mountpoints.inspect(c.cfg.mounts),
         "Config": c.cfg.config,
         "NetworkSettings": {"Bridge": "", "SandboxID": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
                             "LinkLocalIPv6PrefixLen": 0, "Ports": _port_map(c),

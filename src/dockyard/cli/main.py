@@ -44,6 +44,9 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
                 "rm": ("networks", "rm"), "remove": ("networks", "rm"), "prune": ("networks", "prune"),
                 "create": ("networks", "create"), "connect": ("networks", "connect"),
                 "disconnect": ("networks", "disconnect")},
+    "volume": {"ls": ("volumes", "ls"), "list": ("volumes", "ls"), "inspect": ("inspect", "volume_inspect"),
+               "rm": ("volumes", "rm"), "remove": ("volumes", "rm"), "prune": ("volumes", "prune"),
+               "create": ("volumes", "create")},
     "system": {"info": ("system", "info"), "df": ("system", "df"), "events": ("system", "events"),
                "prune": ("system", "prune")},
 }

@@ -158,7 +158,7 @@ def build(body: dict[str, Any], img: Image, runtime: str, default_runtime: str, 
         "AttachStdin": bool(body.get("AttachStdin")), "AttachStdout": bool(body.get("AttachStdout")),
         "AttachStderr": bool(body.get("AttachStderr")), "Tty": False, "OpenStdin": False, "StdinOnce": False,
         "Env": env, "Cmd": cmd, "Entrypoint": entrypoint, "Image": body.get("Image") or img.id,
-        "Volumes": body.get("Volumes") or icfg.get("Volumes"),
+        "Volumes": {**(icfg.get("Volumes") or {}), **(body.get("Volumes") or {})} or None,
         "WorkingDir": body.get("WorkingDir") or icfg.get("WorkingDir") or "",
         "OnBuild": icfg.get("OnBuild"), "Labels": labels,
     })

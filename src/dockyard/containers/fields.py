@@ -36,7 +36,6 @@ def _no(how: str) -> Field:
 
 
 _TTY = "interactive containers (TTY and stdin) are not supported yet"
-_VOL = "volumes and mounts are not supported yet"
 
 CONFIG: dict[str, Field] = {
     "Hostname": _a("UTS namespace hostname, /etc/hostname, HOSTNAME"),
@@ -54,7 +53,7 @@ CONFIG: dict[str, Field] = {
     "Healthcheck": _no("healthchecks are not supported yet"),
     "ArgsEscaped": _r("Windows-only; recorded as Docker does"),
     "Image": _a("the container's root filesystem"),
-    "Volumes": _no(_VOL),
+    "Volumes": _a("anonymous volumes at these paths (with the image's VOLUMEs), filled from the image"),
     "WorkingDir": _a("process cwd, created when missing"),
     "Entrypoint": _a("process arguments"),
     "NetworkDisabled": _a("the container gets network mode none"),
@@ -101,16 +100,16 @@ HOST_CONFIG: dict[str, Field] = {
     "IOMaximumIOps": _no("IOMaximumIOps is only supported on Windows"),
     "IOMaximumBandwidth": _no("IOMaximumBandwidth is only supported on Windows"),
     # the rest of HostConfig
-    "Binds": _no(_VOL),
+    "Binds": _a("-v: named volumes and host directories, ro/rw, propagation, nocopy"),
     "ContainerIDFile": _r("written by the client, recorded as Docker does"),
     "LogConfig": _a("json-file log driver and its max-size/max-file"),
     "NetworkMode": _a("default/bridge (the default bridge; lo only with --bridge=none), none, host, container:NAME"),
     "PortBindings": _a("DNAT rules on the default bridge, host ports held (refused with --bridge=none)"),
     "RestartPolicy": _a("restart manager"),
     "AutoRemove": _a("removed when it exits"),
-    "VolumeDriver": _no(_VOL),
-    "VolumesFrom": _no(_VOL),
-    "Mounts": _no(_VOL),
+    "VolumeDriver": _a("the local driver (volume plugins are not supported yet: any other is a 404)"),
+    "VolumesFrom": _a("the volumes and binds of other containers, ro/rw"),
+    "Mounts": _a("--mount type=volume|bind|tmpfs with their options"),
     "ConsoleSize": _r("terminal size; only meaningful with Tty, as in Docker"),
     "Annotations": _a("OCI runtime spec annotations"),
     "CapAdd": _a("process capabilities"),
@@ -132,7 +131,7 @@ HOST_CONFIG: dict[str, Field] = {
     "ReadonlyRootfs": _a("root filesystem mounted read-only"),
     "SecurityOpt": _a("seccomp=, no-new-privileges, systempaths=unconfined; apparmor=/label= where the LSM is on"),
     "StorageOpt": _no("--storage-opt is supported only for overlay over xfs with 'pquota' mount option"),
-    "Tmpfs": _no(_VOL),
+    "Tmpfs": _a("--tmpfs: tmpfs mounts with their options"),
     "UTSMode": _a("private or host UTS namespace"),
     "UsernsMode": _a("host (no user namespace; the daemon has no userns-remap)"),
     "ShmSize": _a("size of the /dev/shm tmpfs"),

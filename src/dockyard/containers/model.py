@@ -52,6 +52,8 @@ class ContainerConfig:
     # network name → endpoint settings (Aliases, IPAMConfig, MacAddress), the primary network first;
     # changed by connect and disconnect
     networks: dict[str, Any] = field(default_factory=dict)
+    # mount points (containers.mounts): volumes, binds and tmpfs, as inspect shows them and start needs them
+    mounts: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """For persistence."""

@@ -31,10 +31,12 @@ from ..store.snapshots import Snapshotter
 from ..units import unix_seconds
 from . import create as create_mod
 from . import etcfiles, fields, logconfig, names, networking, resources, restart, rootfs_init, spec, userns, users
+from . import mounts as mountpoints
 from .model import Container, ContainerConfig, ContainerState, Status
 from .networking import ContainerNetworks
 from .runtimes import Runtime
 from .stdiokeep import StdioKeeper
+from .volumeuse import ContainerVolumes
 
 log = logging.getLogger("dockyard.containers")
 FIREWALL_CHECK = 1.0   # seconds between checks that the bridge's rules are all there
@@ -102,6 +104,7 @@ class ContainerService:
         self.shutting_down = False
         self.stdio = StdioKeeper()
         self.networks: ContainerNetworks | None = None   # set by the daemon (daemon.app)
+        self.volumes: ContainerVolumes | None = None     # set by the daemon (daemon.app)
         self.on_network_event: Callable[[str, Network, dict[str, str]], None] = lambda *_: None
         self._fw_task: asyncio.Task[None] | None = None
 
@@ -167,6 +170,11 @@ class ContainerService:
                                                                          str(body.get("MacAddress") or "")))
         self._check_joins(cfg.host_config, start=False)
         self._check_ports(cfg, warnings)
+        vd = cfg.host_config.get("VolumeDriver") or "local"
+        if vd != "local":
+            raise NotFound(f"error looking up volume plugin {vd}: plugin \"{vd}\" not found")
+        points = mountpoints.parse(cfg.host_config, cfg.config, {},
+                                   lambda ref: mountpoints.donor_points(self.lookup(ref).cfg.mounts, ref))
         etcfiles.check(cfg.host_config)
         if any(str(x).endswith(("host-gateway",)) for x in cfg.host_config.get("ExtraHosts") or []) \
                 and self.bridge is None:
@@ -174,6 +182,12 @@ class ContainerService:
         if not name:
             name = names.generate({c.name for c in self.by_id.values()})
         self._check_links(cfg.host_config, name)
+        made: builtins.list[str] = []
+        if points:
+            if self.volumes is None:
+                raise InvalidArgument("volumes are not available in this daemon")
+            made = await asyncio.to_thread(self.volumes.resolve, points)
+            cfg = dataclasses.replace(cfg, mounts=points)
         self.paths.data(cfg.id).mkdir(parents=True)
         try:
             self.snapshots.prepare_active(cfg.id, self._init_layer(img.top_layer))
@@ -182,6 +196,8 @@ class ContainerService:
         except BaseException:
             self.snapshots.remove(cfg.id)
             shutil.rmtree(self.paths.data(cfg.id), ignore_errors=True)
+            if made and self.volumes is not None:
+                await asyncio.to_thread(self.volumes.drop, made)
             raise
         c = Container(cfg, state, name)
         self.by_id[cfg.id] = c
@@ -395,7 +411,9 @@ class ContainerService:
                 additional_gids=list(dict.fromkeys(u.additional_gids + extra)), hostname=cfg.config["Hostname"],
                 domainname=cfg.config.get("Domainname", ""), files=files, host_config=cfg.host_config,
                 cgroup_parent=self.cgroup_parent, join=join, default_ulimits=self.default_ulimits,
-                shm_source=await asyncio.to_thread(self._shm_source, c) if ipc_shared else "", userns=remap)
+                shm_source=await asyncio.to_thread(self._shm_source, c) if ipc_shared else "", userns=remap,
+                mounts=await asyncio.to_thread(self.volumes.prepare, c, str(rootfs))
+                if c.cfg.mounts and self.volumes is not None else [])
             # a worker thread: --privileged walks the host's /dev, devices may be directories
             oci = await asyncio.to_thread(spec.build, si)
             (bundle / "config.json").write_text(json.dumps(oci))
@@ -760,6 +778,8 @@ class ContainerService:
     async def _cleanup_runtime(self, c: Container) -> None:
         self._unmount(c)  # every process of the container is gone
         await self._detach(c)
+        if c.cfg.mounts and self.volumes is not None:
+            await asyncio.to_thread(self.volumes.release, c)
         rt = self.runtimes[c.cfg.runtime]
         await self._rt_delete(rt, c.id)
         from ..runtime import cgroups
@@ -1006,6 +1026,11 @@ class ContainerService:
             self.meta.delete_container(c.id)
             self.by_id.pop(c.id, None)
             c.removed = True
+            if volumes and c.cfg.mounts and self.volumes is not None:
+                try:
+                    await asyncio.to_thread(self.volumes.remove_anonymous, c)
+                except (OSError, EngineError) as e:
+                    log.warning("removing the anonymous volumes of %s: %s", c.id[:12], e)
         for f in c.remove_waiters:
             if not f.done():
                 f.set_result(None)

@@ -44,6 +44,7 @@ class SpecInput:
     default_ulimits: dict[str, dict[str, Any]] = field(default_factory=dict)
     shm_source: str = ""       # host tmpfs bound as /dev/shm (IpcMode shareable, container:<id>)
     userns: Remap | None = None   # userns-remap: a user namespace with these maps
+    mounts: list[dict[str, Any]] = field(default_factory=list)   # volumes, binds, tmpfs (OCI mounts)
 
 
 def _namespaces(si: SpecInput) -> list[dict[str, str]]:
@@ -88,7 +89,8 @@ def _mounts(si: SpecInput, privileged: bool, writable_cgroups: bool) -> list[dic
                        "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={size}"]})
     for dest, src in si.files.items():
         mounts.append({"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate"]})
-    return mounts
+    mine = {m["destination"] for m in si.mounts}   # the user's own mounts replace ours at the same place
+    return [m for m in mounts if m["destination"] not in mine] + si.mounts
 
 
 def build(si: SpecInput) -> dict[str, Any]:

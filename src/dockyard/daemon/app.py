@@ -84,6 +84,10 @@ def build_services(cfg: Config) -> Services:
     started = now_iso()
     nets = Networks(data, run, bridge_config(cfg), started, cfg.iptables, cfg.ip_forward, cfg.mtu)
     containers.networks = ContainerNetworks(nets, containers.by_id.values)
+    from ..containers.volumeuse import ContainerVolumes
+    from ..volumes.store import VolumeStore
+    volumes = VolumeStore(data / "volumes")
+    containers.volumes = ContainerVolumes(volumes, containers.by_id.values, data / "trash", now_iso)
     containers.on_network_event = lambda action, n, attrs: bus.publish(
         "network", action, n.id, {"name": n.name, "type": n.record["Driver"], **attrs})
     from concurrent.futures import ThreadPoolExecutor
@@ -96,6 +100,8 @@ def build_services(cfg: Config) -> Services:
     ContainersRouter(containers, ContainerFS(containers)).routes(routes)
     from ..api.routers.networks import NetworksRouter
     NetworksRouter(containers).routes(routes)
+    from ..api.routers.volumes import VolumesRouter
+    VolumesRouter(containers).routes(routes)
     EventsRouter(bus).routes(routes)
     ExecsRouter(ExecService(containers)).routes(routes)
     return Services(meta, images, containers, system, make_app(routes), bus)

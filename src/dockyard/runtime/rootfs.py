@@ -4,6 +4,7 @@ masked and read-only paths. Runs in the container's init, in its new mount names
 from __future__ import annotations
 
 import os
+import posixpath
 import stat
 
 from ..linux import syscalls as sc
@@ -37,9 +38,10 @@ def parse_options(options: tuple[str, ...]) -> tuple[int, int, str]:
     return flags, prop, ",".join(data)
 
 
-def mkdir_in_root(rootfd: int, rel: str, is_file: bool) -> int:
+def mkdir_in_root(rootfd: int, rel: str, is_file: bool, _depth: int = 0) -> int:
     """Create `rel` (a dir, or an empty file if `is_file`) inside the root, never following a
-    symlink out of it; return an O_PATH fd of the result."""
+    symlink out of it; return an O_PATH fd of the result. A dangling symlink on the way is
+    followed as if the root were `/` (its target made inside the root, as runc's securejoin)."""
     parts = [p for p in rel.split("/") if p not in ("", ".")]
     fd = os.dup(rootfd)
     try:
@@ -48,6 +50,18 @@ def mkdir_in_root(rootfd: int, rel: str, is_file: bool) -> int:
             try:
                 nfd = sc.open_in_root(fd, comp, os.O_PATH)
             except FileNotFoundError:
+                try:
+                    link = os.readlink(comp, dir_fd=fd)
+                except OSError:
+                    link = None
+                if link is not None:   # dangling: resolve it inside the root and go on from there
+                    if _depth > 40:
+                        raise OSError(40, f"too many levels of symbolic links: {rel}") from None
+                    base = "/" if link.startswith("/") else "/" + "/".join(parts[:i])
+                    rest = posixpath.normpath(posixpath.join(base, link, *parts[i + 1:]))
+                    os.close(fd)
+                    fd = -1
+                    return mkdir_in_root(rootfd, rest, is_file, _depth + 1)
                 if last and is_file:
                     os.close(os.open(comp, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o755, dir_fd=fd))
                 else:
@@ -57,7 +71,8 @@ def mkdir_in_root(rootfd: int, rel: str, is_file: bool) -> int:
             fd = nfd
         return fd
     except BaseException:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
         raise
 
 

@@ -18,7 +18,7 @@ def _parser(prog: str) -> Parser:
     p = Parser(prog, "[OPTIONS] NAME|ID [NAME|ID...]")
     p.add_argument("-f", "--format")
     p.add_argument("-s", "--size", action="store_true")
-    p.add_argument("--type", choices=["container", "image", "network"])
+    p.add_argument("--type", choices=["container", "image", "network", "volume"])
     p.add_argument("names", nargs="*")
     return p
 
@@ -36,8 +36,8 @@ def _run(cli: Client, prog: str, args: list[str], kinds: tuple[str, ...]) -> int
             try:
                 if k == "container":
                     obj = cli.json("GET", f"/containers/{n}/json", {"size": 1 if ns.size else None})
-                elif k == "network":
-                    obj = cli.json("GET", f"/networks/{n}")
+                elif k in ("network", "volume"):
+                    obj = cli.json("GET", f"/{k}s/{n}")
                 else:
                     obj = cli.json("GET", f"/images/{n}/json")
                 break
@@ -81,3 +81,8 @@ def network_inspect(cli: Client, prog: str, args: list[str]) -> int:
 def container_inspect(cli: Client, prog: str, args: list[str]) -> int:
     """`dockyard container inspect`."""
     return _run(cli, prog, args, ("container",))
+
+
+def volume_inspect(cli: Client, prog: str, args: list[str]) -> int:
+    """`dockyard volume inspect`."""
+    return _run(cli, prog, args, ("volume",))

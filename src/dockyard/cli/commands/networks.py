@@ -27,7 +27,8 @@ def ls(cli: Client, prog: str, args: list[str]) -> int:
     rows = [{"ID": n["Id"] if ns.no_trunc else n["Id"][:12], "Name": n["Name"], "Driver": n["Driver"],
              "Scope": n["Scope"]} for n in nets]
     if ns.quiet:
-        print("\n".join(r["ID"] for r in rows))
+        for r in rows:
+            print(r["ID"])
     elif ns.format:
         format_rows(ns.format, rows, {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE"})
     else:

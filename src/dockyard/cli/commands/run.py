@@ -37,6 +37,7 @@ def _create_parser(prog: str) -> Parser:
     p.add_argument("--network-alias", "--net-alias", dest="network_alias", action="append", default=[])
     p.add_argument("--ip")
     p.add_argument("--mac-address")
+    p.add_argument("--volume-driver")
     p.add_argument("--runtime")
     p.add_argument("--read-only", action="store_true")
     p.add_argument("--restart")
@@ -100,6 +101,12 @@ def _body(ns: Any) -> dict[str, Any]:
         body["HostConfig"]["NetworkMode"] = ns.network
     if ns.mac_address:
         body["MacAddress"] = ns.mac_address
+    binds = body["HostConfig"].get("Binds") or []
+    if any(":" not in b for b in binds):   # `-v /path`: an anonymous volume, as the docker CLI sends it
+        body["Volumes"] = {b: {} for b in binds if ":" not in b}
+        body["HostConfig"]["Binds"] = [b for b in binds if ":" in b] or None
+    if ns.volume_driver:
+        body["HostConfig"]["VolumeDriver"] = ns.volume_driver
     if ns.network_alias or ns.ip:   # as the docker CLI: the settings of the endpoint on --network
         ep: dict[str, Any] = {"Aliases": ns.network_alias or None}
         if ns.ip:

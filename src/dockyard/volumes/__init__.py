@@ -1,0 +1,1 @@
+"""Volumes: the local driver (and, later, volume plugins)."""
