@@ -41,4 +41,10 @@ def test_run_with_runtime(fresh_daemon, runtime):
     # per-container runtime choice through the API
     out = c.containers.run("busybox", ["echo", "ours"], remove=True, runtime="dockyard")
     assert out == b"ours\n"
+    # volumes, binds and tmpfs through the other runtime (issue 11)
+    out = c.containers.run("busybox", ["sh", "-c", "echo v > /v/f; grep -c ' /t tmpfs' /proc/mounts; "
+                                       "echo x > /etc-ro/hostname || echo ro"], remove=True,
+                           volumes=["rtvol:/v", "/etc/hostname:/etc-ro/hostname:ro"], tmpfs={"/t": "size=1m"})
+    assert out == b"1\nro\n", out
+    assert c.containers.run("busybox", ["cat", "/v/f"], remove=True, volumes=["rtvol:/v"]) == b"v\n"
     c.close()

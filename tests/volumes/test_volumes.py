@@ -215,3 +215,36 @@ def test_local_driver_options_mount_a_tmpfs_while_used(fresh_daemon):
     assert mp not in mounts_under(d.data_root), "unmounted when its last container stopped"
     c.volumes.get("small").remove()
     c.close()
+
+
+def test_volumes_in_system_df_and_prune_and_across_kill9(fresh_daemon):
+    d = fresh_daemon()
+    c = docker.DockerClient(base_url=d.host, version="1.41")
+    ctr = c.containers.run("busybox", ["sh", "-c", "head -c 100000 /dev/zero > /n/f; sleep 300"], detach=True,
+                           volumes=["named:/n", "/anon"])
+    anon = next(m["Name"] for m in c.api.inspect_container(ctr.id)["Mounts"] if m["Destination"] == "/anon")
+    df = {v["Name"]: v["UsageData"] for v in c.api.df()["Volumes"]}
+    assert df["named"]["RefCount"] == 1 and df["named"]["Size"] >= 100000 and anon in df, df
+    env = d.env()
+    out = subprocess.run([str(BIN / "dockyard"), "system", "df"], env=env, capture_output=True, text=True).stdout
+    assert [ln.split()[:4] for ln in out.splitlines() if ln.startswith("Local")] == [["Local", "Volumes", "2", "2"]]
+    d.kill9()   # volumes and their data survive a crash; the container keeps using them
+    d.start()
+    c = docker.DockerClient(base_url=d.host, version="1.41")
+    assert sorted(v.name for v in c.volumes.list()) == sorted(["named", anon])
+    assert ctr.exec_run(["wc", "-c", "/n/f"]).output.split()[0] == b"100000"
+    half = d.data_root / "volumes" / "half"   # a create cut short before its record: not a volume, data kept
+    (half / "_data").mkdir(parents=True)
+    (half / "_data" / "keep").write_text("x")
+    ctr.remove(force=True)
+    c.close()
+    d.stop()
+    d.start()
+    c = docker.DockerClient(base_url=d.host, version="1.41")
+    assert "half" not in [v.name for v in c.volumes.list()] and (half / "_data" / "keep").exists()
+    out = subprocess.run([str(BIN / "dockyard"), "system", "prune", "-f", "--volumes"], env=env, capture_output=True,
+                         text=True)
+    assert f"Deleted Volumes:\n{anon}\n" in out.stdout, out.stdout + out.stderr
+    assert [v.name for v in c.volumes.list()] == ["named"]   # named volumes are kept by system prune
+    c.volumes.get("named").remove()
+    c.close()

@@ -78,6 +78,7 @@ class SystemService:
 
     def disk_usage(self) -> dict[str, Any]:
         """`GET /system/df`: layers counted once, what each image shares, container layers."""
+        from ..containers import mounts as mountpoints
         from ..oci.digest import chain_ids
         imgs = self.images.list()
         users: dict[str, int] = {}
@@ -108,9 +109,14 @@ class SystemService:
                              "Command": " ".join([c.cfg.path, *c.cfg.args]), "Created": unix_seconds(c.cfg.created),
                              "Ports": [], "SizeRw": rw, "SizeRootFs": rw + base,
                              "Labels": c.cfg.config.get("Labels") or {}, "State": c.state.status.value,
-                             "Status": c.state.status.value, "Mounts": []})
+                             "Status": c.state.status.value, "Mounts": mountpoints.inspect(c.cfg.mounts)})
+        out_vols = []
+        cv = self.containers.volumes
+        if cv is not None:
+            for v in cv.store.list():
+                out_vols.append(v.view(usage=(cv.store.size(v), len(cv.users(v.name)))))
         return {"LayersSize": sum(layer_size.values()), "Images": out_images, "Containers": out_ctrs,
-                "Volumes": [], "BuildCache": []}
+                "Volumes": out_vols, "BuildCache": []}
 
     def _daemon_id(self) -> str:
         p = os.path.join(self.cfg.data_root, "engine-id")

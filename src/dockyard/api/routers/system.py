@@ -56,8 +56,9 @@ class SystemRouter:
         return web.json_response(self.b.info())
 
     async def df(self, req: web.Request) -> web.Response:
-        """`GET /system/df`."""
-        return web.json_response(self.b.disk_usage())
+        """`GET /system/df` (sizes are file walks: a worker thread)."""
+        import asyncio
+        return web.json_response(await asyncio.to_thread(self.b.disk_usage))
 
     async def auth(self, req: web.Request) -> web.Response:
         """`POST /auth` (`docker login`): the credentials are checked against the registry (basic

@@ -93,6 +93,9 @@ def df(cli: Client, prog: str, args: list[str]) -> int:
         max((i.get("SharedSize", 0) for i in active_imgs), default=0)
     reclaim_i = max(0, total - active_size)
     csize = sum(c.get("SizeRw", 0) for c in ctrs)
+    vols = d.get("Volumes") or []
+    vsize = sum(max((v.get("UsageData") or {}).get("Size", 0), 0) for v in vols)
+    vreclaim = sum(max((v.get("UsageData") or {}).get("Size", 0), 0) for v in vols if not _refs(v))
     creclaim = sum(c.get("SizeRw", 0) for c in ctrs if c.get("State") != "running")
 
     def pct(a: int, b: int) -> str:
@@ -103,7 +106,8 @@ def df(cli: Client, prog: str, args: list[str]) -> int:
                ["Images", str(len(imgs)), str(len(active_imgs)), human_size(total), pct(reclaim_i, total)],
                ["Containers", str(len(ctrs)), str(sum(1 for c in ctrs if c.get("State") == "running")),
                 human_size(csize), pct(creclaim, csize)],
-               ["Local Volumes", "0", "0", "0B", "0B"], ["Build Cache", "0", "0", "0B", "0B"]])
+               ["Local Volumes", str(len(vols)), str(sum(1 for v in vols if _refs(v))), human_size(vsize),
+                pct(vreclaim, vsize)], ["Build Cache", "0", "0", "0B", "0B"]])
         return 0
     print("Images space usage:\n")
     rows = [["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "SHARED SIZE", "UNIQUE SIZE", "CONTAINERS"]]
@@ -124,9 +128,15 @@ def df(cli: Client, prog: str, args: list[str]) -> int:
                      c.get("Status", ""), ",".join(n.lstrip("/") for n in c.get("Names") or [])])
     table(rows)
     print("\nLocal Volumes space usage:\n")
-    table([["VOLUME NAME", "LINKS", "SIZE"]])
+    table([["VOLUME NAME", "LINKS", "SIZE"]] + [[v["Name"], str(_refs(v)),
+                                                 human_size(max((v.get("UsageData") or {}).get("Size", 0), 0))]
+                                                for v in vols])
     print("\nBuild cache usage: 0B\n")
     return 0
+
+
+def _refs(v: dict) -> int:
+    return int((v.get("UsageData") or {}).get("RefCount", 0))
 
 
 def events(cli: Client, prog: str, args: list[str]) -> int:
@@ -182,16 +192,24 @@ def prune(cli: Client, prog: str, args: list[str]) -> int:
     p = Parser(prog, "[OPTIONS]")
     p.add_argument("-a", "--all", action="store_true")
     p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("--volumes", action="store_true")
     p.add_argument("--filter", action="append", default=[])
     ns = p.parse_args(args)
     what = "all images without at least one container associated to them" if ns.all else "all dangling images"
-    if not ns.force and not _confirm(f"WARNING! This will remove:\n  - all stopped containers\n  - {what}\n"):
+    vols = "  - all anonymous volumes not used by at least one container\n" if ns.volumes else ""
+    if not ns.force and not _confirm(f"WARNING! This will remove:\n  - all stopped containers\n{vols}  - {what}\n"):
         return 0
     rep = cli.json("POST", "/containers/prune", {"filters": filters_param(ns.filter)})
     space = rep.get("SpaceReclaimed", 0)
     if rep.get("ContainersDeleted"):
         print("Deleted Containers:")
         print("\n".join(rep["ContainersDeleted"]) + "\n")
+    if ns.volumes:
+        rep = cli.json("POST", "/volumes/prune", {"filters": filters_param(ns.filter)})
+        space += rep.get("SpaceReclaimed", 0)
+        if rep.get("VolumesDeleted"):
+            print("Deleted Volumes:")
+            print("\n".join(rep["VolumesDeleted"]) + "\n")
     filt = list(ns.filter) + (["dangling=false"] if ns.all else ["dangling=true"])
     rep = cli.json("POST", "/images/prune", {"filters": filters_param(filt)})
     space += rep.get("SpaceReclaimed", 0)
