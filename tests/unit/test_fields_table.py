@@ -38,7 +38,7 @@ PROOF = {
     "HostConfig.Mounts": "volumes/test_volumes.py::test_copy_up_nocopy_and_symlinked_targets",
     "HostConfig.Tmpfs": "volumes/test_volumes.py::test_binds_tmpfs_and_read_only",
     "HostConfig.VolumesFrom": "volumes/test_volumes.py::test_anonymous_volumes_volumes_from_and_rm_v",
-    "HostConfig.VolumeDriver": "volumes/test_volumes.py::test_binds_tmpfs_and_read_only",
+    "HostConfig.VolumeDriver": "volumes/test_volumes.py::test_a_volume_plugin_through_its_whole_cycle",
     "HostConfig.Links": "network/test_bridge.py::test_legacy_links_on_the_default_bridge_and_on_user_networks",
     "Config.OnBuild": "api/test_refused_fields.py::test_recorded_fields_and_domainname",
     "Config.Labels": "api/test_containers.py::test_create_options_reach_the_process",

@@ -248,3 +248,89 @@ def test_volumes_in_system_df_and_prune_and_across_kill9(fresh_daemon):
     assert [v.name for v in c.volumes.list()] == ["named"]   # named volumes are kept by system prune
     c.volumes.get("named").remove()
     c.close()
+
+
+@pytest.fixture
+def dirplugin(tmp_path):
+    """The test plugin, discovered as dockerd finds plugins: /run/docker/plugins/<name>.sock."""
+    import random
+
+    from .dirplugin import DirPlugin
+    name = f"dytest{random.randrange(16 ** 6):06x}"
+    p = DirPlugin(f"/run/docker/plugins/{name}.sock", str(tmp_path / "plugin-data")).start()
+    p.name = name   # type: ignore[attr-defined]
+    yield p
+    p.stop()
+
+
+def test_a_volume_plugin_through_its_whole_cycle(fresh_daemon, dirplugin):
+    """volume create -d PLUGIN, -v with --volume-driver, Mount/Unmount with the container's ID as
+    mount ID at start and stop, Remove; the plugin's errors reach the client with its words."""
+    d = fresh_daemon(env={"DOCKYARD_PLUGIN_TIMEOUT": "3"})
+    c = docker.DockerClient(base_url=d.host, version="1.41")
+    name = dirplugin.name
+    v = c.volumes.create("pv", driver=name, driver_opts={"size": "1"})
+    assert v.attrs["Driver"] == name and dirplugin.volumes == {"pv": {"size": "1"}}
+    ctr = c.containers.run("busybox", ["sh", "-c", "echo via-plugin > /p/f; sleep 300"], detach=True,
+                           volumes=["pv:/p"])
+    assert dirplugin.mounts["pv"] == {ctr.id}
+    assert c.api.inspect_container(ctr.id)["Mounts"][0]["Driver"] == name
+    import time
+    deadline = time.time() + 5
+    while not os.path.exists(os.path.join(dirplugin.base, "pv", "f")) and time.time() < deadline:
+        time.sleep(0.1)
+    assert open(os.path.join(dirplugin.base, "pv", "f")).read() == "via-plugin\n"
+    ctr.remove(force=True)
+    assert dirplugin.mounts["pv"] == set(), "Unmount with the same mount ID at stop"
+    out = c.containers.run("busybox", ["cat", "/q/f"], remove=True, volumes=["pv:/q"])
+    assert out == b"via-plugin\n"
+    out = c.containers.run("busybox", ["sh", "-c", "echo x > /a/g"], remove=True, volume_driver=name,
+                           volumes=["auto:/a"])
+    assert "auto" in dirplugin.volumes and c.api.inspect_volume("auto")["Driver"] == name
+    v.remove()
+    assert "pv" not in dirplugin.volumes and ("VolumeDriver.Remove", {"Name": "pv"}) in dirplugin.calls
+    dirplugin.mode = "error"
+    with pytest.raises(docker.errors.APIError) as e:
+        c.volumes.create("refused", driver=name)
+    assert "dirplugin refuses VolumeDriver.Create" in str(e.value.explanation)
+    assert "refused" not in [x.name for x in c.volumes.list()]
+    with pytest.raises(docker.errors.APIError) as e:
+        c.containers.run("busybox", ["true"], volumes=["auto:/a"])
+    assert "dirplugin refuses VolumeDriver.Mount" in str(e.value.explanation), e.value
+    with pytest.raises(docker.errors.NotFound):
+        c.volumes.create("x1", driver="nosuchplugin")
+    for ctr in c.containers.list(all=True):
+        ctr.remove(force=True)
+    dirplugin.mode = "ok"
+    c.volumes.get("auto").remove()
+    c.close()
+
+
+def test_a_plugin_that_hangs_or_goes_away_wedges_nothing(fresh_daemon, dirplugin):
+    d = fresh_daemon(env={"DOCKYARD_PLUGIN_TIMEOUT": "4"})
+    c = docker.DockerClient(base_url=d.host, version="1.41")
+    c.volumes.create("hv", driver=dirplugin.name)
+    dirplugin.mode = "hang"
+    import threading
+    import time
+    errors: list[str] = []
+
+    def start_hung() -> None:
+        try:
+            c.containers.run("busybox", ["true"], volumes=["hv:/h"], remove=True)
+        except docker.errors.APIError as e:
+            errors.append(str(e.explanation))
+    t = threading.Thread(target=start_hung)
+    t.start()
+    time.sleep(0.5)
+    assert c.containers.run("busybox", ["echo", "others-run"], remove=True) == b"others-run\n"
+    assert t.is_alive() and not errors, "the other container ran while the plugin's Mount still hung"
+    t.join(30)
+    assert errors and "did not answer within 4s" in errors[0], errors
+    dirplugin.mode = "ok"
+    ctr = c.containers.run("busybox", ["sleep", "300"], detach=True, volumes=["hv:/h"])
+    dirplugin.stop()   # the plugin goes away while the volume is in use
+    ctr.remove(force=True)   # its Unmount fails: logged, the removal completes
+    assert c.containers.list(all=True) == [] or all(x.id != ctr.id for x in c.containers.list(all=True))
+    assert "releasing volume hv" in d.log.read_text()
+    c.close()

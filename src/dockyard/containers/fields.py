@@ -107,7 +107,7 @@ HOST_CONFIG: dict[str, Field] = {
     "PortBindings": _a("DNAT rules on the default bridge, host ports held (refused with --bridge=none)"),
     "RestartPolicy": _a("restart manager"),
     "AutoRemove": _a("removed when it exits"),
-    "VolumeDriver": _a("the local driver (volume plugins are not supported yet: any other is a 404)"),
+    "VolumeDriver": _a("the driver of new -v and anonymous volumes: local, or a volume plugin found as dockerd finds it"),
     "VolumesFrom": _a("the volumes and binds of other containers, ro/rw"),
     "Mounts": _a("--mount type=volume|bind|tmpfs with their options"),
     "ConsoleSize": _r("terminal size; only meaningful with Tty, as in Docker"),

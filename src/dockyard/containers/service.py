@@ -170,11 +170,13 @@ class ContainerService:
                                                                          str(body.get("MacAddress") or "")))
         self._check_joins(cfg.host_config, start=False)
         self._check_ports(cfg, warnings)
-        vd = cfg.host_config.get("VolumeDriver") or "local"
-        if vd != "local":
-            raise NotFound(f"error looking up volume plugin {vd}: plugin \"{vd}\" not found")
         points = mountpoints.parse(cfg.host_config, cfg.config, {},
                                    lambda ref: mountpoints.donor_points(self.lookup(ref).cfg.mounts, ref))
+        vd = cfg.host_config.get("VolumeDriver") or "local"
+        for p in points:   # --volume-driver: for the -v and anonymous volumes that name no driver
+            if p["Type"] == "volume" and p["Driver"] == "local" and self.volumes is not None \
+                    and p["Name"] not in self.volumes.store.by_name:
+                p["Driver"] = vd
         etcfiles.check(cfg.host_config)
         if any(str(x).endswith(("host-gateway",)) for x in cfg.host_config.get("ExtraHosts") or []) \
                 and self.bridge is None:

@@ -5,17 +5,20 @@ with `rm -v`. Blocking: run in worker threads."""
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidArgument, NotFound, SystemError_
+from ..errors import EngineError, InvalidArgument, NotFound, SystemError_
 from ..linux import syscalls
 from ..volumes.store import ANONYMOUS, VolumeStore
 from . import mounts as mountpoints
 from .model import Container
+
+log = logging.getLogger(__name__)
 
 
 class ContainerVolumes:
@@ -32,17 +35,15 @@ class ContainerVolumes:
         for p in points:
             if p["Type"] != "volume":
                 continue
-            if p["Driver"] not in ("", "local"):
-                raise NotFound(f"error looking up volume plugin {p['Driver']}: plugin \"{p['Driver']}\" not found")
             opts = dict((p.get("VolumeOptions") or {}).get("DriverOptions") or {})
             labels = dict((p.get("VolumeOptions") or {}).get("Labels") or {})
             if not p["Name"]:
                 labels[ANONYMOUS] = ""
             fresh = not p["Name"] or p["Name"] not in self.store.by_name
-            v = self.store.create(p["Name"], "local", opts, labels, self.now())
+            v = self.store.create(p["Name"], p["Driver"] or "local", opts, labels, self.now())
             if fresh and not p["Name"]:
                 made.append(v.name)
-            p["Name"], p["Source"] = v.name, v.mountpoint
+            p["Name"], p["Source"], p["Driver"] = v.name, v.mountpoint, v.driver
         return made
 
     def drop(self, names: list[str]) -> None:
@@ -63,7 +64,7 @@ class ContainerVolumes:
                 except NotFound:
                     raise NotFound(f"error while mounting volume '{p['Destination']}': volume {p['Name']} was removed "
                                    "while the container was stopped") from None
-                q["Source"] = self.store.mount(v)
+                q["Source"] = self.store.mount(v, c.id)
                 if not p["NoCopy"]:
                     copy_up(rootfs, p["Destination"], q["Source"])
             elif p["Type"] == "bind" and not os.path.exists(p["Source"]):
@@ -75,12 +76,19 @@ class ContainerVolumes:
         return mountpoints.oci(points)
 
     def release(self, c: Container) -> None:
-        """The local driver's filesystems no other running container uses."""
+        """A plugin's mount of this container; the local driver's filesystems no other running
+        container uses. A plugin that fails or is gone is logged, never a wedge."""
         for p in c.cfg.mounts:
-            if p["Type"] != "volume" or p["Name"] not in self.store.by_name:
+            v = self.store.by_name.get(p["Name"]) if p["Type"] == "volume" else None
+            if v is None:
                 continue
-            if not any(o.id != c.id and o.state.running and self._uses(o, p["Name"]) for o in self.containers()):
-                self.store.unmount(self.store.by_name[p["Name"]])
+            try:
+                if v.driver != "local":
+                    self.store.unmount(v, c.id)
+                elif not any(o.id != c.id and o.state.running and self._uses(o, v.name) for o in self.containers()):
+                    self.store.unmount(v)
+            except EngineError as e:
+                log.warning("releasing volume %s of %s: %s", v.name, c.id[:12], e.message)
 
     def users(self, name: str, but: str = "") -> list[str]:
         """IDs of the containers (any state) that name the volume."""

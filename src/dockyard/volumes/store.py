@@ -20,6 +20,7 @@ from typing import Any
 
 from ..errors import Conflict, InvalidArgument, NotFound, SystemError_
 from ..linux import syscalls
+from .plugins import Registry
 
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 ANONYMOUS = "com.docker.volume.anonymous"
@@ -59,14 +60,16 @@ class VolumeStore:
         root.mkdir(parents=True, exist_ok=True)
         os.chmod(root, 0o701)
         self.lock = threading.Lock()
+        self.plugins = Registry()
         self.by_name: dict[str, Volume] = {}
         for d in sorted(root.iterdir()):
             try:
                 rec = json.loads((d / "opts.json").read_text())
             except (OSError, ValueError):
                 continue   # a create cut short: no record, so never a volume (its data is kept)
-            self.by_name[d.name] = Volume(d.name, str(d / "_data"), rec["created"], rec.get("labels") or {},
-                                          rec.get("options") or {})
+            driver = rec.get("driver") or "local"
+            self.by_name[d.name] = Volume(d.name, str(d / "_data") if driver == "local" else "", rec["created"],
+                                          rec.get("labels") or {}, rec.get("options") or {}, driver)
 
     def get(self, name: str) -> Volume:
         v = self.by_name.get(name)
@@ -79,8 +82,9 @@ class VolumeStore:
 
     def create(self, name: str, driver: str, options: dict[str, str], labels: dict[str, str], created: str) -> Volume:
         """A new volume, or the existing one of that name (as dockerd: create is idempotent)."""
-        if driver not in ("", "local"):
-            raise NotFound(f"error looking up volume plugin {driver}: plugin \"{driver}\" not found")
+        driver = driver or "local"
+        if driver != "local":
+            return self._create_with_plugin(name, driver, options, labels, created)
         if not name:
             name = secrets.token_hex(32)
         elif not _NAME.match(name):
@@ -108,11 +112,37 @@ class VolumeStore:
             self.by_name[name] = v
             return v
 
+    def _create_with_plugin(self, name: str, driver: str, options: dict[str, str], labels: dict[str, str],
+                            created: str) -> Volume:
+        plugin = self.plugins.get(driver)
+        with self.lock:
+            if name in self.by_name:
+                v = self.by_name[name]
+                if v.driver != driver:
+                    raise Conflict(f"create {name}: volume name must be unique (it exists with driver {v.driver})")
+                return v
+        name = name or secrets.token_hex(32)
+        if not _NAME.match(name):
+            raise InvalidArgument(f"create {name}: invalid volume name")
+        plugin.create(name, options)   # the plugin first: no record of a volume it refused
+        with self.lock:
+            d = self.root / name
+            d.mkdir(exist_ok=True)
+            rec = {"created": created, "labels": labels, "options": options, "driver": driver}
+            tmp = d / "opts.json.tmp"
+            tmp.write_text(json.dumps(rec))
+            os.replace(tmp, d / "opts.json")
+            v = Volume(name, "", created, labels, options, driver)
+            self.by_name[name] = v
+            return v
+
     def remove(self, v: Volume, users: "builtins.list[str]", trash: Path) -> None:
         """Record and data; 409 while containers use it."""
         if users:
             raise Conflict(f"remove {v.name}: volume is in use - [{', '.join(users)}]")
         from ..store import trash as trash_mod
+        if v.driver != "local":
+            self.plugins.get(v.driver).remove(v.name)   # its error keeps the record, as dockerd
         with self.lock:
             self.unmount(v)
             (self.root / v.name / "opts.json").unlink(missing_ok=True)   # gone as a volume, then its data
@@ -120,9 +150,12 @@ class VolumeStore:
         trash_mod.remove_tree(self.root / v.name, trash)
 
     # --- mounting the local driver's options ---------------------------------------------------------------------
-    def mount(self, v: Volume) -> str:
-        """The path a container binds: `_data`, with the volume's filesystem mounted on it first
-        when it has options."""
+    def mount(self, v: Volume, ident: str) -> str:
+        """The path a container (`ident`) binds: a plugin's mountpoint for that mount ID; else
+        `_data`, with the volume's filesystem mounted on it first when it has options."""
+        if v.driver != "local":
+            v.mountpoint = self.plugins.get(v.driver).mount(v.name, ident)
+            return v.mountpoint
         if not v.options:
             return v.mountpoint
         from ..store.mount import is_mounted
@@ -146,7 +179,12 @@ class VolumeStore:
                                    f"{e.strerror or e}") from None
             return v.mountpoint
 
-    def unmount(self, v: Volume) -> None:
+    def unmount(self, v: Volume, ident: str = "") -> None:
+        """The local driver's filesystem; a plugin's mount for that mount ID."""
+        if v.driver != "local":
+            if ident:
+                self.plugins.get(v.driver).unmount(v.name, ident)
+            return
         if not v.options:
             return
         from ..store.mount import is_mounted, unmount
