@@ -155,7 +155,7 @@ def test_binds_tmpfs_and_read_only(fresh_daemon, tmp_path):
                  "Propagation": "rslave"}, m
     ctr.remove()
     with pytest.raises(docker.errors.NotFound):
-        c.containers.create("busybox", ["true"], volume_driver="nosuch", volumes=["x:/x"])
+        c.containers.create("busybox", ["true"], volume_driver="nosuch", volumes=["xx:/x"])
     c.close()
     assert not mounts_under(tmp_path / "h")
 
