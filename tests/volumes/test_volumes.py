@@ -149,6 +149,21 @@ def test_binds_tmpfs_and_read_only(fresh_daemon, tmp_path):
     code, out = _run(c, "echo x > /root-file || echo ro-root; echo y > /v/f && echo vol-ok; echo z > /t/f && echo tmp-ok",
                      read_only=True, volumes=["rw:/v"], tmpfs={"/t": ""})
     assert "ro-root" in out and "vol-ok" in out and "tmp-ok" in out, out
+    with pytest.raises(docker.errors.APIError) as e:   # the host's / is private here: dockerd's refusal
+        _run(c, "true", volumes=[f"{host}:/h:rshared"])
+    assert "is not a shared mount" in str(e.value.explanation)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    subprocess.run(["mount", "--bind", str(shared), str(shared)], check=True)
+    try:
+        subprocess.run(["mount", "--make-shared", str(shared)], check=True)
+        for prop, tag in (("rshared", "shared:"), ("rslave", "master:"), ("rprivate", None)):   # as the kernel has it
+            code, out = _run(c, "grep ' /s ' /proc/self/mountinfo", volumes=[f"{shared}:/s:{prop}"])
+            assert (tag in out) if tag else ("shared:" not in out and "master:" not in out), (prop, out)
+    finally:
+        subprocess.run(["umount", str(shared)], check=True)
+    for ctr in c.containers.list(all=True):
+        ctr.remove(force=True)
     ctr = c.containers.create("busybox", ["true"], volumes=[f"{host}:/h:ro,rslave"])
     m = c.api.inspect_container(ctr.id)["Mounts"][0]
     assert m == {"Type": "bind", "Source": str(host), "Destination": "/h", "Mode": "ro,rslave", "RW": False,
@@ -334,3 +349,38 @@ def test_a_plugin_that_hangs_or_goes_away_wedges_nothing(fresh_daemon, dirplugin
     assert c.containers.list(all=True) == [] or all(x.id != ctr.id for x in c.containers.list(all=True))
     assert "releasing volume hv" in d.log.read_text()
     c.close()
+
+
+def test_mounts_in_inspect_as_dockerd_reports_them(fresh_daemon, real_docker, busybox_tar, tmp_path):
+    """The same `docker create` (named, bind ro+rslave, anonymous, --mount tmpfs and volume
+    nocopy) against dockerd and dockyardd: the same Mounts, but for the paths under each data root."""
+    d = fresh_daemon()
+    host = tmp_path / "hostdir"
+    host.mkdir()
+    args = ["create", "-v", "cmpnamed:/n", "-v", f"{host}:/h:ro,rslave", "-v", "/anon", "--mount",
+            "type=tmpfs,dst=/t,tmpfs-size=1m", "--mount", "type=volume,src=cmpmv,dst=/m,volume-nocopy",
+            "busybox", "true"]
+    seen = []
+    for engine in ("dockerd", "dockyard"):
+        if engine == "dockerd":
+            real_docker.docker("import", str(busybox_tar), "busybox:latest")
+
+            def run(*a: str) -> str:
+                return real_docker.docker(*a).stdout.decode()
+        else:
+            def run(*a: str) -> str:
+                return subprocess.run([DOCKER, *a], env=d.env(), check=True, capture_output=True).stdout.decode()
+        cid = run(*args).strip()
+        import json
+        mounts = json.loads(run("inspect", "-f", "{{json .Mounts}}", cid))
+        for m in mounts:
+            if m["Type"] == "volume":
+                assert m["Source"].endswith(f"/volumes/{m['Name']}/_data"), m
+                m["Source"] = "<data-root>/volumes/NAME/_data"
+                if len(m["Name"]) == 64:
+                    m["Name"] = "<anonymous>"
+        seen.append(sorted(mounts, key=lambda m: m["Destination"]))
+        run("rm", "-v", cid)
+        run("volume", "rm", "cmpnamed", "cmpmv")
+    for a, b in zip(seen[0], seen[1], strict=True):
+        assert a == b, (a, b)

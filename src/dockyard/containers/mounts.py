@@ -119,7 +119,7 @@ def _mount(m: Any) -> dict[str, Any]:
         driver = dc.get("Name") or "local"
         if src and not _VOLUME_NAME.match(src):
             raise InvalidArgument(f"invalid mount config for type \"volume\": invalid volume name {src!r}")
-        return _point("volume", dest, Name=src, Driver=driver, RW=rw, NoCopy=bool(vo.get("NoCopy")),
+        return _point("volume", dest, Name=src, Driver=driver, RW=rw, NoCopy=bool(vo.get("NoCopy")), Mode="z",
                       Anonymous=not src, VolumeOptions={"Labels": vo.get("Labels") or {},
                                                         "DriverOptions": dc.get("Options") or {}})
     if src:

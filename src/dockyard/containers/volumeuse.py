@@ -72,6 +72,8 @@ class ContainerVolumes:
                     raise InvalidArgument(f"invalid mount config for type \"bind\": bind source path does not exist: "
                                           f"{p['Source']}")
                 os.makedirs(p["Source"], 0o755, exist_ok=True)   # as dockerd does for -v
+            if p["Type"] == "bind":
+                check_propagation(p["Source"], p["Propagation"])
             points.append(q)
         return mountpoints.oci(points)
 
@@ -104,6 +106,26 @@ class ContainerVolumes:
             if p["Type"] == "volume" and p["Anonymous"] and p["Name"] in self.store.by_name \
                     and not self.users(p["Name"], but=c.id):
                 self.store.remove(self.store.by_name[p["Name"]], [], self.trash)
+
+
+def check_propagation(source: str, prop: str) -> None:
+    """dockerd's rule: a shared bind needs its source on a shared mount, a slave one on a shared
+    or slave mount (else the kernel would silently make it private)."""
+    if prop not in ("shared", "rshared", "slave", "rslave"):
+        return
+    best, fields = "", []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            parts = line.split(" - ")[0].split()
+            mp = parts[4]
+            if (source == mp or source.startswith(mp.rstrip("/") + "/")) and len(mp) >= len(best):
+                best, fields = mp, parts[6:]
+    shared = any(x.startswith("shared:") for x in fields)
+    slave = any(x.startswith("master:") for x in fields)
+    if prop.endswith("shared") and not shared:
+        raise InvalidArgument(f"path {source} is mounted on {best} but it is not a shared mount")
+    if prop.endswith("slave") and not (shared or slave):
+        raise InvalidArgument(f"path {source} is mounted on {best} but it is not a shared or slave mount")
 
 
 def copy_up(rootfs: str, dest: str, volume: str) -> None:

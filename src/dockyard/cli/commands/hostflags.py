@@ -200,12 +200,55 @@ def exposed_ports(ns: Any) -> dict[str, dict[str, Any]]:
 
 
 def _mount(item: str) -> dict[str, Any]:
-    m: dict[str, Any] = {}
+    """`--mount` as the docker CLI reads it (CSV of key=value) into a HostConfig.Mounts entry."""
+    m: dict[str, Any] = {"Type": "volume"}
+    bind: dict[str, Any] = {}
+    vol: dict[str, Any] = {}
+    tmpfs: dict[str, Any] = {}
+
+    def flag(v: str) -> bool:
+        if v.lower() in ("", "1", "true"):
+            return True
+        if v.lower() in ("0", "false"):
+            return False
+        _die(f"invalid argument \"{item}\" for \"--mount\" flag: invalid value {v!r}")
+
     for kv in item.split(","):
-        k, _, v = kv.partition("=")
-        key = {"type": "Type", "source": "Source", "src": "Source", "target": "Target", "destination": "Target",
-               "dst": "Target", "readonly": "ReadOnly", "ro": "ReadOnly"}.get(k.lower(), k)
-        m[key] = v if key != "ReadOnly" else v.lower() in ("", "1", "true")
+        k, eq, v = kv.partition("=")
+        k = k.strip().lower()
+        if k == "type":
+            m["Type"] = v
+        elif k in ("source", "src"):
+            m["Source"] = v
+        elif k in ("target", "destination", "dst"):
+            m["Target"] = v
+        elif k in ("readonly", "ro"):
+            m["ReadOnly"] = flag(v)
+        elif k == "consistency":
+            m["Consistency"] = v
+        elif k == "bind-propagation":
+            bind["Propagation"] = v
+        elif k == "bind-nonrecursive":
+            bind["NonRecursive"] = flag(v)
+        elif k == "volume-driver":
+            vol.setdefault("DriverConfig", {})["Name"] = v
+        elif k == "volume-opt":
+            o, _, ov = v.partition("=")
+            vol.setdefault("DriverConfig", {}).setdefault("Options", {})[o] = ov
+        elif k == "volume-label":
+            lk, _, lv = v.partition("=")
+            vol.setdefault("Labels", {})[lk] = lv
+        elif k == "volume-nocopy":
+            vol["NoCopy"] = flag(v)
+        elif k == "tmpfs-size":
+            tmpfs["SizeBytes"] = _bytes("--mount tmpfs-size", v)
+        elif k == "tmpfs-mode":
+            tmpfs["Mode"] = int(v, 8)
+        else:
+            _die(f"invalid argument \"{item}\" for \"--mount\" flag: unexpected key '{k}' in '{kv}'")
+    for key, opts in (("BindOptions", bind), ("VolumeOptions", vol), ("TmpfsOptions", tmpfs)):
+        if opts:
+            m[key] = opts
     return m
 
 
