@@ -302,6 +302,9 @@ def test_a_volume_plugin_through_its_whole_cycle(fresh_daemon, dirplugin):
     out = c.containers.run("busybox", ["sh", "-c", "echo x > /a/g"], remove=True, volume_driver=name,
                            volumes=["auto:/a"])
     assert "auto" in dirplugin.volumes and c.api.inspect_volume("auto")["Driver"] == name
+    dirplugin.volumes["outside"] = {}   # made behind our back: listed (VolumeDriver.List) and inspected (Get)
+    assert "outside" in [x.name for x in c.volumes.list()]
+    assert c.api.inspect_volume("outside")["Driver"] == name
     v.remove()
     assert "pv" not in dirplugin.volumes and ("VolumeDriver.Remove", {"Name": "pv"}) in dirplugin.calls
     dirplugin.mode = "error"

@@ -127,6 +127,9 @@ class Plugin:
     def get(self, name: str) -> dict[str, Any]:
         return dict(self.call("VolumeDriver.Get", {"Name": name}).get("Volume") or {})
 
+    def list(self) -> list[dict[str, Any]]:
+        return [dict(v) for v in self.call("VolumeDriver.List", {}).get("Volumes") or []]
+
     def capabilities(self) -> dict[str, Any]:
         try:
             return dict(self.call("VolumeDriver.Capabilities", {}).get("Capabilities") or {})

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import Conflict, InvalidArgument, NotFound, SystemError_
+from ..errors import Conflict, InvalidArgument, NotFound, SystemError_, Unavailable
 from ..linux import syscalls
 from .plugins import Registry
 
@@ -77,8 +77,38 @@ class VolumeStore:
             raise NotFound(f"get {name}: no such volume")
         return v
 
+    def find(self, name: str) -> Volume:
+        """`get`, else a volume one of the plugins in use knows (VolumeDriver.Get)."""
+        v = self.by_name.get(name)
+        if v is not None:
+            return v
+        for pname, plugin in sorted(self.plugins.by_name.items()):
+            try:
+                got = plugin.get(name)
+            except (SystemError_, Unavailable):
+                continue
+            if got.get("Name") == name:
+                return Volume(name, str(got.get("Mountpoint") or ""), "", {}, {}, pname)
+        raise NotFound(f"get {name}: no such volume")
+
     def list(self) -> list[Volume]:
         return sorted(self.by_name.values(), key=lambda v: v.name)
+
+    def with_plugins(self) -> tuple["builtins.list[Volume]", "builtins.list[str]"]:
+        """Our records and the volumes the plugins in use list beyond them (as dockerd's list
+        merges every driver's); a plugin that fails is a warning, not an error."""
+        out, warnings = self.list(), []
+        for name, plugin in sorted(self.plugins.by_name.items()):
+            try:
+                listed = plugin.list()
+            except (SystemError_, Unavailable, NotFound) as e:
+                warnings.append(f"volume plugin {name}: {e.message}")
+                continue
+            for item in listed:
+                n = str(item.get("Name") or "")
+                if n and n not in self.by_name:
+                    out.append(Volume(n, str(item.get("Mountpoint") or ""), "", {}, {}, name))
+        return sorted(out, key=lambda v: v.name), warnings
 
     def create(self, name: str, driver: str, options: dict[str, str], labels: dict[str, str], created: str) -> Volume:
         """A new volume, or the existing one of that name (as dockerd: create is idempotent)."""

@@ -83,12 +83,13 @@ class VolumesRouter:
         bad = set(f) - _FILTERS
         if bad:
             raise InvalidArgument(f"invalid filter '{sorted(bad)[0]}'")
-        return web.json_response({"Volumes": [v.view() for v in self.store.list() if self._matches(v, f)],
-                                  "Warnings": None})
+        vols, warnings = await asyncio.to_thread(self.store.with_plugins)
+        return web.json_response({"Volumes": [v.view() for v in vols if self._matches(v, f)],
+                                  "Warnings": warnings or None})
 
     async def inspect(self, req: web.Request) -> web.Response:
         """`GET /volumes/{name}`."""
-        return web.json_response(self.store.get(req.match_info["name"]).view())
+        return web.json_response((await asyncio.to_thread(self.store.find, req.match_info["name"])).view())
 
     async def delete(self, req: web.Request) -> web.Response:
         """`DELETE /volumes/{name}?force=`: 409 while a container uses it (force does not change
