@@ -29,8 +29,9 @@ def qint(req: web.Request, name: str, default: int | None = None) -> int | None:
         raise InvalidArgument(f"invalid value for {name}: {v!r}") from None
 
 
-def filters(req: web.Request) -> dict[str, list[str]]:
-    """`filters` as JSON: {"k": ["v"]} or the old {"k": {"v": true}}."""
+def filters(req: web.Request, known: set[str] | None = None) -> dict[str, list[str]]:
+    """`filters` as JSON: {"k": ["v"]} or the old {"k": {"v": true}}; a key not in `known` (when
+    given) is dockerd's "invalid filter"."""
     raw = req.query.get("filters")
     if not raw:
         return {}
@@ -48,6 +49,9 @@ def filters(req: web.Request) -> dict[str, list[str]]:
             out[k] = [str(x) for x in v]
         else:
             out[k] = [str(v)]
+    bad = sorted(set(out) - known) if known is not None else []
+    if bad:
+        raise InvalidArgument(f"invalid filter '{bad[0]}'")
     return out
 
 

@@ -30,6 +30,12 @@ def label_match(labels: dict[str, str], wanted: list[str]) -> bool:
     return True
 
 
+def labels_pass(labels: dict[str, str], f: dict[str, list[str]]) -> bool:
+    """The `label` filters all hold and no `label!` one does (prune's filters)."""
+    return label_match(labels, f.get("label") or []) and \
+        not any(label_match(labels, [x]) for x in f.get("label!") or [])
+
+
 def _ref_match(img: "Image", patterns: list[str]) -> bool:
     for pat in patterns:
         for t in img.tags:

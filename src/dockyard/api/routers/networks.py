@@ -13,7 +13,7 @@ from ... import units
 from ...containers import networking
 from ...containers.service import ContainerService
 from ...errors import InvalidArgument, PermissionDenied
-from ...images.filters import label_match
+from ...images.filters import label_match, labels_pass
 from ...images.service import now_iso
 from ...network.networks import Network
 from .. import params
@@ -50,10 +50,7 @@ class NetworksRouter:
     async def list(self, req: web.Request) -> web.Response:
         """`GET /networks?filters=`: name (substring), id (prefix), driver, type (builtin/custom),
         scope, label (key or key=value), dangling (no container connected)."""
-        f = params.filters(req)
-        bad = set(f) - _FILTERS
-        if bad:
-            raise InvalidArgument(f"invalid filter '{sorted(bad)[0]}'")
+        f = params.filters(req, _FILTERS)
         if f.get("type") and set(f["type"]) - {"builtin", "custom"}:
             raise InvalidArgument(f"invalid filter: 'type'='{sorted(set(f['type']) - {'builtin', 'custom'})[0]}'")
         out = [self._view(n, members=False) for n in self.nets.list() if self._matches(n, f)]
@@ -100,10 +97,7 @@ class NetworksRouter:
 
     async def prune(self, req: web.Request) -> web.Response:
         """`POST /networks/prune`: user-defined networks no container is connected to."""
-        f = params.filters(req)
-        bad = set(f) - {"until", "label", "label!"}
-        if bad:
-            raise InvalidArgument(f"invalid filter '{sorted(bad)[0]}'")
+        f = params.filters(req, {"until", "label", "label!"})
         try:
             until = min(units.parse_time(v) for v in f["until"]) if f.get("until") else None
         except ValueError as e:
@@ -115,8 +109,7 @@ class NetworksRouter:
             if until is not None and units.rfc3339_to_ts(n.record["Created"]) >= until:
                 continue
             labels = n.record.get("Labels") or {}
-            if not label_match(labels, f.get("label") or []) or \
-                    any(label_match(labels, [x]) for x in f.get("label!") or []):
+            if not labels_pass(labels, f):
                 continue
             try:
                 await self.containers.remove_network(n)

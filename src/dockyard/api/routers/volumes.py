@@ -12,7 +12,7 @@ from aiohttp import web
 
 from ...containers.service import ContainerService
 from ...errors import InvalidArgument
-from ...images.filters import label_match
+from ...images.filters import label_match, labels_pass
 from ...images.service import now_iso
 from ...volumes.store import Volume, VolumeStore
 from .. import params
@@ -79,10 +79,7 @@ class VolumesRouter:
 
     async def list(self, req: web.Request) -> web.Response:
         """`GET /volumes` → {Volumes, Warnings}."""
-        f = params.filters(req)
-        bad = set(f) - _FILTERS
-        if bad:
-            raise InvalidArgument(f"invalid filter '{sorted(bad)[0]}'")
+        f = params.filters(req, _FILTERS)
         vols, warnings = await asyncio.to_thread(self.store.with_plugins)
         return web.json_response({"Volumes": [v.view() for v in vols if self._matches(v, f)],
                                   "Warnings": warnings or None})
@@ -103,18 +100,14 @@ class VolumesRouter:
 
     async def prune(self, req: web.Request) -> web.Response:
         """`POST /volumes/prune`: unused volumes; from API 1.42 anonymous ones only unless `all`."""
-        f = params.filters(req)
-        bad = set(f) - {"label", "label!", "all"}
-        if bad:
-            raise InvalidArgument(f"invalid filter '{sorted(bad)[0]}'")
+        f = params.filters(req, {"label", "label!", "all"})
         version = req.match_info.get("api_version") or ""
         every = (f.get("all") or ["false"])[-1].lower() in ("true", "1") or _older_than(version, (1, 42))
         gone, space = [], 0
         for v in self.store.list():
             if self.users(v) or (not every and not v.anonymous):
                 continue
-            if not label_match(v.labels, f.get("label") or []) or \
-                    any(label_match(v.labels, [x]) for x in f.get("label!") or []):
+            if not labels_pass(v.labels, f):
                 continue
             size = await asyncio.to_thread(self.store.size, v)
             await asyncio.to_thread(self.store.remove, v, [], self.containers.paths.data_root / "trash")

@@ -41,10 +41,15 @@ def _each(cli: Client, prog: str, args: list[str], method: str, path: str, usage
     p.add_argument("names", nargs="*")
     ns = p.parse_args(args)
     need(ns.names, 1, prog, usage)
+    return each(cli, ns.names, method, path)
+
+
+def each(cli: Client, names: list[str], method: str, path: str, query: dict[str, Any] | None = None) -> int:
+    """One call per name, its name printed when it worked, the daemon's error when not (1)."""
     code = 0
-    for n in ns.names:
+    for n in names:
         try:
-            cli.call(method, path.format(n)).close()
+            cli.call(method, path.format(n), query).close()
             print(n)
         except APIError as e:
             print(f"Error response from daemon: {e.message}", file=sys.stderr)

@@ -64,15 +64,8 @@ def rm(cli: Client, prog: str, args: list[str]) -> int:
     p.add_argument("names", nargs="*")
     ns = p.parse_args(args)
     need(ns.names, 1, prog, usage)
-    code = 0
-    for n in ns.names:
-        try:
-            cli.call("DELETE", f"/volumes/{n}", {"force": 1 if ns.force else None}).close()
-            print(n)
-        except APIError as e:
-            print(f"Error response from daemon: {e.message}", file=sys.stderr)
-            code = 1
-    return code
+    from .networks import each
+    return each(cli, ns.names, "DELETE", "/volumes/{}", {"force": 1 if ns.force else None})
 
 
 def prune(cli: Client, prog: str, args: list[str]) -> int:
