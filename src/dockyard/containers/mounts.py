@@ -149,7 +149,7 @@ def _tmpfs(dest: str, opts: str) -> dict[str, Any]:
                                                                                          ("ro", "rw")])
 
 
-def parse(hc: dict[str, Any], config: dict[str, Any], image_volumes: dict[str, Any],
+def parse(hc: dict[str, Any], config: dict[str, Any],
           donor: Callable[[str], list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """Mount points of a new container (volumes not yet created: Name '' means anonymous)."""
     points: list[dict[str, Any]] = []
@@ -173,7 +173,7 @@ def parse(hc: dict[str, Any], config: dict[str, Any], image_volumes: dict[str, A
         seen.add(p["Destination"])
     points = [p for p in points if p["Destination"] not in seen] + own   # its own win over a donor's
     seen |= {p["Destination"] for p in points}
-    for dest in [*(config.get("Volumes") or {}), *(image_volumes or {})]:
+    for dest in config.get("Volumes") or {}:   # the request's and the image's, merged by create
         d = _target(dest, "volume")
         if d not in seen:
             points.append(_point("volume", d, Driver="local", Anonymous=True))

@@ -223,13 +223,14 @@ class ContainerNetworks:
         return [c for c in self.containers() if c.state.running and c.state.endpoints]
 
     def _names(self, cid: str, qname: str) -> list[str] | None:
-        me = next((c for c in self._running() if c.id == cid), None)
+        running = self._running()   # once per query
+        me = next((c for c in running if c.id == cid), None)
         if me is None:
             return None
         for item in me.cfg.host_config.get("Links") or []:   # a link's alias: seen by this container only
             target_name, alias = parse_link(item)
             if qname == alias.lower():
-                target = next((o for o in self._running() if o.name == target_name), None)
+                target = next((o for o in running if o.name == target_name), None)
                 if target is not None:
                     try:
                         return [link_address(target, me)]
@@ -238,17 +239,18 @@ class ContainerNetworks:
         mine = {n for n in me.state.endpoints if self._dns_network(n)}
         tries = [(qname, mine)] + [(qname[: -len(n) - 1], {n}) for n in mine if qname.endswith("." + n.lower())]
         for name, nets in tries:
-            found = [o.state.endpoints[n]["ip"] for o in self._running() for n in sorted(nets & o.state.endpoints.keys())
+            found = [o.state.endpoints[n]["ip"] for o in running for n in sorted(nets & o.state.endpoints.keys())
                      if name in _dns_names(o, n)]
             if found:
                 return list(dict.fromkeys(found))
         return None
 
     def _reverse(self, cid: str, ip: str) -> str | None:
-        me = next((c for c in self._running() if c.id == cid), None)
+        running = self._running()
+        me = next((c for c in running if c.id == cid), None)
         if me is None:
             return None
-        for o in self._running():
+        for o in running:
             for n, ep in o.state.endpoints.items():
                 if ep["ip"] == ip and n in me.state.endpoints and self._dns_network(n):
                     return f"{o.name}.{n}"

@@ -170,7 +170,7 @@ class ContainerService:
                                                                          str(body.get("MacAddress") or "")))
         self._check_joins(cfg.host_config, start=False)
         self._check_ports(cfg, warnings)
-        points = mountpoints.parse(cfg.host_config, cfg.config, {},
+        points = mountpoints.parse(cfg.host_config, cfg.config,
                                    lambda ref: mountpoints.donor_points(self.lookup(ref).cfg.mounts, ref))
         vd = cfg.host_config.get("VolumeDriver") or "local"
         for p in points:   # --volume-driver: for the -v and anonymous volumes that name no driver

@@ -39,9 +39,8 @@ class ContainerVolumes:
             labels = dict((p.get("VolumeOptions") or {}).get("Labels") or {})
             if not p["Name"]:
                 labels[ANONYMOUS] = ""
-            fresh = not p["Name"] or p["Name"] not in self.store.by_name
             v = self.store.create(p["Name"], p["Driver"] or "local", opts, labels, self.now())
-            if fresh and not p["Name"]:
+            if not p["Name"]:   # anonymous: always new
                 made.append(v.name)
             p["Name"], p["Source"], p["Driver"] = v.name, v.mountpoint, v.driver
         return made

@@ -121,20 +121,11 @@ class Plugin:
     def unmount(self, name: str, ident: str) -> None:
         self.call("VolumeDriver.Unmount", {"Name": name, "ID": ident})
 
-    def path(self, name: str) -> str:
-        return str(self.call("VolumeDriver.Path", {"Name": name}).get("Mountpoint") or "")
-
     def get(self, name: str) -> dict[str, Any]:
         return dict(self.call("VolumeDriver.Get", {"Name": name}).get("Volume") or {})
 
     def list(self) -> list[dict[str, Any]]:
         return [dict(v) for v in self.call("VolumeDriver.List", {}).get("Volumes") or []]
-
-    def capabilities(self) -> dict[str, Any]:
-        try:
-            return dict(self.call("VolumeDriver.Capabilities", {}).get("Capabilities") or {})
-        except SystemError_:
-            return {"Scope": "local"}   # an old plugin without the call, as dockerd assumes
 
 
 class Registry:
