@@ -8,7 +8,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[2] / "src" / "dockyard"
 
 # package → packages it may import (besides itself and the bottom modules)
-BOTTOM = {"errors", "oci", "linux", "units", "signals", "archive", "__init__"}
+BOTTOM = {"errors", "oci", "linux", "units", "signals", "archive", "detachkeys", "__init__"}
 ALLOWED = {
     "cli": {"client"},
     "client": set(),

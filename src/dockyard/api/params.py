@@ -29,6 +29,14 @@ def qint(req: web.Request, name: str, default: int | None = None) -> int | None:
         raise InvalidArgument(f"invalid value for {name}: {v!r}") from None
 
 
+def window(req: web.Request) -> tuple[int, int]:
+    """`h` and `w` of a resize (both required, as dockerd)."""
+    h, w = qint(req, "h"), qint(req, "w")
+    if h is None or w is None:
+        raise InvalidArgument('strconv.Atoi: parsing "": invalid syntax')
+    return h, w
+
+
 def filters(req: web.Request, known: set[str] | None = None) -> dict[str, list[str]]:
     """`filters` as JSON: {"k": ["v"]} or the old {"k": {"v": true}}; a key not in `known` (when
     given) is dockerd's "invalid filter"."""

@@ -32,6 +32,16 @@ async def open_stream(request: web.Request, content_type: str = RAW_STREAM) -> w
     return resp
 
 
+_LIVE: set["Hijacked"] = set()
+
+
+def hang_up_all() -> None:
+    """Close every hijacked connection (the daemon is shutting down: attached clients see the
+    end of their stream at once, as with dockerd, and the processes run on)."""
+    for h in list(_LIVE):
+        h.close()
+
+
 class Hijacked:
     """A connection taken over after `101 UPGRADED` (or a raw 200 for clients that did not ask
     to upgrade): writes go straight to the transport, reads come from the request body."""
@@ -56,10 +66,22 @@ class Hijacked:
         h.transport.write(head.encode())
         # From here the connection is ours: the client may half-close (no stdin), which must
         # not close the transport, so aiohttp's protocol is swapped for one that keeps it open.
-        h.input = _RawInput()
+        h.input = _RawInput(h.transport)
         h.transport.set_protocol(h.input)
         h.transport.resume_reading()
+        _LIVE.add(h)
         return h
+
+    async def read(self) -> bytes | None:
+        """What the client sends next: b"" when it closed its sending side (stdin ended), None
+        when the connection is gone."""
+        assert self.input is not None
+        return await self.input.get()
+
+    async def drain(self) -> None:
+        """Wait while the client reads more slowly than we write."""
+        if self.input is not None:
+            await self.input.writable.wait()
 
     def write(self, data: bytes) -> None:
         """Write raw bytes."""
@@ -68,6 +90,7 @@ class Hijacked:
 
     def close(self) -> None:
         """Close the connection."""
+        _LIVE.discard(self)
         if self.transport is not None:
             self.transport.close()
 
@@ -86,22 +109,53 @@ class Hijacked:
 
 
 class _RawInput(asyncio.Protocol):
-    """Receives what the client sends on a hijacked connection (stdin)."""
+    """Receives what the client sends on a hijacked connection (stdin), reading no further
+    while more than WINDOW bytes wait to be consumed; tracks whether the client keeps up with
+    what we write (pause_writing / resume_writing)."""
 
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[bytes] = asyncio.Queue()
+    WINDOW = 1 << 20
+
+    def __init__(self, transport: Any) -> None:
+        self.transport = transport
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.queued = 0
+        self.paused = False
         self.closed = asyncio.Event()
+        self.writable = asyncio.Event()
+        self.writable.set()
 
     def data_received(self, data: bytes) -> None:
         self.queue.put_nowait(data)
+        self.queued += len(data)
+        if self.queued > self.WINDOW and not self.paused:
+            self.paused = True
+            self.transport.pause_reading()
 
     def eof_received(self) -> bool:
         self.queue.put_nowait(b"")
         return True  # keep our write side open after the client's CloseWrite
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.queue.put_nowait(b"")
+        self.queue.put_nowait(None)
         self.closed.set()
+        self.writable.set()
+
+    def pause_writing(self) -> None:
+        self.writable.clear()
+
+    def resume_writing(self) -> None:
+        self.writable.set()
+
+    async def get(self) -> bytes | None:
+        item = await self.queue.get()
+        if item:
+            self.queued -= len(item)
+            if self.paused and self.queued <= self.WINDOW // 2 and not self.closed.is_set():
+                self.paused = False
+                self.transport.resume_reading()
+        elif item is None:
+            self.queue.put_nowait(None)   # gone stays gone for every later read
+        return item
 
 
 class _Done(web.StreamResponse):

@@ -1,4 +1,4 @@
-"""`docker exec`: more processes in a running container (without a TTY or stdin for now).
+"""`docker exec`: more processes in a running container, with a pty and stdin if asked.
 
 An exec is created (its config checked and kept), then started: the process spec is the
 container's own (`config.json`: capabilities, rlimits, seccomp comes with the bundle) with the
@@ -8,19 +8,24 @@ runtime's `exec` and streams its output; the exit code is kept for `GET /exec/{i
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import secrets
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import Conflict, InvalidArgument, NotFound
-from . import users
+from .. import detachkeys
+from ..errors import Conflict, InvalidArgument, NotFound, SystemError_
+from ..monitor.client import Channel
+from . import security, terminal, users
 
 if TYPE_CHECKING:
     from .model import Container
     from .service import ContainerService
 
+log = logging.getLogger(__name__)
 KEEP = 256   # finished execs remembered per daemon, newest kept
 
 
@@ -37,6 +42,10 @@ class Exec:
     privileged: bool
     attach_stdout: bool
     attach_stderr: bool
+    tty: bool = False
+    attach_stdin: bool = False
+    detach_keys: str = ""
+    console_size: list[int] | None = None
     running: bool = False
     started: bool = False
     exit_code: int | None = None
@@ -46,10 +55,11 @@ class Exec:
     def inspect(self) -> dict[str, Any]:
         """`GET /exec/{id}/json`."""
         return {"ID": self.id, "Running": self.running, "ExitCode": self.exit_code,
-                "ProcessConfig": {"tty": False, "entrypoint": self.cmd[0], "arguments": self.cmd[1:],
+                "ProcessConfig": {"tty": self.tty, "entrypoint": self.cmd[0], "arguments": self.cmd[1:],
                                   "privileged": self.privileged, "user": self.user},
-                "OpenStdin": False, "OpenStderr": self.attach_stderr, "OpenStdout": self.attach_stdout,
-                "CanRemove": False, "ContainerID": self.container_id, "DetachKeys": "", "Pid": self.pid}
+                "OpenStdin": self.attach_stdin, "OpenStderr": self.attach_stderr, "OpenStdout": self.attach_stdout,
+                "CanRemove": False, "ContainerID": self.container_id, "DetachKeys": self.detach_keys,
+                "Pid": self.pid}
 
 
 class ExecService:
@@ -58,6 +68,7 @@ class ExecService:
     def __init__(self, containers: "ContainerService") -> None:
         self.containers = containers
         self.by_id: dict[str, Exec] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def create(self, ref: str, body: dict[str, Any]) -> Exec:
         """`POST /containers/{id}/exec`."""
@@ -73,16 +84,22 @@ class ExecService:
             cmd = [cmd]
         if not cmd or not isinstance(cmd, list) or not all(isinstance(a, str) for a in cmd):
             raise InvalidArgument("No exec command specified")
-        if body.get("Tty") or body.get("AttachStdin"):
-            raise InvalidArgument("exec with a TTY or stdin (-i/-t) is not supported yet")
-        if body.get("Privileged"):
-            raise InvalidArgument("privileged exec is not supported yet")
+        keys = str(body.get("DetachKeys") or "")
+        if keys:
+            detachkeys.parse_keys(keys)
+        size = body.get("ConsoleSize")
+        if size is not None:
+            if not (isinstance(size, list) and len(size) == 2 and all(isinstance(x, int) for x in size)):
+                raise InvalidArgument("ConsoleSize must be [height, width]")
+            terminal.check_size(size[0], size[1])
         env = body.get("Env") or []
         if not isinstance(env, list) or not all(isinstance(e, str) for e in env):
             raise InvalidArgument("Env must be a list of strings")
         e = Exec(id=secrets.token_hex(32), container_id=c.id, cmd=list(cmd), env=list(env),
-                 user=str(body.get("User") or ""), workdir=str(body.get("WorkingDir") or ""), privileged=False,
-                 attach_stdout=bool(body.get("AttachStdout", True)), attach_stderr=bool(body.get("AttachStderr", True)))
+                 user=str(body.get("User") or ""), workdir=str(body.get("WorkingDir") or ""),
+                 privileged=bool(body.get("Privileged")), attach_stdout=bool(body.get("AttachStdout", True)),
+                 attach_stderr=bool(body.get("AttachStderr", True)), tty=bool(body.get("Tty")),
+                 attach_stdin=bool(body.get("AttachStdin")), detach_keys=keys, console_size=size)
         self.by_id[e.id] = e
         self._trim()
         self.containers.on_event("exec_create", c, {"execID": e.id})
@@ -106,46 +123,116 @@ class ExecService:
         proc = spec["process"]
         u = users.resolve(str(svc.paths.rootfs(c.id)), e.user or c.cfg.config.get("User") or "")
         env = _merge_env(proc.get("env") or [], e.env)
-        proc.update({"terminal": False, "args": e.cmd, "env": env,
+        if e.tty and not any(x.startswith("TERM=") for x in env):
+            env.append("TERM=xterm")
+        if e.privileged:   # as dockerd: every capability the host has; seccomp stays the container's
+            allcaps = security.host_caps()
+            proc["capabilities"] = {k: list(allcaps) for k in ("bounding", "effective", "permitted")}
+        proc.update({"terminal": e.tty, "args": e.cmd, "env": env,
                      "cwd": e.workdir or c.cfg.config.get("WorkingDir") or "/",
                      "user": {"uid": u.uid, "gid": u.gid, "additionalGids": u.additional_gids}})
         return proc
 
-    async def start(self, eid: str) -> AsyncIterator[tuple[int, bytes]]:
-        """`POST /exec/{id}/start`: yields (stream, data) of its output until it exits."""
+    def startable(self, eid: str, console_size: list[int] | None = None) -> tuple[Exec, "Container"]:
+        """The exec and its container if it can start now; 404/409/400 otherwise."""
         e = self.get(eid)
         if e.started:
             raise Conflict(f"Error: Exec command {eid} has already run")
         c = self.containers.lookup(e.container_id)
         if not c.state.running:
             raise Conflict(f"Container {c.id} is not running")
+        if console_size is not None:
+            terminal.check_size(console_size[0], console_size[1])
+        return e, c
+
+    async def start(self, eid: str, detach: bool = False, console_size: list[int] | None = None
+                    ) -> tuple["ExecInput", AsyncIterator[tuple[int, bytes]]]:
+        """`POST /exec/{id}/start`: the process's stdin and its output frames until it exits
+        (none with `detach`)."""
+        e, c = self.startable(eid, console_size)
         e.started = e.running = True
         svc = self.containers
         rt = svc.runtimes[c.cfg.runtime]
-        gen = svc.monitor.exec({"id": c.id, "exec_id": e.id, "bundle": str(svc.paths.bundle(c.id)),
-                                "runtime": rt.describe(), "process": self._process(c, e)})
-        svc.on_event("exec_start", c, {"execID": e.id})
-        return self._run(c, e, gen)
-
-    async def _run(self, c: "Container", e: Exec, gen: AsyncGenerator[tuple[int, bytes], None]
-                   ) -> AsyncIterator[tuple[int, bytes]]:
         try:
-            async for stream, data in gen:
-                if stream == 0:
-                    e.pid = int(data)
-                elif stream == 3:
-                    e.exit_code = int(data)
-                elif (stream == 1 and e.attach_stdout) or (stream == 2 and e.attach_stderr):
-                    yield stream, data
+            ch = await svc.monitor.exec({"id": c.id, "exec_id": e.id, "bundle": str(svc.paths.bundle(c.id)),
+                                         "runtime": rt.describe(), "process": self._process(c, e),
+                                         "stdin": e.attach_stdin, "console_size": console_size or e.console_size})
         except BaseException:
-            if e.exit_code is None and e.pid == 0:
-                e.exit_code = 126   # it never started
-            raise
-        finally:
             e.running = False
-            await gen.aclose()
-            if e.exit_code is not None:
-                self.containers.on_event("exec_die", c, {"execID": e.id, "exitCode": str(e.exit_code)})
+            e.exit_code = 126   # it never started
+            raise
+        e.pid = ch.pid
+        svc.on_event("exec_start", c, {"execID": e.id})
+        return ExecInput(ch), self._run(c, e, ch, attached=not detach)
+
+    async def resize(self, eid: str, h: int, w: int) -> None:
+        """`POST /exec/{id}/resize`."""
+        e = self.get(eid)
+        terminal.check_size(h, w)
+        if not e.tty:
+            raise Conflict(f"exec {eid} has no terminal (it was created without Tty)")
+        if not e.running:
+            raise Conflict(f"exec {eid} is not running")
+        try:
+            await self.containers.monitor.resize(e.container_id, h, w, exec_id=e.id)
+        except SystemError_ as err:
+            raise Conflict(f"cannot resize exec {eid}: {err.message}") from None
+
+    def _run(self, c: "Container", e: Exec, ch: Channel, attached: bool) -> AsyncIterator[tuple[int, bytes]]:
+        """Read the process's channel in a task of its own until it exits (its exit code is
+        recorded even when no client is attached any more); the returned iterator gives its
+        output for as long as a client reads it."""
+        q: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue(maxsize=16)
+        still = [attached]
+
+        async def pump() -> None:
+            try:
+                async for stream, data in ch.frames():
+                    if stream == 3:
+                        e.exit_code = int(data)
+                    elif still[0] and ((stream == 1 and e.attach_stdout) or (stream == 2 and e.attach_stderr)):
+                        await q.put((stream, data))
+            except (ConnectionError, OSError) as err:
+                log.warning("exec %s: the monitor's stream broke: %s", e.id[:12], err)
+            finally:
+                e.running = False
+                ch.close()
+                if e.exit_code is not None:
+                    self.containers.on_event("exec_die", c, {"execID": e.id, "exitCode": str(e.exit_code)})
+                if still[0]:
+                    await q.put(None)
+
+        t = asyncio.get_running_loop().create_task(pump())
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+
+        async def frames() -> AsyncIterator[tuple[int, bytes]]:
+            try:
+                while (item := await q.get()) is not None:
+                    yield item
+            finally:
+                still[0] = False
+                while not q.empty():
+                    q.get_nowait()
+        return frames()
+
+
+class ExecInput:
+    """An exec's stdin for a client: hanging up leaves the process (and its channel) running."""
+
+    def __init__(self, ch: Channel) -> None:
+        self.ch = ch
+
+    async def send(self, data: bytes) -> None:
+        """Stdin bytes."""
+        await self.ch.send(data)
+
+    async def close_stdin(self) -> None:
+        """The client's input ended."""
+        await self.ch.close_stdin()
+
+    def close(self) -> None:
+        """A detach: nothing to do (the process's own task closes the channel when it exits)."""
 
 
 def _merge_env(base: list[str], extra: list[str]) -> list[str]:

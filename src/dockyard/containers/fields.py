@@ -35,19 +35,17 @@ def _no(how: str) -> Field:
     return Field(REFUSED, how)
 
 
-_TTY = "interactive containers (TTY and stdin) are not supported yet"
-
 CONFIG: dict[str, Field] = {
     "Hostname": _a("UTS namespace hostname, /etc/hostname, HOSTNAME"),
     "Domainname": _a("UTS namespace domain name"),
     "User": _a("process uid/gid, names resolved in the image's /etc/passwd and /etc/group"),
-    "AttachStdin": _no(_TTY),
+    "AttachStdin": _a("the client attaches stdin (the docker CLI then attaches before start)"),
     "AttachStdout": _a("stdout streamed to an attached client"),
     "AttachStderr": _a("stderr streamed to an attached client"),
     "ExposedPorts": _a("metadata, as Docker; published with -P"),
-    "Tty": _no(_TTY),
-    "OpenStdin": _no(_TTY),
-    "StdinOnce": _no(_TTY),
+    "Tty": _a("process.terminal: a pty held by the monitor; raw attach streams"),
+    "OpenStdin": _a("the container's stdin is a pipe (or its pty) fed by attached clients"),
+    "StdinOnce": _a("stdin is closed when the first attached client's input ends"),
     "Env": _a("process environment, merged with the image's"),
     "Cmd": _a("process arguments"),
     "Healthcheck": _no("healthchecks are not supported yet"),
@@ -110,7 +108,7 @@ HOST_CONFIG: dict[str, Field] = {
     "VolumeDriver": _a("the driver of new -v and anonymous volumes: local, or a volume plugin found as dockerd finds it"),
     "VolumesFrom": _a("the volumes and binds of other containers, ro/rw"),
     "Mounts": _a("--mount type=volume|bind|tmpfs with their options"),
-    "ConsoleSize": _r("terminal size; only meaningful with Tty, as in Docker"),
+    "ConsoleSize": _a("the pty's window size at start (with Tty; process.consoleSize)"),
     "Annotations": _a("OCI runtime spec annotations"),
     "CapAdd": _a("process capabilities"),
     "CapDrop": _a("process capabilities"),

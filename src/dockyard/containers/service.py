@@ -14,14 +14,14 @@ import logging
 import os
 import shutil
 import signal
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import Conflict, EngineError, InvalidArgument, NotFound, NotModified, PermissionDenied, SystemError_, Unavailable
 from ..images.service import ImageService, now_iso
-from ..monitor.client import MonitorClient
+from ..monitor.client import Channel, MonitorClient
 from ..network.bridge import Bridge, parse_ports
 from ..network.networks import Network
 from ..store import mount as mnt
@@ -36,6 +36,7 @@ from .model import Container, ContainerConfig, ContainerState, Status
 from .networking import ContainerNetworks
 from .runtimes import Runtime
 from .stdiokeep import StdioKeeper
+from .terminal import check_size
 from .volumeuse import ContainerVolumes
 
 log = logging.getLogger("dockyard.containers")
@@ -390,6 +391,8 @@ class ContainerService:
                 env.insert(1 if env and env[0].startswith("PATH=") else 0, f"HOSTNAME={cfg.config['Hostname']}")
             if not any(e.startswith("HOME=") for e in env):
                 env.append(f"HOME={u.home}")
+            if cfg.config.get("Tty") and not any(e.startswith("TERM=") for e in env):
+                env.append("TERM=xterm")   # as dockerd
             env = link_env + env   # the container's own variables win
             extra = users.group_ids(str(rootfs), list(cfg.host_config.get("GroupAdd") or []))
             cwd = cfg.config.get("WorkingDir") or "/"
@@ -415,7 +418,8 @@ class ContainerService:
                 cgroup_parent=self.cgroup_parent, join=join, default_ulimits=self.default_ulimits,
                 shm_source=await asyncio.to_thread(self._shm_source, c) if ipc_shared else "", userns=remap,
                 mounts=await asyncio.to_thread(self.volumes.prepare, c, str(rootfs))
-                if c.cfg.mounts and self.volumes is not None else [])
+                if c.cfg.mounts and self.volumes is not None else [],
+                terminal=bool(cfg.config.get("Tty")))
             # a worker thread: --privileged walks the host's /dev, devices may be directories
             oci = await asyncio.to_thread(spec.build, si)
             (bundle / "config.json").write_text(json.dumps(oci))
@@ -427,7 +431,10 @@ class ContainerService:
             return await self.monitor.start({
                 "id": cid, "bundle": str(bundle), "runtime": rt.describe(), "log": str(self.paths.log(cid)),
                 "log_limits": logconfig.limits((cfg.host_config.get("LogConfig") or {}).get("Config") or {}),
-                "exit_file": str(bundle / "exit.json"), "cgroup": oci["linux"]["cgroupsPath"]})
+                "exit_file": str(bundle / "exit.json"), "cgroup": oci["linux"]["cgroupsPath"],
+                "terminal": bool(cfg.config.get("Tty")), "stdin": bool(cfg.config.get("OpenStdin")),
+                "stdin_once": bool(cfg.config.get("StdinOnce")),
+                "console_size": cfg.host_config.get("ConsoleSize") or None})
         except BaseException as e:
             await self._undo_start(c, rt)
             if isinstance(e, SystemError_) and ("executable file not found" in e.message or "no such file" in e.message):
@@ -1028,6 +1035,8 @@ class ContainerService:
             self.meta.delete_container(c.id)
             self.by_id.pop(c.id, None)
             c.removed = True
+            with contextlib.suppress(EngineError, OSError):   # clients still waiting for a start
+                await self.monitor.request({"op": "forget", "id": c.id})
             if volumes and c.cfg.mounts and self.volumes is not None:
                 try:
                     await asyncio.to_thread(self.volumes.remove_anonymous, c)
@@ -1079,11 +1088,23 @@ class ContainerService:
         """The json-file of a container."""
         return str(self.paths.log(c.id))
 
-    async def attach(self, c: Container) -> AsyncGenerator[tuple[int, bytes], None]:
-        """Output frames of a container from now until it exits (registration first)."""
-        agen = self.monitor.attach(c.id)
-        await agen.__anext__()
-        return agen
+    async def attach(self, c: Container, stdin: bool = False) -> Channel:
+        """A channel to a container: its output from now until it exits and, if asked and the
+        container keeps stdin open, its stdin."""
+        return await self.monitor.attach(c.id, stdin=stdin and bool(c.cfg.config.get("OpenStdin")))
+
+    async def resize(self, ref: str, h: int, w: int) -> None:
+        """`POST /containers/{id}/resize`."""
+        c = self.lookup(ref)
+        check_size(h, w)
+        if not c.state.running:
+            raise Conflict(f"Container {c.id} is not running")
+        if not c.cfg.config.get("Tty"):
+            raise Conflict(f"Container {c.id} has no terminal (it was created without -t)")
+        try:
+            await self.monitor.resize(c.id, h, w)
+        except SystemError_ as e:
+            raise Conflict(f"cannot resize container {c.id}: {e.message}") from None
 
     # --- start-up and shut-down --------------------------------------------------------------
     async def load_and_reconcile(self) -> None:

@@ -45,6 +45,7 @@ class SpecInput:
     shm_source: str = ""       # host tmpfs bound as /dev/shm (IpcMode shareable, container:<id>)
     userns: Remap | None = None   # userns-remap: a user namespace with these maps
     mounts: list[dict[str, Any]] = field(default_factory=list)   # volumes, binds, tmpfs (OCI mounts)
+    terminal: bool = False     # Tty: the process gets a pty (process.terminal)
 
 
 def _namespaces(si: SpecInput) -> list[dict[str, str]]:
@@ -121,7 +122,7 @@ def build(si: SpecInput) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "ociVersion": "1.0.2-dev",
         "process": {
-            "terminal": False,
+            "terminal": si.terminal,
             "user": {"uid": si.uid, "gid": si.gid, "additionalGids": si.additional_gids},
             "args": si.args, "env": si.env, "cwd": si.cwd or "/",
             "capabilities": capsets,
@@ -152,6 +153,9 @@ def build(si: SpecInput) -> dict[str, Any]:
         spec["linux"]["namespaces"].append({"type": "user"})
         spec["linux"]["uidMappings"] = si.userns.oci_uid_mappings()
         spec["linux"]["gidMappings"] = si.userns.oci_gid_mappings()
+    size = hc.get("ConsoleSize") or [0, 0]
+    if si.terminal and size[0] and size[1]:
+        spec["process"]["consoleSize"] = {"height": int(size[0]), "width": int(size[1])}
     if hc.get("Annotations"):
         spec["annotations"] = {str(k): str(v) for k, v in hc["Annotations"].items()}
     if si.domainname and hostname:

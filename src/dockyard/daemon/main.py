@@ -13,6 +13,7 @@ import sys
 
 from aiohttp import web
 
+from ..api.streams import hang_up_all
 from ..errors import EngineError
 from . import config as config_mod
 from .app import build_services
@@ -112,6 +113,7 @@ async def serve(cfg: config_mod.Config) -> None:
     log.info("shutting down")
     for proxy in proxies:
         proxy.close()
+    hang_up_all()
     await runner.shutdown()
     await svc.containers.shutdown(cfg.live_restore)
     await runner.cleanup()

@@ -8,7 +8,7 @@ import os
 import struct
 import subprocess
 import sys
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 from ..errors import SystemError_, Unavailable
@@ -85,23 +85,22 @@ class MonitorClient:
             raise SystemError_(rep["error"])
         return int(rep["rc"]), rep.get("out", ""), rep.get("err", "")
 
-    async def attach(self, cid: str) -> AsyncGenerator[tuple[int, bytes], None]:
-        """Register for a container's output; yields (stream, data) until it exits.
-        The first `__anext__` returns (0, b"") once the registration is in place."""
+    async def attach(self, cid: str, stdin: bool = False) -> "Channel":
+        """Register for a container's output (and, with `stdin`, to send it input); the
+        registration is in place when this returns. Read with `frames()` until it exits."""
         r, w = await self._open()
         try:
-            w.write((json.dumps({"op": "attach", "id": cid}) + "\n").encode())
+            w.write((json.dumps({"op": "attach", "id": cid, "stdin": stdin}) + "\n").encode())
             await w.drain()
             await r.readline()
-            yield 0, b""
-            async for stream, data in _frames(r):
-                yield stream, data
-        finally:
+        except BaseException:
             w.close()
+            raise
+        return Channel(r, w)
 
-    async def exec(self, req: dict[str, Any]) -> AsyncGenerator[tuple[int, bytes], None]:
-        """Run a process in a container. Yields (0, pid as text) first, then (stream, data)
-        for its output, and last (3, exit code as text)."""
+    async def exec(self, req: dict[str, Any]) -> "Channel":
+        """Run a process in a container; the channel's `pid` is set, its frames are the output and
+        last (3, exit code as text)."""
         r, w = await self._open()
         try:
             w.write((json.dumps({"op": "exec", **req}) + "\n").encode())
@@ -112,15 +111,18 @@ class MonitorClient:
             rep = json.loads(line)
             if "error" in rep:
                 raise SystemError_(rep["error"])
-            yield 0, str(rep["pid"]).encode()
-            async for stream, data in _frames(r):
-                if stream == 3:
-                    yield 3, str(json.loads(data)["exit_code"]).encode()
-                    return
-                yield stream, data
-            raise Unavailable("container monitor closed the exec stream before the exit code")
-        finally:
+        except BaseException:
             w.close()
+            raise
+        ch = Channel(r, w)
+        ch.pid = int(rep["pid"])
+        return ch
+
+    async def resize(self, cid: str, h: int, w: int, exec_id: str = "") -> None:
+        """The window size of a container's (or exec's) pty."""
+        rep = await self.request({"op": "resize", "id": cid, "exec_id": exec_id, "h": h, "w": w})
+        if "error" in rep:
+            raise SystemError_(rep["error"])
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
         """Exit events; the first item is {} once subscribed."""
@@ -135,6 +137,36 @@ class MonitorClient:
                 yield json.loads(line)
         finally:
             w.close()
+
+
+class Channel:
+    """An attach or exec connection: output frames in, stdin frames out."""
+
+    def __init__(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        self.r, self.w = r, w
+        self.pid = 0
+
+    async def frames(self) -> AsyncIterator[tuple[int, bytes]]:
+        """(stream, data) until the end; for an exec the last is (3, exit code as text)."""
+        async for stream, data in _frames(self.r):
+            if stream == 3:
+                yield 3, str(json.loads(data)["exit_code"]).encode()
+                return
+            yield stream, data
+
+    async def send(self, data: bytes) -> None:
+        """Stdin bytes (waits while the container does not read them)."""
+        self.w.write(struct.pack(">BxxxI", 0, len(data)) + data)
+        await self.w.drain()
+
+    async def close_stdin(self) -> None:
+        """The client's input ended."""
+        self.w.write(struct.pack(">BxxxI", 1, 0))
+        await self.w.drain()
+
+    def close(self) -> None:
+        """Hang up (a detach: the process runs on)."""
+        self.w.close()
 
 
 async def _frames(r: asyncio.StreamReader) -> AsyncIterator[tuple[int, bytes]]:

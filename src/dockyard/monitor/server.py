@@ -3,10 +3,13 @@
 Requests (one JSON object per line; replies likewise):
   {"op": "start", "id", "bundle", "runtime": [argv...], "log", "exit_file", "cgroup"}
         → {"pid": N} | {"error": msg}      runtime create + start, stdio captured
-  {"op": "attach", "id"}  → a binary stream of frames [stream u8][len u32be][data] until exit
+  {"op": "attach", "id", "stdin"}  → {} then a binary stream of frames [stream u8][3 zero bytes]
+        [len u32be][data] until exit; with "stdin", input frames the other way (stdio.py)
+  {"op": "resize", "id", "exec_id"?, "h", "w"} → {} | {"error"}: the window of a pty
   {"op": "exec", "id", "exec_id", "bundle", "runtime", "process"}
         → {"pid": N} | {"error": msg}, then frames of its stdout (1) and stderr (2) and a last
-          frame on stream 3 holding {"exit_code": N} when it has exited and its output is drained
+          frame on stream 3 holding {"exit_code": N} when it has exited and its output is drained;
+          with "stdin", input frames the other way; process.terminal gives it a pty
   {"op": "events"}        → JSON lines {"id", "exit_code", "finished_at", "oom_killed"} forever
   {"op": "list"}          → {"containers": [{"id", "pid", "running"}]}
   {"op": "adopt", "id", "pid", "bundle", "log", "log_limits", "exit_file", "cgroup", "runtime"}
@@ -24,6 +27,7 @@ waitpid(-1)), never through asyncio's child watchers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -34,6 +38,7 @@ from typing import Any
 from ..linux import syscalls as sc
 from .client import FIFOS
 from .logfile import LogWriter, now_rfc3339
+from .stdio import HIGH_WATER, ConsoleSocket, Stdin, feed, read_output, resize, stdin_pipe
 
 STDOUT, STDERR = 1, 2
 
@@ -54,6 +59,9 @@ class Ctr:
     finishing: bool = False
     adopted: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    stdin: Stdin = field(default_factory=Stdin)
+    tty: int = -1                        # the pty master, held until the container is gone
+    feeders: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 class Monitor:
@@ -67,6 +75,7 @@ class Monitor:
         self.event_subs: list[asyncio.StreamWriter] = []
         self.tasks: set[asyncio.Task[None]] = set()
         self.stop = asyncio.Event()
+        self.exec_ttys: dict[str, int] = {}
 
     # --- child reaping -------------------------------------------------------------
     def reap(self) -> None:
@@ -97,16 +106,18 @@ class Monitor:
             self.waiters[pid] = fut
         return fut
 
-    async def _run(self, rt: dict[str, Any], args: list[str], stdout: int, stderr: int) -> int:
-        """Run a runtime command with the given stdout/stderr; return its exit code."""
+    async def _run(self, rt: dict[str, Any], args: list[str], stdout: int, stderr: int, stdin: int = -1) -> int:
+        """Run a runtime command with the given stdio (stdin /dev/null unless given); return its
+        exit code."""
         argv = list(rt["argv"]) + args
         devnull = os.open(os.devnull, os.O_RDWR)
+        stdin = devnull if stdin < 0 else stdin
         try:
             if rt.get("builtin"):
-                pid = _fork_builtin(argv[1:], devnull, stdout, stderr)
+                pid = _fork_builtin(argv[1:], stdin, stdout, stderr)
             else:
                 pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=[
-                    (os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, stdout, 1),
+                    (os.POSIX_SPAWN_DUP2, stdin, 0), (os.POSIX_SPAWN_DUP2, stdout, 1),
                     (os.POSIX_SPAWN_DUP2, stderr, 2)])
         finally:
             os.close(devnull)
@@ -148,31 +159,61 @@ class Monitor:
                 os.unlink(p)
             except FileNotFoundError:
                 pass
-        # named pipes in the bundle, not anonymous ones: the daemon holds a spare read end of
-        # each, so a writer does not die of SIGPIPE when this monitor does, and a new monitor
-        # reopens them by path and drains what was written meanwhile
-        pipes = [_fifo(os.path.join(req["bundle"], n)) for n in FIFOS]
+        terminal = bool(req.get("terminal"))
+        con = ConsoleSocket(req["bundle"]) if terminal else None
+        stdin_r, stdin_w = stdin_pipe() if req.get("stdin") and not terminal else (-1, -1)
+        master: int | None = None
+        if terminal:   # all output comes from the pty master; the runtime's own goes to its log
+            pipes = [os.pipe2(os.O_CLOEXEC), os.pipe2(os.O_CLOEXEC)]
+        else:
+            # named pipes in the bundle, not anonymous ones: the daemon holds a spare read end of
+            # each, so a writer does not die of SIGPIPE when this monitor does, and a new monitor
+            # reopens them by path and drains what was written meanwhile
+            pipes = [_fifo(os.path.join(req["bundle"], n)) for n in FIFOS]
         try:
             rt_log = _with_log(rt, rlog)
-            rc = await self._run(rt_log, ["create", "--bundle", req["bundle"], "--pid-file", pidfile, cid],
-                                 pipes[0][1], pipes[1][1])
+            con_args = ["--console-socket", con.path] if con is not None else []
+            rc = await self._run(rt_log, ["create", "--bundle", req["bundle"], "--pid-file", pidfile, *con_args, cid],
+                                 pipes[0][1], pipes[1][1], stdin_r)
             if rc != 0:
-                os.close(pipes[0][0])
-                os.close(pipes[1][0])
-                return {"error": _runtime_error(rlog) or f"runtime create exited with {rc}"}
+                raise _StartFailed(_runtime_error(rlog) or f"runtime create exited with {rc}")
             pid = int(open(pidfile).read())
-        except BaseException:
-            os.close(pipes[0][0])
-            os.close(pipes[1][0])
+            if con is not None:
+                master = con.master()
+                if master is None:
+                    os.kill(pid, signal.SIGKILL)
+                    raise _StartFailed("the runtime sent no terminal on its console socket")
+        except BaseException as e:
+            for fd in (pipes[0][0], pipes[1][0], stdin_w):
+                if fd >= 0:
+                    os.close(fd)
+            if isinstance(e, _StartFailed):
+                return {"error": str(e)}
             raise
         finally:
-            os.close(pipes[0][1])
-            os.close(pipes[1][1])
+            for fd in (pipes[0][1], pipes[1][1], stdin_r):
+                if fd >= 0:
+                    os.close(fd)
+            if con is not None:
+                con.close()
+        if master is not None:
+            for fd in (pipes[0][0], pipes[1][0]):
+                os.close(fd)
+            size = req.get("console_size")
+            if size and size[0] and size[1]:
+                _set_size(master, int(size[0]), int(size[1]))
+            c.tty = master
+        c.stdin.fd, c.stdin.is_tty, c.stdin.once = (master if master is not None else stdin_w,
+                                                   terminal, bool(req.get("stdin_once")))
+        if not req.get("stdin") and not terminal:
+            c.stdin.fd = -1
+        c.stdin.ready.set()
         c.pid = pid
         max_size, max_files = req.get("log_limits") or (-1, 1)
         c.log = LogWriter(req["log"], max_size, max_files)
         loop = asyncio.get_running_loop()
-        for stream, (r, _) in ((STDOUT, pipes[0]), (STDERR, pipes[1])):
+        outputs = [(STDOUT, master)] if master is not None else [(STDOUT, pipes[0][0]), (STDERR, pipes[1][0])]
+        for stream, r in outputs:
             os.set_blocking(r, False)
             c.pipes[r] = stream
             loop.add_reader(r, self._on_output, c, stream, r)
@@ -194,25 +235,45 @@ class Monitor:
 
     def _on_output(self, c: Ctr, stream: int, fd: int) -> None:
         try:
-            data = os.read(fd, 65536)
+            data = read_output(fd)
         except BlockingIOError:
             return
-        except OSError:
-            data = b""
+        loop = asyncio.get_running_loop()
         if not data:
-            asyncio.get_running_loop().remove_reader(fd)
-            os.close(fd)
+            loop.remove_reader(fd)
+            if fd != c.tty:   # the master is closed when the container is gone (stdin may use it)
+                os.close(fd)
             del c.pipes[fd]
             self._maybe_finish(c)
             return
         if c.log:
             c.log.feed("stdout" if stream == STDOUT else "stderr", data)
         frame = struct.pack(">BxxxI", stream, len(data)) + data
+        slow = []
         for w in list(c.subscribers):
             if w.is_closing():
                 c.subscribers.remove(w)
             else:
                 w.write(frame)
+                if w.transport.get_write_buffer_size() > HIGH_WATER:
+                    slow.append(w)
+        if slow:   # an attached client that reads slowly slows the container, as with dockerd
+            loop.remove_reader(fd)
+            self._spawn(self._resume_output(c, stream, fd, slow))
+
+    async def _resume_output(self, c: Ctr, stream: int, fd: int, slow: list[asyncio.StreamWriter]) -> None:
+        for w in slow:
+            try:
+                await w.drain()
+            except (ConnectionError, RuntimeError):
+                pass
+        if fd in c.pipes:
+            asyncio.get_running_loop().add_reader(fd, self._on_output, c, stream, fd)
+
+    def _spawn(self, coro: Any) -> None:
+        t = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(t)
+        t.add_done_callback(self.tasks.discard)
 
     def _exited(self, c: Ctr, status: int) -> None:
         c.status = status
@@ -238,6 +299,13 @@ class Monitor:
             ev["lost"] = True   # not our child: its real exit code is unknowable
         if c.log:
             c.log.close()
+        for t in list(c.feeders):
+            t.cancel()
+        await asyncio.gather(*c.feeders, return_exceptions=True)
+        c.stdin.close()
+        if c.tty >= 0:
+            os.close(c.tty)
+            c.tty = -1
         if c.runtime:
             devnull = os.open(os.devnull, os.O_WRONLY)
             try:
@@ -262,6 +330,21 @@ class Monitor:
                 self.event_subs.remove(w)
             else:
                 w.write(line)
+
+    def resize(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Set the window size of a container's or an exec's pty."""
+        if req.get("exec_id"):
+            fd = self.exec_ttys.get(req["exec_id"], -1)
+        else:
+            c = self.ctrs.get(req["id"])
+            fd = c.tty if c is not None else -1
+        if fd < 0:
+            return {"error": "no terminal"}
+        try:
+            resize(fd, int(req["h"]), int(req["w"]))
+        except (OSError, ValueError, OverflowError) as e:
+            return {"error": f"resize: {e}"}
+        return {}
 
     def adopt(self, req: dict[str, Any]) -> dict[str, Any]:
         """Watch a running container that another (lost) monitor started: its output goes on
@@ -315,9 +398,10 @@ class Monitor:
             del c.pipes[fd]
 
     # --- exec -----------------------------------------------------------------------
-    async def exec_(self, req: dict[str, Any], writer: asyncio.StreamWriter) -> None:
+    async def exec_(self, req: dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Another process in a running container (`runtime exec -d`), its output streamed to
-        this connection; it is re-parented to us, so its exit status comes through `reap`."""
+        this connection (a client that leaves does not stop it: its output is then read and
+        dropped until it exits); it is re-parented to us, so its exit status comes through `reap`."""
         cid, eid = req["id"], req["exec_id"]
         c = self.ctrs.get(cid)
         if c is None or c.status is not None or not c.pid:
@@ -328,31 +412,65 @@ class Monitor:
         proc_file, pidfile, rlog = base + ".json", base + ".pid", base + ".log"
         with open(proc_file, "w") as f:
             json.dump(req["process"], f)
+        terminal = bool(req["process"].get("terminal"))
+        con = ConsoleSocket(req["bundle"]) if terminal else None
         pipes = [os.pipe2(os.O_CLOEXEC), os.pipe2(os.O_CLOEXEC)]
+        stdin_r, stdin_w = stdin_pipe() if req.get("stdin") and not terminal else (-1, -1)
+        stdin = Stdin()
+        feeder: asyncio.Task[None] | None = None
+        master: int | None = None
         try:
             rt_log = _with_log(rt, rlog)
+            con_args = ["--console-socket", con.path] if con is not None else []
             try:
-                rc = await self._run(rt_log, ["exec", "--process", proc_file, "--pid-file", pidfile, "-d", cid],
-                                     pipes[0][1], pipes[1][1])
+                rc = await self._run(rt_log, ["exec", "--process", proc_file, "--pid-file", pidfile, *con_args,
+                                              "-d", cid], pipes[0][1], pipes[1][1], stdin_r)
             finally:
-                os.close(pipes[0][1])
-                os.close(pipes[1][1])
+                for fd in (pipes[0][1], pipes[1][1], stdin_r):
+                    if fd >= 0:
+                        os.close(fd)
+                master = con.master() if con is not None else None
+                if con is not None:
+                    con.close()
             if rc != 0:
                 writer.write((json.dumps({"error": _runtime_error(rlog) or f"runtime exec exited with {rc}"})
                               + "\n").encode())
                 return
             pid = int(open(pidfile).read())
             exited = self._wait_pid(pid)
+            if terminal and master is None:
+                os.kill(pid, signal.SIGKILL)
+                writer.write(b'{"error": "the runtime sent no terminal on its console socket"}\n')
+                return
+            if master is not None:
+                self.exec_ttys[eid] = master
+                size = req.get("console_size")
+                if size and size[0] and size[1]:
+                    _set_size(master, int(size[0]), int(size[1]))
+            stdin.fd = master if master is not None else stdin_w
+            stdin.is_tty = master is not None
+            stdin.ready.set()
             writer.write((json.dumps({"pid": pid}) + "\n").encode())
-            await asyncio.gather(*(self._pump(r, stream, writer) for stream, (r, _) in
-                                   ((STDOUT, pipes[0]), (STDERR, pipes[1]))))
+            if req.get("stdin"):
+                feeder = asyncio.get_running_loop().create_task(feed(reader, stdin, exec_=True))
+            outs = [(STDOUT, master)] if master is not None else [(STDOUT, pipes[0][0]), (STDERR, pipes[1][0])]
+            await asyncio.gather(*(self._pump(r, stream, writer) for stream, r in outs))
             code = os.waitstatus_to_exitcode(await exited)
             code = 128 - code if code < 0 else code
             payload = json.dumps({"exit_code": code}).encode()
-            writer.write(struct.pack(">BxxxI", 3, len(payload)) + payload)
-            await writer.drain()
+            if not writer.is_closing():
+                writer.write(struct.pack(">BxxxI", 3, len(payload)) + payload)
+                with contextlib.suppress(ConnectionError):
+                    await writer.drain()
         finally:
-            for fd in (pipes[0][0], pipes[1][0]):
+            if feeder is not None:
+                feeder.cancel()
+                await asyncio.gather(feeder, return_exceptions=True)
+            stdin.close()
+            self.exec_ttys.pop(eid, None)
+            for fd in (pipes[0][0], pipes[1][0], master if master is not None else -1):
+                if fd < 0:
+                    continue
                 try:
                     os.close(fd)
                 except OSError:
@@ -375,14 +493,17 @@ class Monitor:
             finally:
                 loop.remove_reader(fd)
             try:
-                data = os.read(fd, 65536)
+                data = read_output(fd)
             except BlockingIOError:
                 continue
             if not data:
                 return
             if not writer.is_closing():
                 writer.write(struct.pack(">BxxxI", stream, len(data)) + data)
-                await writer.drain()
+                try:
+                    await writer.drain()
+                except ConnectionError:
+                    pass   # the client left; the process runs on, its output dropped
 
     # --- connections ----------------------------------------------------------------
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -400,11 +521,27 @@ class Monitor:
                         c = self.ctrs[req["id"]] = Ctr(req["id"])
                     c.subscribers.append(writer)
                     writer.write(b"{}\n")
-                    await c.done.wait()
+                    if req.get("stdin"):
+                        t = asyncio.get_running_loop().create_task(feed(reader, c.stdin, exec_=False))
+                        c.feeders.add(t)
+                        t.add_done_callback(c.feeders.discard)
+                        done = asyncio.get_running_loop().create_task(c.done.wait())
+                        # until the container is gone, or the daemon hangs up (a detach: stdin
+                        # closes are frames, so the input ends only with the connection)
+                        await asyncio.wait([t, done], return_when=asyncio.FIRST_COMPLETED)
+                        done.cancel()
+                        if writer in c.subscribers:
+                            c.subscribers.remove(writer)
+                    else:
+                        await c.done.wait()
                     return
                 if op == "exec":
-                    await self.exec_(req, writer)
+                    await self.exec_(req, reader, writer)
                     return
+                if op == "resize":
+                    writer.write((json.dumps(self.resize(req)) + "\n").encode())
+                    await writer.drain()
+                    continue
                 if op == "events":
                     self.event_subs.append(writer)
                     writer.write(b"{}\n")
@@ -423,6 +560,9 @@ class Monitor:
                     c = self.ctrs.get(req["id"])
                     if c is not None and (c.done.is_set() or not c.pid):
                         del self.ctrs[req["id"]]
+                        c.done.set()   # clients attached to a container that never started
+                        for w in c.subscribers:
+                            w.close()
                     rep = {}
                 elif op == "shutdown":
                     self.stop.set()
@@ -437,6 +577,17 @@ class Monitor:
             if writer in self.event_subs:
                 self.event_subs.remove(writer)
             writer.close()
+
+
+class _StartFailed(Exception):
+    """The runtime could not create the container."""
+
+
+def _set_size(fd: int, rows: int, cols: int) -> None:
+    try:
+        resize(fd, rows, cols)
+    except OSError:
+        pass
 
 
 def _fifo(path: str) -> tuple[int, int]:

@@ -122,7 +122,7 @@ def _dispatch(args: SimpleNamespace, root: Path) -> int:
         if not args.process:
             raise UsageError("exec: --process FILE is required (a command line is not supported)")
         from .exec import run_exec
-        return run_exec(root, args.id, args.process, args.pid_file, args.detach)
+        return run_exec(root, args.id, args.process, args.pid_file, args.detach, args.console_socket)
     if args.cmd == "state":
         st = st_mod.load(root, args.id)
         print(json.dumps({"ociVersion": "1.0.2", "id": st.id, "pid": st.pid, "status": st_mod.status(root, st),
@@ -181,8 +181,6 @@ def _dispatch(args: SimpleNamespace, root: Path) -> int:
 
 def _create(args: SimpleNamespace, root: Path) -> int:
     from . import init, spec
-    if args.console_socket:
-        raise ValueError("--console-socket (terminal) is not supported yet")
     bundle = Path(args.bundle).resolve()
     try:
         sp = spec.load(bundle)
@@ -193,7 +191,7 @@ def _create(args: SimpleNamespace, root: Path) -> int:
         from ..linux import syscalls as sc
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
     try:
-        st = init.create(root, args.id, bundle, sp, args.pid_file)
+        st = init.create(root, args.id, bundle, sp, args.pid_file, args.console_socket)
     except init.CreateError as e:
         raise ValueError(str(e)) from None
     if args.cmd == "create":

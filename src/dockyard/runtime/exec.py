@@ -18,7 +18,7 @@ from . import caps
 from . import seccomp as seccomp_mod
 from . import state as st_mod
 from .cgroups import Manager
-from .init import _NS_FLAGS, _finalize, _recv, _send, await_init, enter_cwd, lookup
+from .init import _NS_FLAGS, _finalize, _recv, _send, await_init, console_for, enter_cwd, lookup, setup_console
 from .spec import convert
 from .state import StateError
 
@@ -27,7 +27,8 @@ _NS_FILES = [("user", "user"), ("ipc", "ipc"), ("uts", "uts"), ("network", "net"
              ("mount", "mnt")]
 
 
-def run_exec(root: Path, cid: str, process_file: str, pid_file: str | None, detach: bool) -> int:
+def run_exec(root: Path, cid: str, process_file: str, pid_file: str | None, detach: bool,
+             console_socket: str | None = None) -> int:
     """Start the process; return 0 (detached) or its exit code."""
     st = st_mod.load(root, cid)
     if st_mod.status(root, st) not in ("running", "created"):
@@ -38,6 +39,7 @@ def run_exec(root: Path, cid: str, process_file: str, pid_file: str | None, deta
     except (OSError, ValueError) as e:
         raise StateError(f"process file {process_file}: {e}") from None
     spec = convert(raw, Path(st.bundle))
+    console = console_for(spec.process.terminal, console_socket)
     filt = seccomp_mod.Filter(spec.seccomp, str(root / ".seccomp")) if spec.seccomp else None
     own = {t for t, _ in spec.namespaces}
     fds = [(t, os.open(f"/proc/{st.pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)) for t, name in _NS_FILES
@@ -56,7 +58,7 @@ def run_exec(root: Path, cid: str, process_file: str, pid_file: str | None, deta
                 sc.setns(fd, _NS_FLAGS[t])
             c2 = os.fork()
             if c2 == 0:
-                _child(spec, child_sock, filt)
+                _child(spec, child_sock, filt, console)
                 os._exit(1)
             _send(child_sock, {"pid": c2})
             os._exit(0)
@@ -66,6 +68,8 @@ def run_exec(root: Path, cid: str, process_file: str, pid_file: str | None, deta
             finally:
                 os._exit(1)
     child_sock.close()
+    if console is not None:
+        console.close()
     for _, fd in fds:
         os.close(fd)
     f = parent_sock.makefile("r")
@@ -87,11 +91,12 @@ def run_exec(root: Path, cid: str, process_file: str, pid_file: str | None, deta
     return 128 - code if code < 0 else code
 
 
-def _child(spec, sock: socket.socket, filt) -> None:
+def _child(spec, sock: socket.socket, filt, console: socket.socket | None) -> None:
     """In the container's namespaces: cwd, find the program, say ready, rlimits and privileges, exec."""
     p = spec.process
     try:
         caps.last_cap()
+        setup_console(console)
         enter_cwd(p.cwd)
         path = lookup(p.args[0], p.env, p.cwd)
         _send(sock, {"ready": True})

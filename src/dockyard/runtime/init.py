@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..linux import syscalls as sc
+from ..linux import tty
 from . import caps, cgroups, rootfs
 from . import seccomp as seccomp_mod
 from .spec import Spec
@@ -53,8 +54,28 @@ def _recv(f) -> dict:
     return json.loads(line)
 
 
-def create(root: Path, cid: str, bundle: Path, spec: Spec, pid_file: str | None) -> State:
+def console_for(terminal: bool, console_socket: str | None) -> socket.socket | None:
+    """A connection to the console socket when the process gets a terminal (runc's rules: a
+    terminal needs a socket to send its master to, and a socket needs a terminal)."""
+    if terminal and not console_socket:
+        raise CreateError("cannot allocate tty if runc will detach without setting console socket")
+    if console_socket and not terminal:
+        raise CreateError("cannot use console socket if runc will not allocate tty")
+    if not console_socket:
+        return None
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(console_socket)
+    except OSError as e:
+        s.close()
+        raise CreateError(f"failed to connect to console socket {console_socket}: {e.strerror}") from None
+    return s
+
+
+def create(root: Path, cid: str, bundle: Path, spec: Spec, pid_file: str | None,
+           console_socket: str | None = None) -> State:
     """Run the ladder; on success the container waits on its exec fifo."""
+    console = console_for(spec.process.terminal, console_socket)
     d = container_dir(root, cid)
     try:
         d.mkdir(parents=True)
@@ -76,9 +97,11 @@ def create(root: Path, cid: str, bundle: Path, spec: Spec, pid_file: str | None)
         c1 = os.fork()
         if c1 == 0:
             parent_sock.close()
-            _child1(spec, cg, child_sock, fifo_fd, filt)
+            _child1(spec, cg, child_sock, fifo_fd, filt, console)
             os._exit(1)
         child_sock.close()
+        if console is not None:
+            console.close()
         f = parent_sock.makefile("r")
 
         def write_maps(target: int) -> None:
@@ -150,7 +173,8 @@ def _wait_gone(pid: int, timeout: float = 2.0) -> None:
         time.sleep(0.01)
 
 
-def _child1(spec: Spec, cg: cgroups.Manager, sock: socket.socket, fifo_fd: int, filt) -> None:
+def _child1(spec: Spec, cg: cgroups.Manager, sock: socket.socket, fifo_fd: int, filt,
+            console: socket.socket | None) -> None:
     try:
         # Not dumpable until execve: a process of the container must not reach this host binary
         # (/proc/PID/exe, ptrace) while it runs in the container's namespaces (CVE-2019-5736).
@@ -184,7 +208,7 @@ def _child1(spec: Spec, cg: cgroups.Manager, sock: socket.socket, fifo_fd: int, 
                 # Alone in a new PID namespace, and no longer host root: dumpable again, so that
                 # /proc/self of the init belongs to the namespace's root (it uses /proc/self/fd)
                 sc.prctl(sc.PR_SET_DUMPABLE, 1)
-            _init(spec, sock, fifo_fd, filt, new_net=bool(flags & sc.CLONE_NEWNET))
+            _init(spec, sock, fifo_fd, filt, console, new_net=bool(flags & sc.CLONE_NEWNET))
             os._exit(1)
         _send(sock, {"pid": c2})
         os._exit(0)
@@ -222,7 +246,22 @@ def lookup(argv0: str, env: tuple[str, ...], cwd: str) -> str:
     raise FileNotFoundError(f'exec: "{argv0}": executable file not found in $PATH')
 
 
-def _init(spec: Spec, sock: socket.socket, fifo_fd: int, filt, new_net: bool) -> None:
+def setup_console(console: socket.socket | None) -> None:
+    """In the container's root: a new pty pair from its devpts; the master goes to the console
+    socket, the slave becomes the controlling terminal and stdio."""
+    if console is None:
+        return
+    master, slave = tty.open_pair()
+    try:
+        tty.send_master(console, master)
+    finally:
+        os.close(master)
+        console.close()
+    tty.become_session(slave)
+
+
+def _init(spec: Spec, sock: socket.socket, fifo_fd: int, filt, console: socket.socket | None,
+          new_net: bool) -> None:
     try:
         if any(t == "mount" for t, _ in spec.namespaces):
             rootfs.prepare(spec)
@@ -237,6 +276,7 @@ def _init(spec: Spec, sock: socket.socket, fifo_fd: int, filt, new_net: bool) ->
                 f.write(v)
         if any(t == "mount" for t, _ in spec.namespaces):
             rootfs.finalize(spec)
+        setup_console(console)
         for r in spec.process.rlimits:   # checked now, set at the last moment (see _finalize)
             if r.type not in _RLIMITS:
                 raise ValueError(f"unknown rlimit {r.type}")

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import builtins
 import json
+from collections.abc import Callable
 from typing import BinaryIO, cast
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
+from ... import detachkeys
 from ...containers import filters as ctr_filters
 from ...containers import logs as logs_mod
 from ...containers.filesystem import ContainerFS, PathStat
@@ -18,6 +21,7 @@ from ...containers.service import ContainerService
 from ...errors import InvalidArgument, NotFound
 from .. import params, views
 from ..server import Routes
+from ..splice import DETACHED, splice
 from ..streams import RAW_STREAM, BodyReader, Hijacked, frame, open_stream, pipe_to_response
 
 _STREAM = {"stdout": 1, "stderr": 2}
@@ -48,6 +52,8 @@ class ContainersRouter:
         r.add("POST", "/containers/{id}/rename", self.rename)
         r.add("POST", "/containers/{id}/update", self.update)
         r.add("POST", "/containers/{id}/attach", self.attach)
+        r.add("GET", "/containers/{id}/attach/ws", self.attach_ws)
+        r.add("POST", "/containers/{id}/resize", self.resize)
         r.add("GET", "/containers/{id}/logs", self.logs)
         r.add("DELETE", "/containers/{id}", self.delete)
         r.add("GET", "/containers/{id}/export", self.export)
@@ -224,12 +230,13 @@ class ContainersRouter:
         path = self.c.log_path(c)
         fh = logs_mod.open_log(path) if o.follow else None
         recs, offset = logs_mod.read_existing(path, o)
+        tty = bool(c.cfg.config.get("Tty"))   # a terminal's output is one raw stream, as dockerd's
         resp = await open_stream(req, RAW_STREAM)
         for rec in recs:
-            await resp.write(_log_frame(rec, o.timestamps))
+            await resp.write(_log_frame(rec, o.timestamps, tty))
         if o.follow:  # always drain once: the container may have exited while we answered
             async for rec in logs_mod.follow(path, offset, o, lambda: not c.state.running or c.removed, fh):
-                await resp.write(_log_frame(rec, o.timestamps))
+                await resp.write(_log_frame(rec, o.timestamps, tty))
         await resp.write_eof()
         return resp
 
@@ -286,28 +293,96 @@ class ContainersRouter:
             await self.fs.put_archive(c, path, cast(BinaryIO, reader), params.qbool(req, "copyUIDGID"))
         return web.Response(status=200)
 
-    async def attach(self, req: web.Request) -> web.StreamResponse:
-        """`POST /containers/{id}/attach`: hijack, then stream output frames until exit."""
-        c = self.c.lookup(req.match_info["id"])
+    def _attach_opts(self, req: web.Request, c: Container) -> tuple[dict[int, bool], bool, bytes | None]:
+        """(streams wanted, stdin wanted, detach keys) of an attach request."""
         want = {1: params.qbool(req, "stdout"), 2: params.qbool(req, "stderr")}
-        stream = params.qbool(req, "stream")
-        replay = params.qbool(req, "logs")
-        agen = await self.c.attach(c) if stream else None
-        h = await Hijacked.take(req)
+        stdin = params.qbool(req, "stdin") and bool(c.cfg.config.get("OpenStdin"))
+        keys = detachkeys.parse_keys(req.query.get("detachKeys") or detachkeys.DEFAULT)
+        # as dockerd: the keys are watched on a terminal's input only (piped data is never cut)
+        return want, stdin, keys if c.cfg.config.get("Tty") else None
+
+    def _encoder(self, c: Container, want: dict[int, bool], raw: bool) -> Callable[[int, bytes], bytes | None]:
+        tty = bool(c.cfg.config.get("Tty"))
+
+        def encode(s: int, data: bytes) -> bytes | None:
+            if not want.get(s):
+                return None
+            return data if (tty or raw) else frame(s, data)
+        return encode
+
+    def _replay(self, c: Container, want: dict[int, bool],
+                encode: Callable[[int, bytes], bytes | None]) -> "builtins.list[bytes]":
+        recs, _ = logs_mod.read_existing(self.c.log_path(c), logs_mod.LogOptions(stdout=want[1], stderr=want[2]))
+        out = []
+        for rec in recs:
+            b = encode(_STREAM.get(rec.get("stream", "stdout"), 1), rec.get("log", "").encode())
+            if b:
+                out.append(b)
+        return out
+
+    async def attach(self, req: web.Request) -> web.StreamResponse:
+        """`POST /containers/{id}/attach`: hijack, then stdin in and output out until the
+        container exits, the client detaches (detach keys) or goes away."""
+        c = self.c.lookup(req.match_info["id"])
+        want, stdin, keys = self._attach_opts(req, c)
+        encode = self._encoder(c, want, raw=False)
+        ch = await self.c.attach(c, stdin) if params.qbool(req, "stream") else None
         try:
-            if replay:
-                recs, _ = logs_mod.read_existing(self.c.log_path(c), logs_mod.LogOptions(stdout=want[1], stderr=want[2]))
-                for rec in recs:
-                    h.write(_log_frame(rec, False))
-            if agen is not None:
-                async for s, data in agen:
-                    if want.get(s):
-                        h.write(frame(s, data))
+            h = await Hijacked.take(req, RAW_STREAM)
+        except BaseException:
+            if ch is not None:
+                ch.close()
+            raise
+        try:
+            if params.qbool(req, "logs"):
+                for b in self._replay(c, want, encode):
+                    h.write(b)
+            if ch is not None:
+
+                async def write(b: bytes) -> None:
+                    h.write(b)
+                    await h.drain()
+                how = await splice(ch.frames(), ch, h.read, write, encode, stdin, keys, bool(c.cfg.config.get("Tty")))
+                if how == DETACHED:
+                    self.c.on_event("detach", c, {})
         finally:
-            if agen is not None:
-                await agen.aclose()
             await h.finish()
         return h.response()
+
+    async def attach_ws(self, req: web.Request) -> web.StreamResponse:
+        """`GET /containers/{id}/attach/ws`: the same over a websocket (binary messages, output
+        never multiplexed, as dockerd)."""
+        c = self.c.lookup(req.match_info["id"])
+        want, stdin, keys = self._attach_opts(req, c)
+        encode = self._encoder(c, want, raw=True)
+        ws = web.WebSocketResponse()
+        await ws.prepare(req)
+        try:
+            if params.qbool(req, "logs"):
+                for b in self._replay(c, want, encode):
+                    await ws.send_bytes(b)
+            if params.qbool(req, "stream"):
+                ch = await self.c.attach(c, stdin)
+
+                async def read() -> bytes | None:
+                    msg = await ws.receive()
+                    if msg.type in (WSMsgType.BINARY, WSMsgType.TEXT):
+                        return msg.data if isinstance(msg.data, bytes) else str(msg.data).encode()
+                    return None
+
+                async def write(b: bytes) -> None:
+                    await ws.send_bytes(b)
+                how = await splice(ch.frames(), ch, read, write, encode, stdin, keys, bool(c.cfg.config.get("Tty")))
+                if how == DETACHED:
+                    self.c.on_event("detach", c, {})
+        finally:
+            await ws.close()
+        return ws
+
+    async def resize(self, req: web.Request) -> web.Response:
+        """`POST /containers/{id}/resize?h=&w=`."""
+        await self.c.resize(req.match_info["id"], *params.window(req))
+        return web.Response(status=200)
 
 
 def _stat_header(ps: PathStat) -> dict[str, str]:
@@ -323,8 +398,10 @@ def _tail(v: str) -> int:
         raise InvalidArgument(f"invalid tail value {v!r}") from None
 
 
-def _log_frame(rec: dict, timestamps: bool) -> bytes:
+def _log_frame(rec: dict, timestamps: bool, raw: bool = False) -> bytes:
     data = rec.get("log", "").encode()
     if timestamps:
         data = rec["time"].encode() + b" " + data
+    if raw:
+        return data
     return frame(_STREAM.get(rec.get("stream", "stdout"), 1), data)

@@ -8,10 +8,12 @@ from typing import Any
 
 from aiohttp import web
 
+from ... import detachkeys
 from ...containers.execs import ExecService
-from ...errors import EngineError
+from ...errors import EngineError, InvalidArgument
 from .. import params
 from ..server import Routes
+from ..splice import splice
 from ..streams import Hijacked, frame
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,7 @@ class ExecsRouter:
         r.add("POST", "/containers/{id}/exec", self.create)
         r.add("POST", "/exec/{id}/start", self.start)
         r.add("GET", "/exec/{id}/json", self.inspect)
+        r.add("POST", "/exec/{id}/resize", self.resize)
 
     async def create(self, req: web.Request) -> web.Response:
         """`POST /containers/{id}/exec`."""
@@ -44,33 +47,39 @@ class ExecsRouter:
         taken over is written into it and the exec's exit code is 126."""
         body: Any = await params.json_body(req, required=False) or {}
         if not isinstance(body, dict):
-            body = {}
+            raise InvalidArgument("exec start config must be a JSON object")
         eid = req.match_info["id"]
         e = self.execs.get(eid)
-        if body.get("Tty"):
-            from ...errors import InvalidArgument
-            raise InvalidArgument("exec with a TTY is not supported yet")
-        gen = await self.execs.start(eid)   # 404/409 before anything is sent
+        size = body.get("ConsoleSize")
+        if size is not None and not (isinstance(size, list) and len(size) == 2
+                                     and all(isinstance(x, int) for x in size)):
+            raise InvalidArgument("ConsoleSize must be [height, width]")
+        keys = detachkeys.parse_keys(e.detach_keys or detachkeys.DEFAULT)
         if body.get("Detach"):
-            t = asyncio.create_task(self._drain(gen))
-            self._bg.add(t)
-            t.add_done_callback(self._bg.discard)
+            await self.execs.start(eid, detach=True, console_size=size)
             return web.Response(status=200)
+        self.execs.startable(eid, size)   # 404/409/400 before the stream is taken over
         h = await Hijacked.take(req)
         try:
             try:
-                async for stream, data in gen:
-                    h.write(frame(stream, data))
-            except EngineError as err:
+                ch, frames = await self.execs.start(eid, console_size=size)
+            except EngineError as err:   # as dockerd: a failure to start is written into the stream
                 e.exit_code = 126
                 h.write(frame(1, f"OCI runtime exec failed: {err.message}: unknown\r\n".encode()))
+                return h.response()
+
+            def encode(s: int, data: bytes) -> bytes:
+                return data if e.tty else frame(s, data)
+
+            async def write(b: bytes) -> None:
+                h.write(b)
+                await h.drain()
+            await splice(frames, ch, h.read, write, encode, e.attach_stdin, keys if e.tty else None, e.tty)
         finally:
             await h.finish()
         return h.response()
 
-    async def _drain(self, gen: Any) -> None:
-        try:
-            async for _ in gen:
-                pass
-        except EngineError as err:
-            log.warning("detached exec failed: %s", err.message)
+    async def resize(self, req: web.Request) -> web.Response:
+        """`POST /exec/{id}/resize?h=&w=`."""
+        await self.execs.resize(req.match_info["id"], *params.window(req))
+        return web.Response(status=200)

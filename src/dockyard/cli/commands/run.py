@@ -11,7 +11,7 @@ TYPE_CHECKING = False  # typing itself costs ms of start-up; annotations are str
 if TYPE_CHECKING:
     from typing import Any
 
-from ...client.api import APIError, Client, demux
+from ...client.api import APIError, Client
 from ..flags import Parser, need
 from . import hostflags
 
@@ -46,6 +46,7 @@ def _create_parser(prog: str) -> Parser:
     p.add_argument("-i", "--interactive", action="store_true")
     p.add_argument("-t", "--tty", action="store_true")
     p.add_argument("--sig-proxy", default="true")
+    p.add_argument("--detach-keys")
     hostflags.add_create_flags(p)
     p.add_argument("--help", action="help")
     p.add_argument("image")
@@ -76,9 +77,6 @@ def _env(items: list[str], files: list[str]) -> list[str]:
 
 
 def _body(ns: Any) -> dict[str, Any]:
-    if ns.tty or ns.interactive:
-        print("dockyard: -i/-t (interactive containers) are not supported yet", file=sys.stderr)
-        sys.exit(125)
     labels = {}
     for lab in ns.label:
         k, _, v = lab.partition("=")
@@ -86,6 +84,9 @@ def _body(ns: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "Image": ns.image, "Cmd": ns.command or None, "Env": _env(ns.env, ns.env_file),
         "Labels": labels, "AttachStdout": not ns.detach, "AttachStderr": not ns.detach,
+        "Tty": ns.tty, "OpenStdin": ns.interactive,
+        # as the docker CLI: an attached stdin is closed when the client's input ends
+        "AttachStdin": ns.interactive and not ns.detach, "StdinOnce": ns.interactive and not ns.detach,
         "HostConfig": {"AutoRemove": ns.rm, "ReadonlyRootfs": ns.read_only, **hostflags.host_config(ns)},
     }
     exposed = hostflags.exposed_ports(ns)
@@ -201,13 +202,6 @@ def _start_error_code(msg: str) -> int:
     return 125
 
 
-def _pump(resp: Any) -> None:
-    out, err = sys.stdout.buffer, sys.stderr.buffer
-    for stream, data in demux(resp):
-        (err if stream == 2 else out).write(data)
-        (err if stream == 2 else out).flush()
-
-
 def _proxy_signals(cli: Client, cid: str) -> None:
     def fwd(signum: int, _frame: Any) -> None:
         try:
@@ -218,9 +212,63 @@ def _proxy_signals(cli: Client, cid: str) -> None:
         signal.signal(s, fwd)
 
 
+def _keys(v: str | None) -> bytes | None:
+    from ...detachkeys import DEFAULT, parse_keys
+    from ...errors import InvalidArgument
+    try:
+        return parse_keys(v or DEFAULT)
+    except InvalidArgument as e:
+        print(f"dockyard: {e}", file=sys.stderr)
+        sys.exit(125)
+
+
+def attach_run(cli: Client, cid: str, *, tty: bool, stdin: bool, keys: str | None, sig_proxy: bool,
+               wait: str, start: bool) -> int:
+    """Attach, (start,) stream until the container exits or the client detaches; the exit code
+    is the container's (0 after a detach, as the docker CLI)."""
+    from ..attach import DETACHED, stream
+    keyb = _keys(keys)
+    if stdin and tty and not os.isatty(sys.stdin.fileno()):
+        print("the input device is not a TTY", file=sys.stderr)
+        return 1
+    q = {"stream": 1, "stdout": 1, "stderr": 1, "stdin": 1 if stdin else None, "detachKeys": keys or None}
+    att = cli.call("POST", f"/containers/{cid}/attach", q, upgrade=True)
+    waiter = cli.call("POST", f"/containers/{cid}/wait", {"condition": wait})
+    if start:
+        try:
+            cli.json("POST", f"/containers/{cid}/start")
+        except APIError as e:
+            att.close()
+            print(f"dockyard: Error response from daemon: {e.message}.", file=sys.stderr)
+            if wait == "removed":
+                waiter.read()
+            waiter.close()
+            return _start_error_code(e.message)
+    if sig_proxy and not tty:
+        _proxy_signals(cli, cid)
+
+    def resize(h: int, w: int) -> None:
+        cli.call("POST", f"/containers/{cid}/resize", {"h": h, "w": w}).close()
+    try:
+        how = stream(att, tty=tty, stdin=stdin, keys=keyb, resize=resize)
+    finally:
+        att.close()
+    if how == DETACHED:
+        waiter.close()
+        return 0
+    st = waiter.json()
+    waiter.close()
+    if st.get("Error"):
+        print(f"dockyard: {st['Error'].get('Message', '')}", file=sys.stderr)
+    return int(st.get("StatusCode", 0))
+
+
 def run(cli: Client, prog: str, args: list[str]) -> int:
     """`dockyard run`: create, attach, start, stream, exit with the container's code."""
     ns = _create_parser(prog).parse_args(args)
+    keys = ns.detach_keys
+    if keys is not None:
+        _keys(keys)
     try:
         cid = _do_create(cli, ns)
     except APIError as e:
@@ -234,26 +282,9 @@ def run(cli: Client, prog: str, args: list[str]) -> int:
             return _start_error_code(e.message)
         print(cid)
         return 0
-    att = cli.call("POST", f"/containers/{cid}/attach", {"stream": 1, "stdout": 1, "stderr": 1}, upgrade=True)
-    waiter = cli.call("POST", f"/containers/{cid}/wait", {"condition": "removed" if ns.rm else "next-exit"})
-    try:
-        cli.json("POST", f"/containers/{cid}/start")
-    except APIError as e:
-        att.close()
-        print(f"dockyard: Error response from daemon: {e.message}.", file=sys.stderr)
-        if ns.rm:
-            waiter.read()
-        waiter.close()
-        return _start_error_code(e.message)
-    if ns.sig_proxy.lower() not in ("false", "0"):
-        _proxy_signals(cli, cid)
-    _pump(att)
-    att.close()
-    st = waiter.json()
-    waiter.close()
-    if st.get("Error"):
-        print(f"dockyard: {st['Error'].get('Message', '')}", file=sys.stderr)
-    return int(st.get("StatusCode", 0))
+    return attach_run(cli, cid, tty=ns.tty, stdin=ns.interactive, keys=keys,
+                      sig_proxy=ns.sig_proxy.lower() not in ("false", "0"),
+                      wait="removed" if ns.rm else "next-exit", start=True)
 
 
 def update(cli: Client, prog: str, args: list[str]) -> int:
@@ -284,32 +315,27 @@ def update(cli: Client, prog: str, args: list[str]) -> int:
 
 
 def start(cli: Client, prog: str, args: list[str]) -> int:
-    """`dockyard start [-a] CONTAINER...`."""
+    """`dockyard start [-a] [-i] [--detach-keys K] CONTAINER...`."""
     p = Parser(prog, "[OPTIONS] CONTAINER [CONTAINER...]")
     p.add_argument("-a", "--attach", action="store_true")
     p.add_argument("-i", "--interactive", action="store_true")
+    p.add_argument("--detach-keys")
     p.add_argument("containers", nargs="*")
     ns = p.parse_args(args)
     need(ns.containers, 1, prog, "start [OPTIONS] CONTAINER [CONTAINER...]")
-    if ns.attach:
+    if ns.attach or ns.interactive:
         if len(ns.containers) > 1:
             print("you cannot start and attach multiple containers at once", file=sys.stderr)
             return 1
         c = ns.containers[0]
-        att = cli.call("POST", f"/containers/{c}/attach", {"stream": 1, "stdout": 1, "stderr": 1}, upgrade=True)
-        waiter = cli.call("POST", f"/containers/{c}/wait", {"condition": "next-exit"})
         try:
-            cli.json("POST", f"/containers/{c}/start")
-        except APIError:
-            att.close()
-            waiter.close()
-            raise
-        _proxy_signals(cli, c)
-        _pump(att)
-        att.close()
-        st = waiter.json()
-        waiter.close()
-        return int(st.get("StatusCode", 0))
+            cfg = cli.json("GET", f"/containers/{c}/json")["Config"]
+        except APIError as e:
+            print(f"Error: {e.message}" if e.status == 404 else f"Error response from daemon: {e.message}",
+                  file=sys.stderr)
+            return 1
+        return attach_run(cli, c, tty=bool(cfg.get("Tty")), stdin=ns.interactive and bool(cfg.get("OpenStdin")),
+                          keys=ns.detach_keys, sig_proxy=True, wait="next-exit", start=True)
     code = 0
     for c in ns.containers:
         try:
@@ -321,3 +347,30 @@ def start(cli: Client, prog: str, args: list[str]) -> int:
     if code:
         print("Error: failed to start containers: " + ", ".join(ns.containers), file=sys.stderr)
     return code
+
+
+def attach(cli: Client, prog: str, args: list[str]) -> int:
+    """`dockyard attach [--no-stdin] [--sig-proxy] [--detach-keys K] CONTAINER`."""
+    p = Parser(prog, "[OPTIONS] CONTAINER")
+    p.add_argument("--no-stdin", action="store_true")
+    p.add_argument("--sig-proxy", default="true")
+    p.add_argument("--detach-keys")
+    p.add_argument("container", nargs="?")
+    ns = p.parse_args(args)
+    need([ns.container] if ns.container else [], 1, prog, "attach [OPTIONS] CONTAINER")
+    try:
+        info = cli.json("GET", f"/containers/{ns.container}/json")
+    except APIError as e:
+        print(f"Error: {e.message}" if e.status == 404 else f"Error response from daemon: {e.message}",
+              file=sys.stderr)
+        return 1
+    st, cfg = info["State"], info["Config"]
+    if not st.get("Running"):
+        print("You cannot attach to a stopped container, start it first", file=sys.stderr)
+        return 1
+    if st.get("Paused"):
+        print("You cannot attach to a paused container, unpause it first", file=sys.stderr)
+        return 1
+    return attach_run(cli, info["Id"], tty=bool(cfg.get("Tty")),
+                      stdin=not ns.no_stdin and bool(cfg.get("OpenStdin")), keys=ns.detach_keys,
+                      sig_proxy=ns.sig_proxy.lower() not in ("false", "0"), wait="next-exit", start=False)
