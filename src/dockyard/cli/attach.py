@@ -39,7 +39,7 @@ def stream(resp: Any, *, tty: bool, stdin: bool, keys: bytes | None,
         import termios
         import tty as tty_mod
         saved = termios.tcgetattr(infd)
-        tty_mod.setraw(infd)
+        tty_mod.setraw(infd, termios.TCSANOW)   # keystrokes typed before we were ready are kept
     old_winch = None
     if tty and resize is not None and window(outfd):
 

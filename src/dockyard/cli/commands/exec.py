@@ -66,7 +66,8 @@ def exec_(cli: Client, prog: str, args: list[str]) -> int:
         how = stream(resp, tty=ns.tty, stdin=ns.interactive, keys=keys, resize=resize)
     finally:
         resp.close()
-    if how == DETACHED:
-        return 0
+    if how == DETACHED:   # as the docker CLI, which reports it as an error
+        print("read escape sequence", file=sys.stderr)
+        return 1
     code = cli.json("GET", f"/exec/{eid}/json").get("ExitCode")
     return 126 if code is None else int(code)
