@@ -11,7 +11,6 @@ from dockyard.containers import fields
 pytestmark = pytest.mark.root
 
 SAMPLES = {
-    "Config.AttachStdin": True, "Config.Tty": True, "Config.OpenStdin": True, "Config.StdinOnce": True,
     "Config.Healthcheck": {"Test": ["CMD", "true"]},
     "HostConfig.DeviceRequests": [{"Count": -1, "Capabilities": [["gpu"]]}],
     "HostConfig.KernelMemory": 64 << 20, "HostConfig.KernelMemoryTCP": 64 << 20, "HostConfig.Init": True,

@@ -48,3 +48,39 @@ def test_run_with_runtime(fresh_daemon, runtime):
     assert out == b"1\nro\n", out
     assert c.containers.run("busybox", ["cat", "/v/f"], remove=True, volumes=["rtvol:/v"]) == b"v\n"
     c.close()
+
+
+def test_terminals_with_runc(fresh_daemon):
+    """A TTY container and exec -it through runc's --console-socket, stdin through its stdio."""
+    import socket
+    import struct
+
+    from ..api.test_attach import _read_all, _read_until
+    if not shutil.which("runc"):
+        pytest.skip("runc is not installed")
+    d = fresh_daemon("--default-runtime", "runc")
+    c = docker.DockerClient(base_url=d.host, version="1.41")
+    try:
+        cid = c.api.create_container("busybox", ["sh"], tty=True, stdin_open=True)["Id"]
+        s = c.api.attach_socket(cid, params={"stdin": 1, "stdout": 1, "stream": 1})
+        c.api.start(cid)
+        c.api.resize(cid, 19, 71)
+        s._sock.sendall(b"tty; stty size\n")
+        _read_until(s._sock, b"19 71")
+        ex = c.api.exec_create(cid, ["sh", "-c", "tty; read x; echo got-$x; exit 6"], stdin=True, tty=True)
+        es = c.api.exec_start(ex["Id"], socket=True, tty=True)
+        _read_until(es._sock, b"/dev/pts/1")
+        es._sock.sendall(b"y\n")
+        assert b"got-y" in _read_all(es._sock)
+        assert c.api.exec_inspect(ex["Id"])["ExitCode"] == 6
+        ex = c.api.exec_create(cid, ["cat"], stdin=True)
+        es = c.api.exec_start(ex["Id"], socket=True)
+        es._sock.sendall(b"through runc\n")
+        es._sock.shutdown(socket.SHUT_WR)
+        out = _read_all(es._sock)
+        assert out == struct.pack(">BxxxI", 1, 13) + b"through runc\n"
+        s._sock.sendall(b"exit 2\n")
+        _read_all(s._sock)
+        assert c.api.wait(cid, timeout=20)["StatusCode"] == 2
+    finally:
+        c.close()

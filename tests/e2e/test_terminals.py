@@ -95,11 +95,11 @@ def test_exec_it(cli, daemon, client, terms):
 
 @pytest.mark.parametrize("cli", list(CLIS))
 def test_piped_stdin(cli, daemon):
-    p = subprocess.run([CLIS[cli], "run", "--rm", "-i", "--network", "none", "busybox", "cat"], input=b"hi\n", capture_output=True,
-                       env=daemon.env(), timeout=60)
+    run = [CLIS[cli], "run", "--rm", "-i", "--network", "none", "busybox"]
+    p = subprocess.run([*run, "cat"], input=b"hi\n", capture_output=True, env=daemon.env(), timeout=60)
     assert (p.returncode, p.stdout) == (0, b"hi\n"), p.stderr
-    p = subprocess.run([CLIS[cli], "run", "--rm", "-i", "--network", "none", "busybox", "sh", "-c", "read x; exit $x"], input=b"9\n",
-                       capture_output=True, env=daemon.env(), timeout=60)
+    p = subprocess.run([*run, "sh", "-c", "read x; exit $x"], input=b"9\n", capture_output=True, env=daemon.env(),
+                       timeout=60)
     assert p.returncode == 9, p.stderr
 
 

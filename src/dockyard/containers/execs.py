@@ -51,6 +51,7 @@ class Exec:
     exit_code: int | None = None
     pid: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    launched: asyncio.Event = field(default_factory=asyncio.Event)   # its process exists (or failed to)
 
     def inspect(self) -> dict[str, Any]:
         """`GET /exec/{id}/json`."""
@@ -79,6 +80,7 @@ class ExecService:
             raise Conflict(f"Container {c.id} is paused, unpause the container before exec")
         if not isinstance(body, dict):
             raise InvalidArgument("exec config must be a JSON object")
+        body = _canonical(body)
         cmd = body.get("Cmd")
         if isinstance(cmd, str):
             cmd = [cmd]
@@ -160,8 +162,10 @@ class ExecService:
         except BaseException:
             e.running = False
             e.exit_code = 126   # it never started
+            e.launched.set()
             raise
         e.pid = ch.pid
+        e.launched.set()
         svc.on_event("exec_start", c, {"execID": e.id})
         return ExecInput(ch), self._run(c, e, ch, attached=not detach)
 
@@ -171,6 +175,12 @@ class ExecService:
         terminal.check_size(h, w)
         if not e.tty:
             raise Conflict(f"exec {eid} has no terminal (it was created without Tty)")
+        if e.started and not e.launched.is_set():
+            # as dockerd: a resize right after the start waits (10 s) for the process to exist
+            try:
+                await asyncio.wait_for(e.launched.wait(), 10)
+            except TimeoutError:
+                raise Conflict("timeout waiting for exec session ready") from None
         if not e.running:
             raise Conflict(f"exec {eid} is not running")
         try:
@@ -233,6 +243,24 @@ class ExecInput:
 
     def close(self) -> None:
         """A detach: nothing to do (the process's own task closes the channel when it exits)."""
+
+
+# ExecConfig (v1.47); JSON keys match case-insensitively, as Go decodes them (docker-py sends
+# "detachKeys"). "Container" and "Detach" are old clients' fields that dockerd ignores on create
+# too (docker-py and the 20.10 CLI send them): the path names the container, the start detaches.
+_EXEC_KEYS = {k.lower(): k for k in ("AttachStdin", "AttachStdout", "AttachStderr", "ConsoleSize", "DetachKeys",
+                                     "Tty", "Env", "Cmd", "Privileged", "User", "WorkingDir", "Container",
+                                     "Detach")}
+
+
+def _canonical(body: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in body.items():
+        name = _EXEC_KEYS.get(k.lower())
+        if name is None:
+            raise InvalidArgument(f"exec config: unknown field {k!r}")
+        out[name] = v
+    return out
 
 
 def _merge_env(base: list[str], extra: list[str]) -> list[str]:
