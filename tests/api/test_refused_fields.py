@@ -13,7 +13,7 @@ pytestmark = pytest.mark.root
 SAMPLES = {
     "Config.Healthcheck": {"Test": ["CMD", "true"]},
     "HostConfig.DeviceRequests": [{"Count": -1, "Capabilities": [["gpu"]]}],
-    "HostConfig.KernelMemory": 64 << 20, "HostConfig.KernelMemoryTCP": 64 << 20, "HostConfig.Init": True,
+    "HostConfig.KernelMemory": 64 << 20, "HostConfig.KernelMemoryTCP": 64 << 20,
     "HostConfig.CpuCount": 1, "HostConfig.CpuPercent": 50, "HostConfig.IOMaximumIOps": 10,
     "HostConfig.IOMaximumBandwidth": 1000,
     "HostConfig.Cgroup": "container:x",

@@ -90,7 +90,7 @@ HOST_CONFIG: dict[str, Field] = {
     "MemorySwappiness": _a("memory.swappiness (v1); refused on v2"),
     "NanoCpus": _a("cpu.cfs_quota_us over a 100 ms period (v1) / cpu.max (v2)"),
     "OomKillDisable": _a("memory.oom_control (v1); refused on v2"),
-    "Init": _no("--init is not supported yet"),
+    "Init": _a("tini (docker-init) bound at /sbin/docker-init runs the command as PID 1's child"),
     "PidsLimit": _a("pids.max"),
     "Ulimits": _a("process rlimits (and the daemon's default-ulimits)"),
     "CpuCount": _no("CpuCount is only supported on Windows"),

@@ -220,7 +220,9 @@ class ContainerNetworks:
 
     # --- the embedded DNS's view ------------------------------------------------------------------------------------
     def _running(self) -> list[Container]:
-        return [c for c in self.containers() if c.state.running and c.state.endpoints]
+        """Containers with endpoints: plugged before their process starts (which may ask the DNS
+        before the daemon has marked it running) and unplugged when it stops."""
+        return [c for c in self.containers() if c.state.endpoints]
 
     def _names(self, cid: str, qname: str) -> list[str] | None:
         running = self._running()   # once per query

@@ -39,6 +39,7 @@ from .stdiokeep import StdioKeeper
 from .terminal import check_size
 from .volumeuse import ContainerVolumes
 
+INIT_PATH = "/sbin/docker-init"
 log = logging.getLogger("dockyard.containers")
 FIREWALL_CHECK = 1.0   # seconds between checks that the bridge's rules are all there
 
@@ -83,8 +84,10 @@ class ContainerService:
                  on_event: Callable[[str, Container, dict[str, str]], None] | None = None,
                  log_opts: dict[str, str] | None = None,
                  default_ulimits: dict[str, dict[str, Any]] | None = None,
-                 remap: userns.Remap | None = None) -> None:
+                 remap: userns.Remap | None = None, init: bool = False, init_path: str = "") -> None:
         self.meta = meta
+        self.init_default = init
+        self.init_path = init_path
         self.images = images
         self.snapshots = snapshots
         self.monitor = monitor
@@ -408,17 +411,18 @@ class ContainerService:
                 for ip in self.net.hosts_lines(c):
                     await asyncio.to_thread(etcfiles.add_host, files["/etc/hosts"], ip, cfg.config["Hostname"],
                                             cfg.config.get("Domainname", ""))
+            args, init_mounts = self._with_init(cfg)
             ipc_mode = cfg.host_config.get("IpcMode") or "private"
             ipc_shared = ipc_mode == "shareable" or ipc_mode.startswith("container:")
             si = spec.SpecInput(
-                cid=cid, rootfs=str(rootfs), args=[cfg.path, *cfg.args], env=env,
+                cid=cid, rootfs=str(rootfs), args=args, env=env,
                 cwd=cwd, uid=u.uid, gid=u.gid,
                 additional_gids=list(dict.fromkeys(u.additional_gids + extra)), hostname=cfg.config["Hostname"],
                 domainname=cfg.config.get("Domainname", ""), files=files, host_config=cfg.host_config,
                 cgroup_parent=self.cgroup_parent, join=join, default_ulimits=self.default_ulimits,
                 shm_source=await asyncio.to_thread(self._shm_source, c) if ipc_shared else "", userns=remap,
-                mounts=await asyncio.to_thread(self.volumes.prepare, c, str(rootfs))
-                if c.cfg.mounts and self.volumes is not None else [],
+                mounts=(await asyncio.to_thread(self.volumes.prepare, c, str(rootfs))
+                        if c.cfg.mounts and self.volumes is not None else []) + init_mounts,
                 terminal=bool(cfg.config.get("Tty")))
             # a worker thread: --privileged walks the host's /dev, devices may be directories
             oci = await asyncio.to_thread(spec.build, si)
@@ -442,6 +446,21 @@ class ContainerService:
             if isinstance(e, SystemError_):
                 raise SystemError_(f"OCI runtime create failed: {e.message}") from None
             raise
+
+    def _with_init(self, cfg: ContainerConfig) -> tuple[builtins.list[str], builtins.list[dict[str, Any]]]:
+        """The process's arguments and extra mounts: with --init (HostConfig.Init, else the
+        daemon's `init`), the init binary bound read-only at /sbin/docker-init runs first, as
+        dockerd does it, and runs the command as its child."""
+        args = [cfg.path, *cfg.args]
+        want = cfg.host_config.get("Init")
+        if not (self.init_default if want is None else want):
+            return args, []
+        path = self.init_path or shutil.which("docker-init") or shutil.which("tini-static") or ""
+        if not path or not os.path.isfile(path):
+            raise InvalidArgument(f'exec: "{self.init_path or "docker-init"}": executable file not found in $PATH')
+        mount = {"destination": INIT_PATH, "type": "bind", "source": os.path.realpath(path),
+                 "options": ["rbind", "ro", "nosuid", "nodev"]}
+        return [INIT_PATH, "--", *args], [mount]
 
     # --- update -----------------------------------------------------------------------
     async def update(self, ref: str, body: dict[str, Any]) -> builtins.list[str]:

@@ -75,6 +75,7 @@ def build_services(cfg: Config) -> Services:
     containers = ContainerService(meta, images, snaps, MonitorClient(str(run)), runtimes, cfg.default_runtime,
                                   Paths(data, run), cgroup_parent=cfg.cgroup_parent, log_opts=cfg.log_opts,
                                   default_ulimits=cfg.default_ulimits, remap=userns.resolve(cfg.userns_remap),
+                                  init=bool(cfg.init), init_path=cfg.init_path,
                                   on_event=lambda action, c, attrs: bus.publish(
                                       "container", action, c.id, _container_attrs(c, attrs)))
     images.containers = _ContainerRefs(containers)

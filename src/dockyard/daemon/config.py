@@ -47,6 +47,8 @@ class Config:
     iptables: bool = True
     ip_forward: bool = True
     max_concurrent_uploads: int = 5
+    init: bool = False                 # every container gets --init unless it says otherwise
+    init_path: str = ""                # the init binary (default: docker-init, else tini-static, on PATH)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -94,6 +96,9 @@ def parser() -> argparse.ArgumentParser:
                    "range only (within --bip's subnet)")
     for flag in ("icc", "iptables", "ip-forward"):
         p.add_argument(f"--{flag}", dest=flag.replace("-", "_"), choices=["true", "false"])
+    p.add_argument("--init", action="store_true", default=None,
+                   help="run an init (tini) as PID 1 of every container that does not say otherwise")
+    p.add_argument("--init-path", dest="init_path", help="the init binary (default: docker-init on PATH)")
     p.add_argument("--insecure-loopback", dest="insecure_loopback", choices=["true", "false"],
                    help="treat 127.0.0.0/8 and ::1 as insecure registries, as dockerd always does (default true)")
     return p
@@ -110,7 +115,8 @@ _JSON_KEYS = {"hosts": "hosts", "data-root": "data_root", "exec-root": "exec_roo
               "registry-certs-dir": "registry_certs_dir", "insecure-loopback": "insecure_loopback",
               "max-concurrent-downloads": "max_concurrent_downloads",
               "max-concurrent-uploads": "max_concurrent_uploads", "bridge": "bridge", "bip": "bip", "mtu": "mtu",
-              "fixed-cidr": "fixed_cidr", "icc": "icc", "iptables": "iptables", "ip-forward": "ip_forward"}
+              "fixed-cidr": "fixed_cidr", "icc": "icc", "iptables": "iptables", "ip-forward": "ip_forward",
+              "init": "init", "init-path": "init_path"}
 
 
 def load(argv: list[str] | None = None) -> Config:
@@ -131,7 +137,7 @@ def load(argv: list[str] | None = None) -> Config:
             raise InvalidArgument(f"the following directives don't match any configuration option: {k}")
         setattr(cfg, _JSON_KEYS[k], v)
     for attr in ("hosts", "data_root", "exec_root", "pidfile", "log_level", "default_runtime", "live_restore",
-                 "cgroup_parent", "group", "userns_remap"):
+                 "cgroup_parent", "group", "userns_remap", "init", "init_path"):
         v = getattr(ns, attr)
         if v is not None:
             setattr(cfg, attr, v)
