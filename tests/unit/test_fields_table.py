@@ -70,7 +70,7 @@ PROOF = {
     "HostConfig.PidsLimit": "api/test_limits.py::test_fork_bomb_stops_at_the_pids_limit",
     "HostConfig.Ulimits": "api/test_limits.py::test_ulimits_and_shm_size_seen_inside",
     "HostConfig.ContainerIDFile": "api/test_refused_fields.py::test_recorded_fields_and_domainname",
-    "HostConfig.LogConfig": "api/test_containers.py::test_log_config_rotation_and_bad_options",
+    "HostConfig.LogConfig": "api/test_log_drivers.py::test_local_driver_compresses_and_follows",
     "HostConfig.NetworkMode": "api/test_containers.py::test_network_modes",
     "HostConfig.Dns": "network/test_bridge.py::test_dns_options_and_extra_hosts",
     "HostConfig.DnsOptions": "network/test_bridge.py::test_dns_options_and_extra_hosts",

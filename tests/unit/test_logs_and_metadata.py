@@ -23,13 +23,13 @@ def test_logwriter_lines_partials_and_rotation(tmp_path):
     w.feed("stdout", b"x" * (MAX_LINE + 10))
     w.close()
     assert (tmp_path / "c-json.log.1").exists() and not (tmp_path / "c-json.log.2").exists()
-    recs, _ = logs.read_existing(str(p), logs.LogOptions())
+    recs = logs.read_all(str(p), logs.LogOptions())
     texts = [r["log"] for r in recs]
     assert texts[-2] == "x" * MAX_LINE and texts[-1] == "x" * 10
     assert all(r["stream"] in ("stdout", "stderr") for r in recs)
     first = json.loads((tmp_path / "c-json.log.1").read_text().splitlines()[0])
     assert first["time"].endswith("Z")
-    recs, _ = logs.read_existing(str(p), logs.LogOptions(stdout=False))
+    recs = logs.read_all(str(p), logs.LogOptions(stdout=False))
     assert all(r["stream"] == "stderr" for r in recs)
 
 
@@ -41,8 +41,11 @@ def test_follow_reads_appended_records_then_stops(tmp_path):
 
     async def run():
         fh = logs.open_log(str(p))
-        recs, off = logs.read_existing(str(p), logs.LogOptions())
-        out = [r["log"] for r in recs]
+        out: list[str] = []
+        ex = logs.Existing(str(p), logs.LogOptions(), lambda r: out.append(r["log"]) or b"", fh)
+        async for _ in logs.chunks(ex):
+            pass
+        off = ex.offset
 
         async def writer():
             await asyncio.sleep(0.05)
@@ -85,21 +88,60 @@ def test_metadata_transaction_rolls_back(tmp_path):
 
 
 def test_log_limits_and_sizes():
-    from dockyard.containers.logconfig import limits, merge
+    from dockyard.containers.logconfig import merge, validate
     from dockyard.units import ram_in_bytes
     assert ram_in_bytes("10m") == 10 << 20 and ram_in_bytes("512k") == 512 << 10 and ram_in_bytes("1G") == 1 << 30
     assert ram_in_bytes("100") == 100 and ram_in_bytes("2MiB") == 2 << 20
-    assert limits({}) == (-1, 1)
-    assert limits({"max-size": "1k", "max-file": "3"}) == (1024, 3)
-    for bad, msg in (({"max-size": "ten"}, "invalid size"), ({"max-file": "0", "max-size": "1m"}, "less than 1"),
-                     ({"max-sizes": "1m"}, "unknown log opt 'max-sizes'"), ({"compress": "true"}, "compress")):
+    assert validate("json-file", {}) == (-1, 1, False)
+    assert validate("json-file", {"max-size": "1k", "max-file": "3"}) == (1024, 3, False)
+    assert validate("local", {}) == (20 << 20, 5, True)     # Docker's local defaults
+    assert validate("json-file", {"max-size": "1k", "max-file": "3", "compress": "true"}) == (1024, 3, True)
+    for typ, bad, msg in (("json-file", {"max-size": "ten"}, "invalid size"),
+                          ("json-file", {"max-file": "0", "max-size": "1m"}, "less than 1"),
+                          ("json-file", {"max-sizes": "1m"}, "unknown log opt 'max-sizes'"),
+                          ("json-file", {"compress": "true"}, "compress"),
+                          ("json-file", {"compress": "maybe", "max-size": "1m"}, "not a boolean"),
+                          ("local", {"labels": "a"}, "unknown log opt 'labels' for local"),
+                          ("none", {"max-size": "1m"}, "unknown log opt 'max-size' for none"),
+                          ("json-file", {"tag": "{{.Nope}}"}, "unsupported template field .Nope"),
+                          ("json-file", {"env-regex": "("}, "env-regex")):
         with pytest.raises(InvalidArgument, match=msg):
-            limits(bad)
+            validate(typ, bad)
     # the daemon's options fill in what the container leaves out
-    assert merge({"Type": "json-file", "Config": {"max-file": "5"}}, {"max-size": "1m", "max-file": "2"}) == \
+    assert merge({"Type": "json-file", "Config": {"max-file": "5"}}, "json-file", {"max-size": "1m", "max-file": "2"}) == \
         {"Type": "json-file", "Config": {"max-file": "5", "max-size": "1m"}}
+    # bounded by default (a difference from Docker): 10m × 3; max-size=-1 asks for no bound
+    assert merge(None, "json-file", {}) == {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}}
+    assert merge({"Config": {"max-size": "-1"}}, "json-file", {})["Config"] == {"max-size": "-1"}
+    assert merge({"Config": {"max-size": "1m"}}, "json-file", {})["Config"] == {"max-size": "1m"}
+    # the daemon's options are for its own driver only (dockerd's mergeAndVerifyLogConfig)
+    assert merge({"Type": "local"}, "json-file", {"labels": "x"}) == {"Type": "local", "Config": {}}
+    assert merge({}, "none", {}) == {"Type": "none", "Config": {}}
     with pytest.raises(InvalidArgument, match="syslog"):
-        merge({"Type": "syslog"}, {})
+        merge({"Type": "syslog"}, "json-file", {})
+
+
+def test_log_attrs_and_tag():
+    from dockyard.containers.logconfig import attrs
+    got = attrs({"labels": "a,zz", "env": "E", "env-regex": "^X", "tag": "{{.Name}}/{{.ID}}"},
+                {"a": "1", "b": "2"}, ["E=e", "X1=x", "Y=y"], {"Name": "web", "ID": "abc"})
+    assert got == {"a": "1", "E": "e", "X1": "x", "tag": "web/abc"}
+
+
+def test_compressed_rotation_stays_bounded_and_reads_in_order(tmp_path):
+    p = tmp_path / "c.log"
+    w = LogWriter(str(p), max_size=2000, max_files=3, compress=True, attrs={"tag": "t"})
+    for i in range(400):
+        w.feed("stdout", f"line{i:04d}\n".encode())
+    w.close()
+    assert w.compressor is not None
+    w.compressor.thread.join(10)
+    names = sorted(os.listdir(tmp_path))
+    assert names == ["c.log", "c.log.1.gz", "c.log.2.gz"], names
+    got = [r["log"] for r in logs.read_all(str(p), logs.LogOptions())]
+    assert got == sorted(got) and got[-1] == "line0399\n" and len(got) < 400
+    assert all(r.get("attrs") == {"tag": "t"} for r in logs.read_all(str(p), logs.LogOptions(tail=3)))
+    assert [r["log"] for r in logs.read_all(str(p), logs.LogOptions(tail=2))] == ["line0398\n", "line0399\n"]
 
 
 def test_logwriter_one_file_starts_anew_and_no_limit_by_default(tmp_path):

@@ -21,7 +21,7 @@ CONFIG_KEYS = ("Hostname", "Domainname", "User", "AttachStdin", "AttachStdout", 
 def host_config_defaults(runtime: str) -> dict[str, Any]:
     """HostConfig as Docker reports it for a container created with no options."""
     return {
-        "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "json-file", "Config": {}},
+        "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "", "Config": {}},
         "NetworkMode": "default", "PortBindings": {}, "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
         "AutoRemove": False, "VolumeDriver": "", "VolumesFrom": None, "CapAdd": None, "CapDrop": None,
         "CgroupnsMode": "private", "Dns": [], "DnsOptions": [], "DnsSearch": [], "ExtraHosts": None,
@@ -110,6 +110,7 @@ def _merge_env(image_env: list[str], user_env: list[str]) -> list[str]:
 
 
 def build(body: dict[str, Any], img: Image, runtime: str, default_runtime: str, known_runtimes: set[str],
+          log_driver: str = "json-file",
           log_opts: dict[str, str] | None = None, warnings: list[str] | None = None) -> ContainerConfig:
     """Validate and merge a create request with its image's config."""
     if not isinstance(body, dict):
@@ -191,6 +192,6 @@ def build(body: dict[str, Any], img: Image, runtime: str, default_runtime: str, 
     rp = hc["RestartPolicy"] = restart.validate(hc.get("RestartPolicy"))
     if hc.get("AutoRemove") and rp.get("Name") not in (None, "", "no"):
         raise Conflict("conflicting options: cannot specify both --restart and --rm")
-    hc["LogConfig"] = logconfig.merge(hc.get("LogConfig"), log_opts or {})
+    hc["LogConfig"] = logconfig.merge(hc.get("LogConfig"), log_driver, log_opts or {})
     return ContainerConfig(id=cid, created=now_iso(), image_id=img.id, image_ref=body.get("Image") or img.id,
                            path=argv[0], args=argv[1:], config=cfg, host_config=hc, runtime=hc["Runtime"])

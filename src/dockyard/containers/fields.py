@@ -100,7 +100,7 @@ HOST_CONFIG: dict[str, Field] = {
     # the rest of HostConfig
     "Binds": _a("-v: named volumes and host directories, ro/rw, propagation, nocopy"),
     "ContainerIDFile": _r("written by the client, recorded as Docker does"),
-    "LogConfig": _a("json-file log driver and its max-size/max-file"),
+    "LogConfig": _a("json-file (10m × 3 by default), local and none drivers with their options"),
     "NetworkMode": _a("default/bridge (the default bridge; lo only with --bridge=none), none, host, container:NAME"),
     "PortBindings": _a("DNAT rules on the default bridge, host ports held (refused with --bridge=none)"),
     "RestartPolicy": _a("restart manager"),

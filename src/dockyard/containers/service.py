@@ -19,7 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import Conflict, EngineError, InvalidArgument, NotFound, NotModified, PermissionDenied, SystemError_, Unavailable
+from ..errors import (
+    Conflict,
+    EngineError,
+    InvalidArgument,
+    NotFound,
+    NotImplemented_,
+    NotModified,
+    PermissionDenied,
+    SystemError_,
+    Unavailable,
+)
 from ..images.service import ImageService, now_iso
 from ..monitor.client import Channel, MonitorClient
 from ..network.bridge import Bridge, parse_ports
@@ -71,8 +81,10 @@ class Paths:
         """The /dev/shm tmpfs of a container whose IPC namespace others may join."""
         return self.data(cid) / "shm"
 
-    def log(self, cid: str) -> Path:
-        """json-file log."""
+    def log(self, cid: str, driver: str = "json-file") -> Path:
+        """The log file of a driver (where dockerd keeps it)."""
+        if driver == "local":
+            return self.data(cid) / "local-logs" / "container.log"
         return self.data(cid) / f"{cid}-json.log"
 
 
@@ -82,7 +94,7 @@ class ContainerService:
     def __init__(self, meta: Metadata, images: ImageService, snapshots: Snapshotter, monitor: MonitorClient,
                  runtimes: dict[str, Runtime], default_runtime: str, paths: Paths, cgroup_parent: str = "dockyard",
                  on_event: Callable[[str, Container, dict[str, str]], None] | None = None,
-                 log_opts: dict[str, str] | None = None,
+                 log_opts: dict[str, str] | None = None, log_driver: str = "json-file",
                  default_ulimits: dict[str, dict[str, Any]] | None = None,
                  remap: userns.Remap | None = None, init: bool = False, init_path: str = "") -> None:
         self.meta = meta
@@ -96,6 +108,7 @@ class ContainerService:
         self.paths = paths
         self.cgroup_parent = cgroup_parent
         self.log_opts = dict(log_opts or {})
+        self.log_driver = log_driver
         self.default_ulimits = dict(default_ulimits or {})
         self.remap = remap
         if remap is not None:   # as dockerd: the remapped root may traverse the data root, nobody else
@@ -167,7 +180,7 @@ class ContainerService:
         create_mod.check_platform(platform, img, image)
         hc = body.get("HostConfig") or {}
         cfg = create_mod.build(body, img, (hc.get("Runtime") if isinstance(hc, dict) else "") or "", self.default_runtime,
-                               set(self.runtimes), self.log_opts, warnings)
+                               set(self.runtimes), self.log_driver, self.log_opts, warnings)
         userns.check_create(cfg.host_config, self.remap)
         if self.networks is not None:
             cfg = dataclasses.replace(cfg, networks=self.networks.wanted(cfg.host_config, body.get("NetworkingConfig"),
@@ -433,8 +446,7 @@ class ContainerService:
                 await asyncio.to_thread(prepare_rt_parent, oci["linux"]["cgroupsPath"], rt_runtime,
                                         cfg.host_config.get("CpuRealtimePeriod") or 1_000_000)
             return await self.monitor.start({
-                "id": cid, "bundle": str(bundle), "runtime": rt.describe(), "log": str(self.paths.log(cid)),
-                "log_limits": logconfig.limits((cfg.host_config.get("LogConfig") or {}).get("Config") or {}),
+                "id": cid, "bundle": str(bundle), "runtime": rt.describe(), "log": self._log_spec(c),
                 "exit_file": str(bundle / "exit.json"), "cgroup": oci["linux"]["cgroupsPath"],
                 "terminal": bool(cfg.config.get("Tty")), "stdin": bool(cfg.config.get("OpenStdin")),
                 "stdin_once": bool(cfg.config.get("StdinOnce")),
@@ -1103,9 +1115,25 @@ class ContainerService:
             return 0
 
     # --- logs and attach ---------------------------------------------------------------------
+    def log_driver_of(self, c: Container) -> str:
+        return str((c.cfg.host_config.get("LogConfig") or {}).get("Type") or logconfig.DRIVER)
+
     def log_path(self, c: Container) -> str:
-        """The json-file of a container."""
-        return str(self.paths.log(c.id))
+        """The log file of a container; 501 as dockerd's when its driver keeps none to read."""
+        driver = self.log_driver_of(c)
+        if driver == "none":
+            raise NotImplemented_("configured logging driver does not support reading")
+        return str(self.paths.log(c.id, driver))
+
+    def _log_spec(self, c: Container) -> dict[str, Any]:
+        """What the monitor needs to write the container's log."""
+        lc = c.cfg.host_config.get("LogConfig") or {}
+        driver = self.log_driver_of(c)
+        img = c.cfg.config.get("Image") or c.cfg.image_ref
+        info = {"ID": c.id[:12], "FullID": c.id, "Name": c.name, "ImageID": c.cfg.image_id.split(":")[-1][:12],
+                "ImageFullID": c.cfg.image_id, "ImageName": str(img), "DaemonName": "docker"}
+        return logconfig.writer_spec(lc, str(self.paths.log(c.id, driver)), c.cfg.config.get("Labels") or {},
+                                     list(c.cfg.config.get("Env") or []), info)
 
     async def attach(self, c: Container, stdin: bool = False) -> Channel:
         """A channel to a container: its output from now until it exits and, if asked and the
@@ -1240,9 +1268,8 @@ class ContainerService:
                 if not c.lock.locked():   # a pause or unpause in flight settles it itself
                     await self._settle_freezer(c)
                 self.stdio.hold(c.id, bundle)
-                lc = (c.cfg.host_config.get("LogConfig") or {}).get("Config") or {}
                 await self.monitor.request({"op": "adopt", "id": c.id, "pid": c.state.pid, "bundle": str(bundle),
-                                            "log": str(self.paths.log(c.id)), "log_limits": logconfig.limits(lc),
+                                            "log": self._log_spec(c),
                                             "exit_file": str(bundle / "exit.json"),
                                             "cgroup": self._cgroup_path(c),
                                             "runtime": self.runtimes[c.cfg.runtime].describe()})

@@ -74,6 +74,7 @@ def build_services(cfg: Config) -> Services:
     images.on_event = lambda action, iid, attrs: bus.publish("image", action, iid, attrs)
     containers = ContainerService(meta, images, snaps, MonitorClient(str(run)), runtimes, cfg.default_runtime,
                                   Paths(data, run), cgroup_parent=cfg.cgroup_parent, log_opts=cfg.log_opts,
+                                  log_driver=cfg.log_driver,
                                   default_ulimits=cfg.default_ulimits, remap=userns.resolve(cfg.userns_remap),
                                   init=bool(cfg.init), init_path=cfg.init_path,
                                   on_event=lambda action, c, attrs: bus.publish(

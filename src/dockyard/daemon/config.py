@@ -67,7 +67,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cgroup-parent", dest="cgroup_parent")
     p.add_argument("--group", "-G", dest="group")
     p.add_argument("--log-opt", action="append", dest="log_opt", default=[],
-                   help="KEY=VALUE, default options of the json-file log driver (max-size, max-file)")
+                   help="KEY=VALUE, default options of the log driver (max-size, max-file, compress, ...)")
     p.add_argument("--log-driver", dest="log_driver")
     p.add_argument("--userns-remap", dest="userns_remap",
                    help="default | USER[:GROUP]: map containers' root to the user's /etc/subuid range")
@@ -148,12 +148,11 @@ def load(argv: list[str] | None = None) -> Config:
         cfg.log_opts[k] = v
     if ns.log_driver is not None:
         cfg.log_driver = ns.log_driver
-    if cfg.log_driver not in ("json-file", ""):
-        raise InvalidArgument(f"log driver {cfg.log_driver} is not supported (only json-file)")
     if not isinstance(cfg.log_opts, dict) or not all(isinstance(v, str) for v in cfg.log_opts.values()):
         raise InvalidArgument("log-opts must be an object of strings")
-    from ..containers.logconfig import limits
-    limits(cfg.log_opts)
+    from ..containers import logconfig
+    cfg.log_driver = logconfig.check_driver(cfg.log_driver or logconfig.DRIVER)
+    logconfig.merge({}, cfg.log_driver, cfg.log_opts)   # the same checks as a container's
     for item in ns.default_ulimit:
         name, eq, val = item.partition("=")
         soft, _, hard = val.partition(":")

@@ -1,12 +1,21 @@
-"""json-file log writer (Docker's format: one JSON object a line), rotated by size."""
+"""Log writers of the `json-file` and `local` drivers: one JSON object a line (Docker's json-file
+format; the `local` driver keeps the same records), rotated by size. Rotated files are gzipped
+by a worker thread when `compress` is set (always for `local`), so the monitor's event loop
+never waits on compression; until then they wait as `<log>.rotating.<n>`, which readers read
+too. If compression falls behind, the oldest waiting file is dropped: the disk stays bounded."""
 
 from __future__ import annotations
 
 import datetime as _dt
+import gzip
 import json
 import os
+import queue
+import threading
+from typing import Any
 
 MAX_LINE = 16 * 1024
+_ESCAPE = json.encoder.encode_basestring   # C-accelerated
 
 
 def now_rfc3339() -> str:
@@ -15,11 +24,21 @@ def now_rfc3339() -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond:06d}000Z"
 
 
+def open_writer(spec: dict[str, Any]) -> LogWriter | None:
+    """The writer a container's log spec asks for (None: the `none` driver)."""
+    if spec.get("driver") == "none":
+        return None
+    os.makedirs(os.path.dirname(spec["path"]), exist_ok=True)
+    return LogWriter(spec["path"], spec.get("max_size", -1), spec.get("max_files", 1),
+                     bool(spec.get("compress")), spec.get("attrs") or None)
+
+
 class LogWriter:
     """Appends records; keeps `max_files` files of at most `max_size` bytes each (no limit and
-    no rotation with max_size -1, Docker's default)."""
+    no rotation with max_size -1)."""
 
-    def __init__(self, path: str, max_size: int = -1, max_files: int = 1) -> None:
+    def __init__(self, path: str, max_size: int = -1, max_files: int = 1, compress: bool = False,
+                 attrs: dict[str, str] | None = None) -> None:
         self.path = path
         self.max_size = max_size
         self.max_files = max_files
@@ -27,64 +46,177 @@ class LogWriter:
         self.size = self.f.tell()
         self.partial = {"stdout": b"", "stderr": b""}
         self.dropped = 0   # records that did not fit on the disk
+        extra = f'"attrs":{json.dumps(attrs)},' if attrs else ""
+        self.middle = {s: f'","stream":"{s}",{extra}"time":"' for s in ("stdout", "stderr")}
+        self.compressor = _Compressor(path, max_files) if compress and max_files > 1 else None
 
     def feed(self, stream: str, data: bytes) -> None:
-        """Split into lines and write complete ones; long lines are cut as Docker does."""
+        """Split into lines and write complete ones (one write for the lot, one timestamp for what
+        one read brought); long lines are cut as Docker does."""
         buf = self.partial[stream] + data
-        out = []
-        while True:
-            i = buf.find(b"\n")
-            if i < 0:
-                break
-            out.append(buf[: i + 1])
-            buf = buf[i + 1:]
+        end = buf.rfind(b"\n") + 1
+        lines = buf[:end].splitlines(keepends=True) if end else []
+        buf = buf[end:]
         while len(buf) >= MAX_LINE:
-            out.append(buf[:MAX_LINE])
+            lines.append(buf[:MAX_LINE])
             buf = buf[MAX_LINE:]
         self.partial[stream] = buf
-        for line in out:
-            self._write(stream, line)
+        if lines:
+            self._write(stream, lines)
 
     def flush(self) -> None:
         """Write what is left of unterminated lines."""
         for stream, buf in self.partial.items():
             if buf:
-                self._write(stream, buf)
+                self._write(stream, [buf])
                 self.partial[stream] = b""
 
-    def _write(self, stream: str, line: bytes) -> None:
-        rec = json.dumps({"log": line.decode("utf-8", "replace"), "stream": stream, "time": now_rfc3339()}).encode() + b"\n"
-        if self.max_size > 0 and self.size + len(rec) > self.max_size and self.size > 0:
-            self._rotate()
+    def _records(self, stream: str, lines: list[bytes]) -> list[bytes]:
+        tail = self.middle[stream] + now_rfc3339() + '"}\n'
+        return [('{"log":' + _ESCAPE(line.decode("utf-8", "replace"))[:-1] + tail).encode() for line in lines]
+
+    def _write(self, stream: str, lines: list[bytes]) -> None:
+        recs = self._records(stream, lines)
+        if self.max_size > 0:
+            chunk: list[bytes] = []
+            n = 0
+            for rec in recs:   # whole records per file: rotate where the next would overflow
+                if self.size + n + len(rec) > self.max_size and self.size + n > 0:
+                    self._append(b"".join(chunk))
+                    self._rotate()
+                    chunk, n = [], 0
+                chunk.append(rec)
+                n += len(rec)
+            self._append(b"".join(chunk))
+        else:
+            self._append(b"".join(recs))
+
+    def _append(self, blob: bytes) -> None:
+        if not blob:
+            return
         try:
-            n = self.f.write(rec)
+            n = self.f.write(blob)
         except OSError:
             n = -1
-        if n != len(rec):
-            # a full disk (or a failing one): the record is dropped whole, never left half
+        if n != len(blob):
+            # a full disk (or a failing one): the records are dropped whole, never left half
             # written to spoil the next one; logging goes on when there is room again
-            self.dropped += 1
+            self.dropped += blob.count(b"\n")
             try:
                 self.f.truncate(self.size)
             except OSError:
                 pass
             return
-        self.size += len(rec)
+        self.size += len(blob)
 
     def _rotate(self) -> None:
         """Shift `log` → `log.1` → … (the oldest falls off); with one file, start it anew. Always
         a new inode, so followers notice."""
         self.f.close()
-        if self.max_files <= 1:
+        if self.compressor is not None:
+            self.compressor.take()
+        elif self.max_files <= 1:
             os.unlink(self.path)
-        for i in range(self.max_files - 1, 0, -1):
-            src = self.path if i == 1 else f"{self.path}.{i - 1}"
-            if os.path.exists(src):
-                os.replace(src, f"{self.path}.{i}")
+        else:
+            _shift(self.path, self.max_files, "")
+            os.replace(self.path, f"{self.path}.1")
         self.f = open(self.path, "ab", buffering=0)
         self.size = 0
 
     def close(self) -> None:
-        """Flush partial lines and close."""
+        """Flush partial lines and close (waiting compression goes on in its thread)."""
         self.flush()
         self.f.close()
+        if self.compressor is not None:
+            self.compressor.finish()
+
+
+def _shift(path: str, max_files: int, suffix: str) -> None:
+    """`path.(i)` → `path.(i+1)` for the rotated files, dropping what falls past `max_files`."""
+    for i in range(max_files - 1, 0, -1):
+        src = f"{path}.{i}{suffix}"
+        if os.path.exists(src):
+            if i + 1 >= max_files:
+                os.unlink(src)
+            else:
+                os.replace(src, f"{path}.{i + 1}{suffix}")
+
+
+class _Compressor:
+    """Gzips rotated files in order, off the event loop."""
+
+    def __init__(self, path: str, max_files: int) -> None:
+        self.path, self.max_files = path, max_files
+        self.seq = max([int(n.rsplit(".", 1)[1]) for n in _waiting(path)] or [0])
+        self.waiting: queue.Queue[str | None] = queue.Queue()
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._run, name="log-gzip", daemon=True)
+        self.thread.start()
+
+    def take(self) -> None:
+        """Move the current file aside for compression (the caller reopens `path`)."""
+        self.seq += 1
+        name = f"{self.path}.rotating.{self.seq}"
+        os.replace(self.path, name)
+        with self.lock:
+            pending = _waiting(self.path)
+            for old in pending[: max(0, len(pending) - self.max_files)]:
+                try:   # compression cannot keep up: the oldest goes, the disk stays bounded
+                    os.unlink(old)
+                except FileNotFoundError:
+                    pass
+        self.waiting.put(name)
+
+    def finish(self) -> None:
+        self.waiting.put(None)
+
+    def _run(self) -> None:
+        while True:
+            name = self.waiting.get()
+            if name is None:
+                return
+            tmp = f"{self.path}.gz.tmp"
+            try:
+                with open(name, "rb") as src, gzip.open(tmp, "wb", compresslevel=1) as dst:
+                    while chunk := src.read(1 << 20):
+                        dst.write(chunk)
+                with self.lock:
+                    _shift(self.path, self.max_files, ".gz")
+                    os.replace(tmp, f"{self.path}.1.gz")
+                    os.unlink(name)
+            except FileNotFoundError:   # dropped meanwhile, or the container was removed
+                continue
+            except OSError:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+
+
+def _waiting(path: str) -> list[str]:
+    """Rotated files not compressed yet, oldest first."""
+    d, base = os.path.split(path)
+    pre = base + ".rotating."
+    try:
+        names = [n for n in os.listdir(d or ".") if n.startswith(pre) and n[len(pre):].isdigit()]
+    except FileNotFoundError:
+        return []
+    return [os.path.join(d, n) for n in sorted(names, key=lambda n: int(n[len(pre):]))]
+
+
+def log_files(path: str) -> list[str]:
+    """Every file of a log, oldest first: rotated (plain or gzipped), waiting, current."""
+    out: list[str] = []
+    i = 1
+    while True:
+        if os.path.exists(f"{path}.{i}"):
+            out.insert(0, f"{path}.{i}")
+        elif os.path.exists(f"{path}.{i}.gz"):
+            out.insert(0, f"{path}.{i}.gz")
+        else:
+            break
+        i += 1
+    out += _waiting(path)
+    if os.path.exists(path):
+        out.append(path)
+    return out

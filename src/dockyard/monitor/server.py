@@ -2,6 +2,8 @@
 
 Requests (one JSON object per line; replies likewise):
   {"op": "start", "id", "bundle", "runtime": [argv...], "log", "exit_file", "cgroup"}
+        ("log": the writer spec of logconfig.writer_spec: driver, path, max_size, max_files,
+         compress, attrs)
         → {"pid": N} | {"error": msg}      runtime create + start, stdio captured
   {"op": "attach", "id", "stdin"}  → {} then a binary stream of frames [stream u8][3 zero bytes]
         [len u32be][data] until exit; with "stdin", input frames the other way (stdio.py)
@@ -12,7 +14,7 @@ Requests (one JSON object per line; replies likewise):
           with "stdin", input frames the other way; process.terminal gives it a pty
   {"op": "events"}        → JSON lines {"id", "exit_code", "finished_at", "oom_killed"} forever
   {"op": "list"}          → {"containers": [{"id", "pid", "running"}]}
-  {"op": "adopt", "id", "pid", "bundle", "log", "log_limits", "exit_file", "cgroup", "runtime"}
+  {"op": "adopt", "id", "pid", "bundle", "log", "exit_file", "cgroup", "runtime"}
         → {} : watch a container whose monitor was lost (its output from the named pipes
           into its log; not our child: its exit is seen through a pidfd, its code recorded as 255)
   {"op": "forget", "id"}  → {} (drop a container's record; exited ones are dropped by themselves)
@@ -37,7 +39,7 @@ from typing import Any
 
 from ..linux import syscalls as sc
 from .client import FIFOS
-from .logfile import LogWriter, now_rfc3339
+from .logfile import LogWriter, now_rfc3339, open_writer
 from .stdio import HIGH_WATER, ConsoleSocket, Stdin, feed, read_output, resize, stdin_pipe
 
 STDOUT, STDERR = 1, 2
@@ -209,8 +211,7 @@ class Monitor:
             c.stdin.fd = -1
         c.stdin.ready.set()
         c.pid = pid
-        max_size, max_files = req.get("log_limits") or (-1, 1)
-        c.log = LogWriter(req["log"], max_size, max_files)
+        c.log = open_writer(req["log"])
         loop = asyncio.get_running_loop()
         outputs = [(STDOUT, master)] if master is not None else [(STDOUT, pipes[0][0]), (STDERR, pipes[1][0])]
         for stream, r in outputs:
@@ -355,8 +356,7 @@ class Monitor:
         c = Ctr(req["id"], pid=int(req["pid"]), exit_file=req["exit_file"], cgroup=req.get("cgroup", ""),
                 runtime=req.get("runtime"), adopted=True)
         self.ctrs[c.id] = c
-        max_size, max_files = req.get("log_limits") or (-1, 1)
-        c.log = LogWriter(req["log"], max_size, max_files)
+        c.log = open_writer(req["log"])
         loop = asyncio.get_running_loop()
         for stream, name in ((STDOUT, FIFOS[0]), (STDERR, FIFOS[1])):
             try:

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import builtins
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import BinaryIO, cast
 
 from aiohttp import WSMsgType, web
@@ -74,7 +73,7 @@ class ContainersRouter:
     def _paths(self, c: Container) -> dict[str, str]:
         d = self.c.paths.data(c.id)
         return {"resolv": str(d / "resolv.conf"), "hostname": str(d / "hostname"), "hosts": str(d / "hosts"),
-                "log": str(self.c.paths.log(c.id))}
+                "log": "" if self.c.log_driver_of(c) == "none" else str(self.c.paths.log(c.id, self.c.log_driver_of(c)))}
 
     def _graph(self, c: Container) -> dict[str, str]:
         try:
@@ -228,15 +227,20 @@ class ContainersRouter:
         if not (o.stdout or o.stderr):
             raise InvalidArgument("Bad parameters: you must choose at least one stream")
         path = self.c.log_path(c)
-        fh = logs_mod.open_log(path) if o.follow else None
-        recs, offset = logs_mod.read_existing(path, o)
         tty = bool(c.cfg.config.get("Tty"))   # a terminal's output is one raw stream, as dockerd's
-        resp = await open_stream(req, RAW_STREAM)
-        for rec in recs:
-            await resp.write(_log_frame(rec, o.timestamps, tty))
-        if o.follow:  # always drain once: the container may have exited while we answered
-            async for rec in logs_mod.follow(path, offset, o, lambda: not c.state.running or c.removed, fh):
-                await resp.write(_log_frame(rec, o.timestamps, tty))
+        fh = logs_mod.open_log(path)
+        try:
+            ex = logs_mod.Existing(path, o, lambda rec: _log_frame(rec, o.timestamps, tty), fh)
+            resp = await open_stream(req, RAW_STREAM)
+            async for chunk in logs_mod.chunks(ex):
+                await resp.write(chunk)
+            if o.follow:  # always drain once: the container may have exited while we answered
+                async for rec in logs_mod.follow(path, ex.offset, o, lambda: not c.state.running or c.removed, fh):
+                    await resp.write(_log_frame(rec, o.timestamps, tty))
+                fh = None   # follow closed it
+        finally:
+            if fh is not None:
+                fh.close()
         await resp.write_eof()
         return resp
 
@@ -310,15 +314,19 @@ class ContainersRouter:
             return data if (tty or raw) else frame(s, data)
         return encode
 
-    def _replay(self, c: Container, want: dict[int, bool],
-                encode: Callable[[int, bytes], bytes | None]) -> "builtins.list[bytes]":
-        recs, _ = logs_mod.read_existing(self.c.log_path(c), logs_mod.LogOptions(stdout=want[1], stderr=want[2]))
-        out = []
-        for rec in recs:
-            b = encode(_STREAM.get(rec.get("stream", "stdout"), 1), rec.get("log", "").encode())
-            if b:
-                out.append(b)
-        return out
+    async def _replay(self, path: str, want: dict[int, bool], encode: Callable[[int, bytes], bytes | None],
+                      send: Callable[[bytes], Awaitable[None]]) -> None:
+        """The log so far (attach's `logs=1`), read in a worker thread."""
+        def enc(rec: dict) -> bytes:
+            return encode(_STREAM.get(rec.get("stream", "stdout"), 1), rec.get("log", "").encode()) or b""
+        fh = logs_mod.open_log(path)
+        try:
+            async for chunk in logs_mod.chunks(logs_mod.Existing(path, logs_mod.LogOptions(stdout=want[1],
+                                                                                           stderr=want[2]), enc, fh)):
+                await send(chunk)
+        finally:
+            if fh is not None:
+                fh.close()
 
     async def attach(self, req: web.Request) -> web.StreamResponse:
         """`POST /containers/{id}/attach`: hijack, then stdin in and output out until the
@@ -326,6 +334,7 @@ class ContainersRouter:
         c = self.c.lookup(req.match_info["id"])
         want, stdin, keys = self._attach_opts(req, c)
         encode = self._encoder(c, want, raw=False)
+        log = self.c.log_path(c) if params.qbool(req, "logs") else ""   # 501 first with the none driver
         ch = await self.c.attach(c, stdin) if params.qbool(req, "stream") else None
         try:
             h = await Hijacked.take(req, RAW_STREAM)
@@ -334,9 +343,11 @@ class ContainersRouter:
                 ch.close()
             raise
         try:
-            if params.qbool(req, "logs"):
-                for b in self._replay(c, want, encode):
+            if log:
+                async def send(b: bytes) -> None:
                     h.write(b)
+                    await h.drain()
+                await self._replay(log, want, encode, send)
             if ch is not None:
 
                 async def write(b: bytes) -> None:
@@ -355,12 +366,12 @@ class ContainersRouter:
         c = self.c.lookup(req.match_info["id"])
         want, stdin, keys = self._attach_opts(req, c)
         encode = self._encoder(c, want, raw=True)
+        log = self.c.log_path(c) if params.qbool(req, "logs") else ""
         ws = web.WebSocketResponse()
         await ws.prepare(req)
         try:
-            if params.qbool(req, "logs"):
-                for b in self._replay(c, want, encode):
-                    await ws.send_bytes(b)
+            if log:
+                await self._replay(log, want, encode, ws.send_bytes)
             if params.qbool(req, "stream"):
                 ch = await self.c.attach(c, stdin)
 
