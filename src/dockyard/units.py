@@ -111,3 +111,22 @@ def ram_in_bytes(s: str) -> int:
         raise ValueError(f"invalid size: '{s}'")
     mult = 1024 ** "bkmgtp".index((m.group(2) or "b").lower())
     return int(float(m.group(1)) * mult)
+
+
+_GO_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000,
+             "h": 3_600_000_000_000}
+
+
+def go_duration(s: str) -> int:
+    """Go's time.ParseDuration (`1m30s`, `500ms`, `2h`, `0`) in nanoseconds."""
+    import re
+    t = s.strip()
+    neg = t.startswith("-")
+    t = t.lstrip("+-")
+    if t == "0":
+        return 0
+    parts = re.findall(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)", t)
+    if not t or "".join(a + b for a, b in parts) != t:
+        raise ValueError(f"time: invalid duration \"{s}\"")
+    n = round(sum(float(a) * _GO_UNITS[b] for a, b in parts))
+    return -n if neg else n

@@ -11,7 +11,6 @@ from dockyard.containers import fields
 pytestmark = pytest.mark.root
 
 SAMPLES = {
-    "Config.Healthcheck": {"Test": ["CMD", "true"]},
     "HostConfig.DeviceRequests": [{"Count": -1, "Capabilities": [["gpu"]]}],
     "HostConfig.KernelMemory": 64 << 20, "HostConfig.KernelMemoryTCP": 64 << 20,
     "HostConfig.CpuCount": 1, "HostConfig.CpuPercent": 50, "HostConfig.IOMaximumIOps": 10,
@@ -142,5 +141,5 @@ def test_values_docker_rejects(client, hc, message):
 
 def test_docker_py_create_still_refuses_cleanly(client):
     with pytest.raises(docker.errors.APIError) as e:
-        client.containers.create("busybox", ["true"], healthcheck={"test": ["CMD", "true"]})
-    assert e.value.status_code == 400 and "Config.Healthcheck" in str(e.value)
+        client.containers.create("busybox", ["true"], cpu_count=2)
+    assert e.value.status_code == 400 and "HostConfig.CpuCount" in str(e.value)

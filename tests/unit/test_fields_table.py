@@ -82,6 +82,7 @@ PROOF = {
     "HostConfig.AutoRemove": "api/test_containers.py::test_autoremove",
     "HostConfig.ConsoleSize": "api/test_attach.py::test_tty_console_size_resize_raw_logs",
     "HostConfig.Init": "api/test_init.py::test_init_reaps_zombies_and_forwards_sigterm",
+    "Config.Healthcheck": "api/test_health.py::test_healthcheck_states_events_ps_and_filters",
     "Config.Tty": "api/test_attach.py::test_tty_console_size_resize_raw_logs",
     "Config.OpenStdin": "api/test_attach.py::test_stdin_stays_open_without_stdin_once",
     "Config.StdinOnce": "api/test_attach.py::test_stdin_once_without_tty",

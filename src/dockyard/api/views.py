@@ -67,7 +67,9 @@ def status_text(c: Container) -> str:
     """`docker ps` STATUS column."""
     s = c.state
     if s.status == Status.RUNNING:
-        return f"Up {_human_since(s.started_at)}"
+        h = (s.health or {}).get("Status")
+        suffix = {"starting": " (health: starting)", "healthy": " (healthy)", "unhealthy": " (unhealthy)"}.get(h or "", "")
+        return f"Up {_human_since(s.started_at)}{suffix}"
     if s.status == Status.PAUSED:
         return f"Up {_human_since(s.started_at)} (Paused)"
     if s.status == Status.EXITED:
@@ -140,7 +142,8 @@ def container_inspect(c: Container, paths: dict[str, str], graph: dict[str, str]
                   "Paused": s.status == Status.PAUSED,
                   "Restarting": s.status == Status.RESTARTING, "OOMKilled": s.oom_killed,
                   "Dead": s.status == Status.DEAD, "Pid": s.pid, "ExitCode": s.exit_code, "Error": s.error,
-                  "StartedAt": s.started_at, "FinishedAt": s.finished_at},
+                  "StartedAt": s.started_at, "FinishedAt": s.finished_at,
+                  **({"Health": s.health} if s.health is not None else {})},
         "Image": c.cfg.image_id, "ResolvConfPath": paths["resolv"], "HostnamePath": paths["hostname"],
         "HostsPath": paths["hosts"], "LogPath": paths["log"], "Name": "/" + c.name,
         "RestartCount": s.restart_count, "Driver": "overlay2", "Platform": "linux", "MountLabel": "",

@@ -8,7 +8,7 @@ from typing import Any
 from .. import signals
 from ..errors import Conflict, InvalidArgument
 from ..images.service import Image, now_iso
-from . import fields, logconfig, resources, restart, security
+from . import fields, health, logconfig, resources, restart, security
 from .model import ContainerConfig
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -168,6 +168,8 @@ def build(body: dict[str, Any], img: Image, runtime: str, default_runtime: str, 
         cfg["ExposedPorts"] = icfg.get("ExposedPorts")
     if stop_signal:
         cfg["StopSignal"] = stop_signal
+    cfg["Healthcheck"] = health.merge(body.get("Healthcheck"), icfg.get("Healthcheck"))
+    health.action_of(labels)
     cfg = {k: v for k, v in cfg.items() if v is not None or k in ("Cmd", "Entrypoint", "Image", "Volumes", "OnBuild")}
     if cfg.get("WorkingDir") and not cfg["WorkingDir"].startswith("/"):
         raise InvalidArgument(f"the working directory '{cfg['WorkingDir']}' is invalid, it needs to be an absolute path")

@@ -48,7 +48,7 @@ CONFIG: dict[str, Field] = {
     "StdinOnce": _a("stdin is closed when the first attached client's input ends"),
     "Env": _a("process environment, merged with the image's"),
     "Cmd": _a("process arguments"),
-    "Healthcheck": _no("healthchecks are not supported yet"),
+    "Healthcheck": _a("probed by an exec every interval: State.Health, ps, health_status events"),
     "ArgsEscaped": _r("Windows-only; recorded as Docker does"),
     "Image": _a("the container's root filesystem"),
     "Volumes": _a("anonymous volumes at these paths (with the image's VOLUMEs), filled from the image"),

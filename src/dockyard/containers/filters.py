@@ -1,4 +1,4 @@
-"""`docker ps --filter`: id, name, label, status, exited, ancestor, before, since."""
+"""`docker ps --filter`: id, name, label, status, exited, health, ancestor, before, since."""
 
 from __future__ import annotations
 
@@ -39,6 +39,9 @@ def build(filters: dict[str, list[str]], lookup: Callable[[str], Container],
             ancestors.add(images.resolve(a).id)
         except Exception:  # noqa: BLE001 - an unknown ancestor matches nothing, as in Docker
             ancestors.add("-")
+    for h in filters.get("health", []):
+        if h not in ("starting", "healthy", "unhealthy", "none"):
+            raise InvalidArgument(f"Unrecognised filter value for health: {h}")
     before = [lookup(b).cfg.created for b in filters.get("before", [])]
     since = [lookup(s).cfg.created for s in filters.get("since", [])]
 
@@ -50,6 +53,8 @@ def build(filters: dict[str, list[str]], lookup: Callable[[str], Container],
         if "label" in filters and not label_match(c.cfg.config.get("Labels") or {}, filters["label"]):
             return False
         if "status" in filters and c.state.status.value not in filters["status"]:
+            return False
+        if "health" in filters and ((c.state.health or {}).get("Status") or "none") not in filters["health"]:
             return False
         if exited and (c.state.status != Status.EXITED or c.state.exit_code not in exited):
             return False

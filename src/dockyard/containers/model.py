@@ -75,6 +75,7 @@ class ContainerState:
     manually_stopped: bool = False   # stopped or killed through the API (restart policies skip it)
     sandbox: str = ""   # its network namespace while it runs (network.networks)
     endpoints: dict[str, Any] = field(default_factory=dict)   # network name → endpoint (network.bridge)
+    health: dict[str, Any] | None = None   # State.Health (containers.health) when it has a healthcheck
 
     def to(self, new: Status) -> None:
         """Move to `new`, refusing transitions the model does not allow."""

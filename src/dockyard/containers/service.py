@@ -1043,13 +1043,20 @@ class ContainerService:
                                "attempting removal or force remove")
             self._cancel_restart(c)
             await self._settled(c)
-        if c.state.running:
-            if not force:
-                raise Conflict(f"You cannot remove a running container {c.id}. Stop the container before "
-                               "attempting removal or force remove")
-            c.state.manually_stopped = True   # its exit must not trigger a policy restart
-            await self._kill_and_wait(c)
-        async with c.lock:
+        for _ in range(10):   # a restart in flight (restart, health-on-failure) may start it again
+            if c.state.running:
+                if not force:
+                    raise Conflict(f"You cannot remove a running container {c.id}. Stop the container before "
+                                   "attempting removal or force remove")
+                c.state.manually_stopped = True   # its exit must not trigger a policy restart
+                await self._kill_and_wait(c)
+            await c.lock.acquire()
+            if not c.state.running:
+                break
+            c.lock.release()
+        else:
+            raise Conflict(f"container {c.id} keeps being started: it cannot be removed now")
+        try:
             if c.removed:
                 return
             if c.state.status == Status.REMOVING:
@@ -1073,6 +1080,8 @@ class ContainerService:
                     await asyncio.to_thread(self.volumes.remove_anonymous, c)
                 except (OSError, EngineError) as e:
                     log.warning("removing the anonymous volumes of %s: %s", c.id[:12], e)
+        finally:
+            c.lock.release()
         for f in c.remove_waiters:
             if not f.done():
                 f.set_result(None)

@@ -17,6 +17,7 @@ from ..api.server import Routes, make_app
 from ..containers import userns
 from ..containers.execs import ExecService
 from ..containers.filesystem import ContainerFS
+from ..containers.health import HealthMonitor
 from ..containers.networking import ContainerNetworks
 from ..containers.runtimes import build_runtimes
 from ..containers.service import ContainerService, Paths
@@ -41,6 +42,7 @@ class Services:
     system: SystemService
     app: web.Application
     events: EventBus
+    health: HealthMonitor
 
 
 class _ContainerRefs(ContainerRefs):
@@ -105,8 +107,16 @@ def build_services(cfg: Config) -> Services:
     from ..api.routers.volumes import VolumesRouter
     VolumesRouter(containers).routes(routes)
     EventsRouter(bus).routes(routes)
-    ExecsRouter(ExecService(containers)).routes(routes)
-    return Services(meta, images, containers, system, make_app(routes), bus)
+    execs = ExecService(containers)
+    ExecsRouter(execs).routes(routes)
+    health = HealthMonitor(containers, execs)
+    publish = containers.on_event
+
+    def on_event(action: str, c: Any, attrs: dict[str, str]) -> None:
+        publish(action, c, attrs)
+        health.on_event(action, c)
+    containers.on_event = on_event
+    return Services(meta, images, containers, system, make_app(routes), bus, health)
 
 
 def _container_attrs(c: Any, extra: dict[str, str]) -> dict[str, str]:

@@ -47,6 +47,10 @@ def _create_parser(prog: str) -> Parser:
     p.add_argument("-t", "--tty", action="store_true")
     p.add_argument("--sig-proxy", default="true")
     p.add_argument("--detach-keys")
+    for flag in ("--health-cmd", "--health-interval", "--health-timeout", "--health-start-period",
+                 "--health-start-interval", "--health-retries", "--health-on-failure"):
+        p.add_argument(flag)
+    p.add_argument("--no-healthcheck", action="store_true")
     hostflags.add_create_flags(p)
     p.add_argument("--help", action="help")
     p.add_argument("image")
@@ -127,7 +131,46 @@ def _body(ns: Any) -> dict[str, Any]:
         body["HostConfig"]["LogConfig"] = {"Type": ns.log_driver or "", "Config": opts}
     if ns.restart:
         body["HostConfig"]["RestartPolicy"] = _restart_policy(ns.restart)
+    hc = _healthcheck(ns)
+    if hc is not None:
+        body["Healthcheck"] = hc
+    if ns.health_on_failure:   # Dockyard's: a label, so that any client can ask for it too
+        labels["dockyard.health-on-failure"] = ns.health_on_failure
     return body
+
+
+def _healthcheck(ns: Any) -> dict[str, Any] | None:
+    """The docker CLI's --health-* flags as Config.Healthcheck."""
+    from ...units import go_duration
+    durations = {"Interval": ns.health_interval, "Timeout": ns.health_timeout, "StartPeriod": ns.health_start_period,
+                 "StartInterval": ns.health_start_interval}
+    given = ns.health_cmd is not None or ns.health_retries is not None or any(v is not None for v in durations.values())
+    if ns.no_healthcheck:
+        if given:
+            print("--no-healthcheck conflicts with --health-* options", file=sys.stderr)
+            sys.exit(125)
+        return {"Test": ["NONE"]}
+    if not given:
+        return None
+    hc: dict[str, Any] = {"Test": ["CMD-SHELL", ns.health_cmd] if ns.health_cmd else None}
+    for key, v in durations.items():
+        if v is not None:
+            flag = "--health-" + {"StartPeriod": "start-period", "StartInterval": "start-interval"}.get(key, key.lower())
+            try:
+                hc[key] = go_duration(v)
+            except ValueError as e:
+                print(f'invalid argument "{v}" for "{flag}" flag: {e}', file=sys.stderr)
+                sys.exit(125)
+            if hc[key] < 0:
+                print(f"{flag} cannot be negative", file=sys.stderr)
+                sys.exit(125)
+    if ns.health_retries is not None:
+        try:
+            hc["Retries"] = int(ns.health_retries)
+        except ValueError:
+            print(f'invalid argument "{ns.health_retries}" for "--health-retries" flag', file=sys.stderr)
+            sys.exit(125)
+    return {k: v for k, v in hc.items() if v is not None}
 
 
 def _restart_policy(v: str) -> dict[str, Any]:
