@@ -42,7 +42,7 @@ def test_follow_reads_appended_records_then_stops(tmp_path):
     async def run():
         fh = logs.open_log(str(p))
         out: list[str] = []
-        ex = logs.Existing(str(p), logs.LogOptions(), lambda r: out.append(r["log"]) or b"", fh)
+        ex = logs.Existing(str(p), logs.LogOptions(), lambda rs: out.extend(r["log"] for r in rs) or b"", fh)
         async for _ in logs.chunks(ex):
             pass
         off = ex.offset

@@ -1,6 +1,7 @@
 """Reading a container's log (json-file or local: the same records): since/until/tail/timestamps,
 and following new lines across rotations. Files are read and decoded in worker threads, in
-chunks, so a large log never stalls the daemon's event loop nor sits whole in memory."""
+blocks (4 MiB, decoded in one json call), so a large log never stalls the daemon's event loop
+nor sits whole in memory."""
 
 from __future__ import annotations
 
@@ -11,15 +12,15 @@ import json
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from .. import units
 from ..errors import InvalidArgument
 from ..monitor.logfile import log_files
 from ..units import rfc3339_to_ts
 
-CHUNK = 256 * 1024
-Encode = Callable[[dict], bytes]
+BLOCK = 4 << 20   # bytes of log read and decoded at a time
+Encode = Callable[[list[dict]], bytes]   # records → what goes to the client
 
 
 @dataclass(frozen=True)
@@ -64,13 +65,27 @@ def _decode(line: bytes) -> dict | None:
         return None
 
 
-def _lines(fp: str) -> Iterator[bytes]:
-    opener = gzip.open if fp.endswith(".gz") else open
+def _decode_many(data: bytes) -> list[dict]:
+    """Whole lines of records, decoded in one call (a damaged line: one at a time, skipped)."""
     try:
-        with opener(fp, "rb") as f:
-            yield from f
-    except (FileNotFoundError, EOFError, gzip.BadGzipFile):
-        return   # compressed or dropped while we read (a rotation), or cut short
+        got = json.loads(b"[" + data[:-1].replace(b"\n", b",") + b"]")
+        if all(isinstance(r, dict) for r in got):
+            return got
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        pass
+    return [r for line in data.splitlines() if isinstance(r := _decode(line), dict)]
+
+
+def _batches(f: BinaryIO) -> Iterator[tuple[list[dict], int]]:
+    """(records, bytes of whole lines they came from) a block at a time; an unfinished last line
+    is left for following to pick up whole."""
+    rest = b""
+    while blk := f.read(BLOCK):
+        blk = rest + blk
+        end = blk.rfind(b"\n") + 1
+        rest = blk[end:]
+        if end:
+            yield _decode_many(blk[:end]), end
 
 
 def open_log(path: str) -> BinaryIO | None:
@@ -89,7 +104,7 @@ class Existing:
         self.path, self.o, self.encode, self.current = path, o, encode, current
         self.offset = 0
 
-    def _records(self) -> Iterator[dict]:
+    def _batches(self) -> Iterator[list[dict]]:
         cur_ino = os.fstat(self.current.fileno()).st_ino if self.current is not None else -1
         for fp in log_files(self.path):
             if fp == self.path:
@@ -97,47 +112,40 @@ class Existing:
             try:
                 if os.stat(fp).st_ino == cur_ino:
                     continue
-            except FileNotFoundError:
-                continue
-            for line in _lines(fp):
-                rec = _decode(line)
-                if rec is not None:
-                    yield rec
+                with (gzip.open(fp, "rb") if fp.endswith(".gz") else open(fp, "rb")) as f:
+                    for recs, _ in _batches(cast(BinaryIO, f)):
+                        yield recs
+            except (FileNotFoundError, EOFError, gzip.BadGzipFile):
+                continue   # compressed or dropped while we read (a rotation), or cut short
         if self.current is not None:
             self.current.seek(0)
-            for line in self.current:
-                if not line.endswith(b"\n"):
-                    break   # a record being written: following picks it up whole
-                self.offset += len(line)
-                rec = _decode(line)
-                if rec is not None:
-                    yield rec
+            for recs, n in _batches(self.current):
+                self.offset += n
+                yield recs
 
     def chunks(self) -> Iterator[bytes]:
         o = self.o
         plain = o.stdout and o.stderr and not o.since and not o.until
-        recs: Iterator[dict] = (r for r in self._records() if plain or _accept(r, o))
         if o.tail >= 0:
-            recs = iter(collections.deque(recs, maxlen=o.tail) if o.tail else ())
-        out: list[bytes] = []
-        n = 0
-        for rec in recs:
-            b = self.encode(rec)
-            out.append(b)
-            n += len(b)
-            if n >= CHUNK:
-                yield b"".join(out)
-                out, n = [], 0
-        if out:
-            yield b"".join(out)
+            last: collections.deque[dict] = collections.deque(maxlen=o.tail)
+            for recs in self._batches():
+                last.extend(recs if plain else [r for r in recs if _accept(r, o)])
+            recs = list(last)
+            for i in range(0, len(recs), 10_000):
+                yield self.encode(recs[i:i + 10_000])
+            return
+        for recs in self._batches():
+            b = self.encode(recs if plain else [r for r in recs if _accept(r, o)])
+            if b:
+                yield b
 
 
 def read_all(path: str, o: LogOptions) -> list[dict]:
     """Every matching record (blocking; small logs and tests)."""
     got: list[dict] = []
 
-    def keep(rec: dict) -> bytes:
-        got.append(rec)
+    def keep(recs: list[dict]) -> bytes:
+        got.extend(recs)
         return b""
     e = Existing(path, o, keep, open_log(path))
     for _ in e.chunks():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import struct
 from collections.abc import Awaitable, Callable
 from typing import BinaryIO, cast
 
@@ -24,6 +25,7 @@ from ..splice import DETACHED, splice
 from ..streams import RAW_STREAM, BodyReader, Hijacked, frame, open_stream, pipe_to_response
 
 _STREAM = {"stdout": 1, "stderr": 2}
+_HEADER = struct.Struct(">BxxxI").pack
 
 
 class ContainersRouter:
@@ -230,13 +232,13 @@ class ContainersRouter:
         tty = bool(c.cfg.config.get("Tty"))   # a terminal's output is one raw stream, as dockerd's
         fh = logs_mod.open_log(path)
         try:
-            ex = logs_mod.Existing(path, o, lambda rec: _log_frame(rec, o.timestamps, tty), fh)
+            ex = logs_mod.Existing(path, o, lambda recs: _log_frames(recs, o.timestamps, tty), fh)
             resp = await open_stream(req, RAW_STREAM)
             async for chunk in logs_mod.chunks(ex):
                 await resp.write(chunk)
             if o.follow:  # always drain once: the container may have exited while we answered
                 async for rec in logs_mod.follow(path, ex.offset, o, lambda: not c.state.running or c.removed, fh):
-                    await resp.write(_log_frame(rec, o.timestamps, tty))
+                    await resp.write(_log_frames([rec], o.timestamps, tty))
                 fh = None   # follow closed it
         finally:
             if fh is not None:
@@ -317,8 +319,9 @@ class ContainersRouter:
     async def _replay(self, path: str, want: dict[int, bool], encode: Callable[[int, bytes], bytes | None],
                       send: Callable[[bytes], Awaitable[None]]) -> None:
         """The log so far (attach's `logs=1`), read in a worker thread."""
-        def enc(rec: dict) -> bytes:
-            return encode(_STREAM.get(rec.get("stream", "stdout"), 1), rec.get("log", "").encode()) or b""
+        def enc(recs: list[dict]) -> bytes:
+            return b"".join(encode(_STREAM.get(rec.get("stream", "stdout"), 1), rec.get("log", "").encode()) or b""
+                            for rec in recs)
         fh = logs_mod.open_log(path)
         try:
             async for chunk in logs_mod.chunks(logs_mod.Existing(path, logs_mod.LogOptions(stdout=want[1],
@@ -409,10 +412,16 @@ def _tail(v: str) -> int:
         raise InvalidArgument(f"invalid tail value {v!r}") from None
 
 
-def _log_frame(rec: dict, timestamps: bool, raw: bool = False) -> bytes:
-    data = rec.get("log", "").encode()
-    if timestamps:
-        data = rec["time"].encode() + b" " + data
-    if raw:
-        return data
-    return frame(_STREAM.get(rec.get("stream", "stdout"), 1), data)
+def _log_frames(recs: list[dict], timestamps: bool, raw: bool = False) -> bytes:
+    """Log records as the logs endpoint sends them: raw (a TTY's) or multiplexed frames."""
+    out: list[bytes] = []
+    add = out.append
+    stream = _STREAM.get
+    for rec in recs:
+        data = rec.get("log", "").encode()
+        if timestamps:
+            data = rec.get("time", "").encode() + b" " + data
+        if not raw:
+            add(_HEADER(stream(rec.get("stream", "stdout"), 1), len(data)))
+        add(data)
+    return b"".join(out)
