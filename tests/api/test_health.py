@@ -10,20 +10,10 @@ import time
 import docker
 import pytest
 
-from ..helpers import BIN, DOCKER
+from ..helpers import BIN, DOCKER, until
 
 pytestmark = pytest.mark.root
 MS = 1_000_000
-
-
-def _until(fn, what: str, timeout: float = 20.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        got = fn()
-        if got:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _health(client, c) -> dict:
@@ -38,16 +28,16 @@ def test_healthcheck_states_events_ps_and_filters(client):
         assert _health(client, c)["Status"] == "starting"
         assert "(health: starting)" in client.api.containers(filters={"id": c.id})[0]["Status"]
         assert [x["Id"] for x in client.api.containers(filters={"health": "starting"})] == [c.id]
-        bad = _until(lambda: (h := _health(client, c))["Status"] == "unhealthy" and h, "unhealthy")
+        bad = until(lambda: (h := _health(client, c))["Status"] == "unhealthy" and h, "unhealthy")
         assert bad["FailingStreak"] >= 2 and bad["Log"][-1]["ExitCode"] == 1
         assert c.exec_run(["touch", "/tmp/ok"]).exit_code == 0
-        good = _until(lambda: (h := _health(client, c))["Status"] == "healthy" and h, "healthy")
+        good = until(lambda: (h := _health(client, c))["Status"] == "healthy" and h, "healthy")
         assert good["FailingStreak"] == 0 and good["Log"][-1]["Output"] == "fine\n"
         assert good["Log"][-1]["Start"] <= good["Log"][-1]["End"]
         assert client.api.containers(filters={"id": c.id})[0]["Status"].endswith("(healthy)")
         assert [x["Id"] for x in client.api.containers(filters={"health": "healthy"})] == [c.id]
         assert client.api.containers(filters={"health": "unhealthy"}) == []
-        _until(lambda: len(_health(client, c)["Log"]) == 5, "five probes")
+        until(lambda: len(_health(client, c)["Log"]) == 5, "five probes")
         time.sleep(0.4)
         assert len(_health(client, c)["Log"]) == 5    # only the last five are kept
         plain = client.containers.run("busybox", ["sleep", "300"], detach=True, network_mode="none")
@@ -74,7 +64,7 @@ def test_timeout_start_period_and_image_healthcheck(client):
     hc = {"test": ["CMD", "sleep", "5"], "interval": 100 * MS, "timeout": 300 * MS, "retries": 1}
     c = client.containers.run("busybox", ["sleep", "300"], detach=True, network_mode="none", healthcheck=hc)
     try:
-        h = _until(lambda: (h := _health(client, c))["Status"] == "unhealthy" and h, "unhealthy", 30)
+        h = until(lambda: (h := _health(client, c))["Status"] == "unhealthy" and h, "unhealthy", 30)
         assert h["Log"][-1]["ExitCode"] == -1 and h["Log"][-1]["Output"] == "Health check exceeded timeout (300ms)"
         top = c.top()["Processes"]
         assert not any("sleep 5" in " ".join(p) for p in top), top   # the probe was killed
@@ -84,7 +74,7 @@ def test_timeout_start_period_and_image_healthcheck(client):
     hc = {"test": ["CMD", "false"], "interval": 100 * MS, "retries": 1, "start_period": 60_000 * MS}
     c = client.containers.run("busybox", ["sleep", "300"], detach=True, network_mode="none", healthcheck=hc)
     try:
-        _until(lambda: len(_health(client, c)["Log"]) >= 3, "three probes")
+        until(lambda: len(_health(client, c)["Log"]) >= 3, "three probes")
         h = _health(client, c)
         assert h["Status"] == "starting" and h["FailingStreak"] == 0
     finally:
@@ -96,7 +86,7 @@ def test_timeout_start_period_and_image_healthcheck(client):
     try:
         c = client.containers.run("withhealth", ["sleep", "300"], detach=True, network_mode="none")
         assert client.api.inspect_container(c.id)["Config"]["Healthcheck"]["Test"] == ["CMD-SHELL", "exit 0"]
-        _until(lambda: _health(client, c)["Status"] == "healthy", "healthy from the image's check")
+        until(lambda: _health(client, c)["Status"] == "healthy", "healthy from the image's check")
         c.remove(force=True)
         c = client.containers.run("withhealth", ["sleep", "300"], detach=True, network_mode="none",
                                   healthcheck={"test": [], "retries": 7})
@@ -130,9 +120,9 @@ def test_health_on_failure_actions(client):
                               labels={"dockyard.health-on-failure": "kill"})
     try:
         first = client.api.inspect_container(r.id)["State"]["StartedAt"]
-        _until(lambda: client.api.inspect_container(r.id)["State"]["StartedAt"] != first, "a restart")
-        _until(lambda: client.api.inspect_container(s.id)["State"]["Status"] == "exited", "stopped")
-        st = _until(lambda: (x := client.api.inspect_container(k.id)["State"])["Status"] == "exited" and x, "killed")
+        until(lambda: client.api.inspect_container(r.id)["State"]["StartedAt"] != first, "a restart")
+        until(lambda: client.api.inspect_container(s.id)["State"]["Status"] == "exited", "stopped")
+        st = until(lambda: (x := client.api.inspect_container(k.id)["State"])["Status"] == "exited" and x, "killed")
         assert st["ExitCode"] == 137
         evs = client.api.events(since=since, until=time.time() + 1, decode=True, filters={"type": "container"})
         acts = [(ev["id"], ev["Actor"]["Attributes"].get("healthOnFailure")) for ev in evs
@@ -165,7 +155,7 @@ def test_cli_health_flags(daemon, client, cli):
                                       "Retries": 4, "StartPeriod": 60_000 * MS}
         if cli == "dockyard":
             assert cfg["Labels"]["dockyard.health-on-failure"] == "stop"
-        _until(lambda: "(healthy)" in subprocess.run([exe, "ps", "--filter", f"id={cid}"], env=env,
+        until(lambda: "(healthy)" in subprocess.run([exe, "ps", "--filter", f"id={cid}"], env=env,
                                                       capture_output=True, text=True).stdout, "ps (healthy)")
         out = subprocess.run([exe, "ps", "-q", "--filter", "health=healthy"], env=env, capture_output=True, text=True)
         assert out.stdout.split() == [cid[:12]]

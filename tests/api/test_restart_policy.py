@@ -7,18 +7,9 @@ import time
 import docker
 import pytest
 
+from ..helpers import until
+
 pytestmark = pytest.mark.root
-
-
-def _until(pred, what: str, timeout: float = 20.0):
-    """Poll a condition (containers restart on their own schedule); fail with `what`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _state(client, cid: str) -> dict:
@@ -30,7 +21,7 @@ def test_on_failure_restarts_up_to_its_limit(client):
     c = client.containers.create("busybox", ["sh", "-c", "echo run; exit 3"],
                                  restart_policy={"Name": "on-failure", "MaximumRetryCount": 2})
     c.start()
-    st = _until(lambda: (s := _state(client, c.id))["RestartCount"] == 2 and s["Status"] == "exited" and s,
+    st = until(lambda: (s := _state(client, c.id))["RestartCount"] == 2 and s["Status"] == "exited" and s,
                 "two restarts, then exited")
     assert st["ExitCode"] == 3 and not st["Restarting"] and not st["Running"]
     time.sleep(0.5)
@@ -51,7 +42,7 @@ def test_on_failure_leaves_a_clean_exit_alone(client):
 def test_always_restarts_until_stopped_by_hand_and_start_resets_the_count(client):
     c = client.containers.run("busybox", ["sh", "-c", "echo run; sleep 0.2"], detach=True,
                               restart_policy={"Name": "always"})
-    _until(lambda: _state(client, c.id)["RestartCount"] >= 2, "two restarts")
+    until(lambda: _state(client, c.id)["RestartCount"] >= 2, "two restarts")
     c.stop(timeout=1)
     st = _state(client, c.id)
     assert st["Status"] == "exited" and not st["Running"]
@@ -78,8 +69,8 @@ def test_bad_policies_are_400(client):
 def test_ps_shows_restarting_and_rm_needs_force(client, docker_cli):
     c = client.containers.run("busybox", ["sh", "-c", "exit 1"], detach=True, restart_policy={"Name": "always"})
     # back-off doubles each time: it soon spends most of its time waiting to restart
-    _until(lambda: _state(client, c.id)["RestartCount"] >= 5, "five restarts")
-    st = _until(lambda: (s := _state(client, c.id))["Restarting"] and s, "the restarting state")
+    until(lambda: _state(client, c.id)["RestartCount"] >= 5, "five restarts")
+    st = until(lambda: (s := _state(client, c.id))["Restarting"] and s, "the restarting state")
     assert st["Running"] and st["Status"] == "restarting" and st["ExitCode"] == 1
     ps = docker_cli("ps", "--filter", f"id={c.id}", "--format", "{{.Status}}").stdout
     assert ps.startswith(("Restarting (1)", "Up ")), ps   # listed without -a: Running while restarting
@@ -108,7 +99,7 @@ def test_policies_at_daemon_start(fresh_daemon):
     d.stop()
     d.start()
     cl = docker.DockerClient(base_url=d.host, version="auto")
-    _until(lambda: cl.api.inspect_container("always-stopped")["State"]["Running"]
+    until(lambda: cl.api.inspect_container("always-stopped")["State"]["Running"]
            and cl.api.inspect_container("unless-running")["State"]["Running"], "policy starts at boot")
     assert cl.api.inspect_container("unless-stopped")["State"]["Status"] == "exited"
     assert cl.api.inspect_container("no-policy")["State"]["Status"] == "exited"
@@ -123,7 +114,7 @@ def test_cli_restart_flag(dy_cli):
     p = dy_cli("run", "--rm", "--restart", "always", "busybox", "true", check=False)
     assert p.returncode == 125 and "--restart and --rm" in p.stderr
     cid = dy_cli("run", "-d", "--restart", "on-failure:1", "busybox", "false").stdout.strip()
-    _until(lambda: dy_cli("inspect", "-f", "{{.RestartCount}} {{.State.Status}}", cid).stdout.strip() == "1 exited",
+    until(lambda: dy_cli("inspect", "-f", "{{.RestartCount}} {{.State.Status}}", cid).stdout.strip() == "1 exited",
            "one restart")
     dy_cli("rm", cid)
 
