@@ -217,6 +217,7 @@ def test_vanishing_clients_leave_nothing_behind(client, daemon):
     _vanish(s)
     time.sleep(0.5)
     base_d, base_m = _fds(dpid), _fds(mpid)
+    base_t = client.info()["NGoroutines"]   # the daemon's asyncio tasks (dockerd: its goroutines)
     for i in range(15):
         s = client.api.attach_socket(c.id, params={"stdin": 1, "stdout": 1, "stream": 1})
         s._sock.sendall(b"echo round-%d\n" % i)
@@ -232,6 +233,7 @@ def test_vanishing_clients_leave_nothing_behind(client, daemon):
     assert c.attrs and client.containers.get(c.id).status == "running"
     assert _settle(lambda: _fds(dpid), base_d) <= base_d
     assert _settle(lambda: _fds(mpid), base_m) <= base_m
+    assert _settle(lambda: client.info()["NGoroutines"], base_t) <= base_t
     # the shell got every line: the terminal is the same one
     s = client.api.attach_socket(c.id, params={"stdin": 1, "stdout": 1, "stream": 1})
     s._sock.sendall(b"echo alive\n")

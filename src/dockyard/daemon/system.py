@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import platform
 import socket
@@ -56,7 +57,7 @@ class SystemService:
             "MemoryLimit": True, "SwapLimit": False, "KernelMemory": False, "CpuCfsPeriod": True,
             "CpuCfsQuota": True, "CPUShares": True, "CPUSet": True, "PidsLimit": True, "IPv4Forwarding": True,
             "BridgeNfIptables": False, "BridgeNfIp6tables": False, "Debug": self.cfg.log_level == "debug",
-            "NFd": len(os.listdir("/proc/self/fd")), "OomKillDisable": True, "NGoroutines": 0,
+            "NFd": len(os.listdir("/proc/self/fd")), "OomKillDisable": True, "NGoroutines": len(asyncio.all_tasks()),
             "SystemTime": _now(), "LoggingDriver": self.cfg.log_driver,
             "CgroupDriver": "cgroupfs", "CgroupVersion": "2" if cgroups.is_unified() else "1",
             "NEventsListener": 0, "KernelVersion": platform.release(), "OperatingSystem": _os_name(),
