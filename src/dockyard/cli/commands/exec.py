@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 from ...client.api import APIError, Client
 from ..flags import Parser
+
+TYPE_CHECKING = False  # typing itself costs ms of start-up; annotations are strings
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def exec_(cli: Client, prog: str, args: list[str]) -> int:
@@ -15,7 +19,7 @@ def exec_(cli: Client, prog: str, args: list[str]) -> int:
     import os
 
     from ..attach import DETACHED, stream, window
-    from .run import _env, _keys
+    from .procopts import _env, _keys
     p = Parser(prog, "[OPTIONS] CONTAINER COMMAND [ARG...]")
     p.add_argument("-d", "--detach", action="store_true")
     p.add_argument("-e", "--env", action="append", default=[])

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 from ...client.api import APIError, Client
 from ..flags import Parser, need
 from . import hostflags
+from .procopts import _env, _keys
 
 
 def _create_parser(prog: str) -> Parser:
@@ -56,28 +57,6 @@ def _create_parser(prog: str) -> Parser:
     p.add_argument("image")
     p.add_argument("command", nargs="...")
     return p
-
-
-def _env(items: list[str], files: list[str]) -> list[str]:
-    out = []
-    for f in files:
-        try:
-            lines = open(f).read().splitlines()
-        except OSError as err:
-            print(f"open {f}: {(err.strerror or '').lower()}", file=sys.stderr)
-            sys.exit(125)
-        for line in lines:
-            line = line.strip()
-            if line and not line.startswith("#"):
-                out.append(line)
-    out = [*out, *items]
-    res: list[str] = []
-    for e in out:
-        if "=" in e:
-            res.append(e)
-        elif e in os.environ:
-            res.append(f"{e}={os.environ[e]}")
-    return res
 
 
 def _body(ns: Any) -> dict[str, Any]:
@@ -253,16 +232,6 @@ def _proxy_signals(cli: Client, cid: str) -> None:
             pass
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(s, fwd)
-
-
-def _keys(v: str | None) -> bytes | None:
-    from ...detachkeys import DEFAULT, parse_keys
-    from ...errors import InvalidArgument
-    try:
-        return parse_keys(v or DEFAULT)
-    except InvalidArgument as e:
-        print(f"dockyard: {e}", file=sys.stderr)
-        sys.exit(125)
 
 
 def attach_run(cli: Client, cid: str, *, tty: bool, stdin: bool, keys: str | None, sig_proxy: bool,
