@@ -85,6 +85,12 @@ def test_json_file_follow_across_rotation_and_attrs(client):
         with open(path) as f:
             rec = json.loads(f.readline())
         assert rec["attrs"] == {"app": "web", "STAGE": "prod", "tag": "tagged"}
+        # --details: the attrs first, sorted and query-escaped, then the line (after the timestamp)
+        api = client.api   # docker-py's logs() has no `details`: ask the endpoint itself
+        res = api._get(api._url("/containers/{0}/logs", c.id),
+                       params={"stdout": 1, "stderr": 1, "details": 1, "tail": 1, "timestamps": 1})
+        last = api._get_result(c.id, False, res).decode()
+        assert last.split(" ", 1)[1] == "STAGE=prod,app=web,tag=tagged line999\n", last
     finally:
         c.remove(force=True)
 

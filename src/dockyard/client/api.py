@@ -70,13 +70,26 @@ class Client:
 
 
 def demux(resp: http.Response) -> Iterator[tuple[int, bytes]]:
-    """Frames of an 8-byte-header multiplexed stream: (stream, data)."""
+    """Frames of an 8-byte-header multiplexed stream: (stream, data), parsed out of whatever
+    the connection has (a million small frames cost no two reads each)."""
+    header = struct.Struct(">BxxxI").unpack_from
+    buf, pos = b"", 0
     while True:
-        hdr = resp.readexactly(8)
-        if len(hdr) < 8:
+        if len(buf) - pos >= 8:
+            stream, n = header(buf, pos)
+            have = len(buf) - pos - 8
+            if have >= n:
+                yield stream, buf[pos + 8:pos + 8 + n]
+                pos += 8 + n
+                continue
+            if n - have > 1 << 20:   # a big frame: read its rest at once, not by growing a buffer
+                yield stream, buf[pos + 8:] + resp.readexactly(n - have)
+                buf, pos = b"", 0
+                continue
+        more = resp.read1(1 << 20)
+        if not more:
             return
-        stream, n = struct.unpack(">BxxxI", hdr)
-        yield stream, resp.readexactly(n)
+        buf, pos = buf[pos:] + more, 0
 
 
 def filters_param(items: list[str]) -> str | None:

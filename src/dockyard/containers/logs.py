@@ -34,6 +34,7 @@ class LogOptions:
     tail: int = -1
     timestamps: bool = False
     follow: bool = False
+    details: bool = False   # each line prefixed with its record's attrs (k=v,…), as dockerd
 
 
 def parse_time(v: str) -> float:

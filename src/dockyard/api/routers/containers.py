@@ -225,20 +225,20 @@ class ContainersRouter:
                                 since=logs_mod.parse_time(req.query.get("since", "")),
                                 until=logs_mod.parse_time(req.query.get("until", "")),
                                 tail=_tail(req.query.get("tail", "all")), timestamps=params.qbool(req, "timestamps"),
-                                follow=params.qbool(req, "follow"))
+                                follow=params.qbool(req, "follow"), details=params.qbool(req, "details"))
         if not (o.stdout or o.stderr):
             raise InvalidArgument("Bad parameters: you must choose at least one stream")
         path = self.c.log_path(c)
         tty = bool(c.cfg.config.get("Tty"))   # a terminal's output is one raw stream, as dockerd's
         fh = logs_mod.open_log(path)
         try:
-            ex = logs_mod.Existing(path, o, lambda recs: _log_frames(recs, o.timestamps, tty), fh)
+            ex = logs_mod.Existing(path, o, lambda recs: _log_frames(recs, o.timestamps, tty, o.details), fh)
             resp = await open_stream(req, RAW_STREAM)
             async for chunk in logs_mod.chunks(ex):
                 await resp.write(chunk)
             if o.follow:  # always drain once: the container may have exited while we answered
                 async for rec in logs_mod.follow(path, ex.offset, o, lambda: not c.state.running or c.removed, fh):
-                    await resp.write(_log_frames([rec], o.timestamps, tty))
+                    await resp.write(_log_frames([rec], o.timestamps, tty, o.details))
                 fh = None   # follow closed it
         finally:
             if fh is not None:
@@ -412,13 +412,19 @@ def _tail(v: str) -> int:
         raise InvalidArgument(f"invalid tail value {v!r}") from None
 
 
-def _log_frames(recs: list[dict], timestamps: bool, raw: bool = False) -> bytes:
-    """Log records as the logs endpoint sends them: raw (a TTY's) or multiplexed frames."""
+def _log_frames(recs: list[dict], timestamps: bool, raw: bool = False, details: bool = False) -> bytes:
+    """Log records as the logs endpoint sends them: raw (a TTY's) or multiplexed frames;
+    `details`: the record's attrs first (`k=v,…`, sorted, query-escaped, then a space: dockerd's)."""
+    from urllib.parse import quote_plus
     out: list[bytes] = []
     add = out.append
     stream = _STREAM.get
     for rec in recs:
         data = rec.get("log", "").encode()
+        if details:
+            attrs = rec.get("attrs") or {}
+            data = ",".join(f"{quote_plus(k)}={quote_plus(str(v))}" for k, v in sorted(attrs.items())).encode() \
+                + b" " + data
         if timestamps:
             data = rec.get("time", "").encode() + b" " + data
         if not raw:

@@ -206,7 +206,8 @@ def logs(cli: Client, prog: str, args: list[str]) -> int:
     ns = p.parse_args(args)
     need(ns.container, 1, prog, "[OPTIONS] CONTAINER", exact=True)
     q = {"stdout": 1, "stderr": 1, "follow": 1 if ns.follow else None, "timestamps": 1 if ns.timestamps else None,
-         "tail": ns.tail, "since": _time_arg(ns.since), "until": _time_arg(ns.until)}
+         "tail": ns.tail, "since": _time_arg(ns.since), "until": _time_arg(ns.until),
+         "details": 1 if ns.details else None}
     resp = cli.call("GET", f"/containers/{ns.container[0]}/logs", q)
     out, err = sys.stdout.buffer, sys.stderr.buffer
     try:
