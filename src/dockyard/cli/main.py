@@ -23,13 +23,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pause": ("containers", "pause"), "unpause": ("containers", "unpause"),
     "events": ("system", "events"), "top": ("containers", "top"), "stats": ("stats", "stats"),
     "exec": ("exec", "exec_"), "update": ("run", "update"), "port": ("containers", "port"),
+    "build": ("build", "build"),
 }
 GROUPS: dict[str, dict[str, tuple[str, str]]] = {
     "image": {"ls": ("images", "images"), "list": ("images", "images"), "import": ("images", "import_"),
               "tag": ("images", "tag"), "rm": ("images", "rmi"), "remove": ("images", "rmi"),
               "history": ("images", "history"), "inspect": ("inspect", "image_inspect"),
               "prune": ("images", "prune"), "save": ("images", "save"), "load": ("images", "load"),
-              "pull": ("images", "pull"), "push": ("images", "push")},
+              "pull": ("images", "pull"), "push": ("images", "push"), "build": ("build", "build")},
+    "builder": {"build": ("build", "build")},
     "container": {"ls": ("containers", "ps"), "list": ("containers", "ps"), "ps": ("containers", "ps"),
                   "create": ("run", "create"), "run": ("run", "run"), "start": ("run", "start"),
                   "attach": ("run", "attach"), "stop": ("containers", "stop"), "restart": ("containers", "restart"),
@@ -61,6 +63,7 @@ Options:
   -v, --version       Print version information and quit
 
 Commands:
+  build       Build an image from a Dockerfile
   commit      Create a new image from a container's changes
   cp          Copy files/folders between a container and the local filesystem
   create      Create a new container

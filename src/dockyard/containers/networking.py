@@ -51,6 +51,9 @@ class ContainerNetworks:
         networks as they are now (dockerd's messages)."""
         eps = dict((nc or {}).get("EndpointsConfig") or {})
         first = primary(hc)
+        if "default" in eps:   # a current docker CLI names the default network's endpoint "default"
+            ep = eps.pop("default")
+            eps.setdefault(first or "bridge", ep)
         nm = hc.get("NetworkMode") or "default"
         for ref in eps:   # dockerd's 404 for a network that does not exist, before anything else
             if ref not in ("default", "bridge", *SPECIAL):

@@ -109,6 +109,9 @@ def build_services(cfg: Config) -> Services:
     EventsRouter(bus).routes(routes)
     execs = ExecService(containers)
     ExecsRouter(execs).routes(routes)
+    from ..api.routers.build import BuildRouter
+    from ..builder.engine import Builder
+    BuildRouter(Builder(containers, data / "builder")).routes(routes)
     health = HealthMonitor(containers, execs)
     publish = containers.on_event
 

@@ -1,0 +1,262 @@
+"""`dockyard build`: the context (a directory filtered by .dockerignore, a tar on stdin, a URL)
+streamed as a tar to `POST /build`; the JSON message stream shown as the docker CLI shows it,
+with each step's time on a terminal."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import tarfile
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from ...client.api import APIError, Client
+from ..flags import Parser
+
+
+def build(cli: Client, prog: str, args: list[str]) -> int:
+    p = Parser(prog, "[OPTIONS] PATH | URL | -")
+    p.add_argument("-t", "--tag", action="append", default=[])
+    p.add_argument("-f", "--file", default="")
+    p.add_argument("--build-arg", action="append", default=[])
+    p.add_argument("--label", action="append", default=[])
+    p.add_argument("--target", default="")
+    p.add_argument("--no-cache", action="store_true")
+    p.add_argument("--pull", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--rm", default="true")
+    p.add_argument("--force-rm", action="store_true")
+    p.add_argument("--network", default="")
+    p.add_argument("--add-host", action="append", default=[])
+    p.add_argument("--cache-from", action="append", default=[])
+    p.add_argument("--squash", action="store_true")
+    p.add_argument("--iidfile", default="")
+    p.add_argument("--platform", default="")
+    p.add_argument("-m", "--memory", default="")
+    p.add_argument("--memory-swap", default="")
+    p.add_argument("-c", "--cpu-shares", default="")
+    p.add_argument("--cpuset-cpus", default="")
+    p.add_argument("--cpuset-mems", default="")
+    p.add_argument("--cpu-period", default="")
+    p.add_argument("--cpu-quota", default="")
+    p.add_argument("--shm-size", default="")
+    p.add_argument("--cgroup-parent", default="")
+    p.add_argument("--ulimit", action="append", default=[])
+    p.add_argument("--progress", default="auto", choices=["auto", "plain", "tty"])
+    p.add_argument("context", nargs="?")
+    ns = p.parse_args(args)
+    if not ns.context:
+        print(f'"dockyard build" requires exactly 1 argument.\nSee \'dockyard build --help\'.\n\n{p.usage}',
+              file=sys.stderr)
+        return 1
+    q: dict[str, Any] = {"t": ns.tag or None, "q": 1 if ns.quiet else None, "nocache": 1 if ns.no_cache else None,
+                         "pull": 1 if ns.pull else None, "rm": "0" if ns.rm == "false" else "1",
+                         "forcerm": 1 if ns.force_rm else None, "target": ns.target or None,
+                         "networkmode": ns.network or None, "squash": 1 if ns.squash else None,
+                         "platform": ns.platform or None}
+    bargs: dict[str, str | None] = {}
+    for a in ns.build_arg:
+        k, eq, v = a.partition("=")
+        bargs[k] = v if eq else os.environ.get(k)
+    if bargs:
+        q["buildargs"] = json.dumps(bargs)
+    if ns.label:
+        q["labels"] = json.dumps({k: v for k, _, v in (lb.partition("=") for lb in ns.label)})
+    if ns.add_host:
+        q["extrahosts"] = ns.add_host
+    if ns.cache_from:
+        q["cachefrom"] = json.dumps(ns.cache_from)
+    from ...units import ram_in_bytes
+    for flag, key in (("memory", "memory"), ("memory_swap", "memswap"), ("shm_size", "shmsize")):
+        v = getattr(ns, flag)
+        if v:
+            q[key] = -1 if v == "-1" else ram_in_bytes(v)
+    for flag, key in (("cpu_shares", "cpushares"), ("cpuset_cpus", "cpusetcpus"), ("cpuset_mems", "cpusetmems"),
+                      ("cpu_period", "cpuperiod"), ("cpu_quota", "cpuquota"), ("cgroup_parent", "cgroupparent")):
+        if getattr(ns, flag):
+            q[key] = getattr(ns, flag)
+    if ns.ulimit:
+        uls = []
+        for u in ns.ulimit:
+            name, _, lim = u.partition("=")
+            soft, _, hard = lim.partition(":")
+            uls.append({"Name": name, "Soft": int(soft), "Hard": int(hard or soft)})
+        q["ulimits"] = json.dumps(uls)
+    body: Iterator[bytes] | None = None
+    src = ns.context
+    try:
+        if src.startswith(("http://", "https://", "git://", "git@")):
+            q["remote"] = src
+            if ns.file:
+                q["dockerfile"] = ns.file
+        elif src == "-":
+            if ns.file == "-":
+                print("invalid argument: can't use stdin for both build context and dockerfile", file=sys.stderr)
+                return 1
+            data = sys.stdin.buffer.read()
+            body = iter([data if _is_archive(data) else _tar_of({"Dockerfile": data})])
+        else:
+            if not os.path.isdir(src):
+                print(f"unable to prepare context: path {src!r} not found", file=sys.stderr)
+                return 1
+            dockerfile, extra = _dockerfile(src, ns.file)
+            q["dockerfile"] = dockerfile
+            body = _context_tar(src, dockerfile, extra)
+    except OSError as e:
+        print(f"unable to prepare context: {e}", file=sys.stderr)
+        return 1
+    headers = {"Content-Type": "application/x-tar"} if body is not None else None
+    try:
+        resp = cli.call("POST", "/build", {k: v for k, v in q.items() if v is not None}, raw=body, headers=headers)
+    except APIError as e:
+        print(f"Error response from daemon: {e.message}", file=sys.stderr)
+        return 1
+    return _show(resp, ns.quiet, ns.iidfile, ns.progress)
+
+
+def _dockerfile(ctx: str, name: str) -> tuple[str, bytes | None]:
+    """(the name the daemon reads, the bytes to add to the context when it is not inside it)."""
+    if name == "-":
+        return f".dockerfile.{os.urandom(10).hex()}", sys.stdin.buffer.read()
+    if not name:
+        return "Dockerfile", None
+    path = os.path.abspath(name if os.path.isabs(name) or os.path.exists(name) else os.path.join(ctx, name))
+    root = os.path.abspath(ctx)
+    if path.startswith(root + os.sep):
+        return os.path.relpath(path, root).replace(os.sep, "/"), None
+    with open(path, "rb") as f:
+        return f".dockerfile.{os.urandom(10).hex()}", f.read()
+
+
+def _context_tar(ctx: str, dockerfile: str, extra: bytes | None) -> Iterator[bytes]:
+    """The context as a tar, produced in a thread while it is sent; .dockerignore applied
+    (the Dockerfile and .dockerignore always go)."""
+    from ...builder import ignore
+    m = None
+    ign = os.path.join(ctx, ".dockerignore")
+    if os.path.isfile(ign):
+        with open(ign, "rb") as f:
+            m = ignore.Matcher(ignore.read(f.read()))
+    r, w = os.pipe()
+    err: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            with open(w, "wb", buffering=1 << 20) as out, \
+                    tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+                for dirpath, dirnames, filenames in os.walk(ctx):
+                    dirnames.sort()
+                    rel_dir = os.path.relpath(dirpath, ctx)
+                    rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
+                    keep = []
+                    for d in dirnames:
+                        rel = rel_dir + d
+                        if m and m.excluded(rel) and not m.may_include_under(rel):
+                            continue
+                        keep.append(d)
+                        if not (m and m.excluded(rel)):
+                            _add(tf, os.path.join(dirpath, d), rel)
+                    dirnames[:] = keep
+                    for fn in sorted(filenames):
+                        rel = rel_dir + fn
+                        if m and m.excluded(rel) and rel not in (dockerfile, ".dockerignore"):
+                            continue
+                        _add(tf, os.path.join(dirpath, fn), rel)
+                if extra is not None:
+                    ti = tarfile.TarInfo(dockerfile)
+                    ti.size, ti.mode, ti.mtime = len(extra), 0o644, int(time.time())
+                    tf.addfile(ti, io.BytesIO(extra))
+        except BrokenPipeError:
+            pass
+        except BaseException as e:  # noqa: BLE001 - re-raised by the reader
+            err.append(e)
+
+    t = threading.Thread(target=produce, daemon=True)
+    t.start()
+
+    def chunks() -> Iterator[bytes]:
+        with open(r, "rb") as f:
+            while b := f.read(1 << 20):
+                yield b
+        t.join()
+        if err:
+            raise err[0]
+    return chunks()
+
+
+def _add(tf: tarfile.TarFile, path: str, rel: str) -> None:
+    ti = tf.gettarinfo(path, rel)
+    ti.uid = ti.gid = 0            # as the docker CLI: owners are not sent
+    ti.uname = ti.gname = ""
+    if ti.isreg():
+        with open(path, "rb") as f:
+            tf.addfile(ti, f)
+    elif ti.isdir() or ti.issym():
+        tf.addfile(ti)
+
+
+def _is_archive(data: bytes) -> bool:
+    from ...builder.copying import _plain_tar
+    return data[:2] == b"\x1f\x8b" or data[:3] == b"BZh" or data[:6] == b"\xfd7zXZ\x00" or \
+        data[257:262] == b"ustar" or _plain_tar(data[:512])
+
+
+def _tar_of(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for name, data in files.items():
+            ti = tarfile.TarInfo(name)
+            ti.size, ti.mode, ti.mtime = len(data), 0o644, int(time.time())
+            tf.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _show(resp: Any, quiet: bool, iidfile: str, progress: str) -> int:
+    tty = sys.stdout.isatty() if progress == "auto" else progress == "tty"
+    out = sys.stdout
+    image_id = ""
+    step_t = 0.0
+    code = 0
+    try:
+        for line in resp.lines():
+            if not line.strip():
+                continue
+            msg = json.loads(line)
+            if "aux" in msg:
+                image_id = (msg["aux"] or {}).get("ID", "") or image_id
+                continue
+            if "error" in msg or "errorDetail" in msg:
+                detail = msg.get("errorDetail") or {}
+                print(detail.get("message") or msg.get("error"), file=sys.stderr)
+                code = int(detail.get("code") or 1)
+                break
+            text = msg.get("stream")
+            if text is None or quiet:
+                continue
+            if tty and text.startswith("Step "):
+                now = time.monotonic()
+                if step_t:
+                    out.write(f"\x1b[2m   ({now - step_t:.1f}s)\x1b[0m\n")
+                step_t = now
+                out.write(f"\x1b[1;34m{text.rstrip()}\x1b[0m\n")
+            elif tty and text.startswith(" ---> "):
+                out.write(f"\x1b[2m{text}\x1b[0m")
+            else:
+                out.write(text)
+            out.flush()
+    finally:
+        resp.close()
+    if code:
+        return code
+    if tty and step_t:
+        out.write(f"\x1b[2m   ({time.monotonic() - step_t:.1f}s)\x1b[0m\n")
+    if quiet and image_id:
+        print(image_id)
+    if iidfile and image_id:
+        with open(iidfile, "w") as f:
+            f.write(image_id)
+    return 0
