@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dockyard.builder import expand, ignore
+from dockyard.archive import dockerignore as ignore
+from dockyard.builder import expand
 from dockyard.builder.parser import DockerfileError, parse
 from dockyard.builder.stages import plan
 from dockyard.errors import InvalidArgument

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from ..archive import dockerignore as ignore
 from ..archive.tarapply import apply_tar
 from ..errors import InvalidArgument, NotFound
-from . import ignore
 
 
 @dataclass

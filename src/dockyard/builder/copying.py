@@ -34,17 +34,8 @@ def is_archive(path: str) -> bool:
                 return tf.next() is not None
         except (tarfile.TarError, OSError, EOFError):
             return False
-    return len(head) == 512 and head[257:262] == b"ustar" or _plain_tar(head)
-
-
-def _plain_tar(head: bytes) -> bool:
-    if len(head) < 512:
-        return False
-    try:
-        chk = int(head[148:156].split(b"\0")[0].strip() or b"-1", 8)
-    except ValueError:
-        return False
-    return chk == sum(head[:148]) + 256 + sum(head[156:512])
+    from ..archive.tarread import looks_like_archive
+    return looks_like_archive(head)
 
 
 def parents_to_create(dest_dir: str, exists: Callable[[str], bool]) -> list[str]:

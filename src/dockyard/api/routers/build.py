@@ -212,9 +212,8 @@ class _Chain:
 
 
 def _looks_like_archive(head: bytes) -> bool:
-    from ...builder.copying import _plain_tar
-    return head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" or head[:6] == b"\xfd7zXZ\x00" or \
-        head[257:262] == b"ustar" or _plain_tar(head)
+    from ...archive.tarread import looks_like_archive
+    return looks_like_archive(head)
 
 
 def _json_map(v: str | None, what: str) -> dict[str, Any]:

@@ -135,7 +135,7 @@ def _dockerfile(ctx: str, name: str) -> tuple[str, bytes | None]:
 def _context_tar(ctx: str, dockerfile: str, extra: bytes | None) -> Iterator[bytes]:
     """The context as a tar, produced in a thread while it is sent; .dockerignore applied
     (the Dockerfile and .dockerignore always go)."""
-    from ...builder import ignore
+    from ...archive import dockerignore as ignore
     m = None
     ign = os.path.join(ctx, ".dockerignore")
     if os.path.isfile(ign):
@@ -200,9 +200,8 @@ def _add(tf: tarfile.TarFile, path: str, rel: str) -> None:
 
 
 def _is_archive(data: bytes) -> bool:
-    from ...builder.copying import _plain_tar
-    return data[:2] == b"\x1f\x8b" or data[:3] == b"BZh" or data[:6] == b"\xfd7zXZ\x00" or \
-        data[257:262] == b"ustar" or _plain_tar(data[:512])
+    from ...archive.tarread import looks_like_archive
+    return looks_like_archive(data[:512])
 
 
 def _tar_of(files: dict[str, bytes]) -> bytes:
