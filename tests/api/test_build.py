@@ -361,3 +361,60 @@ def test_squash(client):
     assert len(img.attrs["RootFS"]["Layers"]) == len(base.attrs["RootFS"]["Layers"]) + 1
     assert run(client, iid, "ls /a 2>/dev/null; cat /b /c; echo $Z") == "2\n3\n1\n"
     assert json.dumps(img.attrs["Config"]["Env"]).count("Z=1") == 1
+
+
+def test_independent_stages_run_at_once(client):
+    # each stage's RUN waits for the other's mark in a shared cache mount: built one after the
+    # other, the first would give up (exit 1) before the second started
+    wait = ("--mount=type=cache,id=rendezvous-{n},target=/r sh -c 'touch /r/{me}; i=0; "
+            "while [ ! -e /r/{other} ]; do i=$((i+1)); [ $i -gt 600 ] && exit 1; sleep 0.05; done'")
+    df = (f"FROM busybox AS a\nRUN {wait.format(n='{N}', me='a', other='b')}\n"
+          f"FROM busybox AS b\nRUN {wait.format(n='{N}', me='b', other='a')}\n"
+          "FROM busybox\nCOPY --from=a /etc/passwd /a\nCOPY --from=b /etc/passwd /b\n")
+    df = df.replace("{N}", str(time.time_ns()))
+    iid, msgs, err = build(client, {"Dockerfile": df}, nocache=True)
+    assert not err, text(msgs) + err
+
+
+def test_cache_from_an_image_without_parents(client, tmp_path):
+    df = "FROM busybox\nENV A=1\nCOPY f /f\nRUN echo ran > /r\nCMD cat /r\n"
+    files = {"Dockerfile": df, "f": "content\n"}
+    iid, _, err = build(client, files, tag="cachesrc:1")
+    assert not err
+    layers = client.images.get(iid).attrs["RootFS"]["Layers"]
+    data = b"".join(client.images.get("cachesrc:1").save(named=True))
+    client.images.remove("cachesrc:1")   # its intermediate images go with it: no parent links left
+    client.images.load(data)
+    _, m_plain, _ = build(client, files)
+    assert text(m_plain).count("Using cache") == 0   # without --cache-from nothing matches...
+    iid2, m2, err2 = build(client, files, cache_from=["cachesrc:1"])
+    assert not err2
+    assert text(m2).count("Using cache") == 4, text(m2)   # ...with it every step does
+    assert client.images.get(iid2).attrs["RootFS"]["Layers"] == layers
+    assert client.containers.run(iid2, remove=True, network_mode="none") == b"ran\n"
+    client.images.remove("cachesrc:1", force=True)
+
+
+def test_add_from_a_url(client):
+    from http.server import BaseHTTPRequestHandler
+
+    class H(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"downloaded\n"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Last-Modified", "Wed, 21 Oct 2015 07:28:00 GMT")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+    host, stop = serve_http(H)
+    try:
+        df = f"FROM busybox\nADD http://{host}/files/data.txt /dl/\nADD http://{host}/x /named.txt\n"
+        iid, msgs, err = build(client, {"Dockerfile": df})
+        assert not err, text(msgs) + err
+        out = run(client, iid, "cat /dl/data.txt /named.txt; stat -c '%a %Y' /dl/data.txt")
+        assert out == "downloaded\ndownloaded\n600 1445412480\n", out
+    finally:
+        stop()

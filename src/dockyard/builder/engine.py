@@ -494,6 +494,37 @@ class _Build:
             if _same(cfg.get("container_config"), want_cc) and _same(cfg.get("config"), want_cfg) \
                     and cfg.get("author") == st.config.get("author"):
                 return child
+        if self.o.cache_from and not extra:
+            return self._from_cache_images(st, " ".join(cc_cmd))
+        return None
+
+    def _from_cache_images(self, st: Stage, created_by: str) -> str | None:
+        """--cache-from: an image (pulled or loaded, so without parent links) whose history
+        continues the current image's with this very step; the step's image is rebuilt from its
+        history and layers (the classic builder's rule)."""
+        base_hist = list(st.config.get("history") or [])
+        base_ids = list((st.config.get("rootfs") or {}).get("diff_ids") or [])
+        for ref in self.o.cache_from:
+            try:
+                t = self.images.resolve(ref)
+            except (NotFound, InvalidArgument):
+                continue
+            hist = list(t.config.get("history") or [])
+            ids = list(t.config["rootfs"].get("diff_ids") or [])
+            n = len(base_hist)
+            if len(hist) <= n or hist[n].get("created_by") != created_by or ids[:len(base_ids)] != base_ids:
+                continue
+            if [_hist_key(h) for h in hist[:n]] != [_hist_key(h) for h in base_hist]:
+                continue
+            layers = sum(1 for h in hist[:n + 1] if not h.get("empty_layer"))
+            cfg = copy.deepcopy(st.config)
+            cfg["config"] = copy.deepcopy(st.run)
+            cfg["container_config"] = {**copy.deepcopy(st.run), "Cmd": created_by.split(" ")}
+            cfg["created"] = hist[n].get("created") or now_iso()
+            cfg["history"] = hist[:n + 1]
+            cfg["rootfs"] = {"type": "layers", "diff_ids": ids[:layers]}
+            img = self.images.add_image(cfg, st.image.id if st.image else "")
+            return img.id
         return None
 
     async def _use(self, st: Stage, image_id: str) -> None:
@@ -593,6 +624,10 @@ def _missing_dirs(root: str, path: str) -> list[str]:
         out.append(d)
         d = posixpath.dirname(d)
     return list(reversed(out))
+
+
+def _hist_key(h: dict[str, Any]) -> tuple[str, bool]:
+    return str(h.get("created_by") or ""), bool(h.get("empty_layer"))
 
 
 def _same(a: Any, b: Any) -> bool:
