@@ -49,6 +49,11 @@ class CgroupParents:
         """rmdir the new ones; a parent that still has children stays (and is reported)."""
         for p in self._present():
             if p not in self.before:
+                for sub in sorted((d for d in p.rglob("*") if d.is_dir()), key=lambda d: -len(d.parts)):
+                    try:   # what the engine made below it (BuildKit's docker/buildkit)
+                        sub.rmdir()
+                    except OSError:
+                        pass
                 try:
                     p.rmdir()
                 except OSError as e:

@@ -255,6 +255,10 @@ class TarReader:
                 self.rec.raw(b)
             self._pad = 0
 
+    def payload_chunks(self) -> Iterator[memoryview]:
+        """The current entry's payload as views into the buffer (each valid until the next one)."""
+        return self._chunks(self._left)
+
     def copy_to(self, fd: int, key: str | None = None) -> int:
         """Write the current entry's payload to `fd`; with a recorder, record it as a file
         reference `key` (a path the payload can be read back from). Returns bytes written."""

@@ -4,12 +4,12 @@ archives unpacked by ADD), produced without a container."""
 
 from __future__ import annotations
 
+import io
 import posixpath
-import stat
 import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from .context import Source
 
@@ -20,22 +20,54 @@ class Plan:
 
     dirs: list[tuple[str, int, float, tuple[int, int] | None]] = field(default_factory=list)  # name, mode, mtime, owner
     files: list[tuple[str, Source]] = field(default_factory=list)          # name in the layer, source
-    archives: list[tuple[str, str]] = field(default_factory=list)          # destination dir, archive path
+    archives: list[tuple[str, Source]] = field(default_factory=list)       # destination dir, the archive
     data: list[tuple[str, bytes, int]] = field(default_factory=list)       # name, bytes, mode (heredocs)
 
 
-def is_archive(path: str) -> bool:
+def is_archive(s: Source) -> bool:
     """Whether ADD unpacks this local file: a tar, plain or gzip/bzip2/xz compressed."""
-    with open(path, "rb") as f:
-        head = f.read(512)
+    with s.open() as f:
+        head = f.read(min(512, s.size))
     if head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" or head[:6] == b"\xfd7zXZ\x00":
         try:
-            with tarfile.open(path, "r:*") as tf:
+            with s.open() as f, tarfile.open(fileobj=_Slice(f, s.size), mode="r:*") as tf:
                 return tf.next() is not None
         except (tarfile.TarError, OSError, EOFError):
             return False
     from ..archive.tarread import looks_like_archive
     return looks_like_archive(head)
+
+
+class _Slice(io.RawIOBase):
+    """`size` bytes of a file from its current position, seekable within them (tarfile's
+    compression detection seeks)."""
+
+    def __init__(self, f: BinaryIO, size: int) -> None:
+        super().__init__()
+        self.f, self.start, self.size, self.pos = f, f.tell(), size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, off: int, whence: int = 0) -> int:
+        self.pos = max(0, min(self.size, off if whence == 0 else self.pos + off if whence == 1 else self.size + off))
+        self.f.seek(self.start + self.pos)
+        return self.pos
+
+    def readinto(self, b: Any) -> int:
+        n = min(len(b), self.size - self.pos)
+        if n <= 0:
+            return 0
+        data = self.f.read(n)
+        b[:len(data)] = data
+        self.pos += len(data)
+        return len(data)
 
 
 def parents_to_create(dest_dir: str, exists: Callable[[str], bool]) -> list[str]:
@@ -59,37 +91,34 @@ def write(plan: Plan, out: BinaryIO, owner: tuple[int, int] | None, chmod: int |
             ti.uid, ti.gid = downer or (0, 0)
             tf.addfile(ti)
         for name, s in plan.files:
-            st = s.st
             ti = tarfile.TarInfo(name.lstrip("/"))
-            ti.mtime = int(st.st_mtime)
+            ti.mtime = int(s.mtime)
             ti.uid, ti.gid = owner or (0, 0)
-            ti.mode = stat.S_IMODE(st.st_mode) if chmod is None else chmod
-            if stat.S_ISDIR(st.st_mode):
+            ti.mode = s.mode if chmod is None else chmod
+            if s.kind == "dir":
                 ti.type = tarfile.DIRTYPE
                 tf.addfile(ti)
-            elif stat.S_ISLNK(st.st_mode):
-                import os
-                ti.type, ti.linkname = tarfile.SYMTYPE, os.readlink(s.path)
-                ti.mode = 0o777
+            elif s.kind == "symlink":
+                ti.type, ti.linkname, ti.mode = tarfile.SYMTYPE, s.linkname, 0o777
                 tf.addfile(ti)
-            elif stat.S_ISREG(st.st_mode):
-                ti.size = st.st_size
-                with open(s.path, "rb") as f:
+            elif s.kind == "file":
+                ti.size = s.size
+                with s.open() as f:
                     tf.addfile(ti, f)
-            # sockets, fifos and devices in a context are not copied (as Docker)
+            # sockets, fifos and devices are not copied (as Docker)
         for name, content, mode in plan.data:
             ti = tarfile.TarInfo(name.lstrip("/"))
             ti.size, ti.mode = len(content), mode if chmod is None else chmod
             ti.uid, ti.gid = owner or (0, 0)
-            import io
             tf.addfile(ti, io.BytesIO(content))
-        for dest, path in plan.archives:
-            _unpacked(tf, dest.strip("/"), path, owner)
+        for dest, src in plan.archives:
+            with src.open() as f:
+                _unpacked(tf, dest.strip("/"), _Slice(f, src.size), owner)
 
 
-def _unpacked(tf: tarfile.TarFile, dest: str, path: str, owner: tuple[int, int] | None) -> None:
+def _unpacked(tf: tarfile.TarFile, dest: str, f: Any, owner: tuple[int, int] | None) -> None:
     """The entries of a local archive, renamed under `dest` (names that climb out are dropped)."""
-    with tarfile.open(path, "r:*") as src:
+    with tarfile.open(fileobj=f, mode="r:*") as src:
         for m in src:
             name = _under(dest, m.name)
             if name is None:

@@ -9,7 +9,6 @@ import email.utils
 import hashlib
 import os
 import posixpath
-import stat
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -68,8 +67,10 @@ async def copy_step(b: _Build, st: Stage, inst: Instruction, add: bool) -> None:
                 items.append((hd.name, content.encode()))
             elif add and s.startswith(("http://", "https://")):
                 items.append((s, await _fetch(b, s)))
+            elif from_:
+                items.append((s, await asyncio.to_thread(resolve_sources, root, s)))
             else:
-                items.append((s, await asyncio.to_thread(resolve_sources, root, [s])))
+                items.append((s, b.ctx.sources(s)))
         matched = sum(len([x for x in v if not x.rel or "/" not in x.rel]) if isinstance(v, list) else 1
                       for _, v in items)
         if (len(srcs) > 1 or matched > 1) and not dest_is_dir:
@@ -89,7 +90,8 @@ async def copy_step(b: _Build, st: Stage, inst: Instruction, add: bool) -> None:
             elif isinstance(v, str):   # a downloaded URL
                 fn = posixpath.basename(word.split("?")[0].rstrip("/")) or "index.html"
                 target = posixpath.join(dest, fn) if into_dir else dest
-                src = Source(v, fn, os.stat(v))
+                st_ = os.stat(v)
+                src = Source(fn, "file", 0o600, st_.st_mtime, st_.st_size, path=v)
                 plan.files.append((target, src))
                 h.update(f"url\0{target}\0".encode() + checksum([src]).encode())
                 kinds.append("file")
@@ -101,11 +103,10 @@ async def copy_step(b: _Build, st: Stage, inst: Instruction, add: bool) -> None:
                     if not srcf.rel:   # a directory named as a source: its contents go into dest
                         kinds.append("dir")
                         if not exists_dir:
-                            plan.dirs.append((dest, stat.S_IMODE(srcf.st.st_mode), srcf.st.st_mtime, owner))
+                            plan.dirs.append((dest, srcf.mode, srcf.mtime, owner))
                         continue
-                    if add and stat.S_ISREG(srcf.st.st_mode) and "/" not in srcf.rel \
-                            and await asyncio.to_thread(is_archive, srcf.path):
-                        plan.archives.append((dest, srcf.path))   # unpacked into dest, a directory
+                    if add and srcf.kind == "file" and not named_dir and await asyncio.to_thread(is_archive, srcf):
+                        plan.archives.append((dest, srcf))   # unpacked into dest, a directory
                         kinds.append("archive")
                         continue
                     target = posixpath.join(dest, srcf.rel) if into_dir or "/" in srcf.rel else dest

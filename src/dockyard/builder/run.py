@@ -195,8 +195,12 @@ class _mounts:
                 os.makedirs(d, mode=m.mode if m.mode is not None else 0o755)
                 os.chown(d, m.uid or 0, m.gid or 0)
             return {"Type": "bind", "Source": d, "Target": m.target, "ReadOnly": m.readonly}
-        # bind: from the context, a stage or an image
-        src_root = str(b.ctx.root)
+        # bind: from the context (unpacked on first use), a stage or an image
+        if not m.from_:
+            src = await asyncio.to_thread(b.ctx.unpacked, m.source or "/")
+            return {"Type": "bind", "Source": src, "Target": m.target, "ReadOnly": m.readonly} if m.readonly \
+                else await self._writable(src, m)
+        src_root = ""
         if m.from_:
             dep = b._stage_named(m.from_, self.st.plan.index)
             img = await b._wait_stage(dep) if dep is not None else await b._image(m.from_, "", False)
@@ -207,14 +211,16 @@ class _mounts:
         src = _in_root(src_root, m.source or "/")
         if not os.path.exists(src):
             raise NotFound(f"--mount source {m.source or '/'} not found")
-        if not m.readonly:   # writes go to a copy, thrown away after the step
-            import shutil
-            tmp = str(b.b.root / f"bind-{os.urandom(6).hex()}")
-            if os.path.isdir(src):
-                await asyncio.to_thread(shutil.copytree, src, tmp, symlinks=True)
-            else:
-                await asyncio.to_thread(shutil.copy2, src, tmp)
-            self.cleanup.append(lambda: shutil.rmtree(tmp, ignore_errors=True) if os.path.isdir(tmp)
-                                else os.unlink(tmp))
-            src = tmp
-        return {"Type": "bind", "Source": src, "Target": m.target, "ReadOnly": m.readonly}
+        return {"Type": "bind", "Source": src, "Target": m.target, "ReadOnly": m.readonly} if m.readonly \
+            else await self._writable(src, m)
+
+    async def _writable(self, src: str, m: runmount.RunMount) -> dict[str, Any]:
+        """A read-write bind: the writes go to a copy, thrown away after the step."""
+        import shutil
+        tmp = str(self.b.b.root / f"bind-{os.urandom(6).hex()}")
+        if os.path.isdir(src):
+            await asyncio.to_thread(shutil.copytree, src, tmp, symlinks=True)
+        else:
+            await asyncio.to_thread(shutil.copy2, src, tmp)
+        self.cleanup.append(lambda: shutil.rmtree(tmp, ignore_errors=True) if os.path.isdir(tmp) else os.unlink(tmp))
+        return {"Type": "bind", "Source": tmp, "Target": m.target, "ReadOnly": False}

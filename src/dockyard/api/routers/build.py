@@ -106,7 +106,7 @@ class BuildRouter:
             ctx = await self._remote(remote, root)
         else:
             with BodyReader(req, loop) as reader:
-                ctx = await asyncio.to_thread(Context.unpack, cast(BinaryIO, reader), root,
+                ctx = await asyncio.to_thread(Context.receive, cast(BinaryIO, reader), root,
                                               self.b.images._space_for_layers())
         try:
             df = await asyncio.to_thread(ctx.read_dockerfile, o.dockerfile)
@@ -170,7 +170,7 @@ class BuildRouter:
                         def __init__(self) -> None:
                             self.content = _Chain(head, r.content)
                     with BodyReader(_Prefixed(), loop) as reader:
-                        return await asyncio.to_thread(Context.unpack, cast(BinaryIO, reader), root,
+                        return await asyncio.to_thread(Context.receive, cast(BinaryIO, reader), root,
                                                        self.b.images._space_for_layers())
                 rest = await r.content.read(10 << 20)
                 return await asyncio.to_thread(Context.from_dockerfile, head + rest, root)

@@ -132,15 +132,45 @@ def _dockerfile(ctx: str, name: str) -> tuple[str, bytes | None]:
         return f".dockerfile.{os.urandom(10).hex()}", f.read()
 
 
-def _context_tar(ctx: str, dockerfile: str, extra: bytes | None) -> Iterator[bytes]:
-    """The context as a tar, produced in a thread while it is sent; .dockerignore applied
-    (the Dockerfile and .dockerignore always go)."""
+def _context_names(ctx: str, dockerfile: str) -> list[str]:
+    """What goes into the context: paths relative to it, directories before what they hold,
+    with .dockerignore applied (the Dockerfile and .dockerignore always go)."""
     from ...archive import dockerignore as ignore
     m = None
     ign = os.path.join(ctx, ".dockerignore")
     if os.path.isfile(ign):
         with open(ign, "rb") as f:
             m = ignore.Matcher(ignore.read(f.read()))
+    names: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(ctx):
+        dirnames.sort()
+        rel_dir = os.path.relpath(dirpath, ctx)
+        rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
+        keep = []
+        for d in dirnames:
+            rel = rel_dir + d
+            if m and m.excluded(rel) and not m.may_include_under(rel):
+                continue
+            keep.append(d)
+            if not (m and m.excluded(rel)):
+                names.append(rel)
+        dirnames[:] = keep
+        for fn in sorted(filenames):
+            rel = rel_dir + fn
+            if m and m.excluded(rel) and rel not in (dockerfile, ".dockerignore"):
+                continue
+            names.append(rel)
+    return names
+
+
+def _context_tar(ctx: str, dockerfile: str, extra: bytes | None) -> Iterator[bytes]:
+    """The context as a tar, produced while it is sent: by GNU tar when there is one (several
+    times faster than Python's tarfile on thousands of files), else by tarfile."""
+    names = _context_names(ctx, dockerfile)
+    import shutil
+    tar = shutil.which("tar")
+    if tar and extra is None:
+        return _gnu_tar(tar, ctx, names)
     r, w = os.pipe()
     err: list[BaseException] = []
 
@@ -148,24 +178,8 @@ def _context_tar(ctx: str, dockerfile: str, extra: bytes | None) -> Iterator[byt
         try:
             with open(w, "wb", buffering=1 << 20) as out, \
                     tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
-                for dirpath, dirnames, filenames in os.walk(ctx):
-                    dirnames.sort()
-                    rel_dir = os.path.relpath(dirpath, ctx)
-                    rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
-                    keep = []
-                    for d in dirnames:
-                        rel = rel_dir + d
-                        if m and m.excluded(rel) and not m.may_include_under(rel):
-                            continue
-                        keep.append(d)
-                        if not (m and m.excluded(rel)):
-                            _add(tf, os.path.join(dirpath, d), rel)
-                    dirnames[:] = keep
-                    for fn in sorted(filenames):
-                        rel = rel_dir + fn
-                        if m and m.excluded(rel) and rel not in (dockerfile, ".dockerignore"):
-                            continue
-                        _add(tf, os.path.join(dirpath, fn), rel)
+                for rel in names:
+                    _add(tf, os.path.join(ctx, rel), rel)
                 if extra is not None:
                     ti = tarfile.TarInfo(dockerfile)
                     ti.size, ti.mode, ti.mtime = len(extra), 0o644, int(time.time())
@@ -185,6 +199,31 @@ def _context_tar(ctx: str, dockerfile: str, extra: bytes | None) -> Iterator[byt
         t.join()
         if err:
             raise err[0]
+    return chunks()
+
+
+def _gnu_tar(tar: str, ctx: str, names: list[str]) -> Iterator[bytes]:
+    import subprocess
+    p = subprocess.Popen([tar, "-c", "-f", "-", "-C", ctx, "--null", "--no-recursion", "--numeric-owner",
+                          "--owner=0", "--group=0", "-T", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    assert p.stdin is not None and p.stdout is not None
+
+    def feed() -> None:
+        try:
+            assert p.stdin is not None
+            p.stdin.write(b"".join(os.fsencode(n) + b"\0" for n in names))
+            p.stdin.close()
+        except BrokenPipeError:
+            pass
+    threading.Thread(target=feed, daemon=True).start()
+
+    def chunks() -> Iterator[bytes]:
+        assert p.stdout is not None
+        while b := p.stdout.read(1 << 20):
+            yield b
+        if p.wait() != 0:
+            raise OSError(f"tar: {p.stderr.read().decode(errors='replace').strip() if p.stderr else ''}")
     return chunks()
 
 
