@@ -418,3 +418,20 @@ def test_add_from_a_url(client):
         assert out == "downloaded\ndownloaded\n600 1445412480\n", out
     finally:
         stop()
+
+
+def test_context_spooled_to_disk(fresh_daemon):
+    d = fresh_daemon(env={"DOCKYARD_BUILD_MEM_SPOOL": "1000"})
+    c = docker.DockerClient(base_url=d.host, version="auto")
+    try:
+        big = bytes(range(256)) * 64   # 16 KiB: past the 1000-byte memory spool
+        files = {"Dockerfile": "FROM busybox\nCOPY . /ctx/\nRUN --mount=type=bind,target=/b md5sum /b/big.bin > /m\n",
+                 "big.bin": big, "small.txt": "s\n"}
+        iid, msgs, err = build(c, files)
+        assert not err, text(msgs) + err
+        import hashlib
+        out = run(c, iid, "md5sum /ctx/big.bin; cat /m /ctx/small.txt")
+        want = hashlib.md5(big).hexdigest()
+        assert out == f"{want}  /ctx/big.bin\n{want}  /b/big.bin\ns\n", out
+    finally:
+        c.close()

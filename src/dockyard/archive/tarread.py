@@ -80,6 +80,10 @@ def _num(field: bytes) -> int:
     if field and field[0] & 0x80:   # base-256 (GNU/star) for values that do not fit in octal
         n = int.from_bytes(field, "big")
         return n - (1 << (8 * len(field))) if field[0] == 0xFF else n - (0x80 << (8 * (len(field) - 1)))
+    try:   # the common case: octal digits, then NULs or spaces
+        return int(field.rstrip(b"\0 ") or b"0", 8)
+    except ValueError:
+        pass
     s = field.split(b"\0", 1)[0].strip(b" ")
     if not s:
         return 0

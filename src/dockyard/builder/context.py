@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import io
 import os
 import posixpath
 import shutil
@@ -21,6 +22,9 @@ from ..archive import dockerignore as ignore
 from ..archive.tarapply import SizeLimitExceeded, clean_name
 from ..archive.tarread import TarReader
 from ..errors import InvalidArgument, NotFound
+
+# a context up to this size stays in memory (the environment variable is for tests of the file spool)
+MEM_SPOOL = int(os.environ.get("DOCKYARD_BUILD_MEM_SPOOL", 256 << 20))
 
 
 @dataclass
@@ -37,9 +41,13 @@ class Source:
     spool: str = ""
     offset: int = 0
     digest: str = ""    # sha256 hex of the content, when known
+    data: memoryview | None = None   # the content, when the spool holds it in memory
+    node: _Node | None = None        # the context's entry (its digest is remembered there)
 
     def open(self) -> BinaryIO:
         """The content, positioned at its first byte (read `size` bytes)."""
+        if self.data is not None:
+            return io.BytesIO(self.data)
         f = open(self.path or self.spool, "rb")
         if not self.path:
             f.seek(self.offset)
@@ -47,7 +55,20 @@ class Source:
 
     def content_digest(self) -> str:
         if not self.digest:
-            self.digest = file_digest(self.path)
+            if self.data is not None:
+                self.digest = hashlib.sha256(self.data).hexdigest()
+            elif self.path:
+                self.digest = file_digest(self.path)
+            else:
+                h = hashlib.sha256()
+                with self.open() as f:
+                    left = self.size
+                    while left > 0 and (b := f.read(min(left, 1 << 20))):
+                        h.update(b)
+                        left -= len(b)
+                self.digest = h.hexdigest()
+            if self.node is not None:
+                self.node.digest = self.digest
         return self.digest
 
 
@@ -69,6 +90,9 @@ class Context:
     def __init__(self, root: Path) -> None:
         self.root = root                      # this build's scratch directory
         self.spool = str(root / "context.spool")
+        self.mem = bytearray()      # the spool, while it is small enough to stay in memory
+        self.spilled = False
+        self._view: memoryview | None = None
         self.nodes: dict[str, _Node] = {"": _Node("dir", 0o755, 0)}
         self.dockerfile_name = "Dockerfile"
         self._unpacked: dict[str, str] = {}
@@ -80,15 +104,18 @@ class Context:
         root.mkdir(parents=True)
         ctx = cls(root)
         try:
-            with open(ctx.spool, "wb", buffering=1 << 20) as out:
-                ctx._read(TarReader(stream), out, max_bytes)
+            ctx._read(TarReader(stream), max_bytes)
         except BaseException:
             ctx.close()
             raise
         return ctx
 
-    def _read(self, r: TarReader, out: BinaryIO, max_bytes: int) -> None:
+    def _read(self, r: TarReader, max_bytes: int) -> None:
+        """Payloads go to memory, then (past MEM_SPOOL bytes) to the spool file; they are hashed
+        when a COPY asks (in threads: hashlib does not hold the GIL)."""
         offset = 0
+        out: BinaryIO | None = None
+        mem = self.mem
         for e in r:
             name = clean_name(e.name)
             if not name:
@@ -98,11 +125,16 @@ class Context:
                 if offset + e.size > max_bytes:
                     raise SizeLimitExceeded(f"the build context is larger than the {max_bytes} bytes free "
                                             "on the data root")
-                h = hashlib.sha256()
+                if out is None and offset + e.size > MEM_SPOOL:
+                    out = open(self.spool, "wb", buffering=1 << 20)
+                    out.write(mem)
+                    self.spilled = True
                 for v in r.payload_chunks():
-                    h.update(v)
-                    out.write(v)
-                self._put(name, _Node("file", mode, e.mtime, e.size, "", offset, h.hexdigest()))
+                    if out is None:
+                        mem += v
+                    else:
+                        out.write(v)
+                self._put(name, _Node("file", mode, e.mtime, e.size, "", offset))
                 offset += e.size
             elif e.isdir():
                 self._put(name, _Node("dir", mode, e.mtime))
@@ -115,6 +147,9 @@ class Context:
                 self._put(name, _Node("file", target.mode, target.mtime, target.size, "", target.offset,
                                       target.digest))
             # devices, fifos and sockets of a context are not copied (as Docker)
+        if out is not None:
+            out.close()
+            self.mem = bytearray()
 
     def _put(self, name: str, node: _Node) -> None:
         parent = posixpath.dirname(name)
@@ -157,15 +192,16 @@ class Context:
         """A context that is only a Dockerfile (a body or URL that is not a tar)."""
         root.mkdir(parents=True)
         ctx = cls(root)
-        with open(ctx.spool, "wb") as f:
-            f.write(text)
-        ctx._put("Dockerfile", _Node("file", 0o644, 0, len(text), "", 0, hashlib.sha256(text).hexdigest()))
+        ctx.mem += text
+        ctx._put("Dockerfile", _Node("file", 0o644, 0, len(text), "", 0))
         return ctx
 
     def close(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def _bytes(self, n: _Node) -> bytes:
+        if not self.spilled:
+            return bytes(self.mem[n.offset:n.offset + n.size])
         with open(self.spool, "rb") as f:
             f.seek(n.offset)
             return f.read(n.size)
@@ -268,16 +304,20 @@ class Context:
         return out
 
     def _source(self, rel: str, n: _Node) -> Source:
-        return Source(rel, n.kind, n.mode, n.mtime, n.size, n.linkname, "", self.spool, n.offset, n.digest)
+        if self._view is None:
+            self._view = memoryview(self.mem)
+        data = self._view[n.offset:n.offset + n.size] if not self.spilled and n.kind == "file" else None
+        return Source(rel, n.kind, n.mode, n.mtime, n.size, n.linkname, "", self.spool, n.offset, n.digest, data, n)
 
     def _tree(self, name: str, rel: str) -> Iterator[Source]:
-        for c in sorted(self.nodes[name].children):
-            full = posixpath.join(name, c) if name else c
-            n = self.nodes[full]
-            crel = posixpath.join(rel, c) if rel else c
-            yield self._source(crel, n)
+        nodes = self.nodes
+        pre = name + "/" if name else ""
+        rpre = rel + "/" if rel else ""
+        for c in sorted(nodes[name].children):
+            n = nodes[pre + c]
+            yield self._source(rpre + c, n)
             if n.kind == "dir":
-                yield from self._tree(full, crel)
+                yield from self._tree(pre + c, rpre + c)
 
     def unpacked(self, sub: str) -> str:
         """A directory (or file) of the host holding the context's `sub`, unpacked on first use
@@ -401,10 +441,18 @@ def _glob_fs(root: str, pattern: str) -> list[str]:
 
 
 def checksum(sources: list[Source]) -> str:
-    """A digest of what a COPY would write: names, types, modes, link targets and contents.
-    Context files were hashed as they arrived; files of an image's view are hashed here. No
-    metadata stands for content: a context tar's headers cannot prove a file unchanged
-    (reproducible tars give every file the same mtime)."""
+    """A digest of what a COPY would write: names, types, modes, link targets and contents,
+    every file hashed (in threads: hashlib lets go of the GIL). No metadata stands for
+    content: a context tar's headers cannot prove a file unchanged (reproducible tars give
+    every file the same mtime)."""
+    todo = [s for s in sources if s.kind == "file" and not s.digest]
+    if len(todo) > 64:
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+            for i in range(0, len(todo), 256):
+                pool.submit(_digest_all, todo[i:i + 256])
+    else:
+        _digest_all(todo)
     h = hashlib.sha256()
     for s in sources:
         h.update(f"{s.rel}\0{s.kind}\0{s.mode:o}\0".encode())
@@ -414,6 +462,11 @@ def checksum(sources: list[Source]) -> str:
             h.update(s.linkname.encode())
         h.update(b"\n")
     return h.hexdigest()
+
+
+def _digest_all(sources: list[Source]) -> None:
+    for s in sources:
+        s.content_digest()
 
 
 def file_digest(path: str) -> str:

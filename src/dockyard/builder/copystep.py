@@ -70,7 +70,7 @@ async def copy_step(b: _Build, st: Stage, inst: Instruction, add: bool) -> None:
             elif from_:
                 items.append((s, await asyncio.to_thread(resolve_sources, root, s)))
             else:
-                items.append((s, b.ctx.sources(s)))
+                items.append((s, await asyncio.to_thread(b.ctx.sources, s)))
         matched = sum(len([x for x in v if not x.rel or "/" not in x.rel]) if isinstance(v, list) else 1
                       for _, v in items)
         if (len(srcs) > 1 or matched > 1) and not dest_is_dir:

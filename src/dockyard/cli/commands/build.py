@@ -204,7 +204,7 @@ def _context_tar(ctx: str, dockerfile: str, extra: bytes | None) -> Iterator[byt
 
 def _gnu_tar(tar: str, ctx: str, names: list[str]) -> Iterator[bytes]:
     import subprocess
-    p = subprocess.Popen([tar, "-c", "-f", "-", "-C", ctx, "--null", "--no-recursion", "--numeric-owner",
+    p = subprocess.Popen([tar, "-c", "-f", "-", "-b", "2048", "-C", ctx, "--null", "--no-recursion", "--numeric-owner",
                           "--owner=0", "--group=0", "-T", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE)
     assert p.stdin is not None and p.stdout is not None
@@ -218,10 +218,33 @@ def _gnu_tar(tar: str, ctx: str, names: list[str]) -> Iterator[bytes]:
             pass
     threading.Thread(target=feed, daemon=True).start()
 
-    def chunks() -> Iterator[bytes]:
+    import fcntl
+    import queue
+    try:   # a 1 MiB pipe: fewer, larger reads
+        fcntl.fcntl(p.stdout.fileno(), 1031, 1 << 20)   # F_SETPIPE_SZ
+    except OSError:
+        pass
+    q: queue.Queue[bytes] = queue.Queue(64)   # tar runs ahead of the socket (up to 64 MiB)
+
+    def pull() -> None:
         assert p.stdout is not None
-        while b := p.stdout.read(1 << 20):
-            yield b
+        while b := p.stdout.read1(1 << 20):  # type: ignore[attr-defined]
+            q.put(b)
+        q.put(b"")
+    threading.Thread(target=pull, daemon=True).start()
+
+    def chunks() -> Iterator[bytes]:
+        while b := q.get():
+            parts = [b]
+            n = len(b)
+            while n < 1 << 20 and not q.empty():   # what tar has ready, in one send
+                more = q.get()
+                if not more:
+                    q.put(b"")
+                    break
+                parts.append(more)
+                n += len(more)
+            yield b"".join(parts) if len(parts) > 1 else b
         if p.wait() != 0:
             raise OSError(f"tar: {p.stderr.read().decode(errors='replace').strip() if p.stderr else ''}")
     return chunks()
