@@ -56,6 +56,10 @@ class Unavailable(EngineError):
     """A component needed for the request is not available."""
 
 
+class PreconditionFailed(EngineError):
+    """What the request builds on is not there (a context sync's base the daemon no longer keeps)."""
+
+
 class NotImplemented_(EngineError):
     """The feature is not implemented."""
 

@@ -4,8 +4,10 @@ dockyardd: contexts from a directory, stdin and a Dockerfile elsewhere; -q, --ii
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import tarfile
+import time
 
 import pytest
 
@@ -93,3 +95,41 @@ def test_failures_exit_with_the_run_code(cli, tmp_path, client):
     bad = _ctx(tmp_path / "bad", {"Dockerfile": "FROM busybox\nNOPE x\n"})
     p = cli("build", str(bad))
     assert p.returncode == 1 and b"Dockerfile:2: unknown instruction: NOPE" in p.stderr, p.stderr
+
+
+def test_context_sync_sends_only_what_changed(daemon, tmp_path, client):
+    """dockyard build against dockyardd: the second build sends only changed files; edits that
+    keep size and mtime, deletions, and a daemon that lost the base are all seen."""
+    import os
+    env = {**daemon.env(), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+    def dy(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(BIN / "dockyard"), *args], env=env, capture_output=True, text=True, timeout=120)
+    d = _ctx(tmp_path / "ctx", {"Dockerfile": "FROM busybox\nCOPY . /c/\nRUN cat /c/a.txt; ls /c/sub\n",
+                                "a.txt": "one\n", "sub/b.txt": "b\n", "sub/c.txt": "c\n"})
+    old = time.time() - 100   # not "racy": older than the walk that records it
+    for f in ("a.txt", "sub/b.txt", "sub/c.txt", "Dockerfile"):
+        os.utime(d / f, (old, old))
+    time.sleep(1.1)   # their ctimes too must be older than a second when the walk records them
+    p = dy("build", str(d))
+    assert p.returncode == 0, p.stderr
+    assert "Context sync: 4 of 4 files sent" in p.stdout
+    p = dy("build", str(d))
+    assert "Context sync: 0 of 4 files sent" in p.stdout and p.stdout.count("Using cache") == 2, p.stdout
+    (d / "a.txt").write_text("two\n")   # same size, same mtime: the inode's ctime tells
+    os.utime(d / "a.txt", (old, old))
+    time.sleep(1.1)
+    p = dy("build", str(d))
+    assert "Context sync: 1 of 4 files sent" in p.stdout and "\ntwo\n" in p.stdout, p.stdout
+    (d / "sub" / "c.txt").unlink()
+    p = dy("build", str(d))
+    assert "Context sync: 0 of 3 files sent" in p.stdout and "b.txt\n" in p.stdout and "c.txt" not in \
+        p.stdout.split("ls /c/sub")[1], p.stdout
+    # the daemon no longer holds the base (a key of another daemon's): the whole context goes again
+    state = next((tmp_path / "cache" / "dockyard" / "contexts").iterdir())
+    st = json.loads(state.read_text())
+    st["base"] = "0" * 16
+    state.write_text(json.dumps(st))
+    p = dy("build", str(d))
+    assert p.returncode == 0, p.stderr
+    assert "Context sync: 3 of 3 files sent" in p.stdout, p.stdout

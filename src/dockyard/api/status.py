@@ -13,6 +13,7 @@ _TABLE: list[tuple[type[errors.EngineError], int]] = [
     (errors.PermissionDenied, 403),
     (errors.Unauthorized, 401),
     (errors.Unavailable, 503),
+    (errors.PreconditionFailed, 412),
     (errors.NotImplemented_, 501),
     (errors.SystemError_, 500),
 ]

@@ -16,12 +16,12 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from ..archive import dockerignore as ignore
 from ..archive.tarapply import SizeLimitExceeded, clean_name
 from ..archive.tarread import TarReader
-from ..errors import InvalidArgument, NotFound
+from ..errors import InvalidArgument, NotFound, PreconditionFailed
 
 # a context up to this size stays in memory (the environment variable is for tests of the file spool)
 MEM_SPOOL = int(os.environ.get("DOCKYARD_BUILD_MEM_SPOOL", 256 << 20))
@@ -96,21 +96,89 @@ class Context:
         self.nodes: dict[str, _Node] = {"": _Node("dir", 0o755, 0)}
         self.dockerfile_name = "Dockerfile"
         self._unpacked: dict[str, str] = {}
+        self.sync_stats = (0, 0)    # a context sync's (files in the context, files sent)
 
     # --- receiving -----------------------------------------------------------------------------
     @classmethod
-    def receive(cls, stream: BinaryIO, root: Path, max_bytes: int) -> Context:
-        """Index a (plain, gzip, bzip2 or xz) tar; payloads to the spool, hashed as they pass."""
+    def receive(cls, stream: BinaryIO, root: Path, max_bytes: int, sync: ContextStore | None = None,
+                key: str = "", base: str = "") -> Context:
+        """Index a (plain, gzip, bzip2 or xz) tar; payloads to the spool, hashed as they pass.
+        With `key` (Dockyard's context sync), the tar starts with a manifest of the whole context
+        and holds only the files that changed since the context `base` the store keeps."""
         root.mkdir(parents=True)
         ctx = cls(root)
         try:
-            ctx._read(TarReader(stream), max_bytes)
+            r = TarReader(stream)
+            if key:
+                assert sync is not None
+                ctx._read_delta(r, max_bytes, sync, key, base)
+            else:
+                ctx._read(r, max_bytes)
         except BaseException:
             ctx.close()
             raise
         return ctx
 
-    def _read(self, r: TarReader, max_bytes: int) -> None:
+    def _read_delta(self, r: TarReader, max_bytes: int, sync: ContextStore, key: str, base: str) -> None:
+        """The manifest names every entry; those marked unchanged come from the kept base (with
+        their digests: they are not hashed again), the rest from the tar that follows."""
+        it = iter(r)
+        first = next(it, None)
+        if first is None or first.name != MANIFEST or not first.isreg():
+            raise InvalidArgument(f"context sync: the tar must start with {MANIFEST}")
+        import json
+        try:
+            manifest = json.loads(r.read_payload(64 << 20))
+            entries = manifest["entries"]
+        except (ValueError, KeyError, TypeError):
+            raise InvalidArgument("context sync: a malformed manifest") from None
+        prev = sync.borrow(key, base) if base else None
+        try:
+            if base and prev is None:
+                raise BaseGone(f"context sync: base {base} is not kept here (any more)")
+            reuse = prev is not None and len(prev.mem) <= MEM_SPOOL // 2
+            if reuse:   # one copy of the base's spool: unchanged files keep their offsets
+                assert prev is not None
+                self.mem = bytearray(prev.mem)
+            self._read(_Rest(it, r), max_bytes)   # the changed files
+            if self.spilled:
+                raise BaseGone("context sync: the context outgrew the memory spool")
+            fresh = dict(self.nodes)
+            self.sync_stats = (sum(1 for e in entries if e[1] == "file"),
+                               sum(1 for n in fresh.values() if n.kind == "file"))
+            self.nodes = {"": _Node("dir", 0o755, 0)}
+            for ent in entries:
+                name, kind, mode, mtime, size, linkname, changed = ent
+                name = clean_name(str(name))
+                if not name:
+                    continue
+                if kind == "dir":
+                    self._put(name, _Node("dir", int(mode) & 0o7777, float(mtime)))
+                elif kind == "symlink":
+                    self._put(name, _Node("symlink", 0o777, float(mtime), 0, str(linkname)))
+                elif changed:
+                    n = fresh.get(name)
+                    if n is None or n.kind != "file":
+                        raise InvalidArgument(f"context sync: {name} is marked changed but not sent")
+                    self._put(name, n)
+                else:
+                    old = prev.nodes.get(name) if prev is not None else None
+                    if prev is None or old is None or old.kind != "file" or old.size != int(size):
+                        raise BaseGone(f"context sync: {name} is not in the base")
+                    if reuse:
+                        offset = old.offset
+                    else:
+                        if len(self.mem) + old.size > MEM_SPOOL:
+                            raise BaseGone("context sync: the context outgrew the memory spool")
+                        offset = len(self.mem)
+                        self.mem += prev._bytes(old)
+                    self._put(name, _Node("file", int(mode) & 0o7777, float(mtime), old.size, "", offset,
+                                          old.digest))
+        finally:
+            if prev is not None:
+                sync.give_back(prev)
+
+    def _read(self, r: TarReader | _Rest, max_bytes: int) -> None:
         """Payloads go to memory, then (past MEM_SPOOL bytes) to the spool file; they are hashed
         when a COPY asks (in threads: hashlib does not hold the GIL)."""
         offset = 0
@@ -125,6 +193,7 @@ class Context:
                 if offset + e.size > max_bytes:
                     raise SizeLimitExceeded(f"the build context is larger than the {max_bytes} bytes free "
                                             "on the data root")
+                offset = len(self.mem) if out is None else offset
                 if out is None and offset + e.size > MEM_SPOOL:
                     out = open(self.spool, "wb", buffering=1 << 20)
                     out.write(mem)
@@ -357,6 +426,95 @@ def _write(s: Source, path: str) -> None:
                 out.write(b)
                 left -= len(b)
         os.chmod(path, s.mode)
+
+
+MANIFEST = ".dockyard-context.json"
+
+
+class BaseGone(PreconditionFailed):
+    """The base a context sync names is not kept: the client sends the whole context again."""
+
+
+class _Rest:
+    """The entries of a TarReader after the first, for `_read`."""
+
+    def __init__(self, it: Iterator[Any], r: TarReader) -> None:
+        self.it, self.r = it, r
+
+    def __iter__(self) -> Iterator[Any]:
+        return self.it
+
+    def payload_chunks(self) -> Iterator[memoryview]:
+        return self.r.payload_chunks()
+
+
+class ContextStore:
+    """The contexts kept for Dockyard's context sync (the last one per client key, a few keys,
+    in memory only), so a rebuild sends only what changed. A context in use is never dropped."""
+
+    def __init__(self, keys: int = 4, limit: int = int(os.environ.get("DOCKYARD_BUILD_KEEP_BYTES", 512 << 20))) -> None:
+        import threading
+        from collections import OrderedDict
+        self.keys, self.limit = keys, limit
+        self.lock = threading.Lock()
+        self.kept: OrderedDict[str, tuple[str, Context]] = OrderedDict()
+        self.users: dict[int, int] = {}
+        self.doomed: set[int] = set()
+        self.closing: dict[int, Context] = {}
+
+    def borrow(self, key: str, gen: str) -> Context | None:
+        with self.lock:
+            got = self.kept.get(key)
+            if got is None or got[0] != gen:
+                return None
+            self.kept.move_to_end(key)
+            self.users[id(got[1])] = self.users.get(id(got[1]), 0) + 1
+            return got[1]
+
+    def give_back(self, ctx: Context) -> None:
+        close = False
+        with self.lock:
+            n = self.users.get(id(ctx), 1) - 1
+            if n <= 0:
+                self.users.pop(id(ctx), None)
+                if id(ctx) in self.doomed:
+                    self.doomed.discard(id(ctx))
+                    self.closing.pop(id(ctx), None)
+                    close = True
+            else:
+                self.users[id(ctx)] = n
+        if close:
+            ctx.close()
+
+    def keep(self, key: str, ctx: Context) -> str | None:
+        """Keep a context (in memory only) as `key`'s base; its generation, or None."""
+        if ctx.spilled or len(ctx.mem) > self.limit:
+            return None
+        gen = os.urandom(8).hex()
+        drop: list[Context] = []
+        with self.lock:
+            old = self.kept.pop(key, None)
+            if old is not None:
+                drop.append(old[1])
+            self.kept[key] = (gen, ctx)
+            self.users[id(ctx)] = self.users.get(id(ctx), 0) + 1   # the store's own hold
+            while len(self.kept) > self.keys or (len(self.kept) > 1 and
+                                                 sum(len(c.mem) for _, c in self.kept.values()) > self.limit):
+                drop.append(self.kept.popitem(last=False)[1][1])
+        for c in drop:
+            self.give_back(c)
+        return gen
+
+    def holds(self, ctx: Context) -> bool:
+        with self.lock:
+            return any(c is ctx for _, c in self.kept.values())
+
+    def close_all(self) -> None:
+        with self.lock:
+            items = [c for _, c in self.kept.values()]
+            self.kept.clear()
+        for c in items:
+            c.close()
 
 
 # --- sources on the host (an image's or a stage's filesystem) ----------------------------------

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from ..errors import InvalidArgument
-from .context import Source, checksum, resolve_sources
+from .context import Source, checksum, file_digest, resolve_sources
 from .copying import Plan, is_archive, parents_to_create
 from .engine import DEFAULT_SHELL, Stage
 from .parser import Instruction
@@ -57,8 +57,7 @@ async def copy_step(b: _Build, st: Stage, inst: Instruction, add: bool) -> None:
         dest = posixpath.join(wd, dest)
     dest = posixpath.normpath(dest)
     heredocs = {h.name: h for h in inst.heredocs}
-    async with _source_root(b, st, from_) as root, b._view(st) as image_root:
-        owner = _owner(image_root, chown) if chown else None
+    async with _source_root(b, st, from_) as root:
         items: list[tuple[str, list[Source] | bytes | str]] = []   # (source word, what it names)
         for s in srcs:
             if s.startswith("<<") and s.lstrip("<-").strip("'\"") in heredocs:
@@ -71,65 +70,90 @@ async def copy_step(b: _Build, st: Stage, inst: Instruction, add: bool) -> None:
                 items.append((s, await asyncio.to_thread(resolve_sources, root, s)))
             else:
                 items.append((s, await asyncio.to_thread(b.ctx.sources, s)))
-        matched = sum(len([x for x in v if not x.rel or "/" not in x.rel]) if isinstance(v, list) else 1
-                      for _, v in items)
+        what, matched, archives = await asyncio.to_thread(_key, items, dest, add)
         if (len(srcs) > 1 or matched > 1) and not dest_is_dir:
             raise inst.error(f"When using {name} with more than one source file, the destination must be a "
                              "directory and end with a /")
-        exists_dir = os.path.isdir(image_root + dest) if dest != "/" else True
-        into_dir = dest_is_dir or exists_dir or any(isinstance(v, list) and v and not v[0].rel for _, v in items)
-        plan = Plan()
-        kinds: list[str] = []
-        h = hashlib.sha256()
-        for word, v in items:
-            if isinstance(v, bytes):
-                target = posixpath.join(dest, word) if into_dir else dest
-                plan.data.append((target, v, 0o644))
-                h.update(b"heredoc\0" + target.encode() + b"\0" + v)
-                kinds.append("file")
-            elif isinstance(v, str):   # a downloaded URL
-                fn = posixpath.basename(word.split("?")[0].rstrip("/")) or "index.html"
-                target = posixpath.join(dest, fn) if into_dir else dest
-                st_ = os.stat(v)
-                src = Source(fn, "file", 0o600, st_.st_mtime, st_.st_size, path=v)
-                plan.files.append((target, src))
-                h.update(f"url\0{target}\0".encode() + checksum([src]).encode())
-                kinds.append("file")
-            else:
-                digest = await asyncio.to_thread(checksum, v)
-                h.update(f"src\0{word}\0{dest}\0".encode() + digest.encode())
-                named_dir = bool(v) and not v[0].rel
-                for srcf in v:
-                    if not srcf.rel:   # a directory named as a source: its contents go into dest
-                        kinds.append("dir")
-                        if not exists_dir:
-                            plan.dirs.append((dest, srcf.mode, srcf.mtime, owner))
-                        continue
-                    if add and srcf.kind == "file" and not named_dir and await asyncio.to_thread(is_archive, srcf):
-                        plan.archives.append((dest, srcf))   # unpacked into dest, a directory
-                        kinds.append("archive")
-                        continue
-                    target = posixpath.join(dest, srcf.rel) if into_dir or "/" in srcf.rel else dest
-                    plan.files.append((target, srcf))
-                    if not named_dir:
-                        kinds.append("file")
-        top = dest if into_dir or plan.archives else posixpath.dirname(dest)
-        missing = parents_to_create(top, lambda d: os.path.isdir(image_root + d))
-        have = {d for d, *_ in plan.dirs}
-        plan.dirs = [(d, 0o755, 0, owner if d == dest else None) for d in missing if d not in have] + plan.dirs
-        plan.dirs.sort(key=lambda x: x[0].count("/"))
-        kind = kinds[0] if len(kinds) == 1 else "multi"
-        what = f"{kind}:{h.hexdigest()}"
         shell = list(st.run.get("Shell") or DEFAULT_SHELL)
         flags = "".join(f"--{k}={v} " for k in sorted(inst.flags) for v in inst.flags[k])
         text = f"{name} {flags}{what} in {dest} "
         cc_cmd = shell + [f"#(nop) {text}"]
-        hit = b._probe(st, cc_cmd)
+        hit = b._probe(st, cc_cmd)   # the key needs no view of the image: a hit mounts nothing
         if hit is not None:
             await b._use(st, hit)
             return
-        # written while the sources (a stage's or an image's view) are still mounted
-        await b._layer_step(st, plan, owner, chmod, cc_cmd, f"{' '.join(shell)} #(nop) {text}")
+        async with b._view(st) as image_root:
+            owner = _owner(image_root, chown) if chown else None
+            plan = await asyncio.to_thread(_plan, items, dest, dest_is_dir, image_root, owner, archives)
+            # written while the sources (a stage's or an image's view) are still mounted
+            await b._layer_step(st, plan, owner, chmod, cc_cmd, f"{' '.join(shell)} #(nop) {text}")
+
+
+def _key(items: list[tuple[str, list[Source] | bytes | str]], dest: str, add: bool) -> tuple[str, int, set[int]]:
+    """(Docker's `kind:checksum` of the sources, how many top-level sources, the ids of the
+    sources ADD unpacks)."""
+    h = hashlib.sha256()
+    kinds: list[str] = []
+    archives: set[int] = set()
+    matched = 0
+    for word, v in items:
+        if isinstance(v, bytes):
+            h.update(b"heredoc\0" + word.encode() + b"\0" + v)
+            kinds.append("file")
+            matched += 1
+        elif isinstance(v, str):   # a downloaded URL
+            h.update(f"url\0{word}\0".encode() + file_digest(v).encode())
+            kinds.append("file")
+            matched += 1
+        else:
+            h.update(f"src\0{word}\0{dest}\0".encode() + checksum(v).encode())
+            named_dir = bool(v) and not v[0].rel
+            if named_dir:
+                kinds.append("dir")
+                matched += 1
+                continue
+            for srcf in v:
+                matched += 1
+                if add and srcf.kind == "file" and is_archive(srcf):
+                    archives.add(id(srcf))
+                    kinds.append("archive")
+                else:
+                    kinds.append("file")
+    kind = kinds[0] if len(kinds) == 1 else "multi"
+    return f"{kind}:{h.hexdigest()}", matched, archives
+
+
+def _plan(items: list[tuple[str, list[Source] | bytes | str]], dest: str, dest_is_dir: bool, image_root: str,
+          owner: tuple[int, int] | None, archives: set[int]) -> Plan:
+    """What the layer holds, given what the image already has at the destination."""
+    exists_dir = os.path.isdir(image_root + dest) if dest != "/" else True
+    into_dir = dest_is_dir or exists_dir or any(isinstance(v, list) and v and not v[0].rel for _, v in items)
+    plan = Plan()
+    for word, v in items:
+        if isinstance(v, bytes):
+            plan.data.append((posixpath.join(dest, word) if into_dir else dest, v, 0o644))
+        elif isinstance(v, str):
+            fn = posixpath.basename(word.split("?")[0].rstrip("/")) or "index.html"
+            st_ = os.stat(v)
+            plan.files.append((posixpath.join(dest, fn) if into_dir else dest,
+                               Source(fn, "file", 0o600, st_.st_mtime, st_.st_size, path=v)))
+        else:
+            for srcf in v:
+                if not srcf.rel:   # a directory named as a source: its contents go into dest
+                    if not exists_dir:
+                        plan.dirs.append((dest, srcf.mode, srcf.mtime, owner))
+                    continue
+                if id(srcf) in archives:
+                    plan.archives.append((dest, srcf))   # unpacked into dest, a directory
+                    continue
+                target = posixpath.join(dest, srcf.rel) if into_dir or "/" in srcf.rel else dest
+                plan.files.append((target, srcf))
+    top = dest if into_dir or plan.archives else posixpath.dirname(dest)
+    missing = parents_to_create(top, lambda d: os.path.isdir(image_root + d))
+    have = {d for d, *_ in plan.dirs}
+    plan.dirs = [(d, 0o755, 0, owner if d == dest else None) for d in missing if d not in have] + plan.dirs
+    plan.dirs.sort(key=lambda x: x[0].count("/"))
+    return plan
 
 
 @contextlib.asynccontextmanager

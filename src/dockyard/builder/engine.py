@@ -39,8 +39,6 @@ DEFAULT_SHELL = ["/bin/sh", "-c"]
 class BuildError(EngineError):
     """A failed step, reported in the stream (with the RUN's exit code when there is one)."""
 
-    status = 400
-
     def __init__(self, message: str, code: int | None = None) -> None:
         super().__init__(message)
         self.code = code
@@ -107,6 +105,8 @@ class Builder:
         self.root = root
         self._cache_locks: dict[str, asyncio.Lock] = {}
         self._cache_users: dict[str, int] = {}
+        from .context import ContextStore
+        self.contexts = ContextStore()   # Dockyard's context sync: the last context of a few clients
         self._clean()
 
     def _clean(self) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import uuid
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -30,7 +31,8 @@ _LIMITS = {"memory": ("Memory", int), "memswap": ("MemorySwap", int), "cpushares
            "cpuquota": ("CpuQuota", int), "shmsize": ("ShmSize", int), "cgroupparent": ("CgroupParent", str)}
 _KNOWN = {"dockerfile", "t", "extrahosts", "remote", "q", "nocache", "cachefrom", "pull", "rm", "forcerm",
           "buildargs", "labels", "networkmode", "platform", "target", "squash", "ulimits", "version", "outputs",
-          "session", "buildid", "isolation", *_LIMITS}
+          "session", "buildid", "isolation", "dyctx", "dyctxbase", *_LIMITS}
+_KEY = re.compile(r"^[0-9a-f]{16,64}$")
 
 
 class BuildRouter:
@@ -105,9 +107,17 @@ class BuildRouter:
         if remote:
             ctx = await self._remote(remote, root)
         else:
+            key, base = req.query.get("dyctx", ""), req.query.get("dyctxbase", "")
+            if key and not _KEY.match(key) or base and not re.match(r"^[0-9a-f]{16}$", base):
+                raise InvalidArgument("dyctx must be 16 to 64 hex digits, dyctxbase 16")
             with BodyReader(req, loop) as reader:
-                ctx = await asyncio.to_thread(Context.receive, cast(BinaryIO, reader), root,
-                                              self.b.images._space_for_layers())
+                try:
+                    ctx = await asyncio.to_thread(Context.receive, cast(BinaryIO, reader), root,
+                                                  self.b.images._space_for_layers(), self.b.contexts, key, base)
+                except BaseException:
+                    await reader.discard_rest()   # the client reads the answer, not a reset
+                    raise
+        gen = None
         try:
             df = await asyncio.to_thread(ctx.read_dockerfile, o.dockerfile)
             plan(parse(df), o.build_args, o.target)   # a bad Dockerfile is the request's 400
@@ -118,6 +128,11 @@ class BuildRouter:
 
             async def emit(m: dict[str, Any]) -> None:
                 await json_line(resp, m)
+            if not remote and req.query.get("dyctx"):   # kept as the client's next base
+                gen = await asyncio.to_thread(self.b.contexts.keep, req.query["dyctx"], ctx)
+                if gen:
+                    await emit({"aux": {"DockyardContext": {"ID": gen, "Files": ctx.sync_stats[0],
+                                                            "Sent": ctx.sync_stats[1]}}})
             try:
                 img = await _unless_gone(req, self.b.build(ctx, df, o, emit))
                 for t in o.tags:
@@ -142,7 +157,8 @@ class BuildRouter:
             await resp.write_eof()
             return resp
         finally:
-            await asyncio.to_thread(ctx.close)
+            if gen is None:
+                await asyncio.to_thread(ctx.close)
 
     async def _remote(self, url: str, root: Path) -> Context:
         """`remote=`: a URL serving a tar context or a plain Dockerfile (git is not fetched)."""

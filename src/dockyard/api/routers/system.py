@@ -41,7 +41,8 @@ class SystemRouter:
     async def ping(self, req: web.Request) -> web.Response:
         """`GET|HEAD /_ping`."""
         headers = {"Cache-Control": "no-cache, no-store, must-revalidate", "Pragma": "no-cache",
-                   "Builder-Version": "1", "Api-Version": API_VERSION}
+                   "Builder-Version": "1", "Api-Version": API_VERSION,
+                   "Dockyard-Context-Sync": "1"}
         if req.method == "HEAD":
             return web.Response(status=200, headers={**headers, "Content-Type": "text/plain; charset=utf-8",
                                                      "Content-Length": "0"})
