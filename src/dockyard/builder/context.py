@@ -82,6 +82,7 @@ class _Node:
     offset: int = 0
     digest: str = ""
     children: dict[str, None] = field(default_factory=dict)   # ordered set of names (directories)
+    seg: int = 0          # which spool segment holds the content (0: this context's own)
 
 
 class Context:
@@ -91,8 +92,9 @@ class Context:
         self.root = root                      # this build's scratch directory
         self.spool = str(root / "context.spool")
         self.mem = bytearray()      # the spool, while it is small enough to stay in memory
+        self.segs: list[bytearray] = [self.mem]   # own spool, then the segments shared with a sync's base
         self.spilled = False
-        self._view: memoryview | None = None
+        self._views: list[memoryview] | None = None
         self.nodes: dict[str, _Node] = {"": _Node("dir", 0o755, 0)}
         self.dockerfile_name = "Dockerfile"
         self._unpacked: dict[str, str] = {}
@@ -136,10 +138,10 @@ class Context:
         try:
             if base and prev is None:
                 raise BaseGone(f"context sync: base {base} is not kept here (any more)")
-            reuse = prev is not None and len(prev.mem) <= MEM_SPOOL // 2
-            if reuse:   # one copy of the base's spool: unchanged files keep their offsets
-                assert prev is not None
-                self.mem = bytearray(prev.mem)
+            # the base's segments are shared, not copied: unchanged files stay where they are, until
+            # the chain grows long or mostly stale (then they are copied into this context's own)
+            reuse = prev is not None and len(prev.segs) < 4 and prev.live_bytes() * 2 + (16 << 20) >= \
+                sum(len(g) for g in prev.segs)
             self._read(_Rest(it, r), max_bytes)   # the changed files
             if self.spilled:
                 raise BaseGone("context sync: the context outgrew the memory spool")
@@ -149,7 +151,10 @@ class Context:
             self.nodes = {"": _Node("dir", 0o755, 0)}
             for ent in entries:
                 name, kind, mode, mtime, size, linkname, changed = ent
-                name = clean_name(str(name))
+                name = str(name)
+                if not name or name[0] == "/" or "\0" in name or "//" in name or "." in name and (
+                        name.startswith("./") or "/./" in name or ".." in name or name.endswith(("/.", "/"))):
+                    name = clean_name(name)
                 if not name:
                     continue
                 if kind == "dir":
@@ -166,14 +171,17 @@ class Context:
                     if prev is None or old is None or old.kind != "file" or old.size != int(size):
                         raise BaseGone(f"context sync: {name} is not in the base")
                     if reuse:
-                        offset = old.offset
+                        seg, offset = old.seg + 1, old.offset
                     else:
                         if len(self.mem) + old.size > MEM_SPOOL:
                             raise BaseGone("context sync: the context outgrew the memory spool")
-                        offset = len(self.mem)
+                        seg, offset = 0, len(self.mem)
                         self.mem += prev._bytes(old)
                     self._put(name, _Node("file", int(mode) & 0o7777, float(mtime), old.size, "", offset,
-                                          old.digest))
+                                          old.digest, seg=seg))
+            if reuse:
+                assert prev is not None
+                self.segs = [self.mem, *prev.segs]
         finally:
             if prev is not None:
                 sync.give_back(prev)
@@ -214,11 +222,12 @@ class Context:
                 if target is None or target.kind != "file":
                     raise InvalidArgument(f"invalid tar archive: hard link {e.name} to a missing file")
                 self._put(name, _Node("file", target.mode, target.mtime, target.size, "", target.offset,
-                                      target.digest))
+                                      target.digest, seg=target.seg))
             # devices, fifos and sockets of a context are not copied (as Docker)
         if out is not None:
             out.close()
             self.mem = bytearray()
+            self.segs = [self.mem]
 
     def _put(self, name: str, node: _Node) -> None:
         parent = posixpath.dirname(name)
@@ -268,9 +277,12 @@ class Context:
     def close(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
 
+    def live_bytes(self) -> int:
+        return sum(n.size for n in self.nodes.values() if n.kind == "file")
+
     def _bytes(self, n: _Node) -> bytes:
-        if not self.spilled:
-            return bytes(self.mem[n.offset:n.offset + n.size])
+        if n.seg or not self.spilled:
+            return bytes(self.segs[n.seg][n.offset:n.offset + n.size])
         with open(self.spool, "rb") as f:
             f.seek(n.offset)
             return f.read(n.size)
@@ -373,9 +385,11 @@ class Context:
         return out
 
     def _source(self, rel: str, n: _Node) -> Source:
-        if self._view is None:
-            self._view = memoryview(self.mem)
-        data = self._view[n.offset:n.offset + n.size] if not self.spilled and n.kind == "file" else None
+        data = None
+        if n.kind == "file" and (n.seg or not self.spilled):
+            if self._views is None:
+                self._views = [memoryview(g) for g in self.segs]
+            data = self._views[n.seg][n.offset:n.offset + n.size]
         return Source(rel, n.kind, n.mode, n.mtime, n.size, n.linkname, "", self.spool, n.offset, n.digest, data, n)
 
     def _tree(self, name: str, rel: str) -> Iterator[Source]:
@@ -488,7 +502,7 @@ class ContextStore:
 
     def keep(self, key: str, ctx: Context) -> str | None:
         """Keep a context (in memory only) as `key`'s base; its generation, or None."""
-        if ctx.spilled or len(ctx.mem) > self.limit:
+        if ctx.spilled or sum(len(g) for g in ctx.segs) > self.limit:
             return None
         gen = os.urandom(8).hex()
         drop: list[Context] = []
@@ -499,7 +513,7 @@ class ContextStore:
             self.kept[key] = (gen, ctx)
             self.users[id(ctx)] = self.users.get(id(ctx), 0) + 1   # the store's own hold
             while len(self.kept) > self.keys or (len(self.kept) > 1 and
-                                                 sum(len(c.mem) for _, c in self.kept.values()) > self.limit):
+                                                 sum(len(g) for _, c in self.kept.values() for g in c.segs) > self.limit):
                 drop.append(self.kept.popitem(last=False)[1][1])
         for c in drop:
             self.give_back(c)

@@ -488,7 +488,7 @@ class _Build:
         parent = st.image.id if st.image else ""
         for child in self.images.meta.children_of_image(parent):
             try:
-                cfg = self.images.get(child).config
+                cfg = self.images.config_of(child)
             except NotFound:
                 continue
             if _same(cfg.get("container_config"), want_cc) and _same(cfg.get("config"), want_cfg) \

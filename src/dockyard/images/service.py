@@ -77,6 +77,7 @@ class ImageService:
         self.lock = threading.RLock()
         # (action, image id or reference, attributes): Docker's image events; wired by the daemon
         self.on_event: Callable[[str, str, dict[str, str]], None] = lambda *_: None
+        self._configs: dict[str, dict[str, Any]] = {}   # config_of's memory (IDs are content digests)
 
     # --- reading ------------------------------------------------------------------
     def get(self, image_id: str) -> Image:
@@ -87,6 +88,19 @@ class ImageService:
         cfg = json.loads(self.content.read(image_id))
         return Image(image_id, cfg, self.meta.tags_of(image_id), self.meta.digests_of(image_id),
                      row["created"], row["size"], row["parent"], row["top_layer"])
+
+    def config_of(self, image_id: str) -> dict[str, Any]:
+        """An image's config, parsed once and remembered (an ID is the digest of its config, so
+        it never changes); treat it as read-only. NotFound if the image is gone."""
+        if self.meta.image(image_id) is None:
+            raise NotFound(f"No such image: {image_id}")
+        cfg = self._configs.get(image_id)
+        if cfg is None:
+            cfg = json.loads(self.content.read(image_id))
+            if len(self._configs) > 4096:
+                self._configs.clear()
+            self._configs[image_id] = cfg
+        return cfg
 
     def resolve(self, name: str) -> Image:
         """Find an image by full/short ID, `sha256:` ID or reference, as Docker does."""
