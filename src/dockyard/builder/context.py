@@ -13,7 +13,7 @@ import os
 import posixpath
 import shutil
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -363,15 +363,8 @@ class Context:
     def sources(self, pattern: str) -> list[Source]:
         """What one COPY source names: a file, or a directory's contents (its first Source has
         rel "" and stands for the directory itself); wildcards match names in the context."""
-        clean = posixpath.normpath("/" + pattern).lstrip("/")
-        if any(ch in clean for ch in "*?["):
-            matches = self._glob(clean)
-            if not matches:
-                raise NotFound(f"COPY failed: no source files were specified (no match for {pattern!r})")
-        else:
-            matches = [clean]
         out: list[Source] = []
-        for rel in matches:
+        for rel in _matches(pattern, self._glob):
             real = self._resolve(rel)
             n = self.nodes.get(real) if real is not None else None
             if n is None or real is None:
@@ -531,19 +524,23 @@ class ContextStore:
             c.close()
 
 
+def _matches(pattern: str, glob: Callable[[str], list[str]]) -> list[str]:
+    """The paths a COPY source names: itself, or what its wildcards match (at least one)."""
+    clean = posixpath.normpath("/" + pattern).lstrip("/")
+    if not any(ch in clean for ch in "*?["):
+        return [clean]
+    found = glob(clean)
+    if not found:
+        raise NotFound(f"COPY failed: no source files were specified (no match for {pattern!r})")
+    return found
+
+
 # --- sources on the host (an image's or a stage's filesystem) ----------------------------------
 def resolve_sources(root: str, pattern: str) -> list[Source]:
     """As Context.sources, for a directory of the host (an image's read-only view): symlinks
     resolve as if `root` were `/`."""
-    clean = posixpath.normpath("/" + pattern).lstrip("/")
-    if any(ch in clean for ch in "*?["):
-        matches = _glob_fs(root, clean)
-        if not matches:
-            raise NotFound(f"COPY failed: no source files were specified (no match for {pattern!r})")
-    else:
-        matches = [clean]
     out: list[Source] = []
-    for rel in matches:
+    for rel in _matches(pattern, lambda p: _glob_fs(root, p)):
         path = _in_root(root, rel)
         try:
             st = os.stat(path)
