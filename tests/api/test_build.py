@@ -385,11 +385,10 @@ def test_cache_from_an_image_without_parents(client, tmp_path):
     data = b"".join(client.images.get("cachesrc:1").save(named=True))
     client.images.remove("cachesrc:1")   # its intermediate images go with it: no parent links left
     client.images.load(data)
-    _, m_plain, _ = build(client, files)
-    assert text(m_plain).count("Using cache") == 0   # without --cache-from nothing matches...
+    assert client.images.get("cachesrc:1").attrs["Parent"] == ""   # loaded: no parent links to follow
     iid2, m2, err2 = build(client, files, cache_from=["cachesrc:1"])
     assert not err2
-    assert text(m2).count("Using cache") == 4, text(m2)   # ...with it every step does
+    assert text(m2).count("Using cache") == 4, text(m2)   # every step, from the image's history
     assert client.images.get(iid2).attrs["RootFS"]["Layers"] == layers
     assert client.containers.run(iid2, remove=True, network_mode="none") == b"ran\n"
     client.images.remove("cachesrc:1", force=True)

@@ -15,9 +15,9 @@ from ..units import human_duration, unix_seconds
 def image_summary(img: Image, containers: int = -1) -> dict[str, Any]:
     """`GET /images/json` item."""
     return {
-        "Id": img.id, "ParentId": img.parent, "RepoTags": img.tags or None, "RepoDigests": img.digests or None,
+        "Id": img.id, "ParentId": img.parent, "RepoTags": img.tags, "RepoDigests": img.digests,
         "Created": unix_seconds(img.created), "Size": img.size, "SharedSize": -1, "VirtualSize": img.size,
-        "Labels": (img.container_config.get("Labels") or None), "Containers": containers,
+        "Labels": img.container_config.get("Labels") or {}, "Containers": containers,
     }
 
 

@@ -97,10 +97,10 @@ class SystemService:
         out_images = []
         for img in imgs:
             shared = sum(layer_size[ch] for ch in chains[img.id] if layer_users[ch] > 1)
-            out_images.append({"Id": img.id, "ParentId": img.parent, "RepoTags": img.tags or None,
-                               "RepoDigests": img.digests or None, "Created": unix_seconds(img.created),
+            out_images.append({"Id": img.id, "ParentId": img.parent, "RepoTags": img.tags,
+                               "RepoDigests": img.digests, "Created": unix_seconds(img.created),
                                "Size": img.size, "SharedSize": shared, "VirtualSize": img.size,
-                               "Labels": img.container_config.get("Labels") or None,
+                               "Labels": img.container_config.get("Labels") or {},
                                "Containers": users.get(img.id, 0)})
         out_ctrs = []
         for c in self.containers.list():

@@ -44,9 +44,9 @@ class Volume:
 
     def view(self, usage: tuple[int, int] | None = None) -> dict[str, Any]:
         """Docker's Volume object."""
-        out: dict[str, Any] = {"CreatedAt": self.created, "Driver": self.driver, "Labels": self.labels or None,
+        out: dict[str, Any] = {"CreatedAt": self.created, "Driver": self.driver, "Labels": self.labels or {},
                                "Mountpoint": self.mountpoint, "Name": self.name,
-                               "Options": self.options or None, "Scope": "local"}
+                               "Options": self.options or {}, "Scope": "local"}
         if usage is not None:
             out["UsageData"] = {"Size": usage[0], "RefCount": usage[1]}
         return out
