@@ -65,7 +65,12 @@ def test_stdin_once_without_tty(client):
     assert client.api.wait(cid, timeout=20)["StatusCode"] == 0
     info = client.api.inspect_container(cid)["Config"]
     assert info["OpenStdin"] and info["StdinOnce"] and info["AttachStdin"] and not info["Tty"]
-    # attach with logs=1 to the exited container replays its output
+    # attach to the exited container: logs=1 replays its output, and the stream ends at once (as
+    # dockerd's; docker-compose's `run` without the docker CLI attaches after a quick command exited)
+    s = client.api.attach_socket(cid, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1, "logs": 1})
+    s._sock.settimeout(10)
+    frames = _demux(_read_all(s._sock))
+    assert b"".join(d for st, d in frames if st == 1) == b"line one\nline two\n"
     client.api.remove_container(cid)
 
 

@@ -16,7 +16,7 @@ from ... import detachkeys
 from ...containers import filters as ctr_filters
 from ...containers import logs as logs_mod
 from ...containers.filesystem import ContainerFS, PathStat
-from ...containers.model import Container
+from ...containers.model import Container, Status
 from ...containers.service import ContainerService
 from ...errors import InvalidArgument, NotFound
 from .. import params, views
@@ -338,7 +338,7 @@ class ContainersRouter:
         want, stdin, keys = self._attach_opts(req, c)
         encode = self._encoder(c, want, raw=False)
         log = self.c.log_path(c) if params.qbool(req, "logs") else ""   # 501 first with the none driver
-        ch = await self.c.attach(c, stdin) if params.qbool(req, "stream") else None
+        ch = await self.c.attach(c, stdin) if params.qbool(req, "stream") and _follows(c) else None
         try:
             h = await Hijacked.take(req, RAW_STREAM)
         except BaseException:
@@ -375,7 +375,7 @@ class ContainersRouter:
         try:
             if log:
                 await self._replay(log, want, encode, ws.send_bytes)
-            if params.qbool(req, "stream"):
+            if params.qbool(req, "stream") and _follows(c):
                 ch = await self.c.attach(c, stdin)
 
                 async def read() -> bytes | None:
@@ -401,6 +401,12 @@ class ContainersRouter:
 
 def _stat_header(ps: PathStat) -> dict[str, str]:
     return {"X-Docker-Container-Path-Stat": base64.b64encode(json.dumps(ps.to_json()).encode()).decode()}
+
+
+def _follows(c: Container) -> bool:
+    """Whether an attach's stream waits for output: not for a container that has exited (dockerd
+    ends such a stream at once; one that was only created waits for its start)."""
+    return c.state.status not in (Status.EXITED, Status.DEAD)
 
 
 def _tail(v: str) -> int:
