@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pause": ("containers", "pause"), "unpause": ("containers", "unpause"),
     "events": ("system", "events"), "top": ("containers", "top"), "stats": ("stats", "stats"),
     "exec": ("exec", "exec_"), "update": ("run", "update"), "port": ("containers", "port"),
-    "build": ("build", "build"),
+    "build": ("build", "build"), "compose": ("compose", "compose"),
 }
 GROUPS: dict[str, dict[str, tuple[str, str]]] = {
     "image": {"ls": ("images", "images"), "list": ("images", "images"), "import": ("images", "import_"),
@@ -64,6 +64,7 @@ Options:
 
 Commands:
   build       Build an image from a Dockerfile
+  compose     Run multi-container applications (Compose files)
   commit      Create a new image from a container's changes
   cp          Copy files/folders between a container and the local filesystem
   create      Create a new container
