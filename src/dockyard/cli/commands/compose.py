@@ -165,13 +165,15 @@ def _down(c: Any, prog: str, args: list[str]) -> int:
     p.add_argument("--rmi", default="", choices=["", "all", "local"])
     p.add_argument("-t", "--timeout", default="10")
     ns = p.parse_args(args)
-    ctrs = c.containers() + c.containers(oneoff=True)
-    for ctr in ctrs:
-        if ctr["Labels"].get("com.docker.compose.service") in c.p.services or ns.remove_orphans:
-            if ctr["State"] == "running":
-                c.cli.call("POST", f"/containers/{ctr['Id']}/stop", {"t": ns.timeout}).close()
-            c.remove(ctr["Id"], volumes=True)
-            print(f"Container {ctr['Names'][0].lstrip('/')}  Removed", file=sys.stderr)
+    ctrs = [x for x in c.containers() + c.containers(oneoff=True)
+            if x["Labels"].get("com.docker.compose.service") in c.p.services or ns.remove_orphans]
+
+    def down_one(ctr: dict[str, Any]) -> None:
+        if ctr["State"] == "running":
+            c.cli.call("POST", f"/containers/{ctr['Id']}/stop", {"t": ns.timeout}).close()
+        c.remove(ctr["Id"], volumes=True)
+        print(f"Container {ctr['Names'][0].lstrip('/')}  Removed", file=sys.stderr)
+    _by_levels(c, ctrs, down_one, dependents_first=True)
     nets = c.cli.json("GET", "/networks", {"filters": json.dumps({"label": [f"com.docker.compose.project={c.p.name}"]})})
     for n in nets:
         c.cli.call("DELETE", f"/networks/{n['Id']}").close()
@@ -253,26 +255,44 @@ def _each(action: str) -> Any:
         p.add_argument("services", nargs="*")
         ns = p.parse_args(args)
         order = c.order(ns.services or None, deps=False)
-        if action in ("stop", "kill", "rm"):
-            order = list(reversed(order))
-        for svc in order:
-            for ctr in c.containers(svc):
-                path = f"/containers/{ctr['Id']}"
-                if action == "rm":
-                    if ctr["State"] != "running":
-                        c.remove(ctr["Id"])
-                    continue
-                q = {"t": ns.timeout or None} if action in ("stop", "restart") else \
-                    {"signal": ns.signal} if action == "kill" else {}
-                try:
-                    c.cli.call("POST", f"{path}/{action}", q).close()
-                except APIError as e:
-                    if not (action == "kill" and e.status == 409):
-                        raise
-                print(f"Container {ctr['Names'][0].lstrip('/')}  {action.capitalize()}ed".replace("eed", "ed"),
-                      file=sys.stderr)
+
+        def one(ctr: dict[str, Any]) -> None:
+            path = f"/containers/{ctr['Id']}"
+            if action == "rm":
+                if ctr["State"] != "running":
+                    c.remove(ctr["Id"])
+                return
+            q = {"t": ns.timeout or None} if action in ("stop", "restart") else \
+                {"signal": ns.signal} if action == "kill" else {}
+            try:
+                c.cli.call("POST", f"{path}/{action}", q).close()
+            except APIError as e:
+                if not (action == "kill" and e.status == 409):
+                    raise
+            print(f"Container {ctr['Names'][0].lstrip('/')}  {action.capitalize()}ed".replace("eed", "ed"),
+                  file=sys.stderr)
+        ctrs = [x for svc in order for x in c.containers(svc)]
+        _by_levels(c, ctrs, one, dependents_first=action in ("stop", "kill", "rm"))
         return 0
     return run
+
+
+def _by_levels(c: Any, ctrs: list[dict[str, Any]], fn: Any, dependents_first: bool) -> None:
+    """`fn` on each container, those of one dependency level at once (a stop that waits out its
+    timeout holds up nothing else); dependents before what they depend on when stopping."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..compose.project import depends
+    level: dict[str, int] = {}
+    for svc in c.order():
+        level[svc] = 1 + max((level.get(d, 0) for d in depends(c.p.services[svc])), default=0)
+    groups: dict[int, list[dict[str, Any]]] = {}
+    for x in ctrs:
+        groups.setdefault(level.get(x["Labels"].get("com.docker.compose.service", ""), 0), []).append(x)
+    for lv in sorted(groups, reverse=dependents_first):
+        with ThreadPoolExecutor(min(16, len(groups[lv]))) as pool:
+            for f in [pool.submit(fn, x) for x in groups[lv]]:
+                f.result()
 
 
 def _build(c: Any, prog: str, args: list[str]) -> int:
