@@ -93,15 +93,8 @@ class Compose:
                 continue
             spec = declared.get(key) or {}
             name = self.network_name(key)
-            if spec.get("external"):
-                self._need(f"/networks/{name}", f"network {name} declared as external, but could not be found")
+            if self._exists(f"/networks/{name}", spec, f"network {name} declared as external, but could not be found"):
                 continue
-            try:
-                self.cli.json("GET", f"/networks/{name}")
-                continue
-            except APIError as e:
-                if e.status != 404:
-                    raise
             body: dict[str, Any] = {"Name": name, "Driver": spec.get("driver") or "bridge", "CheckDuplicate": True,
                                     "Labels": {**(spec.get("labels") or {}), P + "network": key,
                                                P + "project": self.p.name, P + "version": VERSION},
@@ -119,20 +112,26 @@ class Compose:
         for key, spec in (self.p.config.get("volumes") or {}).items():
             spec = spec or {}
             name = self.volume_name(key)
-            if spec.get("external"):
-                self._need(f"/volumes/{name}", f"external volume {name!r} not found")
+            if self._exists(f"/volumes/{name}", spec, f"external volume {name!r} not found"):
                 continue
-            try:
-                self.cli.json("GET", f"/volumes/{name}")
-                continue
-            except APIError as e:
-                if e.status != 404:
-                    raise
             print(f"Volume {name}  Creating", file=sys.stderr)
             self.cli.json("POST", "/volumes/create", body={
                 "Name": name, "Driver": spec.get("driver") or "local", "DriverOpts": spec.get("driver_opts") or {},
                 "Labels": {**(spec.get("labels") or {}), P + "project": self.p.name, P + "volume": key,
                            P + "version": VERSION}})
+
+    def _exists(self, path: str, spec: dict[str, Any], missing_external: str) -> bool:
+        """Whether a network or volume is there; an external one must be."""
+        if spec.get("external"):
+            self._need(path, missing_external)
+            return True
+        try:
+            self.cli.json("GET", path)
+            return True
+        except APIError as e:
+            if e.status != 404:
+                raise
+        return False
 
     def _need(self, path: str, msg: str) -> None:
         try:
