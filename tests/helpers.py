@@ -143,9 +143,15 @@ class Daemon:
             return None
 
     def cleanup(self) -> None:
-        """Stop the daemon and the monitor, whatever state they are in."""
+        """Stop the daemon and the monitor, whatever state they are in (a daemon that does not
+        stop is killed, and the test still fails)."""
         try:
             self.stop()
+        except subprocess.TimeoutExpired:
+            if self.proc is not None:
+                self.proc.kill()
+                self.proc.wait(10)
+            raise
         finally:
             pid = self.monitor_pid()
             if pid and not wait_gone(pid, 5.0):

@@ -198,6 +198,13 @@ class _QueueWriter(io.RawIOBase):
     def write(self, b: Any) -> int:
         if self.aborted:
             raise BrokenPipeError("the client went away")
+        try:
+            on_loop = asyncio.get_running_loop() is self.loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:   # e.g. a BufferedWriter flushed by the garbage collector on the loop's own thread:
+            # waiting for the loop from inside it would stop the daemon for good
+            raise BrokenPipeError("written from the event loop's thread")
         data = bytes(b)
         asyncio.run_coroutine_threadsafe(self.q.put(data), self.loop).result()
         return len(data)
@@ -222,6 +229,7 @@ async def pipe_to_response(request: web.Request, produce: Callable[[BinaryIO], A
             await asyncio.to_thread(w.flush)
             await q.put(done)
         except BaseException as e:  # noqa: BLE001 - handed to the response side
+            raw.aborted = True   # what the writer still buffers is dropped, never flushed later
             await q.put(e)
 
     task = asyncio.create_task(run())
