@@ -646,6 +646,3 @@ def _go_list(xs: list[str]) -> str:
 def decoder() -> Any:
     return codecs.getincrementaldecoder("utf-8")("replace")
 
-
-def rmtree(p: str) -> None:
-    shutil.rmtree(p, ignore_errors=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 from typing import TYPE_CHECKING, Any
 
 from ..archive.tarwrite import write_tar
@@ -188,7 +189,7 @@ class _mounts:
                 self.cleanup.append(lock.release)
             elif m.sharing == "private" and b.b._cache_users.get(m.id):
                 d = d + f"-private-{os.getpid()}-{id(self)}"
-                self.cleanup.append(lambda p=d: __import__("shutil").rmtree(p, ignore_errors=True))
+                self.cleanup.append(lambda p=d: shutil.rmtree(p, ignore_errors=True))
             b.b._cache_users[m.id] = b.b._cache_users.get(m.id, 0) + 1
             self.cleanup.append(lambda: b.b._cache_users.__setitem__(m.id, b.b._cache_users[m.id] - 1))
             if not os.path.isdir(d):
@@ -216,7 +217,6 @@ class _mounts:
 
     async def _writable(self, src: str, m: runmount.RunMount) -> dict[str, Any]:
         """A read-write bind: the writes go to a copy, thrown away after the step."""
-        import shutil
         tmp = str(self.b.b.root / f"bind-{os.urandom(6).hex()}")
         if os.path.isdir(src):
             await asyncio.to_thread(shutil.copytree, src, tmp, symlinks=True)

@@ -203,7 +203,7 @@ def _ps(c: Any, prog: str, args: list[str]) -> int:
     p = Parser(prog, "[OPTIONS] [SERVICE...]")
     p.add_argument("-a", "--all", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true")
-    p.add_argument("--services", action="store_true")
+    p.add_argument("--services", action="store_true", dest="list_services")
     p.add_argument("services", nargs="*")
     ns = p.parse_args(args)
     rows = [x for x in c.containers(all_=ns.all) if not ns.services or
@@ -212,7 +212,7 @@ def _ps(c: Any, prog: str, args: list[str]) -> int:
         for x in rows:
             print(x["Id"])
         return 0
-    if ns.services:
+    if ns.list_services:
         for s in sorted({x["Labels"]["com.docker.compose.service"] for x in rows}):
             print(s)
         return 0
@@ -311,7 +311,6 @@ def _pull(c: Any, prog: str, args: list[str]) -> int:
     p.add_argument("services", nargs="*")
     ns = p.parse_args(args)
     from ..compose.loader import ComposeError
-    rc = 0
     for svc in ns.services or list(c.p.services):
         if c.p.services[svc].get("image"):
             try:
@@ -320,7 +319,7 @@ def _pull(c: Any, prog: str, args: list[str]) -> int:
                 if not ns.ignore_pull_failures:
                     raise
                 print(str(e), file=sys.stderr)
-    return rc
+    return 0
 
 
 def _logs(c: Any, prog: str, args: list[str]) -> int:
