@@ -287,3 +287,37 @@ def test_daemon_stops_at_once_with_clients_attached(fresh_daemon):
         c.close()
     d.stop(timeout=30)    # (it used to wait for aiohttp's 60 s shutdown timeout, per attached client)
     assert _read_all(s1._sock, 5) is not None and _read_all(s2._sock, 5) is not None
+
+
+def _monitor_attach(daemon, cid: str, running: bool, timeout: float) -> bytes:
+    """Attach through the monitor's own socket, as dockyardd does; what it says until it hangs up."""
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(timeout)
+    s.connect(str(daemon.exec_root / "monitor.sock"))
+    try:
+        s.sendall((f'{{"op": "attach", "id": "{cid}", "stdin": false, "running": {str(running).lower()}}}\n').encode())
+        out = b""
+        while chunk := s.recv(4096):
+            out += chunk
+        return out
+    finally:
+        s.close()
+
+
+def test_attach_racing_the_exit_ends(client, daemon):
+    """A container that exits between dockyardd's status check and its attach reaching the
+    monitor: the attach must end at once, not wait for a start that never comes (docker-compose's
+    `run` hung on this). Made deterministic by attaching after the exit, saying 'it was running'."""
+    cid = _create(client, Cmd=["true"])
+    client.api.start(cid)
+    assert client.api.wait(cid, timeout=20)["StatusCode"] == 0
+    assert _monitor_attach(daemon, cid, running=True, timeout=10) == b"{}\n"
+    # and over the API: a quick command's attach always ends (many tries, so the race is hit)
+    for _ in range(20):
+        c = _create(client, Cmd=["true"])
+        sock = client.api.attach_socket(c, params={"stdout": 1, "stderr": 1, "stream": 1})
+        client.api.start(c)
+        s2 = client.api.attach_socket(c, params={"stdout": 1, "stderr": 1, "stream": 1})
+        assert _read_all(sock._sock, timeout=10) is not None
+        assert _read_all(s2._sock, timeout=10) is not None
+        client.api.remove_container(c, force=True)

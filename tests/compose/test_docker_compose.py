@@ -58,13 +58,11 @@ def compose(bridged, tmp_path):
     if not COMPOSE:
         pytest.skip("Debian's docker-compose is not installed")
     d, _, _ = bridged
-    # run and exec go through the docker CLI, compose's default (its in-process attach after start races a
-    # quick command's exit: see the note on issue 14)
     env = {**d.env(), "COMPOSE_DOCKER_CLI_BUILD": "0", "DOCKER_BUILDKIT": "0"}
 
-    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        p = subprocess.run([COMPOSE, "-p", "proj", *args], env=env, cwd=tmp_path, capture_output=True, text=True,
-                           timeout=180)
+    def run(*args: str, check: bool = True, extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        p = subprocess.run([COMPOSE, "-p", "proj", *args], env={**env, **(extra or {})}, cwd=tmp_path,
+                           capture_output=True, text=True, timeout=180)
         if check and p.returncode != 0:
             raise AssertionError(f"docker-compose {' '.join(args)} → {p.returncode}\n{p.stdout}\n{p.stderr}")
         return p
@@ -104,6 +102,11 @@ def test_project_lifecycle(compose):
     assert run("exec", "-T", "web", "sh", "-c", "echo $GREETING").stdout == "hello\n"
     p = run("run", "--rm", "-T", "client", "echo", "one-off")
     assert "one-off" in p.stdout
+    # compose's in-process run (docker-py attaches after start: a quick command may be gone by then,
+    # which once left the attach waiting forever)
+    for i in range(5):
+        p = run("run", "--rm", "-T", "client", "echo", f"in-process {i}", extra={"COMPOSE_INTERACTIVE_NO_CLI": "1"})
+        assert p.returncode == 0, p.stderr
     assert set(_ids(c)) == {"proj_web_1", "proj_client_1"}   # run --rm left nothing
     # unchanged: nothing recreated
     p = run("up", "-d")

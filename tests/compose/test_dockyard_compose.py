@@ -5,13 +5,17 @@ leaves nothing half-started."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
+import time
 
 import docker
 import pytest
 
-from ..helpers import BIN, free_port
+from ..e2e.tmuxterm import Term
+from ..helpers import BIN, free_port, until
+from ..registry.conftest import registry  # noqa: F401 - the fixture, shared
 
 pytestmark = pytest.mark.root
 COMPOSE = shutil.which("docker-compose")
@@ -150,6 +154,7 @@ def test_bad_input_names_the_service_and_leaves_nothing(tools):
         p = dy("-p", "b", "up", "-d", check=False)
         assert p.returncode == 1 and "service 'web'" in p.stderr and "port is already allocated" in p.stderr, p.stderr
         assert not c.containers.list(all=True, filters={"label": "com.docker.compose.project=b"})
+        assert _nets_vols(c, "b") == ({}, {})   # the network it made is gone too
     finally:
         busy.close()
     (d / "compose.yaml").write_text("services:\n  web: {image: nosuch/image:1}\n")
@@ -165,3 +170,184 @@ def test_bad_input_names_the_service_and_leaves_nothing(tools):
     (d / "compose.yaml").write_text("services:\n  web: {image: busybox, ports: 80}\n")
     p = dy("-p", "b", "config", check=False)
     assert p.returncode == 1 and "services.web.ports" in p.stderr, p.stderr
+
+
+RUN_FILE = """services:
+  db:
+    image: busybox
+    command: ["sleep", "1000"]
+    stop_grace_period: 1s
+  web:
+    image: busybox
+    command: ["httpd", "-f", "-p", "80", "-h", "/etc"]
+    ports: ["127.0.0.1::80"]
+    depends_on: [db]
+    stop_grace_period: 1s
+  tool:
+    image: {registry}/compose/tool:1
+    build: .
+    profiles: [tools]
+"""
+
+
+def _project_ctrs(c: docker.DockerClient, **labels: str) -> list:
+    want = ["com.docker.compose.project=b", *(f"com.docker.compose.{k}={v}" for k, v in labels.items())]
+    return c.containers.list(all=True, filters={"label": want})
+
+
+def test_run_top_images_port_push(tools, registry):  # noqa: F811 - the fixture
+    _, dy, c, d = tools
+    (d / "compose.yaml").write_text(RUN_FILE.format(registry=registry))
+    (d / "Dockerfile").write_text("FROM busybox\nRUN echo built > /built\n")
+    # run: the dependency comes up, the one-off's output and exit code are the command's
+    p = dy("-p", "b", "run", "--rm", "web", "sh", "-c", "echo one-off; exit 3", check=False)
+    assert p.returncode == 3 and "one-off" in p.stdout, (p.stdout, p.stderr)
+    assert [x.name for x in _project_ctrs(c, service="db")] == ["b-db-1"]
+    assert not _project_ctrs(c, oneoff="True")   # --rm left nothing
+    p = dy("-p", "b", "run", "-d", "-e", "X=from-run", "web")
+    name = p.stdout.strip()
+    assert name.startswith("b-web-run-"), p.stdout
+    one = c.containers.get(name)
+    assert one.attrs["Config"]["Labels"]["com.docker.compose.oneoff"] == "True"
+    assert "X=from-run" in one.attrs["Config"]["Env"]
+    assert not one.attrs["HostConfig"].get("PortBindings")   # no --service-ports: nothing published
+    aliases = one.attrs["NetworkSettings"]["Networks"]["b_default"].get("Aliases") or []
+    assert "web" not in aliases
+    # up, then what runs where
+    dy("-p", "b", "up", "-d")
+    port = dy("-p", "b", "port", "web", "80").stdout.strip()
+    web = c.containers.get("b-web-1")
+    assert port == "127.0.0.1:" + web.attrs["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"]
+    import urllib.request
+    assert until(lambda: urllib.request.urlopen(f"http://{port}/hostname", timeout=2).read(), "httpd")
+    top = dy("-p", "b", "top", "web").stdout
+    assert top.splitlines()[0] == "b-web-1" and "httpd" in top and "PID" in top, top
+    imgs = dy("-p", "b", "images").stdout
+    assert "b-db-1" in imgs and "busybox" in imgs and "IMAGE ID" in imgs, imgs
+    p = dy("-p", "b", "port", "db", "80", check=False)
+    assert p.returncode == 1 and "80/tcp" in p.stderr
+    # push: the service's built image reaches the registry
+    dy("-p", "b", "--profile", "tools", "build", "tool")
+    p = dy("-p", "b", "--profile", "tools", "push", "tool")
+    tags = json.loads(urllib.request.urlopen(f"http://{registry}/v2/compose/tool/tags/list", timeout=5).read())
+    assert tags["tags"] == ["1"], (tags, p.stderr)
+    # down takes the one-offs too
+    dy("-p", "b", "down")
+    assert not _project_ctrs(c)
+
+
+def test_attached_up(tools, bridged):
+    _, dy, c, d = tools
+    (d / "compose.yaml").write_text("""services:
+  quick: {image: busybox, command: ["sh", "-c", "echo first; echo second; exit 4"]}
+  long: {image: busybox, command: ["sleep", "1000"], stop_grace_period: 1s}
+""")
+    # attached until every container exits: quick's output behind its prefix; long never exits, so abort
+    p = dy("-p", "b", "up", "--exit-code-from", "quick", check=False)
+    assert p.returncode == 4, (p.stdout, p.stderr)
+    assert "b-quick-1  | first\nb-quick-1  | second\n" in p.stdout, p.stdout
+    assert "Aborting on container exit" in p.stderr
+    assert not c.containers.list(filters={"label": "com.docker.compose.project=b"})   # long was stopped
+    # on a terminal: one colour per container's prefix; Ctrl-C stops the project
+    (d / "compose.yaml").write_text("""services:
+  one: {image: busybox, command: ["sh", "-c", "echo from-one; sleep 1000"], stop_grace_period: 1s}
+  two: {image: busybox, command: ["sh", "-c", "echo from-two; sleep 1000"], stop_grace_period: 1s}
+""")
+    term = Term(["sh", "-c", f"cd {d} && exec {BIN / 'dockyard'} compose -p b up"], bridged[0].env())
+    try:
+        term.wait_for("from-two")
+        term.wait_for("from-one")
+        screen = term.screen(escapes=True)
+        colours = {line.split("b-", 1)[0] for line in screen.splitlines() if " | " in line and "from-" in line}
+        assert len(colours) == 2 and all("\x1b[" in x for x in colours), screen
+        term.send("C-c")
+        screen = term.wait_for("EXIT=130", timeout=60)
+        assert "Gracefully stopping" in screen
+    finally:
+        term.close()
+    assert not c.containers.list(filters={"label": "com.docker.compose.project=b"})
+
+
+LIFECYCLE_FILE = """services:
+  web:
+    build: .
+    command: ["httpd", "-f", "-p", "80", "-h", "/srv"]
+    healthcheck: {test: ["CMD-SHELL", "echo | nc -w 1 127.0.0.1 80"], interval: 1s}
+    stop_grace_period: 1s
+  worker:
+    image: busybox
+    command: ["sh", "-c", "echo worker $$(hostname); sleep 1000"]
+    depends_on: {web: {condition: service_healthy}}
+    stop_grace_period: 1s
+volumes:
+  cache: {}
+"""
+
+
+def _ids(c: docker.DockerClient) -> dict[str, str]:
+    return {x.name: x.id for x in _project_ctrs(c)}
+
+
+def test_lifecycle_commands(tools, bridged):
+    _, dy, c, d = tools
+    (d / "compose.yaml").write_text(LIFECYCLE_FILE)
+    (d / "Dockerfile").write_text("FROM busybox\nRUN mkdir /srv && echo v1 > /srv/index.html\n")
+    dy("-p", "b", "up", "--wait")   # built, then web healthy before worker, all up when it returns
+    assert c.containers.get("b-web-1").attrs["State"]["Health"]["Status"] == "healthy"
+    assert c.containers.get("b-worker-1").status == "running"
+    assert dy("-p", "b", "config", "--services").stdout.split() == ["web", "worker"]
+    assert dy("-p", "b", "config", "--volumes").stdout.split() == ["cache"]
+    assert dy("-p", "b", "ps", "--services").stdout.split() == ["web", "worker"]
+    assert sorted(dy("-p", "b", "ps", "-q").stdout.split()) == sorted(_ids(c).values())
+    assert dy("-p", "b", "exec", "-T", "web", "cat", "/srv/index.html").stdout == "v1\n"
+    ids = _ids(c)
+    dy("-p", "b", "up", "-d")
+    assert _ids(c) == ids   # unchanged: nothing recreated
+    dy("-p", "b", "up", "-d", "--no-deps", "--force-recreate", "worker")
+    after = _ids(c)
+    assert after["b-web-1"] == ids["b-web-1"] and after["b-worker-1"] != ids["b-worker-1"]
+    dy("-p", "b", "up", "-d", "--scale", "worker=3")
+    assert sorted(n for n in _ids(c) if "worker" in n) == ["b-worker-1", "b-worker-2", "b-worker-3"]
+    until(lambda: dy("-p", "b", "logs", "worker").stdout.count("worker ") == 3, "three workers' logs")
+    assert "b-worker-2  | worker " in dy("-p", "b", "logs", "worker").stdout
+    dy("-p", "b", "up", "-d", "--scale", "worker=1")
+    assert sorted(n for n in _ids(c) if "worker" in n) == ["b-worker-1"]
+    # logs -f follows until the container stops
+    f = subprocess.Popen([str(BIN / "dockyard"), "compose", "-p", "b", "logs", "-f", "worker"], cwd=d,
+                         env=bridged[0].env(), stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1)
+        assert f.poll() is None
+        dy("-p", "b", "stop", "worker")
+        out, _ = f.communicate(timeout=30)
+    finally:
+        if f.poll() is None:
+            f.kill()
+            f.wait()
+    assert f.returncode == 0 and "worker" in out
+    started = c.containers.get("b-web-1").attrs["State"]["StartedAt"]
+    dy("-p", "b", "restart", "web")
+    assert c.containers.get("b-web-1").attrs["State"]["StartedAt"] != started
+    dy("-p", "b", "stop")
+    assert not c.containers.list(filters={"label": "com.docker.compose.project=b"})
+    dy("-p", "b", "start")
+    assert len(c.containers.list(filters={"label": "com.docker.compose.project=b"})) == 2
+    dy("-p", "b", "kill", "worker")
+    assert c.containers.get("b-worker-1").attrs["State"]["ExitCode"] == 137
+    dy("-p", "b", "rm", "-f", "worker")
+    assert set(_ids(c)) == {"b-web-1"}
+    # a changed build: --build makes a new image and recreates what runs it
+    (d / "Dockerfile").write_text("FROM busybox\nRUN mkdir /srv && echo v2 > /srv/index.html\n")
+    dy("-p", "b", "up", "-d", "--build", "web")
+    assert _ids(c)["b-web-1"] != ids["b-web-1"]
+    until(lambda: dy("-p", "b", "exec", "-T", "web", "cat", "/srv/index.html", check=False).stdout == "v2\n", "v2")
+    # pull: busybox is on no registry here; the error names the service, --ignore-pull-failures goes on
+    p = dy("-p", "b", "pull", "worker", check=False)
+    assert p.returncode == 1 and "'worker'" in p.stderr, p.stderr
+    assert dy("-p", "b", "pull", "--ignore-pull-failures", "worker").returncode == 0
+    # down: containers, the network, the volume (-v) and the built image (--rmi local); busybox stays
+    dy("-p", "b", "down", "-v", "--rmi", "local")
+    assert not _ids(c)
+    assert _nets_vols(c, "b") == ({}, {})
+    tags = {t for i in c.images.list() for t in i.tags}
+    assert "b-web:latest" not in tags and "busybox:latest" in tags, tags

@@ -15,14 +15,15 @@ TMUX = shutil.which("tmux")
 
 class Term:
     """One tmux server (own socket) with one window running `argv`; `; echo EXIT=$?` follows
-    the command so its exit code shows on the screen."""
+    the command so its exit code shows on the screen. The wrapper is bash: on Ctrl-C it waits
+    for a program that handles SIGINT (dash would die with it, taking the window)."""
 
     def __init__(self, argv: list[str], env: dict[str, str], cols: int = 120, rows: int = 40) -> None:
         assert TMUX, "tmux is not installed"
         self.sock = f"dyt-{uuid.uuid4().hex[:8]}"
         cmd = " ".join(shlex.quote(a) for a in argv) + "; echo EXIT=$?; sleep 3600"
         envs = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items() if k in ("DOCKER_HOST", "PATH", "HOME"))
-        self._tmux("new-session", "-d", "-x", str(cols), "-y", str(rows), f"env {envs} TERM=xterm sh -c {shlex.quote(cmd)}")
+        self._tmux("new-session", "-d", "-x", str(cols), "-y", str(rows), f"env {envs} TERM=xterm bash -c {shlex.quote(cmd)}")
 
     def _tmux(self, *args: str) -> str:
         return subprocess.run([TMUX, "-L", self.sock, *args], capture_output=True, text=True, check=True,
@@ -37,9 +38,9 @@ class Term:
         self._tmux("send-keys", "-l", line)
         self._tmux("send-keys", "Enter")
 
-    def screen(self) -> str:
-        """What the window shows."""
-        return self._tmux("capture-pane", "-p", "-S", "-200")
+    def screen(self, escapes: bool = False) -> str:
+        """What the window shows (with `escapes`, its colours as SGR sequences)."""
+        return self._tmux("capture-pane", "-p", *(["-e"] if escapes else []), "-S", "-200")
 
     def wait_for(self, text: str, timeout: float = 20) -> str:
         """Until `text` is on the screen; the screen."""

@@ -1147,7 +1147,8 @@ class ContainerService:
     async def attach(self, c: Container, stdin: bool = False) -> Channel:
         """A channel to a container: its output from now until it exits and, if asked and the
         container keeps stdin open, its stdin."""
-        return await self.monitor.attach(c.id, stdin=stdin and bool(c.cfg.config.get("OpenStdin")))
+        return await self.monitor.attach(c.id, stdin=stdin and bool(c.cfg.config.get("OpenStdin")),
+                                         running=c.state.status in (Status.RUNNING, Status.PAUSED))
 
     async def resize(self, ref: str, h: int, w: int) -> None:
         """`POST /containers/{id}/resize`."""

@@ -85,12 +85,14 @@ class MonitorClient:
             raise SystemError_(rep["error"])
         return int(rep["rc"]), rep.get("out", ""), rep.get("err", "")
 
-    async def attach(self, cid: str, stdin: bool = False) -> "Channel":
+    async def attach(self, cid: str, stdin: bool = False, running: bool = False) -> "Channel":
         """Register for a container's output (and, with `stdin`, to send it input); the
-        registration is in place when this returns. Read with `frames()` until it exits."""
+        registration is in place when this returns. Read with `frames()` until it exits.
+        `running`: the caller saw it running, so if the monitor no longer has it, it has exited
+        and the channel ends at once (else the registration waits for its start)."""
         r, w = await self._open()
         try:
-            w.write((json.dumps({"op": "attach", "id": cid, "stdin": stdin}) + "\n").encode())
+            w.write((json.dumps({"op": "attach", "id": cid, "stdin": stdin, "running": running}) + "\n").encode())
             await w.drain()
             await r.readline()
         except BaseException:

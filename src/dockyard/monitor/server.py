@@ -5,7 +5,7 @@ Requests (one JSON object per line; replies likewise):
         ("log": the writer spec of logconfig.writer_spec: driver, path, max_size, max_files,
          compress, attrs)
         → {"pid": N} | {"error": msg}      runtime create + start, stdio captured
-  {"op": "attach", "id", "stdin"}  → {} then a binary stream of frames [stream u8][3 zero bytes]
+  {"op": "attach", "id", "stdin", "running"}  → {} then a binary stream of frames [stream u8][3 zero bytes]
         [len u32be][data] until exit; with "stdin", input frames the other way (stdio.py)
   {"op": "resize", "id", "exec_id"?, "h", "w"} → {} | {"error"}: the window of a pty
   {"op": "exec", "id", "exec_id", "bundle", "runtime", "process"}
@@ -517,6 +517,12 @@ class Monitor:
                 op = req.get("op")
                 if op == "attach":
                     c = self.ctrs.get(req["id"])
+                    if (c is None or c.finishing) and req.get("running"):
+                        # the daemon saw it running, and it has exited since: nothing to wait for
+                        # (a pending entry here would wait for a start that never comes)
+                        writer.write(b"{}\n")
+                        await writer.drain()
+                        return
                     if c is None or c.finishing:
                         c = self.ctrs[req["id"]] = Ctr(req["id"])
                     c.subscribers.append(writer)

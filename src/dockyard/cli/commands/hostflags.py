@@ -171,7 +171,7 @@ def _range(text: str, what: str) -> list[int]:
     return list(range(a, b + 1))
 
 
-def _publish(items: list[str]) -> dict[str, list[dict[str, str]]]:
+def publish_bindings(items: list[str]) -> dict[str, list[dict[str, str]]]:
     """`-p [ip:][host[-host2]:]container[-container2][/proto]` as the docker CLI reads it."""
     out: dict[str, list[dict[str, str]]] = {}
     for it in items:
@@ -191,7 +191,7 @@ def _publish(items: list[str]) -> dict[str, list[dict[str, str]]]:
 
 def exposed_ports(ns: Any) -> dict[str, dict[str, Any]]:
     """ExposedPorts: every `-p` container port and every `--expose` port or range."""
-    out: dict[str, dict[str, Any]] = {k: {} for k in _publish(ns.publish)} if ns.publish else {}
+    out: dict[str, dict[str, Any]] = {k: {} for k in publish_bindings(ns.publish)} if ns.publish else {}
     for item in ns.expose:
         spec, _, proto = item.partition("/")
         for p in _range(spec, "container"):
@@ -292,7 +292,7 @@ def host_config(ns: Any) -> dict[str, Any]:
     if ns.storage_opt:
         hc["StorageOpt"] = _kv("--storage-opt", ns.storage_opt)
     if ns.publish:
-        hc["PortBindings"] = _publish(ns.publish)
+        hc["PortBindings"] = publish_bindings(ns.publish)
     if ns.mount:
         hc["Mounts"] = [_mount(m) for m in ns.mount]
     if ns.tmpfs:

@@ -85,7 +85,9 @@ class Compose:
             return {n: {} for n in nets}
         return {n: (v or {}) for n, v in nets.items()}
 
-    def ensure_networks(self) -> None:
+    def ensure_networks(self) -> list[str]:
+        """Create the project's networks that are not there; the names of those created."""
+        made: list[str] = []
         wanted = {k for s in self.p.services for k in self.networks_of(s)}
         declared = self.p.config.get("networks") or {}
         for key in sorted(wanted | set(declared)):
@@ -107,8 +109,12 @@ class Compose:
                                             "IPRange": c.get("ip_range")} for c in ipam.get("config") or []]}
             print(f"Network {name}  Creating", file=sys.stderr)
             self.cli.json("POST", "/networks/create", body=body)
+            made.append(name)
+        return made
 
-    def ensure_volumes(self) -> None:
+    def ensure_volumes(self) -> list[str]:
+        """Create the project's volumes that are not there; the names of those created."""
+        made: list[str] = []
         for key, spec in (self.p.config.get("volumes") or {}).items():
             spec = spec or {}
             name = self.volume_name(key)
@@ -119,6 +125,8 @@ class Compose:
                 "Name": name, "Driver": spec.get("driver") or "local", "DriverOpts": spec.get("driver_opts") or {},
                 "Labels": {**(spec.get("labels") or {}), P + "project": self.p.name, P + "volume": key,
                            P + "version": VERSION}})
+            made.append(name)
+        return made
 
     def _exists(self, path: str, spec: dict[str, Any], missing_external: str) -> bool:
         """Whether a network or volume is there; an external one must be."""
@@ -180,7 +188,10 @@ class Compose:
         image = self.image_of(service)
         name = image if ":" in image.rsplit("/", 1)[-1] or "@" in image else f"{image}:latest"
         print(f"{service} Pulling", file=sys.stderr)
-        resp = self.cli.call("POST", "/images/create", {"fromImage": name})
+        try:
+            resp = self.cli.call("POST", "/images/create", {"fromImage": name})
+        except APIError as e:
+            raise ComposeError(f"service {service!r}: pull {name}: {e.message}") from None
         err = ""
         for line in resp.lines():
             m = json.loads(line) if line.strip() else {}
