@@ -1,6 +1,7 @@
 """Issue 14, part 1: Debian's docker-compose 1.29 unchanged against dockyardd — a project with a
 service built from a Dockerfile, a named volume, a port published on 127.0.0.1, a healthcheck that
-another service waits for, an env file and deploy limits; up, ps, logs, exec, run --rm, scale,
+another service waits for, an env file and deploy limits; up, ps, logs (-f), exec, run --rm (through
+the docker CLI and in-process), scale (the command and --scale), pull from a registry,
 restart, stop, start, config, down -v; an unchanged project recreates nothing, a changed service
 is the only one recreated."""
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import docker
 import pytest
 
 from ..helpers import free_port, until
+from ..registry.conftest import registry  # noqa: F401 - the fixture, shared
 
 pytestmark = pytest.mark.root
 COMPOSE = shutil.which("docker-compose")
@@ -76,7 +79,7 @@ def _ids(c: docker.DockerClient) -> dict[str, str]:
     return {x.name: x.id for x in c.containers.list(all=True, filters={"label": "com.docker.compose.project=proj"})}
 
 
-def test_project_lifecycle(compose):
+def test_project_lifecycle(compose, bridged):
     run, c, d = compose
     port = free_port()
     _project(d, port)
@@ -119,11 +122,26 @@ def test_project_lifecycle(compose):
     run("up", "-d", "--scale", "client=3")
     assert {n for n in _ids(c) if n.startswith("proj_client_")} == {"proj_client_1", "proj_client_2",
                                                                     "proj_client_3"}
+    run("scale", "client=2")   # the 1.x command (deprecated there, still served)
+    assert {n for n in _ids(c) if n.startswith("proj_client_")} == {"proj_client_1", "proj_client_2"}
+    # logs -f follows until the containers stop
+    f = subprocess.Popen([COMPOSE, "-p", "proj", "logs", "-f", "--no-color", "web"], env=bridged[0].env(), cwd=d,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1)
+        assert f.poll() is None
+        run("stop", "web")
+        out, _ = f.communicate(timeout=60)
+    finally:
+        if f.poll() is None:
+            f.kill()
+            f.wait()
+    assert f.returncode == 0 and "proj_web_1" in out, out
     run("restart", "client")
     run("stop")
     assert not c.containers.list(filters={"label": "com.docker.compose.project=proj"})
     run("start")
-    until(lambda: len(c.containers.list(filters={"label": "com.docker.compose.project=proj"})) == 4, "start")
+    until(lambda: len(c.containers.list(filters={"label": "com.docker.compose.project=proj"})) == 3, "start")
     cfg = run("config").stdout
     assert "webdata" in cfg and "service_healthy" in cfg
     run("down", "-v", "--remove-orphans")
@@ -147,3 +165,15 @@ def test_build_and_pull_commands(compose):
     assert c.images.get("dytest/web:2")
     p = run("pull", "--ignore-pull-failures", "client", check=False)   # busybox is on no registry here
     assert p.returncode == 0 or "client" in p.stderr
+
+
+def test_pull_from_a_registry(compose, registry):  # noqa: F811 - the fixture
+    run, c, d = compose
+    ref = f"{registry}/compose/bb:1"
+    c.images.get("busybox").tag(ref)
+    for line in c.api.push(ref, stream=True, decode=True):
+        assert "error" not in line, line
+    c.images.remove(ref)
+    (d / "docker-compose.yml").write_text(f"version: '3.8'\nservices:\n  one:\n    image: {ref}\n")
+    run("pull")
+    assert c.images.get(ref).id == c.images.get("busybox").id
