@@ -129,3 +129,55 @@ networks: {front: {}, back: {}}
     assert {**eps, **extra}["p_front"]["Aliases"] == ["web", "www"]
     assert body["Labels"]["com.docker.compose.service"] == "web" and c.container_name("web", 1) == "p-web-1"
     assert Compose(None, c.p, compatibility=True).container_name("web", 2) == "p_web_2"  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("snippet,path", [
+    ("    deploy: {placement: {constraints: [node.role==manager]}}\n", "services.web.deploy.placement"),
+    ("    deploy: {resources: {reservations: {cpus: '0.5'}}}\n", "services.web.deploy.resources.reservations.cpus"),
+    ("    volumes: [{type: bind, source: ., target: /x, bind: {propagation: rshared}}]\n",
+     "services.web.volumes[0].bind.propagation"),
+    ("    networks: {default: {ipv6_address: 'fd00::5'}}\n", "services.web.networks.default.ipv6_address"),
+    ("    build: {context: ., cache_from: [x]}\n", "services.web.build.cache_from"),
+    ("    networks: {default: {link_local_ips: [169.254.8.8]}}\n", "services.web.networks.default.link_local_ips"),
+    ("networks: {default: {enable_ipv6: true}}\n", "networks.default.enable_ipv6"),
+    ("secrets: {s: {external: true}}\n", "secrets.s.external"),
+])
+def test_keys_not_applied_are_refused_at_any_depth(tmp_path, snippet, path):
+    f = _write(tmp_path, "compose.yaml", "services:\n  db: {image: x}\n  web:\n    image: x\n" + snippet)
+    with pytest.raises(ComposeError) as e:
+        load([str(f)])
+    assert f"{path}: not supported by dockyard compose" in str(e.value), str(e.value)
+
+
+def test_applied_extras(tmp_path):
+    """Extension fields pass; pull_policy, annotations, deploy.restart_policy, start_interval,
+    secrets and configs are applied."""
+    _write(tmp_path, "token.txt", "s3cret\n")
+    _write(tmp_path, "app.conf", "x=1\n")
+    f = _write(tmp_path, "compose.yaml", """
+x-common: &common {image: web:1}
+services:
+  web:
+    <<: *common
+    x-note: anything
+    annotations: {org.example.k: v}
+    deploy: {restart_policy: {condition: on-failure, max_attempts: 4}}
+    healthcheck: {test: "true", start_interval: 1s}
+    secrets: [token, {source: token, target: other}]
+    configs: [{source: conf, target: /etc/app.conf}]
+secrets: {token: {file: ./token.txt}}
+configs: {conf: {file: ./app.conf}}
+""")
+    c = Compose(None, load([str(f)], project="p"))  # type: ignore[arg-type]
+    body, _ = c.create_body("web", 1)
+    hc = body["HostConfig"]
+    assert hc["Annotations"] == {"org.example.k": "v"}
+    assert hc["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 4}
+    assert body["Healthcheck"]["StartInterval"] == 1_000_000_000
+    files = {m["Target"]: (m["Source"], m["ReadOnly"]) for m in hc["Mounts"]}
+    assert files == {"/run/secrets/token": (str(tmp_path / "token.txt"), True),
+                     "/run/secrets/other": (str(tmp_path / "token.txt"), True),
+                     "/etc/app.conf": (str(tmp_path / "app.conf"), True)}
+    f = _write(tmp_path, "compose.yaml", "services:\n  web: {image: x, secrets: [nope]}\n")
+    with pytest.raises(ComposeError, match="undefined secret nope"):
+        Compose(None, load([str(f)], project="p")).create_body("web", 1)  # type: ignore[arg-type]

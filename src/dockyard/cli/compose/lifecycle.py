@@ -24,7 +24,7 @@ def up(c: Compose, prog: str, args: list[str]) -> int:
     p.add_argument("--no-deps", action="store_true")
     p.add_argument("--remove-orphans", action="store_true")
     p.add_argument("--wait", action="store_true")
-    p.add_argument("--pull", default="missing", choices=["always", "missing", "never"])
+    p.add_argument("--pull", default="", choices=["", "always", "missing", "never"])
     p.add_argument("--scale", action="append", default=[])
     p.add_argument("--abort-on-container-exit", action="store_true")
     p.add_argument("--exit-code-from", default="")
@@ -79,7 +79,7 @@ def up(c: Compose, prog: str, args: list[str]) -> int:
 
 
 def converge(c: Compose, order: list[str], *, scale: dict[str, int] | None = None, build: bool = False,
-             no_build: bool = False, pull: str = "missing", force: bool = False, no_recreate: bool = False,
+             no_build: bool = False, pull: str = "", force: bool = False, no_recreate: bool = False,
              wait: bool = False) -> set[str]:
     """Networks, volumes, images, then each service's containers created (or recreated when its
     configuration changed) and started after its dependencies' conditions hold. The ids of the

@@ -249,21 +249,30 @@ def validate(doc: dict[str, Any], path: str) -> None:
     if schema is not None:
         import jsonschema
         v = jsonschema.Draft7Validator(schema)
-        errs = sorted(v.iter_errors(doc), key=lambda e: list(e.absolute_path))
+        errs = sorted((e for e in v.iter_errors(doc) if not _newer_key(e)), key=lambda e: list(e.absolute_path))
         if errs:
             e = errs[0]
             where = ".".join(str(p) for p in e.absolute_path) or "(top level)"
             raise ComposeError(f"{path}: {where}: {e.message}")
-    for k in doc:
-        if k not in TOP_KEYS:
-            raise ComposeError(f"{path}: (top level): additional property {k!r} is not allowed")
     for name, svc in (doc.get("services") or {}).items():
         if not isinstance(svc, dict):
             raise ComposeError(f"{path}: services.{name}: must be a mapping")
-        for k in svc:
-            if k not in SERVICE_KEYS:
-                raise ComposeError(f"{path}: services.{name}.{k}: not supported by dockyard compose "
-                                   "(refused rather than ignored)")
+    from .applied import refused
+    bad = refused(doc)
+    if bad:
+        raise ComposeError(f"{path}: {bad}: not supported by dockyard compose (refused rather than ignored)")
+
+
+def _newer_key(e: Any) -> bool:
+    """A schema error that is only about keys newer than the installed schema (Debian's is the
+    specification of 2021) which this implementation applies: `annotations`, `start_interval`…"""
+    if e.validator != "additionalProperties" or not isinstance(e.instance, dict):
+        return False
+    from .applied import applies
+    props = e.schema.get("properties") or {}
+    patterns = e.schema.get("patternProperties") or {}
+    extra = [k for k in e.instance if k not in props and not any(re.search(p, k) for p in patterns)]
+    return bool(extra) and all(applies([*e.absolute_path, k]) for k in extra)
 
 
 _SCHEMA: list[Any] = []
@@ -280,14 +289,3 @@ def _schema() -> dict[str, Any] | None:
                 break
         _SCHEMA.append(found)
     return _SCHEMA[0]
-
-
-TOP_KEYS = {"version", "name", "services", "networks", "volumes", "configs", "secrets"}
-SERVICE_KEYS = {"image", "build", "command", "entrypoint", "environment", "env_file", "ports", "expose", "volumes",
-                "networks", "depends_on", "healthcheck", "restart", "deploy", "labels", "user", "working_dir",
-                "hostname", "domainname", "tty", "stdin_open", "stop_signal", "stop_grace_period", "extra_hosts",
-                "init", "cap_add", "cap_drop", "privileged", "read_only", "tmpfs", "shm_size", "logging", "dns",
-                "dns_search", "sysctls", "ulimits", "pids_limit", "mem_limit", "memswap_limit", "mem_reservation",
-                "cpus", "cpu_shares", "cpuset", "profiles", "extends", "container_name", "scale", "devices",
-                "security_opt", "network_mode", "pull_policy", "platform", "group_add", "oom_score_adj",
-                "oom_kill_disable", "ipc", "pid", "userns_mode", "mac_address", "runtime", "annotations"}

@@ -30,7 +30,7 @@ def run(c: Compose, prog: str, args: list[str]) -> int:
     p.add_argument("-i", "--interactive", default="true")
     p.add_argument("-v", "--volume", action="append", default=[])
     p.add_argument("--build", action="store_true")
-    p.add_argument("--pull", default="missing", choices=["always", "missing", "never"])
+    p.add_argument("--pull", default="", choices=["", "always", "missing", "never"])
     p.add_argument("--remove-orphans", action="store_true")
     p.add_argument("service")
     p.add_argument("command", nargs="...")

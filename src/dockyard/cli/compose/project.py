@@ -149,8 +149,14 @@ class Compose:
                 raise ComposeError(msg) from None
             raise
 
-    def ensure_image(self, service: str, build: bool, pull: str = "missing") -> None:
+    def ensure_image(self, service: str, build: bool, pull: str = "") -> None:
+        """Build or pull the service's image as `--build`, the `--pull` flag (else the service's
+        `pull_policy`) and whether it is here say."""
         svc = self.p.services[service]
+        policy = {"if_not_present": "missing"}.get(pull or svc.get("pull_policy") or "missing",
+                                                   pull or svc.get("pull_policy") or "missing")
+        if policy not in ("always", "missing", "never", "build"):
+            raise ComposeError(f"service {service!r}: pull_policy {policy!r} is not always, missing, never or build")
         image = self.image_of(service)
         have = True
         try:
@@ -159,10 +165,16 @@ class Compose:
             if e.status != 404:
                 raise
             have = False
-        if svc.get("build") and (build or not have):
+        if svc.get("build") and (build or not have or policy == "build"):
             self.build(service)
             return
-        if not have or pull == "always":
+        if policy == "build":
+            raise ComposeError(f"service {service!r}: pull_policy build without a build section")
+        if policy == "never":
+            if not have:
+                raise ComposeError(f"service {service!r}: image {image} is not here and its pull_policy is never")
+            return
+        if not have or policy == "always":
             self.pull(service)
 
     def build(self, service: str) -> None:
@@ -224,7 +236,8 @@ class Compose:
         for ef in _list(svc.get("env_file")):
             env.update(read_env_file(os.path.join(self.p.workdir, ef)))
         env.update({k: ("" if v is None else str(v)) for k, v in _map(svc.get("environment"), keep_none=True).items()})
-        hc: dict[str, Any] = {"RestartPolicy": _restart(svc.get("restart")), "Init": svc.get("init"),
+        hc: dict[str, Any] = {"RestartPolicy": _restart(svc.get("restart"), (svc.get("deploy") or {}).get("restart_policy")),
+                              "Init": svc.get("init"), "Annotations": _map(svc.get("annotations")) or None,
                               "Privileged": bool(svc.get("privileged")), "ReadonlyRootfs": bool(svc.get("read_only")),
                               "CapAdd": svc.get("cap_add"), "CapDrop": svc.get("cap_drop"),
                               "ExtraHosts": _extra_hosts(svc.get("extra_hosts")), "Dns": _list(svc.get("dns")) or None,
@@ -264,6 +277,7 @@ class Compose:
             hc["Devices"] = [{"PathOnHost": d.split(":")[0], "PathInContainer": (d.split(":") + [d])[1],
                               "CgroupPermissions": (d.split(":") + ["", "rwm"])[2] or "rwm"} for d in svc["devices"]]
         binds, mounts = self._volumes(service)
+        mounts += self._files(service, "secrets", "/run/secrets/") + self._files(service, "configs", "/")
         if binds:
             hc["Binds"] = binds
         if mounts:
@@ -345,6 +359,26 @@ class Compose:
                 raise ComposeError(f"service {service!r}: volume type {typ!r} is not supported")
             mounts.append(m)
         return binds, mounts
+
+    def _files(self, service: str, kind: str, base: str) -> list[dict[str, Any]]:
+        """A service's secrets or configs: the file each names, bound read-only at
+        /run/secrets/<name> (secrets) or /<name> (configs), or at its `target`, as Docker Compose
+        does without swarm."""
+        out = []
+        declared = self.p.config.get(kind) or {}
+        for ref in self.p.services[service].get(kind) or []:
+            src, target = (ref, "") if isinstance(ref, str) else (str(ref["source"]), str(ref.get("target") or ""))
+            spec = declared.get(src)
+            if spec is None:
+                raise ComposeError(f"service {service!r} refers to undefined {kind[:-1]} {src}: invalid compose project")
+            if not spec.get("file"):
+                raise ComposeError(f"{kind}.{src}: only file-based {kind} are supported (no swarm)")
+            path = os.path.abspath(os.path.join(self.p.workdir, os.path.expanduser(str(spec["file"]))))
+            if not os.path.exists(path):
+                raise ComposeError(f"{kind}.{src}: file {path} does not exist")
+            dest = target if target.startswith("/") else base + (target or src)
+            out.append({"Type": "bind", "Source": path, "Target": dest, "ReadOnly": True})
+        return out
 
     def create(self, service: str, n: int) -> str:
         body, extra = self.create_body(service, n)
@@ -440,9 +474,15 @@ def _seconds(v: Any) -> float:
     return go_duration(str(v)) / 1e9 if not isinstance(v, (int, float)) else float(v)
 
 
-def _restart(v: Any) -> dict[str, Any]:
-    v = str(v or "no")
-    name, _, count = v.partition(":")
+def _restart(v: Any, deploy: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`restart:`, else `deploy.restart_policy` as Docker Compose maps it (none → no, any → always)."""
+    if not v and deploy:
+        cond = str(deploy.get("condition") or "any")
+        name = {"none": "no", "any": "always", "on-failure": "on-failure"}.get(cond)
+        if name is None:
+            raise ComposeError(f"deploy.restart_policy.condition: {cond!r} is not none, on-failure or any")
+        return {"Name": name, "MaximumRetryCount": int(deploy.get("max_attempts") or 0) if name == "on-failure" else 0}
+    name, _, count = str(v or "no").partition(":")
     return {"Name": name, "MaximumRetryCount": int(count or 0)}
 
 
@@ -465,7 +505,8 @@ def _healthcheck(h: Any) -> dict[str, Any] | None:
         out["Test"] = ["CMD-SHELL", t]
     elif t:
         out["Test"] = list(t)
-    for k, key in (("interval", "Interval"), ("timeout", "Timeout"), ("start_period", "StartPeriod")):
+    for k, key in (("interval", "Interval"), ("timeout", "Timeout"), ("start_period", "StartPeriod"),
+                   ("start_interval", "StartInterval")):
         if h.get(k):
             out[key] = int(_seconds(h[k]) * 1e9)
     if h.get("retries") is not None:
