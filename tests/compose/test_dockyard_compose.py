@@ -265,6 +265,13 @@ def test_attached_up(tools, bridged):
         assert "Gracefully stopping" in screen
     finally:
         term.close()
+    term = Term(["sh", "-c", f"cd {d} && exec {BIN / 'dockyard'} compose -p b logs"], bridged[0].env())
+    try:   # compose logs: the same colours
+        term.wait_for("EXIT=0")
+        screen = term.screen(escapes=True)
+        assert len({line.split("b-", 1)[0] for line in screen.splitlines() if " | " in line and "from-" in line}) == 2
+    finally:
+        term.close()
     assert not c.containers.list(filters={"label": "com.docker.compose.project=b"})
 
 
@@ -292,7 +299,9 @@ def test_lifecycle_commands(tools, bridged):
     _, dy, c, d = tools
     (d / "compose.yaml").write_text(LIFECYCLE_FILE)
     (d / "Dockerfile").write_text("FROM busybox\nRUN mkdir /srv && echo v1 > /srv/index.html\n")
-    dy("-p", "b", "up", "--wait")   # built, then web healthy before worker, all up when it returns
+    dy("-p", "b", "create")   # built and created, nothing started
+    assert {x.name: x.status for x in _project_ctrs(c)} == {"b-web-1": "created", "b-worker-1": "created"}
+    dy("-p", "b", "up", "--wait")   # web healthy before worker, all up when it returns
     assert c.containers.get("b-web-1").attrs["State"]["Health"]["Status"] == "healthy"
     assert c.containers.get("b-worker-1").status == "running"
     assert dy("-p", "b", "config", "--services").stdout.split() == ["web", "worker"]
@@ -301,6 +310,14 @@ def test_lifecycle_commands(tools, bridged):
     assert sorted(dy("-p", "b", "ps", "-q").stdout.split()) == sorted(_ids(c).values())
     assert dy("-p", "b", "exec", "-T", "web", "cat", "/srv/index.html").stdout == "v1\n"
     ids = _ids(c)
+    dy("-p", "b", "pause", "worker")
+    assert c.containers.get("b-worker-1").status == "paused"
+    dy("-p", "b", "unpause", "worker")
+    assert c.containers.get("b-worker-1").status == "running"
+    listing = dy("ls").stdout.splitlines()
+    assert listing[0].split() == ["NAME", "STATUS", "CONFIG", "FILES"]
+    assert listing[1].split()[:2] == ["b", "running(2)"] and str(d / "compose.yaml") in listing[1], listing
+    assert dy("version").stdout.startswith("Dockyard Compose version ")
     dy("-p", "b", "up", "-d")
     assert _ids(c) == ids   # unchanged: nothing recreated
     dy("-p", "b", "up", "-d", "--no-deps", "--force-recreate", "worker")

@@ -52,22 +52,27 @@ async def splice(frames: AsyncIterator[tuple[int, bytes]], ch: Input,
                 return GONE
             if not open_:
                 continue   # no stdin: read on only to see the client leave
-            if not data:
-                if filt is not None and (held := filt.flush()):
-                    await ch.send(held)
-                if tty:
-                    return DETACHED   # as dockerd: the end of a terminal's input ends the attachment
-                await ch.close_stdin()
+            try:
+                if not data:
+                    if filt is not None and (held := filt.flush()):
+                        await ch.send(held)
+                    if tty:
+                        return DETACHED   # as dockerd: the end of a terminal's input ends the attachment
+                    await ch.close_stdin()
+                    open_ = False
+                    continue
+                if filt is None:
+                    await ch.send(data)
+                    continue
+                data, detached = filt.feed(data)
+                if data:
+                    await ch.send(data)
+                if detached:
+                    return DETACHED
+            except ConnectionError:
+                # the process is gone and the monitor hung up its side: its last output and exit
+                # are still on their way to pump_out, which must not be cut short by this
                 open_ = False
-                continue
-            if filt is None:
-                await ch.send(data)
-                continue
-            data, detached = filt.feed(data)
-            if data:
-                await ch.send(data)
-            if detached:
-                return DETACHED
 
     out_t = asyncio.create_task(pump_out())
     in_t = asyncio.create_task(pump_in())

@@ -321,7 +321,7 @@ class Monitor:
         os.replace(tmp, c.exit_file)
         c.done.set()
         for w in c.subscribers:
-            w.close()
+            _half_close(w)   # the end of output; each attach connection closes once its input is read out
         c.subscribers.clear()
         if self.ctrs.get(c.id) is c:
             del self.ctrs[c.id]
@@ -462,6 +462,11 @@ class Monitor:
                 writer.write(struct.pack(">BxxxI", 3, len(payload)) + payload)
                 with contextlib.suppress(ConnectionError):
                     await writer.drain()
+            if feeder is not None:
+                feeder.cancel()
+                await asyncio.gather(feeder, return_exceptions=True)
+                feeder = None
+            await _hang_up(reader, writer)
         finally:
             if feeder is not None:
                 feeder.cancel()
@@ -538,6 +543,10 @@ class Monitor:
                         done.cancel()
                         if writer in c.subscribers:
                             c.subscribers.remove(writer)
+                        if not t.done():   # the container is gone: read the daemon's last input out
+                            t.cancel()
+                            await asyncio.gather(t, return_exceptions=True)
+                            await _hang_up(reader, writer)
                     else:
                         await c.done.wait()
                     return
@@ -583,6 +592,27 @@ class Monitor:
             if writer in self.event_subs:
                 self.event_subs.remove(writer)
             writer.close()
+
+
+def _half_close(writer: asyncio.StreamWriter) -> None:
+    """End what we send (the peer reads all of it, then EOF)."""
+    if not writer.is_closing() and writer.can_write_eof():
+        with contextlib.suppress(OSError):
+            writer.write_eof()
+
+
+async def _hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float = 10) -> None:
+    """End a channel without losing what is still on its way to the daemon: half-close, read
+    out what the daemon still sends (stdin written after the process ended) until it closes
+    its side. Closing with unread input would make the kernel reset the daemon's end
+    (ECONNRESET), and asyncio then drops the frames it had received but not yet handed on."""
+    _half_close(writer)
+    try:
+        async with asyncio.timeout(timeout):
+            while await reader.read(65536):
+                pass
+    except (TimeoutError, ConnectionError):
+        pass
 
 
 class _StartFailed(Exception):

@@ -18,7 +18,8 @@ Options:
       --profile NAME     Profiles to enable
       --compatibility    Container and image names as docker-compose 1.x (project_service_1)
 
-Commands: build config down exec images kill logs port ps pull push restart rm run start stop top up
+Commands: build config create down exec images kill logs ls pause port ps pull push restart rm run start stop
+          top unpause up version
 """
 
 
@@ -62,6 +63,17 @@ def compose(cli: Client, prog: str, args: list[str]) -> int:
         sys.stdout.write(USAGE)
         return 1
     cmd, rest = args[i], args[i + 1:]
+    if cmd == "version":
+        from ..compose.project import VERSION
+        print(f"Dockyard Compose version {VERSION}")
+        return 0
+    if cmd == "ls":
+        from ..compose.info import ls
+        try:
+            return ls(cli, "compose ls", rest)
+        except APIError as e:
+            print(f"Error response from daemon: {e.message}", file=sys.stderr)
+            return 1
     fn = _COMMANDS.get(cmd)
     if fn is None:
         print(f"unknown compose command: {cmd!r}", file=sys.stderr)
@@ -91,7 +103,8 @@ def _command(module: str, name: str, *arg: str) -> Any:
 _COMMANDS = {"up": _command("lifecycle", "up"), "down": _command("lifecycle", "down"),
              "start": _command("lifecycle", "each", "start"), "stop": _command("lifecycle", "each", "stop"),
              "restart": _command("lifecycle", "each", "restart"), "kill": _command("lifecycle", "each", "kill"),
-             "rm": _command("lifecycle", "each", "rm"),
+             "rm": _command("lifecycle", "each", "rm"), "pause": _command("lifecycle", "each", "pause"),
+             "unpause": _command("lifecycle", "each", "unpause"), "create": _command("lifecycle", "create"),
              "ps": _command("info", "ps"), "config": _command("info", "config"), "logs": _command("info", "logs"),
              "top": _command("info", "top"), "images": _command("info", "images"), "port": _command("info", "port"),
              "run": _command("oneoff", "run"), "exec": _command("oneoff", "exec_"),

@@ -195,3 +195,29 @@ def port(c: Compose, prog: str, args: list[str]) -> int:
         raise ComposeError(f"no port {ns.private_port}/{ns.protocol} for container {_name(x)}")
     print(f"{bound[0]['HostIp'] or '0.0.0.0'}:{bound[0]['HostPort']}")
     return 0
+
+
+def ls(cli: Any, prog: str, args: list[str]) -> int:
+    """`compose ls [-a] [-q]`: the projects that have containers on this engine."""
+    p = Parser(prog, "[OPTIONS]")
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    ns = p.parse_args(args)
+    rows = cli.json("GET", "/containers/json", {"all": 1, "filters": json.dumps({"label": ["com.docker.compose.project"]})})
+    projects: dict[str, dict[str, Any]] = {}
+    for x in rows:
+        labels = x["Labels"]
+        pr = projects.setdefault(labels["com.docker.compose.project"], {"states": {}, "files": set()})
+        pr["states"][x["State"]] = pr["states"].get(x["State"], 0) + 1
+        if labels.get("com.docker.compose.project.config_files"):
+            pr["files"].add(labels["com.docker.compose.project.config_files"])
+    shown = {k: v for k, v in sorted(projects.items()) if ns.all or "running" in v["states"]}
+    if ns.quiet:
+        for k in shown:
+            print(k)
+        return 0
+    from ..output import table
+    table([["NAME", "STATUS", "CONFIG FILES"],
+           *[[k, ", ".join(f"{st}({n})" for st, n in sorted(v["states"].items())), ",".join(sorted(v["files"]))]
+             for k, v in shown.items()]])
+    return 0

@@ -38,12 +38,7 @@ def up(c: Compose, prog: str, args: list[str]) -> int:
     attached = not ns.detach and not ns.wait
     if not attached and (ns.abort_on_container_exit or ns.exit_code_from):
         raise ComposeError("--abort-on-container-exit and --exit-code-from cannot be combined with --detach/--wait")
-    scale: dict[str, int] = {}
-    for s in ns.scale:
-        k, _, v = s.partition("=")
-        if k not in c.p.services or not v.isdigit():
-            raise ComposeError(f"invalid --scale {s!r}: want SERVICE=NUM for a service of the project")
-        scale[k] = int(v)
+    scale = _scales(c, ns.scale)
     order = c.order(ns.services or None, deps=not ns.no_deps)
     if ns.remove_orphans:
         for ctr in c.containers():
@@ -78,9 +73,35 @@ def up(c: Compose, prog: str, args: list[str]) -> int:
     return code
 
 
+def create(c: Compose, prog: str, args: list[str]) -> int:
+    """`compose create`: what `up` makes, nothing started."""
+    p = Parser(prog, "[OPTIONS] [SERVICE...]")
+    p.add_argument("--build", action="store_true")
+    p.add_argument("--no-build", action="store_true")
+    p.add_argument("--force-recreate", action="store_true")
+    p.add_argument("--no-recreate", action="store_true")
+    p.add_argument("--pull", default="", choices=["", "always", "missing", "never"])
+    p.add_argument("--scale", action="append", default=[])
+    p.add_argument("services", nargs="*")
+    ns = p.parse_args(args)
+    converge(c, c.order(ns.services or None, deps=True), scale=_scales(c, ns.scale), build=ns.build,
+             no_build=ns.no_build, pull=ns.pull, force=ns.force_recreate, no_recreate=ns.no_recreate, start=False)
+    return 0
+
+
+def _scales(c: Compose, items: list[str]) -> dict[str, int]:
+    scale: dict[str, int] = {}
+    for s in items:
+        k, _, v = s.partition("=")
+        if k not in c.p.services or not v.isdigit():
+            raise ComposeError(f"invalid --scale {s!r}: want SERVICE=NUM for a service of the project")
+        scale[k] = int(v)
+    return scale
+
+
 def converge(c: Compose, order: list[str], *, scale: dict[str, int] | None = None, build: bool = False,
              no_build: bool = False, pull: str = "", force: bool = False, no_recreate: bool = False,
-             wait: bool = False) -> set[str]:
+             wait: bool = False, start: bool = True) -> set[str]:
     """Networks, volumes, images, then each service's containers created (or recreated when its
     configuration changed) and started after its dependencies' conditions hold. The ids of the
     containers started. On failure what this call made is removed and the error names the service."""
@@ -96,7 +117,7 @@ def converge(c: Compose, order: list[str], *, scale: dict[str, int] | None = Non
         for svc in order:
             spec = c.p.services[svc]
             for dep, cond in depends(spec).items():
-                if dep in order:
+                if dep in order and start:
                     c.wait_condition(svc, dep, cond)
             want = scale.get(svc, int((spec.get("deploy") or {}).get("replicas") or spec.get("scale") or 1))
             have = c.containers(svc)
@@ -110,12 +131,13 @@ def converge(c: Compose, order: list[str], *, scale: dict[str, int] | None = Non
                 # the same configuration and the same image (a rebuilt or newly pulled one recreates it)
                 if cur is not None and not force and (no_recreate or (
                         cur["Labels"].get("com.docker.compose.config-hash") == h and cur.get("ImageID") == image_id)):
-                    if cur["State"] != "running":
+                    if cur["State"] != "running" and start:
                         c.cli.call("POST", f"/containers/{cur['Id']}/start").close()
                         started.add(cur["Id"])
                         print(f"Container {name}  Started", file=sys.stderr)
                     else:
-                        print(f"Container {name}  Running", file=sys.stderr)
+                        print(f"Container {name}  {'Running' if cur['State'] == 'running' else 'Created'}",
+                              file=sys.stderr)
                     continue
                 if cur is not None:
                     print(f"Container {name}  Recreate", file=sys.stderr)
@@ -123,11 +145,13 @@ def converge(c: Compose, order: list[str], *, scale: dict[str, int] | None = Non
                 try:
                     cid = c.create(svc, n)
                     made.append(cid)
-                    c.cli.call("POST", f"/containers/{cid}/start").close()
+                    if start:
+                        c.cli.call("POST", f"/containers/{cid}/start").close()
                 except APIError as e:   # the error names the service
                     raise ComposeError(f"service {svc!r}: container {name}: {e.message}") from None
-                started.add(cid)
-                print(f"Container {name}  Started", file=sys.stderr)
+                if start:
+                    started.add(cid)
+                print(f"Container {name}  {'Started' if start else 'Created'}", file=sys.stderr)
         if wait:
             for svc in order:
                 cond = "service_healthy" if c.p.services[svc].get("healthcheck") else "service_started"
