@@ -181,3 +181,15 @@ configs: {conf: {file: ./app.conf}}
     f = _write(tmp_path, "compose.yaml", "services:\n  web: {image: x, secrets: [nope]}\n")
     with pytest.raises(ComposeError, match="undefined secret nope"):
         Compose(None, load([str(f)], project="p")).create_body("web", 1)  # type: ignore[arg-type]
+
+
+def test_joined_namespaces_are_dependencies(tmp_path):
+    f = _write(tmp_path, "compose.yaml", """
+services:
+  sidecar: {image: x, network_mode: "service:app", pid: "service:db"}
+  app: {image: x}
+  db: {image: x}
+""")
+    c = Compose(None, load([str(f)], project="p"))  # type: ignore[arg-type]
+    order = c.order()
+    assert order.index("app") < order.index("sidecar") and order.index("db") < order.index("sidecar")

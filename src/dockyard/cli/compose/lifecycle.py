@@ -110,48 +110,54 @@ def converge(c: Compose, order: list[str], *, scale: dict[str, int] | None = Non
     made_vols = c.ensure_volumes()
     made: list[str] = []
     started: set[str] = set()
+
+    def container(svc: str, n: int, cur: dict[str, Any] | None, h: str, image_id: str) -> None:
+        name = c.container_name(svc, n)
+        # the same configuration and the same image (a rebuilt or newly pulled one recreates it)
+        if cur is not None and not force and (no_recreate or (
+                cur["Labels"].get("com.docker.compose.config-hash") == h and cur.get("ImageID") == image_id)):
+            if cur["State"] != "running" and start:
+                c.cli.call("POST", f"/containers/{cur['Id']}/start").close()
+                started.add(cur["Id"])
+                print(f"Container {name}  Started", file=sys.stderr)
+            else:
+                print(f"Container {name}  {'Running' if cur['State'] == 'running' else 'Created'}", file=sys.stderr)
+            return
+        if cur is not None:
+            print(f"Container {name}  Recreate", file=sys.stderr)
+            c.remove(cur["Id"])
+        try:
+            cid = c.create(svc, n)
+            made.append(cid)
+            if start:
+                c.cli.call("POST", f"/containers/{cid}/start").close()
+        except APIError as e:   # the error names the service
+            raise ComposeError(f"service {svc!r}: container {name}: {e.message}") from None
+        if start:
+            started.add(cid)
+        print(f"Container {name}  {'Started' if start else 'Created'}", file=sys.stderr)
+
+    def service(svc: str) -> None:
+        spec = c.p.services[svc]
+        for dep, cond in depends(spec).items():
+            if dep in order and start:
+                c.wait_condition(svc, dep, cond)
+        want = scale.get(svc, int((spec.get("deploy") or {}).get("replicas") or spec.get("scale") or 1))
+        have = c.containers(svc)
+        h = c.config_hash(svc)
+        image_id = c.cli.json("GET", f"/images/{c.image_of(svc)}/json")["Id"] if have else ""
+        for ctr in have[want:]:
+            c.remove(ctr["Id"])
+        by_n = {x["Labels"].get("com.docker.compose.container-number"): x for x in have}
+        _all(container, [(svc, n, by_n.get(str(n)), h, image_id) for n in range(1, want + 1)])
+
     try:
         for svc in order:
             if not no_build or not c.p.services[svc].get("build"):
                 c.ensure_image(svc, build, pull)
-        for svc in order:
-            spec = c.p.services[svc]
-            for dep, cond in depends(spec).items():
-                if dep in order and start:
-                    c.wait_condition(svc, dep, cond)
-            want = scale.get(svc, int((spec.get("deploy") or {}).get("replicas") or spec.get("scale") or 1))
-            have = c.containers(svc)
-            h = c.config_hash(svc)
-            image_id = c.cli.json("GET", f"/images/{c.image_of(svc)}/json")["Id"] if have else ""
-            for ctr in have[want:]:
-                c.remove(ctr["Id"])
-            for n in range(1, want + 1):
-                cur = next((x for x in have if x["Labels"].get("com.docker.compose.container-number") == str(n)), None)
-                name = c.container_name(svc, n)
-                # the same configuration and the same image (a rebuilt or newly pulled one recreates it)
-                if cur is not None and not force and (no_recreate or (
-                        cur["Labels"].get("com.docker.compose.config-hash") == h and cur.get("ImageID") == image_id)):
-                    if cur["State"] != "running" and start:
-                        c.cli.call("POST", f"/containers/{cur['Id']}/start").close()
-                        started.add(cur["Id"])
-                        print(f"Container {name}  Started", file=sys.stderr)
-                    else:
-                        print(f"Container {name}  {'Running' if cur['State'] == 'running' else 'Created'}",
-                              file=sys.stderr)
-                    continue
-                if cur is not None:
-                    print(f"Container {name}  Recreate", file=sys.stderr)
-                    c.remove(cur["Id"])
-                try:
-                    cid = c.create(svc, n)
-                    made.append(cid)
-                    if start:
-                        c.cli.call("POST", f"/containers/{cid}/start").close()
-                except APIError as e:   # the error names the service
-                    raise ComposeError(f"service {svc!r}: container {name}: {e.message}") from None
-                if start:
-                    started.add(cid)
-                print(f"Container {name}  {'Started' if start else 'Created'}", file=sys.stderr)
+        # one dependency level at a time, its services and their replicas at once (as Docker Compose)
+        for level in _levels(c, order):
+            _all(service, [(svc,) for svc in level])
         if wait:
             for svc in order:
                 cond = "service_healthy" if c.p.services[svc].get("healthcheck") else "service_started"
@@ -166,6 +172,26 @@ def converge(c: Compose, order: list[str], *, scale: dict[str, int] | None = Non
             _delete(c, f"/volumes/{vol}")
         raise
     return started
+
+
+def _levels(c: Compose, order: list[str]) -> list[list[str]]:
+    """`order` in dependency levels: each level needs only the ones before it."""
+    level: dict[str, int] = {}
+    for svc in order:
+        level[svc] = 1 + max((level.get(d, 0) for d in depends(c.p.services[svc]) if d in order), default=0)
+    return [[s for s in order if level[s] == lv] for lv in sorted(set(level.values()))]
+
+
+def _all(fn: Any, calls: list[tuple[Any, ...]]) -> None:
+    """`fn(*args)` for each, at once; every call ends before the first error is raised."""
+    if len(calls) == 1:
+        fn(*calls[0])
+        return
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(min(16, max(1, len(calls)))) as pool:
+        futures = [pool.submit(fn, *a) for a in calls]
+    for f in futures:
+        f.result()
 
 
 def _delete(c: Compose, path: str) -> None:

@@ -243,7 +243,8 @@ class Compose:
                               "ExtraHosts": _extra_hosts(svc.get("extra_hosts")), "Dns": _list(svc.get("dns")) or None,
                               "DnsSearch": _list(svc.get("dns_search")) or None, "Sysctls": _map(svc.get("sysctls")) or None,
                               "SecurityOpt": svc.get("security_opt"), "GroupAdd": svc.get("group_add"),
-                              "Runtime": svc.get("runtime"), "IpcMode": svc.get("ipc"), "PidMode": svc.get("pid"),
+                              "Runtime": svc.get("runtime"), "IpcMode": self._joined(service, "ipc"),
+                              "PidMode": self._joined(service, "pid"),
                               "UsernsMode": svc.get("userns_mode"), "OomScoreAdj": svc.get("oom_score_adj"),
                               "OomKillDisable": svc.get("oom_kill_disable"), "PidsLimit": svc.get("pids_limit")}
         limits = ((svc.get("deploy") or {}).get("resources") or {}).get("limits") or {}
@@ -288,13 +289,7 @@ class Compose:
         nets = self.networks_of(service)
         first, extra = None, {}
         if svc.get("network_mode"):
-            mode = str(svc["network_mode"])
-            if mode.startswith("service:"):
-                other = self.containers(mode.split(":", 1)[1])
-                if not other:
-                    raise ComposeError(f"service {service!r}: network_mode {mode}: no container of that service")
-                mode = "container:" + other[0]["Id"]
-            hc["NetworkMode"] = mode
+            hc["NetworkMode"] = self._joined(service, "network_mode")
         else:
             keys = sorted(nets, key=lambda k: -int((nets[k] or {}).get("priority") or 0))
             first = keys[0]
@@ -315,6 +310,16 @@ class Compose:
         if svc.get("platform"):
             body["_platform"] = svc["platform"]
         return {k: v for k, v in body.items() if v is not None}, extra
+
+    def _joined(self, service: str, key: str) -> str | None:
+        """network_mode, ipc or pid; `service:NAME` becomes `container:ID` of its first container."""
+        mode = self.p.services[service].get(key)
+        if mode is None or not str(mode).startswith("service:"):
+            return None if mode is None else str(mode)
+        other = self.containers(str(mode).split(":", 1)[1])
+        if not other:
+            raise ComposeError(f"service {service!r}: {key} {mode}: no container of that service")
+        return "container:" + str(other[0]["Id"])
 
     def _endpoint(self, service: str, spec: dict[str, Any]) -> dict[str, Any]:
         ep: dict[str, Any] = {"Aliases": [service, *(spec.get("aliases") or [])]}
@@ -425,10 +430,16 @@ class Compose:
 
 
 def _depends(svc: dict[str, Any]) -> dict[str, str]:
+    """depends_on, and the services whose namespaces it joins (`network_mode`, `ipc`, `pid`
+    as `service:NAME`), as Docker Compose counts them."""
     d = svc.get("depends_on") or {}
-    if isinstance(d, list):
-        return {n: "service_started" for n in d}
-    return {n: (v or {}).get("condition", "service_started") for n, v in d.items()}
+    out = {n: "service_started" for n in d} if isinstance(d, list) else \
+        {n: (v or {}).get("condition", "service_started") for n, v in d.items()}
+    for key in ("network_mode", "ipc", "pid"):
+        mode = str(svc.get(key) or "")
+        if mode.startswith("service:"):
+            out.setdefault(mode.split(":", 1)[1], "service_started")
+    return out
 
 
 def depends(svc: dict[str, Any]) -> dict[str, str]:
