@@ -14,24 +14,28 @@ from .loader import ComposeError
 from .project import Compose, depends
 
 
-def up(c: Compose, prog: str, args: list[str]) -> int:
+def _converge_parser(prog: str) -> Parser:
+    """The flags `up` and `create` share."""
     p = Parser(prog, "[OPTIONS] [SERVICE...]")
+    for flag in ("--build", "--no-build", "--force-recreate", "--no-recreate"):
+        p.add_argument(flag, action="store_true")
+    p.add_argument("--pull", default="", choices=["", "always", "missing", "never"])
+    p.add_argument("--scale", action="append", default=[])
+    p.add_argument("services", nargs="*")
+    return p
+
+
+def up(c: Compose, prog: str, args: list[str]) -> int:
+    p = _converge_parser(prog)
     p.add_argument("-d", "--detach", action="store_true")
-    p.add_argument("--build", action="store_true")
-    p.add_argument("--no-build", action="store_true")
-    p.add_argument("--force-recreate", action="store_true")
-    p.add_argument("--no-recreate", action="store_true")
     p.add_argument("--no-deps", action="store_true")
     p.add_argument("--remove-orphans", action="store_true")
     p.add_argument("--wait", action="store_true")
-    p.add_argument("--pull", default="", choices=["", "always", "missing", "never"])
-    p.add_argument("--scale", action="append", default=[])
     p.add_argument("--abort-on-container-exit", action="store_true")
     p.add_argument("--exit-code-from", default="")
     p.add_argument("--no-color", action="store_true")
     p.add_argument("--no-log-prefix", action="store_true")
     p.add_argument("-t", "--timeout", default="")
-    p.add_argument("services", nargs="*")
     ns = p.parse_args(args)
     if ns.exit_code_from and ns.exit_code_from not in c.p.services:
         raise ComposeError(f"no such service: {ns.exit_code_from}")
@@ -75,15 +79,7 @@ def up(c: Compose, prog: str, args: list[str]) -> int:
 
 def create(c: Compose, prog: str, args: list[str]) -> int:
     """`compose create`: what `up` makes, nothing started."""
-    p = Parser(prog, "[OPTIONS] [SERVICE...]")
-    p.add_argument("--build", action="store_true")
-    p.add_argument("--no-build", action="store_true")
-    p.add_argument("--force-recreate", action="store_true")
-    p.add_argument("--no-recreate", action="store_true")
-    p.add_argument("--pull", default="", choices=["", "always", "missing", "never"])
-    p.add_argument("--scale", action="append", default=[])
-    p.add_argument("services", nargs="*")
-    ns = p.parse_args(args)
+    ns = _converge_parser(prog).parse_args(args)
     converge(c, c.order(ns.services or None, deps=True), scale=_scales(c, ns.scale), build=ns.build,
              no_build=ns.no_build, pull=ns.pull, force=ns.force_recreate, no_recreate=ns.no_recreate, start=False)
     return 0
