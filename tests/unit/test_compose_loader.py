@@ -193,3 +193,12 @@ services:
     c = Compose(None, load([str(f)], project="p"))  # type: ignore[arg-type]
     order = c.order()
     assert order.index("app") < order.index("sidecar") and order.index("db") < order.index("sidecar")
+
+
+def test_run_volume_flags(tmp_path):
+    from dockyard.cli.compose.oneoff import _bind
+    f = _write(tmp_path, "compose.yaml", "services:\n  web: {image: x}\nvolumes:\n  data: {}\n")
+    c = Compose(None, load([str(f)], project="p"))  # type: ignore[arg-type]
+    assert _bind(c, "data:/d:ro") == "p_data:/d:ro"
+    assert _bind(c, "./site:/s") == f"{tmp_path}/site:/s"
+    assert _bind(c, "/abs:/a") == "/abs:/a" and _bind(c, "other:/o") == "other:/o" and _bind(c, "/anon") == "/anon"

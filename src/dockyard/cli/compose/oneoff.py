@@ -107,7 +107,7 @@ def _one_off(c: Compose, body: dict[str, Any], extra: dict[str, dict[str, Any]],
     if ns.workdir is not None:
         body["WorkingDir"] = ns.workdir
     if ns.volume:
-        hc["Binds"] = [*(hc.get("Binds") or []), *ns.volume]
+        hc["Binds"] = [*(hc.get("Binds") or []), *(_bind(c, v) for v in ns.volume)]
     interactive = ns.interactive.lower() not in ("false", "0")
     tty = not ns.no_tty and sys.stdin.isatty() and interactive
     body["Tty"] = tty
@@ -115,6 +115,20 @@ def _one_off(c: Compose, body: dict[str, Any], extra: dict[str, dict[str, Any]],
     body["AttachStdin"] = body["OpenStdin"]
     body["StdinOnce"] = body["OpenStdin"]
     body["AttachStdout"] = body["AttachStderr"] = not ns.detach
+
+
+def _bind(c: Compose, spec: str) -> str:
+    """`-v SRC:DST[:MODE]`: a volume of the project by its name in the file, a relative path
+    from the project directory, anything else as the docker CLI takes it."""
+    src, sep, rest = spec.partition(":")
+    if not sep:
+        return spec
+    if src in (c.p.config.get("volumes") or {}):
+        src = c.volume_name(src)
+    elif src.startswith((".", "~")):
+        import os
+        src = os.path.abspath(os.path.join(c.p.workdir, os.path.expanduser(src)))
+    return f"{src}:{rest}"
 
 
 def exec_(c: Compose, prog: str, args: list[str]) -> int:
