@@ -333,23 +333,29 @@ def test_limits_network_and_labels_apply_to_run(client):
     assert client.images.get(iid).labels == {"built": "yes"}
 
 
+def _ids(client, all: bool = False) -> set[str]:
+    """Container ids in one call (docker-py's containers.list inspects each in a second call,
+    which a container removed in between turns into a 404)."""
+    return {c["Id"] for c in client.api.containers(all=all)}
+
+
 def test_client_that_goes_away_leaves_no_container(client, daemon):
     import socket
-    before = {c.id for c in client.containers.list(all=True)}
+    before = _ids(client, all=True)
     body = ctx_tar({"Dockerfile": "FROM busybox\nRUN sleep 60\n"})
     s = socket.socket(socket.AF_UNIX)
     s.connect(str(daemon.sock))
     s.sendall(b"POST /v1.41/build?nocache=1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\n"
               b"Content-Length: %d\r\n\r\n" % len(body) + body)
     deadline = time.time() + 20
-    while time.time() < deadline and not [c for c in client.containers.list() if c.id not in before]:
+    while time.time() < deadline and not _ids(client) - before:
         time.sleep(0.05)
-    assert [c for c in client.containers.list() if c.id not in before], "the RUN never started"
+    assert _ids(client) - before, "the RUN never started"
     s.close()
     deadline = time.time() + 20
-    while time.time() < deadline and {c.id for c in client.containers.list(all=True)} != before:
+    while time.time() < deadline and _ids(client, all=True) != before:
         time.sleep(0.1)
-    assert {c.id for c in client.containers.list(all=True)} == before
+    assert _ids(client, all=True) == before
 
 
 def test_squash(client):
