@@ -202,3 +202,42 @@ def test_run_volume_flags(tmp_path):
     assert _bind(c, "data:/d:ro") == "p_data:/d:ro"
     assert _bind(c, "./site:/s") == f"{tmp_path}/site:/s"
     assert _bind(c, "/abs:/a") == "/abs:/a" and _bind(c, "other:/o") == "other:/o" and _bind(c, "/anon") == "/anon"
+
+
+def test_config_is_normalised_and_reads_back(tmp_path):
+    import yaml
+
+    from dockyard.cli.compose.normal import normalise
+    f = _write(tmp_path, "compose.yaml", """
+services:
+  web:
+    build: ./web
+    command: httpd -f -p 80
+    ports: ["127.0.0.1:8080:80", "9000-9001:9000-9001/udp", "443"]
+    volumes: ["data:/data:ro", "./site:/site", "/anon"]
+    environment: [A=1, B]
+    depends_on: [db]
+  db: {image: busybox, networks: [back]}
+volumes: {data: {}}
+networks: {back: {}}
+""")
+    c = Compose(None, load([str(f)], project="p"))  # type: ignore[arg-type]
+    n = normalise(c.p, c.network_name, c.volume_name)
+    web = n["services"]["web"]
+    assert n["name"] == "p" and web["build"] == {"context": str(tmp_path / "web"), "dockerfile": "Dockerfile"}
+    assert web["command"] == ["httpd", "-f", "-p", "80"] and web["environment"] == {"A": "1", "B": None}
+    assert web["depends_on"] == {"db": {"condition": "service_started"}} and web["networks"] == {"default": None}
+    assert web["ports"][0] == {"mode": "ingress", "target": 80, "protocol": "tcp", "published": 8080,
+                               "host_ip": "127.0.0.1"}
+    assert [(x["target"], x["published"], x["protocol"]) for x in web["ports"][1:3]] == [(9000, 9000, "udp"),
+                                                                                         (9001, 9001, "udp")]
+    assert web["volumes"][1] == {"type": "bind", "source": str(tmp_path / "site"), "target": "/site",
+                                 "bind": {"create_host_path": True}}
+    assert n["networks"] == {"back": {"name": "p_back"}, "default": {"name": "p_default"}}
+    assert n["volumes"] == {"data": {"name": "p_data"}}
+    # what config prints is a file that loads to the same project
+    again = _write(tmp_path, "again.yaml", yaml.safe_dump(n, sort_keys=False))
+    c2 = Compose(None, load([str(again)]))  # type: ignore[arg-type]
+    assert normalise(c2.p, c2.network_name, c2.volume_name) == n
+    assert c2.create_body("web", 1)[0]["HostConfig"]["PortBindings"] == c.create_body("web", 1)[0]["HostConfig"][
+        "PortBindings"]

@@ -69,7 +69,9 @@ def config(c: Compose, prog: str, args: list[str]) -> int:
     if ns.volumes:
         print("\n".join(c.p.config.get("volumes") or {}))
         return 0
-    sys.stdout.write(yaml.safe_dump(c.p.config, sort_keys=True, default_flow_style=False))
+    from .normal import normalise
+    sys.stdout.write(yaml.safe_dump(normalise(c.p, c.network_name, c.volume_name), sort_keys=False,
+                                    default_flow_style=False))
     return 0
 
 

@@ -266,6 +266,11 @@ def validate(doc: dict[str, Any], path: str) -> None:
 def _newer_key(e: Any) -> bool:
     """A schema error that is only about keys newer than the installed schema (Debian's is the
     specification of 2021) which this implementation applies: `annotations`, `start_interval`…"""
+    if e.validator in ("oneOf", "anyOf") and e.context:
+        branches: dict[Any, list[Any]] = {}
+        for sub in e.context:   # a short-or-long-syntax choice: one branch failing only on such keys
+            branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+        return any(all(_newer_key(sub) for sub in errs) for errs in branches.values())
     if e.validator != "additionalProperties" or not isinstance(e.instance, dict):
         return False
     from .applied import applies
