@@ -103,7 +103,7 @@ services:
   web:
     image: web:1
     command: sh -c "echo hi"
-    ports: ["127.0.0.1:8080:80", "9000-9001:9000-9001/udp", "443"]
+    ports: ["127.0.0.1:8080:80", "9000-9001:9000-9001/udp", "443", "7000-7005:70"]
     volumes: ["data:/data:ro", "./site:/site", {type: tmpfs, target: /t, tmpfs: {size: 1048576}}]
     restart: on-failure:3
     deploy: {resources: {limits: {memory: 64M, cpus: "0.5"}}}
@@ -119,6 +119,7 @@ networks: {front: {}, back: {}}
     assert hc["PortBindings"]["80/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": "8080"}]
     assert hc["PortBindings"]["9001/udp"] == [{"HostIp": "", "HostPort": "9001"}]
     assert hc["PortBindings"]["443/tcp"] == [{"HostIp": "", "HostPort": ""}]
+    assert hc["PortBindings"]["70/tcp"] == [{"HostIp": "", "HostPort": "7000-7005"}]
     assert hc["Mounts"][0] == {"Type": "volume", "Target": "/data", "ReadOnly": True, "Source": "p_data"}
     assert hc["Mounts"][1]["Source"] == str(tmp_path / "site") and hc["Mounts"][2]["TmpfsOptions"] == {"SizeBytes": 1 << 20}
     assert hc["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}

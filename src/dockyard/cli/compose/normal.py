@@ -42,9 +42,9 @@ def normalise(p: Project, network_name: Any, volume_name: Any) -> dict[str, Any]
             svc["networks"] = {n: None for n in nets} if isinstance(nets, list) else nets
             uses_default = uses_default or "default" in svc["networks"]
         if svc.get("ports"):
-            svc["ports"] = [x for port in svc["ports"] for x in _port(port)]
+            svc["ports"] = [x for port in svc["ports"] for x in long_ports(port)]
         if svc.get("volumes"):
-            svc["volumes"] = [_volume(v, p.workdir) for v in svc["volumes"]]
+            svc["volumes"] = [long_volume(v, p.workdir) for v in svc["volumes"]]
         services[name] = svc
     out["services"] = services
     nets = dict(doc.get("networks") or {})
@@ -61,7 +61,8 @@ def normalise(p: Project, network_name: Any, volume_name: Any) -> dict[str, Any]
     return out
 
 
-def _port(port: Any) -> list[dict[str, Any]]:
+def long_ports(port: Any) -> list[dict[str, Any]]:
+    """A `ports` entry in long syntax, one mapping per port of a range."""
     if isinstance(port, dict):
         return [{"mode": "ingress", "protocol": "tcp", **port}]
     text, _, proto = str(port).partition("/")
@@ -71,7 +72,7 @@ def _port(port: Any) -> list[dict[str, Any]]:
     plo, _, phi = published.partition("-")
     out = []
     for i, t in enumerate(range(int(lo), int(hi or lo) + 1)):
-        pub = str(int(plo) + i) if plo and phi else published
+        pub = str(int(plo) + i) if plo and phi and hi else published   # else a host range for one port
         entry: dict[str, Any] = {"mode": "ingress", "target": t, "protocol": proto or "tcp"}
         if pub:
             entry["published"] = int(pub) if pub.isdigit() else pub   # an integer for the 2021 schema too
@@ -81,7 +82,8 @@ def _port(port: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _volume(v: Any, workdir: str) -> dict[str, Any]:
+def long_volume(v: Any, workdir: str) -> dict[str, Any]:
+    """A service's `volumes` entry in long syntax, a bind's source made absolute."""
     if isinstance(v, dict):
         v = dict(v)
         if v.get("type") == "bind" and v.get("source"):

@@ -331,15 +331,9 @@ class Compose:
         binds: list[str] = []
         mounts: list[dict[str, Any]] = []
         declared = self.p.config.get("volumes") or {}
+        from .normal import long_volume
         for v in self.p.services[service].get("volumes") or []:
-            if isinstance(v, str):
-                parts = v.split(":")
-                if len(parts) == 1:
-                    mounts.append({"Type": "volume", "Target": parts[0]})
-                    continue
-                src, target, mode = parts[0], parts[1], (parts[2] if len(parts) > 2 else "")
-                v = {"type": "bind" if src.startswith((".", "/", "~")) else "volume", "source": src, "target": target,
-                     "read_only": "ro" in mode.split(",")}
+            v = long_volume(v, self.p.workdir)
             typ = v.get("type") or "volume"
             src = str(v.get("source") or "")
             if typ == "bind":
@@ -526,38 +520,16 @@ def _healthcheck(h: Any) -> dict[str, Any] | None:
 
 
 def _ports(ports: Any, expose: Any) -> tuple[dict[str, Any], dict[str, list[dict[str, str]]]]:
+    from .normal import long_ports
     exposed: dict[str, Any] = {}
     bindings: dict[str, list[dict[str, str]]] = {}
     for e in expose or []:
-        p = str(e)
-        exposed[p if "/" in p else f"{p}/tcp"] = {}
-    for p in ports or []:
-        if isinstance(p, dict):
-            target, published = str(p["target"]), str(p.get("published") or "")
-            ip, proto = str(p.get("host_ip") or ""), str(p.get("protocol") or "tcp")
-        else:
-            text, _, proto = str(p).partition("/")
-            proto = proto or "tcp"
-            parts = text.rsplit(":", 2) if text.count(":") <= 2 else [text]
-            if len(parts) == 3:
-                ip, published, target = parts
-            elif len(parts) == 2:
-                ip, (published, target) = "", parts
-            else:
-                ip, published, target = "", "", parts[0]
-            ip = ip.strip("[]")
-        for t, pub in _range(target, published):
-            key = f"{t}/{proto}"
+        text = str(e)
+        exposed[text if "/" in text else f"{text}/tcp"] = {}
+    for port in ports or []:
+        for p in long_ports(port):
+            key = f"{p['target']}/{p.get('protocol') or 'tcp'}"
             exposed[key] = {}
-            bindings.setdefault(key, []).append({"HostIp": ip, "HostPort": pub})
+            bindings.setdefault(key, []).append({"HostIp": str(p.get("host_ip") or ""),
+                                                 "HostPort": str(p.get("published") or "")})
     return exposed, bindings
-
-
-def _range(target: str, published: str) -> list[tuple[str, str]]:
-    if "-" not in target:
-        return [(target, published)]
-    a, b = (int(x) for x in target.split("-"))
-    if published and "-" in published:
-        pa = int(published.split("-")[0])
-        return [(str(t), str(pa + i)) for i, t in enumerate(range(a, b + 1))]
-    return [(str(t), published) for t in range(a, b + 1)]
