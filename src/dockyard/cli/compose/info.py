@@ -10,18 +10,9 @@ from typing import Any
 
 from ..flags import Parser
 from .loader import ComposeError
-from .project import Compose
+from .project import Compose, name_of
 
 SERVICE = "com.docker.compose.service"
-
-
-def _name(x: dict[str, Any]) -> str:
-    return str(x["Names"][0]).lstrip("/")
-
-
-def _of(c: Compose, services: list[str], all_: bool = True) -> list[dict[str, Any]]:
-    """The services' containers (all of the project's when none are named), in dependency order."""
-    return [x for svc in c.order(services or None, deps=False) for x in c.containers(svc, all_=all_)]
 
 
 def ps(c: Compose, prog: str, args: list[str]) -> int:
@@ -43,7 +34,7 @@ def ps(c: Compose, prog: str, args: list[str]) -> int:
     from ..output import table
     out = []
     for x in rows:
-        out.append([_name(x), x["Image"], json.dumps(x["Command"]), x["Labels"].get(SERVICE, ""), x["Status"],
+        out.append([name_of(x), x["Image"], json.dumps(x["Command"]), x["Labels"].get(SERVICE, ""), x["Status"],
                     _ports(x)])
     table([["NAME", "IMAGE", "COMMAND", "SERVICE", "STATUS", "PORTS"], *out])
     return 0
@@ -85,7 +76,7 @@ def logs(c: Compose, prog: str, args: list[str]) -> int:
     p.add_argument("services", nargs="*")
     ns = p.parse_args(args)
     try:
-        for _ in follow(c, [(x, None) for x in _of(c, ns.services)], color=sys.stdout.isatty() and not ns.no_color,
+        for _ in follow(c, [(x, None) for x in c.containers_of(ns.services)], color=sys.stdout.isatty() and not ns.no_color,
                         prefix=not ns.no_log_prefix, follow_=ns.follow, tail=ns.tail, timestamps=ns.timestamps):
             pass
     except KeyboardInterrupt:
@@ -102,12 +93,12 @@ def follow(c: Compose, ctrs: list[tuple[dict[str, Any], int | None]], *, color: 
     import threading
 
     from ...client.api import demux
-    width = max((len(_name(x)) for x, _ in ctrs), default=0)
+    width = max((len(name_of(x)) for x, _ in ctrs), default=0)
     lock = threading.Lock()
     ended: queue.Queue[dict[str, Any]] = queue.Queue()
 
     def one(i: int, x: dict[str, Any], since: int | None) -> None:
-        pre = f"{_name(x):<{width}}  | " if prefix else ""   # as Docker Compose v2: two spaces
+        pre = f"{name_of(x):<{width}}  | " if prefix else ""   # as Docker Compose v2: two spaces
         if color and pre:
             pre = f"\x1b[{31 + i % 6}m{pre}\x1b[0m"
         try:
@@ -146,12 +137,12 @@ def top(c: Compose, prog: str, args: list[str]) -> int:
     ns = p.parse_args(args)
     from ..output import table
     first = True
-    for x in _of(c, ns.services, all_=False):
+    for x in c.containers_of(ns.services, all_=False):
         t = c.cli.json("GET", f"/containers/{x['Id']}/top")
         if not first:
             print()
         first = False
-        print(_name(x))
+        print(name_of(x))
         table([t.get("Titles") or [], *(t.get("Processes") or [])])
     return 0
 
@@ -163,18 +154,19 @@ def images(c: Compose, prog: str, args: list[str]) -> int:
     ns = p.parse_args(args)
     from ...units import human_size
     from ..output import table
-    rows, seen = [], set()
-    for x in _of(c, ns.services):
-        img = c.cli.json("GET", f"/images/{x['ImageID']}/json")
-        if ns.quiet:
-            if img["Id"] not in seen:
+    rows, seen = [], {}
+    for x in c.containers_of(ns.services):
+        if x["ImageID"] not in seen:   # replicas share an image: inspected once
+            seen[x["ImageID"]] = img = c.cli.json("GET", f"/images/{x['ImageID']}/json")
+            if ns.quiet:
                 print(img["Id"].split(":", 1)[-1])
-            seen.add(img["Id"])
+        img = seen[x["ImageID"]]
+        if ns.quiet:
             continue
         ref = x["Image"]
         tags = [t for t in img.get("RepoTags") or [] if t == ref or t == f"{ref}:latest"] or img.get("RepoTags") or []
         repo, _, tag = (tags[0].rpartition(":") if tags else ("<none>", "", "<none>"))
-        rows.append([_name(x), repo, tag, img["Id"].split(":", 1)[-1][:12], human_size(img.get("Size") or 0)])
+        rows.append([name_of(x), repo, tag, img["Id"].split(":", 1)[-1][:12], human_size(img.get("Size") or 0)])
     if not ns.quiet:
         table([["CONTAINER", "REPOSITORY", "TAG", "IMAGE ID", "SIZE"], *rows])
     return 0
@@ -187,14 +179,13 @@ def port(c: Compose, prog: str, args: list[str]) -> int:
     p.add_argument("service")
     p.add_argument("private_port")
     ns = p.parse_args(args)
-    x = next((x for x in c.containers(ns.service, all_=False)
-              if x["Labels"].get("com.docker.compose.container-number") == ns.index), None)
+    x = c.replica(ns.service, ns.index)
     if x is None:
         raise ComposeError(f"service {ns.service!r} has no running container #{ns.index}")
     ports = (c.cli.json("GET", f"/containers/{x['Id']}/json")["NetworkSettings"].get("Ports") or {})
     bound = ports.get(f"{ns.private_port}/{ns.protocol}")
     if not bound:
-        raise ComposeError(f"no port {ns.private_port}/{ns.protocol} for container {_name(x)}")
+        raise ComposeError(f"no port {ns.private_port}/{ns.protocol} for container {name_of(x)}")
     print(f"{bound[0]['HostIp'] or '0.0.0.0'}:{bound[0]['HostPort']}")
     return 0
 

@@ -11,7 +11,7 @@ from typing import Any
 from ...client.api import APIError
 from ..flags import Parser
 from .loader import ComposeError
-from .project import Compose, depends
+from .project import Compose, depends, name_of
 
 
 def _converge_parser(prog: str) -> Parser:
@@ -45,9 +45,7 @@ def up(c: Compose, prog: str, args: list[str]) -> int:
     scale = _scales(c, ns.scale)
     order = c.order(ns.services or None, deps=not ns.no_deps)
     if ns.remove_orphans:
-        for ctr in c.containers():
-            if ctr["Labels"].get("com.docker.compose.service") not in c.p.services:
-                c.remove(ctr["Id"])
+        c.remove_orphans()
     since = int(time.time())
     started = converge(c, order, scale=scale, build=ns.build, no_build=ns.no_build, pull=ns.pull,
                        force=ns.force_recreate, no_recreate=ns.no_recreate, wait=ns.wait)
@@ -55,7 +53,7 @@ def up(c: Compose, prog: str, args: list[str]) -> int:
         return 0
     from .info import follow
     ctrs = [x for svc in order for x in c.containers(svc)]
-    print("Attaching to " + ", ".join(x["Names"][0].lstrip("/") for x in ctrs), file=sys.stderr)
+    print("Attaching to " + ", ".join(name_of(x) for x in ctrs), file=sys.stderr)
     abort = ns.abort_on_container_exit or bool(ns.exit_code_from)
     code = 0
     try:
@@ -63,7 +61,7 @@ def up(c: Compose, prog: str, args: list[str]) -> int:
                             color=sys.stdout.isatty() and not ns.no_color, prefix=not ns.no_log_prefix):
             st = c.cli.json("GET", f"/containers/{ended['Id']}/json")["State"]
             svc = ended["Labels"].get("com.docker.compose.service", "")
-            print(f"{ended['Names'][0].lstrip('/')} exited with code {st['ExitCode']}", file=sys.stderr)
+            print(f"{name_of(ended)} exited with code {st['ExitCode']}", file=sys.stderr)
             if ns.exit_code_from == svc or (abort and not ns.exit_code_from):
                 code = int(st["ExitCode"])
             if abort:
@@ -73,7 +71,7 @@ def up(c: Compose, prog: str, args: list[str]) -> int:
         print("Gracefully stopping... (press Ctrl+C again to force)", file=sys.stderr)
         code = 130
     if abort or code == 130:
-        _by_levels(c, [x for svc in order for x in c.containers(svc)], _stopper(c, ns.timeout), dependents_first=True)
+        _by_levels(c, ctrs, _stopper(c, ns.timeout), dependents_first=True)
     return code
 
 
@@ -170,11 +168,18 @@ def converge(c: Compose, order: list[str], *, scale: dict[str, int] | None = Non
     return started
 
 
-def _levels(c: Compose, order: list[str]) -> list[list[str]]:
-    """`order` in dependency levels: each level needs only the ones before it."""
+def _level_of(c: Compose, order: list[str]) -> dict[str, int]:
+    """Each service of `order` (dependencies first) → its dependency level: 1 + its deepest
+    dependency's in `order`."""
     level: dict[str, int] = {}
     for svc in order:
         level[svc] = 1 + max((level.get(d, 0) for d in depends(c.p.services[svc]) if d in order), default=0)
+    return level
+
+
+def _levels(c: Compose, order: list[str]) -> list[list[str]]:
+    """`order` in dependency levels: each level needs only the ones before it."""
+    level = _level_of(c, order)
     return [[s for s in order if level[s] == lv] for lv in sorted(set(level.values()))]
 
 
@@ -201,7 +206,7 @@ def _delete(c: Compose, path: str) -> None:
 def _stopper(c: Compose, timeout: str) -> Any:
     def stop(ctr: dict[str, Any]) -> None:
         c.cli.call("POST", f"/containers/{ctr['Id']}/stop", {"t": timeout or None}).close()
-        print(f"Container {ctr['Names'][0].lstrip('/')}  Stopped", file=sys.stderr)
+        print(f"Container {name_of(ctr)}  Stopped", file=sys.stderr)
     return stop
 
 
@@ -219,7 +224,7 @@ def down(c: Compose, prog: str, args: list[str]) -> int:
         if ctr["State"] == "running":
             c.cli.call("POST", f"/containers/{ctr['Id']}/stop", {"t": ns.timeout}).close()
         c.remove(ctr["Id"], volumes=True)
-        print(f"Container {ctr['Names'][0].lstrip('/')}  Removed", file=sys.stderr)
+        print(f"Container {name_of(ctr)}  Removed", file=sys.stderr)
     _by_levels(c, ctrs, down_one, dependents_first=True)
     nets = c.cli.json("GET", "/networks", {"filters": json.dumps({"label": [f"com.docker.compose.project={c.p.name}"]})})
     for n in nets:
@@ -252,7 +257,6 @@ def each(action: str) -> Any:
             p.add_argument("-v", "--volumes", action="store_true")
         p.add_argument("services", nargs="*")
         ns = p.parse_args(args)
-        order = c.order(ns.services or None, deps=False)
 
         def one(ctr: dict[str, Any]) -> None:
             path = f"/containers/{ctr['Id']}"
@@ -260,7 +264,7 @@ def each(action: str) -> Any:
                 if ctr["State"] == "running":
                     c.cli.call("POST", f"{path}/stop").close()
                 c.remove(ctr["Id"], volumes=ns.volumes)
-                print(f"Container {ctr['Names'][0].lstrip('/')}  Removed", file=sys.stderr)
+                print(f"Container {name_of(ctr)}  Removed", file=sys.stderr)
                 return
             q = {"t": ns.timeout or None} if action in ("stop", "restart") else \
                 {"signal": ns.signal} if action == "kill" else {}
@@ -269,16 +273,16 @@ def each(action: str) -> Any:
             except APIError as e:
                 if not (action == "kill" and e.status == 409):
                     raise
-            print(f"Container {ctr['Names'][0].lstrip('/')}  {action.capitalize()}ed".replace("eed", "ed"),
+            print(f"Container {name_of(ctr)}  {action.capitalize()}ed".replace("eed", "ed"),
                   file=sys.stderr)
-        ctrs = [x for svc in order for x in c.containers(svc)]
+        ctrs = c.containers_of(ns.services)
         if action == "rm":
             ctrs = [x for x in ctrs if x["State"] != "running" or ns.stop]
             if not ctrs:
                 print("No stopped containers", file=sys.stderr)
                 return 0
             if not ns.force and sys.stdin.isatty():
-                names = ", ".join(x["Names"][0].lstrip("/") for x in ctrs)
+                names = ", ".join(name_of(x) for x in ctrs)
                 if input(f"Going to remove {names}\n? Are you sure? [yN] ").strip().lower() not in ("y", "yes"):
                     return 0
         _by_levels(c, ctrs, one, dependents_first=action in ("stop", "kill", "rm"))
@@ -289,14 +293,9 @@ def each(action: str) -> Any:
 def _by_levels(c: Compose, ctrs: list[dict[str, Any]], fn: Any, dependents_first: bool) -> None:
     """`fn` on each container, those of one dependency level at once (a stop that waits out its
     timeout holds up nothing else); dependents before what they depend on when stopping."""
-    from concurrent.futures import ThreadPoolExecutor
-    level: dict[str, int] = {}
-    for svc in c.order():
-        level[svc] = 1 + max((level.get(d, 0) for d in depends(c.p.services[svc])), default=0)
+    level = _level_of(c, c.order())
     groups: dict[int, list[dict[str, Any]]] = {}
     for x in ctrs:
         groups.setdefault(level.get(x["Labels"].get("com.docker.compose.service", ""), 0), []).append(x)
     for lv in sorted(groups, reverse=dependents_first):
-        with ThreadPoolExecutor(min(16, len(groups[lv]))) as pool:
-            for f in [pool.submit(fn, x) for x in groups[lv]]:
-                f.result()
+        _all(fn, [(x,) for x in groups[lv]])

@@ -56,9 +56,14 @@ def normalise(p: Project, network_name: Any, volume_name: Any) -> dict[str, Any]
         out["volumes"] = {k: {**(v or {}), "name": volume_name(k)} for k, v in doc["volumes"].items()}
     for key in ("secrets", "configs"):
         if doc.get(key):
-            out[key] = {k: {**v, "file": os.path.abspath(os.path.join(p.workdir, str(v["file"])))} if v.get("file")
+            out[key] = {k: {**v, "file": host_path(p.workdir, str(v["file"]))} if v.get("file")
                         else v for k, v in doc[key].items()}
     return out
+
+
+def host_path(workdir: str, path: str) -> str:
+    """A host path of the file: `~` expanded, relative to the project directory."""
+    return os.path.abspath(os.path.join(workdir, os.path.expanduser(path)))
 
 
 def long_ports(port: Any) -> list[dict[str, Any]]:
@@ -86,8 +91,8 @@ def long_volume(v: Any, workdir: str) -> dict[str, Any]:
     """A service's `volumes` entry in long syntax, a bind's source made absolute."""
     if isinstance(v, dict):
         v = dict(v)
-        if v.get("type") == "bind" and v.get("source"):
-            v["source"] = os.path.abspath(os.path.join(workdir, os.path.expanduser(str(v["source"]))))
+        if v.get("type") == "bind":
+            v["source"] = host_path(workdir, str(v.get("source") or ""))
         return v
     parts = str(v).split(":")
     if len(parts) == 1:
@@ -95,7 +100,7 @@ def long_volume(v: Any, workdir: str) -> dict[str, Any]:
     src, target, mode = parts[0], parts[1], (parts[2] if len(parts) > 2 else "")
     bind = src.startswith((".", "/", "~"))
     out: dict[str, Any] = {"type": "bind" if bind else "volume", "target": target,
-                           "source": os.path.abspath(os.path.join(workdir, os.path.expanduser(src))) if bind else src}
+                           "source": host_path(workdir, src) if bind else src}
     if "ro" in mode.split(","):
         out["read_only"] = True
     if bind:

@@ -43,18 +43,12 @@ def run(c: Compose, prog: str, args: list[str]) -> int:
     converge(c, deps)    # networks, volumes, and the dependencies up as `up` would
     c.ensure_image(svc, ns.build, ns.pull)
     if ns.remove_orphans:
-        for ctr in c.containers():
-            if ctr["Labels"].get(P + "service") not in c.p.services:
-                c.remove(ctr["Id"])
+        c.remove_orphans()
     body, extra = c.create_body(svc, 1)
-    platform = body.pop("_platform", None)
     _one_off(c, body, extra, ns)
     name = ns.name or (f"{c.p.name}_{svc}_run_{secrets.token_hex(6)}" if c.sep == "_"
                        else f"{c.p.name}-{svc}-run-{secrets.token_hex(6)}")
-    got = c.cli.json("POST", "/containers/create", {"name": name, "platform": platform}, body=body)
-    cid = str(got["Id"])
-    for net, ep in extra.items():
-        c.cli.json("POST", f"/networks/{net}/connect", body={"Container": cid, "EndpointConfig": ep})
+    cid = c.create_container(name, body, extra)
     from ..commands.run import attach_run
     if ns.detach:
         c.cli.call("POST", f"/containers/{cid}/start").close()
@@ -126,8 +120,8 @@ def _bind(c: Compose, spec: str) -> str:
     if src in (c.p.config.get("volumes") or {}):
         src = c.volume_name(src)
     elif src.startswith((".", "~")):
-        import os
-        src = os.path.abspath(os.path.join(c.p.workdir, os.path.expanduser(src)))
+        from .normal import host_path
+        src = host_path(c.p.workdir, src)
     return f"{src}:{rest}"
 
 
@@ -146,9 +140,8 @@ def exec_(c: Compose, prog: str, args: list[str]) -> int:
     ns = p.parse_args(args)
     if not ns.command:
         raise ComposeError("exec requires a service and a command")
-    ctrs = [x for x in c.containers(ns.service, all_=False)
-            if x["Labels"].get(P + "container-number") == ns.index]
-    if not ctrs:
+    ctr = c.replica(ns.service, ns.index)
+    if ctr is None:
         raise ComposeError(f"service {ns.service!r} is not running")
     opts = ["-d"] if ns.detach else ["-i", *(["-t"] if not ns.no_tty and sys.stdin.isatty() else [])]
     opts += ["--privileged"] if ns.privileged else []
@@ -157,4 +150,4 @@ def exec_(c: Compose, prog: str, args: list[str]) -> int:
     opts += ["-u", ns.user] if ns.user else []
     opts += ["-w", ns.workdir] if ns.workdir else []
     from ..commands.exec import exec_ as docker_exec
-    return docker_exec(c.cli, "exec", [*opts, ctrs[0]["Id"], *ns.command])
+    return docker_exec(c.cli, "exec", [*opts, ctr["Id"], *ns.command])

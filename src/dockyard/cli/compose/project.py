@@ -14,6 +14,7 @@ from typing import Any
 
 from ...client.api import APIError, Client
 from .loader import ComposeError, Project, read_env_file
+from .normal import host_path, long_ports, long_volume
 
 VERSION = "2.0.0-dockyard"
 P = "com.docker.compose."
@@ -153,8 +154,8 @@ class Compose:
         """Build or pull the service's image as `--build`, the `--pull` flag (else the service's
         `pull_policy`) and whether it is here say."""
         svc = self.p.services[service]
-        policy = {"if_not_present": "missing"}.get(pull or svc.get("pull_policy") or "missing",
-                                                   pull or svc.get("pull_policy") or "missing")
+        policy = pull or svc.get("pull_policy") or "missing"
+        policy = "missing" if policy == "if_not_present" else policy
         if policy not in ("always", "missing", "never", "build"):
             raise ComposeError(f"service {service!r}: pull_policy {policy!r} is not always, missing, never or build")
         image = self.image_of(service)
@@ -277,10 +278,8 @@ class Compose:
         if svc.get("devices"):
             hc["Devices"] = [{"PathOnHost": d.split(":")[0], "PathInContainer": (d.split(":") + [d])[1],
                               "CgroupPermissions": (d.split(":") + ["", "rwm"])[2] or "rwm"} for d in svc["devices"]]
-        binds, mounts = self._volumes(service)
-        mounts += self._files(service, "secrets", "/run/secrets/") + self._files(service, "configs", "/")
-        if binds:
-            hc["Binds"] = binds
+        mounts = self._volumes(service) + self._files(service, "secrets", "/run/secrets/") + \
+            self._files(service, "configs", "/")
         if mounts:
             hc["Mounts"] = mounts
         exposed, bindings = _ports(svc.get("ports"), svc.get("expose"))
@@ -327,17 +326,14 @@ class Compose:
             ep["IPAMConfig"] = {"IPv4Address": spec["ipv4_address"]}
         return ep
 
-    def _volumes(self, service: str) -> tuple[list[str], list[dict[str, Any]]]:
-        binds: list[str] = []
+    def _volumes(self, service: str) -> list[dict[str, Any]]:
         mounts: list[dict[str, Any]] = []
         declared = self.p.config.get("volumes") or {}
-        from .normal import long_volume
         for v in self.p.services[service].get("volumes") or []:
-            v = long_volume(v, self.p.workdir)
+            v = long_volume(v, self.p.workdir)   # a bind's source made absolute
             typ = v.get("type") or "volume"
             src = str(v.get("source") or "")
             if typ == "bind":
-                src = os.path.abspath(os.path.join(self.p.workdir, os.path.expanduser(src)))
                 m: dict[str, Any] = {"Type": "bind", "Source": src, "Target": v["target"],
                                      "ReadOnly": bool(v.get("read_only"))}
                 if (v.get("bind") or {}).get("create_host_path", True) is not False and not os.path.exists(src):
@@ -357,7 +353,7 @@ class Compose:
             else:
                 raise ComposeError(f"service {service!r}: volume type {typ!r} is not supported")
             mounts.append(m)
-        return binds, mounts
+        return mounts
 
     def _files(self, service: str, kind: str, base: str) -> list[dict[str, Any]]:
         """A service's secrets or configs: the file each names, bound read-only at
@@ -372,7 +368,7 @@ class Compose:
                 raise ComposeError(f"service {service!r} refers to undefined {kind[:-1]} {src}: invalid compose project")
             if not spec.get("file"):
                 raise ComposeError(f"{kind}.{src}: only file-based {kind} are supported (no swarm)")
-            path = os.path.abspath(os.path.join(self.p.workdir, os.path.expanduser(str(spec["file"]))))
+            path = host_path(self.p.workdir, str(spec["file"]))
             if not os.path.exists(path):
                 raise ComposeError(f"{kind}.{src}: file {path} does not exist")
             dest = target if target.startswith("/") else base + (target or src)
@@ -381,12 +377,31 @@ class Compose:
 
     def create(self, service: str, n: int) -> str:
         body, extra = self.create_body(service, n)
+        return self.create_container(self.container_name(service, n), body, extra)
+
+    def create_container(self, name: str, body: dict[str, Any], extra: dict[str, dict[str, Any]]) -> str:
+        """Create from a create_body's (body, extra networks): connected to them all, not started."""
         platform = body.pop("_platform", None)
-        q = {"name": self.container_name(service, n), "platform": platform}
+        q = {"name": name, "platform": platform}
         got = self.cli.json("POST", "/containers/create", {k: v for k, v in q.items() if v}, body=body)
         for net, ep in extra.items():
             self.cli.json("POST", f"/networks/{net}/connect", body={"Container": got["Id"], "EndpointConfig": ep})
         return str(got["Id"])
+
+    def remove_orphans(self) -> None:
+        """The project's containers of services no longer in its files."""
+        for ctr in self.containers():
+            if ctr["Labels"].get(P + "service") not in self.p.services:
+                self.remove(ctr["Id"])
+
+    def replica(self, service: str, index: str) -> dict[str, Any] | None:
+        """The running container number `index` of a service, if there is one."""
+        return next((x for x in self.containers(service, all_=False)
+                     if x["Labels"].get(P + "container-number") == index), None)
+
+    def containers_of(self, services: list[str], all_: bool = True) -> list[dict[str, Any]]:
+        """The services' containers (all of the project's when none are named), in dependency order."""
+        return [x for svc in self.order(services or None, deps=False) for x in self.containers(svc, all_=all_)]
 
     def remove(self, cid: str, volumes: bool = False) -> None:
         try:
@@ -421,6 +436,11 @@ class Compose:
             if time.monotonic() > deadline:
                 raise ComposeError(f"timed out waiting for service {dep!r} ({cond})")
             time.sleep(0.2)
+
+
+def name_of(ctr: dict[str, Any]) -> str:
+    """A container's name (of /containers/json) as compose prints it."""
+    return str(ctr["Names"][0]).lstrip("/")
 
 
 def _depends(svc: dict[str, Any]) -> dict[str, str]:
@@ -520,7 +540,6 @@ def _healthcheck(h: Any) -> dict[str, Any] | None:
 
 
 def _ports(ports: Any, expose: Any) -> tuple[dict[str, Any], dict[str, list[dict[str, str]]]]:
-    from .normal import long_ports
     exposed: dict[str, Any] = {}
     bindings: dict[str, list[dict[str, str]]] = {}
     for e in expose or []:
