@@ -221,7 +221,9 @@ class _Build:
             st.config = copy.deepcopy(st.image.config)
         st.args = {}
         st.base_image = st.image
-        st.config.setdefault("config", {})
+        env = st.run.setdefault("Env", None) or []
+        if not any(e.startswith("PATH=") for e in env):   # as dockerd's builder at every FROM
+            st.run["Env"] = [*env, _DEFAULT_PATH]
         if st.image is not None:
             await self.out(f" ---> {_short(st.image.id)}\n")
         triggers = list(st.run.get("OnBuild") or [])
@@ -309,8 +311,12 @@ class _Build:
     async def _i_env(self, st: Stage, inst: Instruction) -> None:
         pairs = expand.pairs(inst.args, st.env(), self.escape, "ENV")
         env = list(st.run.get("Env") or [])
-        for k, v in pairs:
-            env = [e for e in env if e.partition("=")[0] != k] + [f"{k}={v}"]
+        for k, v in pairs:   # replaced where it stands, else appended (dockerd's order)
+            keys = [e.partition("=")[0] for e in env]
+            if k in keys:
+                env[keys.index(k)] = f"{k}={v}"
+            else:
+                env.append(f"{k}={v}")
         st.run["Env"] = env
         await self._nop(st, "ENV " + " ".join(f"{k}={v}" for k, v in pairs))
 

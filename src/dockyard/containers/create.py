@@ -22,16 +22,16 @@ def host_config_defaults(runtime: str) -> dict[str, Any]:
     """HostConfig as Docker reports it for a container created with no options."""
     return {
         "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "", "Config": {}},
-        "NetworkMode": "default", "PortBindings": {}, "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+        "NetworkMode": "default", "PortBindings": None, "RestartPolicy": {"Name": "", "MaximumRetryCount": 0},
         "AutoRemove": False, "VolumeDriver": "", "VolumesFrom": None, "CapAdd": None, "CapDrop": None,
-        "CgroupnsMode": "private", "Dns": [], "DnsOptions": [], "DnsSearch": [], "ExtraHosts": None,
+        "CgroupnsMode": "", "Dns": None, "DnsOptions": None, "DnsSearch": None, "ExtraHosts": None,
         "GroupAdd": None, "IpcMode": "private", "Cgroup": "", "Links": None, "OomScoreAdj": 0, "PidMode": "",
         "Privileged": False, "PublishAllPorts": False, "ReadonlyRootfs": False, "SecurityOpt": None,
         "UTSMode": "", "UsernsMode": "", "ShmSize": 67108864, "Runtime": runtime, "ConsoleSize": [0, 0],
         "Isolation": "", "CpuShares": 0, "Memory": 0, "NanoCpus": 0, "CgroupParent": "", "BlkioWeight": 0,
-        "BlkioWeightDevice": [], "BlkioDeviceReadBps": None, "BlkioDeviceWriteBps": None,
+        "BlkioWeightDevice": None, "BlkioDeviceReadBps": None, "BlkioDeviceWriteBps": None,
         "BlkioDeviceReadIOps": None, "BlkioDeviceWriteIOps": None, "CpuPeriod": 0, "CpuQuota": 0,
-        "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0, "CpusetCpus": "", "CpusetMems": "", "Devices": [],
+        "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0, "CpusetCpus": "", "CpusetMems": "", "Devices": None,
         "DeviceCgroupRules": None, "DeviceRequests": None, "KernelMemory": 0, "KernelMemoryTCP": 0,
         "MemoryReservation": 0, "MemorySwap": 0, "MemorySwappiness": None, "OomKillDisable": False,
         "PidsLimit": None, "Ulimits": None, "CpuCount": 0, "CpuPercent": 0, "IOMaximumIOps": 0,
@@ -100,13 +100,35 @@ def _strings(v: Any, what: str) -> list[str] | None:
 
 
 def _merge_env(image_env: list[str], user_env: list[str]) -> list[str]:
-    out: dict[str, str] = {}
-    for e in image_env + user_env:
-        k = e.split("=", 1)[0]
-        if not k:
+    """dockerd's rule: the user's variables in their order, then the image's that the user did not set."""
+    for e in user_env:
+        if not e.split("=", 1)[0]:
             raise InvalidArgument(f"invalid environment variable: {e}")
-        out[k] = e
-    return list(out.values())
+    if not user_env:
+        return list(image_env)
+    keys = {e.split("=", 1)[0] for e in user_env}
+    return [*user_env, *(e for e in image_env if e.split("=", 1)[0] not in keys)]
+
+
+def process_env(env: list[str]) -> list[str]:
+    """The process environment: the container's, with a default PATH when it sets none (dockerd adds
+    it to the process only, never to the container's Config.Env)."""
+    return env if any(e.startswith("PATH=") for e in env) else [DEFAULT_PATH, *env]
+
+
+def _argv(body: dict[str, Any], icfg: dict[str, Any]) -> tuple[list[str] | None, list[str] | None]:
+    """Entrypoint and Cmd as dockerd merges them: with no entrypoint of the user's, an empty Cmd takes
+    the image's; a missing (null) entrypoint takes the image's, an empty list clears it."""
+    cmd = _strings(body.get("Cmd"), "Cmd")
+    entrypoint = _strings(body.get("Entrypoint"), "Entrypoint")
+    if not entrypoint:
+        if not cmd:
+            cmd = icfg.get("Cmd")
+        if entrypoint is None:
+            entrypoint = icfg.get("Entrypoint")
+    if entrypoint == [""]:
+        entrypoint = None
+    return entrypoint, cmd
 
 
 def build(body: dict[str, Any], img: Image, runtime: str, default_runtime: str, known_runtimes: set[str],
@@ -116,6 +138,14 @@ def build(body: dict[str, Any], img: Image, runtime: str, default_runtime: str, 
     if not isinstance(body, dict):
         raise InvalidArgument("request body must be a JSON object")
     body = fields.normalize(body)
+    legacy_runtime = body.pop("Runtime", None)   # docker-py's create_container(runtime=…) puts it here
+    if legacy_runtime:
+        if not isinstance(legacy_runtime, str):
+            raise InvalidArgument("Runtime must be a string")
+        if not isinstance(body.get("HostConfig"), dict):
+            body["HostConfig"] = {}
+        if not body["HostConfig"].get("Runtime"):
+            body["HostConfig"]["Runtime"] = runtime = legacy_runtime
     fields.check(body)
     warnings = warnings if warnings is not None else []
     icfg = img.container_config
@@ -125,21 +155,13 @@ def build(body: dict[str, Any], img: Image, runtime: str, default_runtime: str, 
     for e in user_env:
         if e.startswith("="):
             raise InvalidArgument(f"invalid environment variable: {e}")
-    cmd = _strings(body.get("Cmd"), "Cmd")
-    entrypoint = _strings(body.get("Entrypoint"), "Entrypoint")
-    if entrypoint is None or entrypoint == []:
-        if not cmd:
-            cmd = icfg.get("Cmd")
-        if entrypoint is None:
-            entrypoint = icfg.get("Entrypoint")
-    if entrypoint == [""]:
-        entrypoint = None
+    entrypoint, cmd = _argv(body, icfg)
     argv = (entrypoint or []) + (cmd or [])
     if not argv:
         raise InvalidArgument("No command specified")
     env = _merge_env(icfg.get("Env") or [], user_env)
-    if not any(e.startswith("PATH=") for e in env):
-        env.insert(0, DEFAULT_PATH)
+    # dockerd's merge: a client's empty value ("" — the docker CLI sends "User": "" on every create —,
+    # [] or {}) means "not set", and the image's value applies
     stop_signal = body.get("StopSignal") or icfg.get("StopSignal")
     if stop_signal:
         parse_signal(stop_signal)
@@ -155,22 +177,25 @@ def build(body: dict[str, Any], img: Image, runtime: str, default_runtime: str, 
     labels = {**(icfg.get("Labels") or {}), **(body.get("Labels") or {})}
     cfg.update({
         "Hostname": hostname, "Domainname": body.get("Domainname") or "",
-        "User": body.get("User") if body.get("User") is not None else icfg.get("User", ""),
+        "User": body.get("User") or icfg.get("User") or "",
         "AttachStdin": bool(body.get("AttachStdin")), "AttachStdout": bool(body.get("AttachStdout")),
         "AttachStderr": bool(body.get("AttachStderr")), "Tty": bool(body.get("Tty")), "OpenStdin": bool(body.get("OpenStdin")),
         "StdinOnce": bool(body.get("StdinOnce")),
-        "Env": env, "Cmd": cmd, "Entrypoint": entrypoint, "Image": body.get("Image") or img.id,
+        "Env": env or None, "Cmd": cmd, "Entrypoint": entrypoint, "Image": body.get("Image") or img.id,
         "Volumes": {**(icfg.get("Volumes") or {}), **(body.get("Volumes") or {})} or None,
         "WorkingDir": body.get("WorkingDir") or icfg.get("WorkingDir") or "",
-        "OnBuild": icfg.get("OnBuild"), "Labels": labels,
+        "OnBuild": body.get("OnBuild") or None, "Labels": labels,
+        "ExposedPorts": {**(icfg.get("ExposedPorts") or {}), **(body.get("ExposedPorts") or {})} or None,
     })
-    if "ExposedPorts" not in body or body.get("ExposedPorts") is None:
-        cfg["ExposedPorts"] = icfg.get("ExposedPorts")
     if stop_signal:
         cfg["StopSignal"] = stop_signal
     cfg["Healthcheck"] = health.merge(body.get("Healthcheck"), icfg.get("Healthcheck"))
     health.action_of(labels)
-    cfg = {k: v for k, v in cfg.items() if v is not None or k in ("Cmd", "Entrypoint", "Image", "Volumes", "OnBuild")}
+    for k in ("NetworkDisabled", "ArgsEscaped", "MacAddress", "Shell", "StopSignal"):   # omitted when empty, as Go's omitempty
+        if not cfg.get(k):
+            cfg[k] = None
+    cfg = {k: v for k, v in cfg.items()
+           if v is not None or k in ("Cmd", "Entrypoint", "Image", "Volumes", "OnBuild", "Env")}
     if cfg.get("WorkingDir") and not cfg["WorkingDir"].startswith("/"):
         raise InvalidArgument(f"the working directory '{cfg['WorkingDir']}' is invalid, it needs to be an absolute path")
     hc = host_config(hc_in, {**cfg, "Hostname": body.get("Hostname")}, runtime or default_runtime, warnings)

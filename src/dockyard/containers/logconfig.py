@@ -2,10 +2,11 @@
 dockerd's mergeAndVerifyLogConfig does, and the writer spec handed to the monitor.
 
 The daemon's `log-opts` (daemon.json, `--log-opt`) fill the options a container leaves out when
-it uses the daemon's driver. Then, unlike Docker, logs are **bounded by default**: `json-file`
-without `max-size` gets `max-size=10m` (and `max-file=3` unless `max-file` is given); the
-`local` driver has Docker's own defaults (20m × 5, compressed). `max-size=-1` asks for an
-unbounded json-file log explicitly.
+it uses the daemon's driver; inspect reports exactly that, as dockerd does. Then, unlike Docker,
+logs are **bounded by default**: a `json-file` log without `max-size` is written with
+`max-size=10m` (and `max-file=3` unless `max-file` is given) — applied by the writer, not shown in
+the container's LogConfig; the `local` driver has Docker's own defaults (20m × 5, compressed).
+`max-size=-1` asks for an unbounded json-file log explicitly.
 """
 
 from __future__ import annotations
@@ -28,10 +29,23 @@ _KNOWN = {
 _TAG_FIELDS = ("ID", "FullID", "Name", "ImageID", "ImageFullID", "ImageName", "DaemonName")
 
 
+# Docker's other drivers: known names, not built here
+_DOCKERS = ("syslog", "journald", "gelf", "fluentd", "awslogs", "splunk", "etwlogs", "gcplogs", "logentries")
+
+
 def check_driver(typ: str) -> str:
-    if typ not in DRIVERS:
+    if typ in _DOCKERS:
         raise InvalidArgument(f"logging driver {typ} is not supported (json-file, local and none are)")
+    if typ not in DRIVERS:
+        raise InvalidArgument(f"logger: no log driver named '{typ}' is registered")
     return typ
+
+
+def effective(typ: str, opts: dict[str, str]) -> dict[str, str]:
+    """The options a log is written with: json-file without max-size is bounded (Dockyard's default)."""
+    if typ == "json-file" and "max-size" not in opts:
+        return {**opts, "max-size": BOUNDED["max-size"], "max-file": opts.get("max-file", BOUNDED["max-file"])}
+    return opts
 
 
 def merge(log_config: Any, default_driver: str, daemon_opts: dict[str, str]) -> dict[str, Any]:
@@ -46,10 +60,7 @@ def merge(log_config: Any, default_driver: str, daemon_opts: dict[str, str]) -> 
     if typ == (default_driver or DRIVER):
         for k, v in daemon_opts.items():
             opts.setdefault(k, v)
-    if typ == "json-file" and "max-size" not in opts:
-        opts["max-size"] = BOUNDED["max-size"]
-        opts.setdefault("max-file", BOUNDED["max-file"])
-    validate(typ, opts)
+    validate(typ, effective(typ, opts))
     return {"Type": typ, "Config": opts}
 
 
@@ -146,6 +157,6 @@ def writer_spec(log_config: dict[str, Any], path: str, labels: dict[str, str], e
     """What the monitor needs to write a container's log (`driver` none: nothing written)."""
     typ = check_driver(log_config.get("Type") or DRIVER)
     opts = dict(log_config.get("Config") or {})
-    size, files, compress = validate(typ, opts)
+    size, files, compress = validate(typ, effective(typ, opts))
     return {"driver": typ, "path": path, "max_size": size, "max_files": files, "compress": compress,
             "attrs": attrs(opts, labels, env, info) if typ == "json-file" else {}}

@@ -122,7 +122,9 @@ def validate(hc: dict[str, Any], warnings: list[str], hi: HostInfo | None = None
     if mem and res and mem < res:
         raise InvalidArgument("Minimum memory limit can not be less than memory reservation limit, see usage")
     sw = hc.get("MemorySwappiness")
-    if sw is not None and sw != -1:
+    if sw == -1:
+        hc["MemorySwappiness"] = sw = None   # the CLI's "unset", which dockerd reports as null
+    if sw is not None:
         if not isinstance(sw, int) or not 0 <= sw <= 100:
             raise InvalidArgument(f"Invalid value: {sw}, valid memory swappiness range is 0-100")
         if hi.v2:

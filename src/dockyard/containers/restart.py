@@ -26,7 +26,7 @@ STABLE_RUN = 10.0
 def validate(policy: Any) -> dict[str, Any]:
     """Normalize `HostConfig.RestartPolicy`; Docker's errors for bad ones."""
     if policy is None:
-        return {"Name": "no", "MaximumRetryCount": 0}
+        return {"Name": "", "MaximumRetryCount": 0}
     if not isinstance(policy, dict):
         raise InvalidArgument("RestartPolicy must be an object")
     name = policy.get("Name") or ""

@@ -250,6 +250,12 @@ def sysctls(hc: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def default_cgroupns() -> str:
+    """dockerd's default: a cgroup namespace of its own on a cgroup v2 host, the host's on v1 (and hybrid)."""
+    from ..runtime.cgroups import is_unified
+    return "private" if is_unified() else "host"
+
+
 def namespace_modes(hc: dict[str, Any], config: dict[str, Any]) -> None:
     """Validate IpcMode, PidMode, UTSMode, UsernsMode, CgroupnsMode with dockerd's messages."""
     ipc = hc.get("IpcMode") or "private"
@@ -267,7 +273,7 @@ def namespace_modes(hc: dict[str, Any], config: dict[str, Any]) -> None:
     userns = hc.get("UsernsMode") or ""
     if userns not in ("", "host"):
         raise InvalidArgument(f"invalid USER mode: {userns}: user namespaces (userns-remap) are not supported yet")
-    cg = hc.get("CgroupnsMode") or "private"
+    cg = hc.get("CgroupnsMode") or default_cgroupns()
     if cg not in ("private", "host"):
         raise InvalidArgument(f"invalid cgroup namespace mode: {cg}")
     hc["CgroupnsMode"] = cg

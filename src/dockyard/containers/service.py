@@ -402,7 +402,7 @@ class ContainerService:
                 for f in files.values():
                     os.chown(f, remap.uid, remap.gid)
             u = users.resolve(str(rootfs), cfg.config.get("User") or "")
-            env = list(cfg.config.get("Env") or [])
+            env = create_mod.process_env(list(cfg.config.get("Env") or []))
             if not any(e.startswith("HOSTNAME=") for e in env):
                 env.insert(1 if env and env[0].startswith("PATH=") else 0, f"HOSTNAME={cfg.config['Hostname']}")
             if not any(e.startswith("HOME=") for e in env):

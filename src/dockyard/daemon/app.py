@@ -107,6 +107,8 @@ def build_services(cfg: Config) -> Services:
     from ..api.routers.volumes import VolumesRouter
     VolumesRouter(containers).routes(routes)
     EventsRouter(bus).routes(routes)
+    from ..api.routers.swarm import SwarmRouter
+    SwarmRouter().routes(routes)
     execs = ExecService(containers)
     ExecsRouter(execs).routes(routes)
     from ..api.routers.build import BuildRouter
