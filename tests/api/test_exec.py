@@ -29,7 +29,7 @@ def test_exec_run_output_exit_code_env_user_cwd(client, ctr):
     # it runs inside the container: its PID namespace, and its cgroup (the root of its cgroup namespace)
     r = ctr.exec_run(["sh", "-c", "cat /proc/1/cmdline; echo; cat /proc/self/cgroup | grep :pids:"])
     first, cg = r.output.decode().splitlines()
-    assert first == "sleep\x001000\x00" and cg.endswith(":pids:/")
+    assert first == "sleep\x001000\x00" and cg.endswith(f":pids:/dockyard/{ctr.id}")   # host cgroupns on v1
     ex = client.api.exec_create(ctr.id, ["true"])
     client.api.exec_start(ex["Id"])
     info = client.api.exec_inspect(ex["Id"])
@@ -108,3 +108,48 @@ def test_stdin_closed_at_once_loses_no_output(client, ctr):
         if out != f"run {i}\n".encode() or code != 0:
             lost.append((i, out, code))
     assert not lost, lost
+
+
+def _read_exactly(sock, n: int) -> bytes:
+    out = b""
+    while len(out) < n:
+        chunk = sock.recv(n - len(out))
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
+def test_tty_exec_streams_as_dockerd(client, ctr):
+    """The start request's Tty decides the framing (dockerd's rule), the exec's gives the process
+    its terminal: docker-py's exec_start(socket=True) of a TTY exec reads a framed stream, its
+    exec_start(tty=True) raw bytes with nothing lost."""
+    import struct
+    line = "yay, interactive exec!"
+    api = client.api
+    ex = api.exec_create(ctr.id, ["printf", line], tty=True)
+    sock = api.exec_start(ex["Id"], socket=True)
+    try:
+        raw = getattr(sock, "_sock", sock)
+        stream, size = struct.unpack(">BxxxL", _read_exactly(raw, 8))
+        assert (stream, size) == (1, len(line))
+        assert _read_exactly(raw, size).decode() == line
+    finally:
+        sock.close()
+    for kw, want in (({}, line.encode()), ({"stream": True}, line.encode()), ({"demux": True}, (line.encode(), None))):
+        ex = api.exec_create(ctr.id, ["printf", line], tty=True)
+        out = api.exec_start(ex["Id"], tty=True, **kw)
+        if kw.get("stream"):
+            out = b"".join(out)
+        assert out == want, kw
+    ex = api.exec_create(ctr.id, ["sh", "-c", "test -t 1 && printf tty"], tty=True)
+    assert api.exec_start(ex["Id"], tty=True) == b"tty"
+    assert api.exec_inspect(ex["Id"])["ExitCode"] == 0
+    # a TTY exec's output through the high-level API, and the docker CLI's exec -t without a terminal
+    assert ctr.exec_run(["printf", "abc"], tty=True).output == b"abc"
+
+
+def test_cli_exec_tty_without_a_terminal(ctr, docker_cli, dy_cli):
+    for run in (docker_cli, dy_cli):
+        p = run("exec", "-t", ctr.id, "printf", "x-y-z")
+        assert p.stdout == "x-y-z"

@@ -162,7 +162,7 @@ def test_daemon_default_ulimits(fresh_daemon):
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_cgroup_parent_and_cgroupns(client, runtime):
     c = client.containers.run("busybox", ["sh", "-c", "cat /proc/self/cgroup; sleep 30"], cgroup_parent="dytest-parent",
-                              detach=True, runtime=runtime)
+                              detach=True, runtime=runtime, cgroupns="private")
     try:
         time.sleep(0.3)
         assert os.path.isdir(f"/sys/fs/cgroup/memory/dytest-parent/{c.id}")
@@ -170,12 +170,17 @@ def test_cgroup_parent_and_cgroupns(client, runtime):
     finally:
         c.remove(force=True)
     assert not os.path.exists("/sys/fs/cgroup/memory/dytest-parent")
-    c = client.api.create_container("busybox", ["cat", "/proc/self/cgroup"],
-                                    host_config=client.api.create_host_config(cgroupns="host", runtime=runtime))
-    client.api.start(c["Id"])
-    client.api.wait(c["Id"])
-    assert f"/dockyard/{c['Id']}" in client.api.logs(c["Id"]).decode()
-    client.api.remove_container(c["Id"])
+    # dockerd's default: the host's cgroup namespace on a cgroup v1 (or hybrid) host, private on v2
+    from dockyard.runtime.cgroups import is_unified
+    for asked in ("host", None):
+        c = client.api.create_container("busybox", ["cat", "/proc/self/cgroup"],
+                                        host_config=client.api.create_host_config(cgroupns=asked, runtime=runtime))
+        mode = client.api.inspect_container(c["Id"])["HostConfig"]["CgroupnsMode"]
+        assert mode == (asked or ("private" if is_unified() else "host"))
+        client.api.start(c["Id"])
+        client.api.wait(c["Id"])
+        assert (f"/dockyard/{c['Id']}" in client.api.logs(c["Id"]).decode()) == (mode == "host")
+        client.api.remove_container(c["Id"])
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)

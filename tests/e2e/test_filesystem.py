@@ -181,3 +181,73 @@ def test_system_df_and_dangling_cleanup(dy_cli, daemon, tmp_path):
                                   capture_output=True, text=True, env=daemon.env()).stdout.splitlines()[0])
     assert d["Type"] == "Images"
     dy_cli("rmi", "dang:1")
+
+
+def _untar(chunks) -> dict[str, bytes]:
+    tf = tarfile.open(fileobj=io.BytesIO(b"".join(chunks)))
+    return {m.name: tf.extractfile(m).read() for m in tf.getmembers() if m.isfile()}   # type: ignore[union-attr]
+
+
+def test_archives_through_volumes_binds_and_tmpfs(client, tmp_path, docker_cli, dy_cli):
+    """GET/HEAD/PUT /archive see what the container sees at a path: its volumes (anonymous and
+    named), binds and (running) tmpfs mounts — running, exited and never started; read-only mounts
+    and a read-only root refuse a copy into them, with dockerd's words."""
+    import docker
+    host = tmp_path / "bound"
+    host.mkdir()
+    (host / "h.txt").write_text("from-host")
+    c = client.containers.run("busybox", ["sh", "-c", "echo anon > /vol1/data.txt; echo named > /named/n.txt; "
+                                          "echo tmp > /t/t.txt; ln -s /etc /vol1/etc; sleep 300"],
+                              detach=True, network_mode="none", volumes=["/vol1", "arcvol:/named", f"{host}:/b"],
+                              tmpfs={"/t": ""})
+    try:
+        from ..helpers import until
+        until(lambda: c.exec_run(["cat", "/t/t.txt"]).exit_code == 0, "the container's files")
+        api = client.api
+        for path, name, want in (("/vol1/data.txt", "data.txt", b"anon\n"), ("/named/n.txt", "n.txt", b"named\n"),
+                                 ("/b/h.txt", "h.txt", b"from-host"), ("/t/t.txt", "t.txt", b"tmp\n")):
+            strm, st = api.get_archive(c.id, path)
+            assert st["name"] == name and st["size"] == len(want)
+            assert _untar(strm) == {name: want}, path
+        # a symlink inside a volume resolves inside the container, never on the host
+        strm, st = api.get_archive(c.id, "/vol1/etc/passwd")
+        assert b"root:x:0:0" in _untar(strm)["passwd"] and st["name"] == "passwd"
+        assert api.put_archive(c.id, "/vol1", _tar({"in.txt": b"put-into-volume"}))
+        assert api.put_archive(c.id, "/b", _tar({"in.txt": b"put-into-bind"}))
+        assert api.put_archive(c.id, "/t", _tar({"in.txt": b"put-into-tmpfs"}))
+        out = c.exec_run(["sh", "-c", "cat /vol1/in.txt /b/in.txt /t/in.txt"]).output
+        assert out == b"put-into-volumeput-into-bindput-into-tmpfs"
+        assert (host / "in.txt").read_text() == "put-into-bind"
+        assert not any(d["Path"].startswith(("/vol1/", "/b/")) for d in (c.diff() or []))   # not the container layer
+        c.stop(timeout=1)
+        strm, _ = api.get_archive(c.id, "/named/n.txt")   # exited: the volume mounted into our view
+        assert _untar(strm) == {"n.txt": b"named\n"}
+        assert api.put_archive(c.id, "/named", _tar({"late.txt": b"late"}))
+        strm, _ = api.get_archive(c.id, "/b/in.txt")
+        assert _untar(strm) == {"in.txt": b"put-into-bind"}
+        # the docker CLI and ours: cp out of a volume of an exited container
+        for run in (docker_cli, dy_cli):
+            run("cp", f"{c.id}:/named/late.txt", str(tmp_path / "late.txt"))
+            assert (tmp_path / "late.txt").read_text() == "late"
+            (tmp_path / "late.txt").unlink()
+    finally:
+        c.remove(force=True, v=True)
+    # never started: a copy into a volume lands in the volume (docker-py's test_copy_file_to_container)
+    n = client.api.create_container("busybox", ["cat", "/vol1/f.txt"], volumes=["/vol1"],
+                                    host_config=client.api.create_host_config(network_mode="none"))
+    assert client.api.put_archive(n["Id"], "/vol1", _tar({"f.txt": b"Deaf To All But The Song"}))
+    client.api.start(n["Id"])
+    assert client.api.wait(n["Id"])["StatusCode"] == 0
+    assert client.api.logs(n["Id"]) == b"Deaf To All But The Song"
+    client.api.remove_container(n["Id"], v=True)
+    n = client.api.create_container("busybox", ["true"], host_config=client.api.create_host_config(
+        network_mode="none", read_only=True, binds={str(host): {"bind": "/ro", "mode": "ro"}}))
+    try:
+        for path, msg in (("/ro", "mounted volume is marked read-only"), ("/tmp", "container rootfs is marked read-only")):
+            with pytest.raises(docker.errors.APIError) as e:
+                client.api.put_archive(n["Id"], path, _tar({"x": b"x"}))
+            assert msg in str(e.value.explanation)
+        assert not (host / "x").exists()
+    finally:
+        client.api.remove_container(n["Id"])
+        client.volumes.get("arcvol").remove()

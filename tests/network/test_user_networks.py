@@ -15,7 +15,7 @@ import time
 import docker
 import pytest
 
-from ..helpers import BIN, DOCKER, free_port
+from ..helpers import BIN, DOCKER, free_port, until
 from .netutil import get, links, netns, rules, wait_port
 
 pytestmark = pytest.mark.root
@@ -280,3 +280,38 @@ def test_kill9_and_restart_keep_names_then_nothing_is_left(bridged):
     n.remove()
     assert links(br) == [] and br not in rules() and not netns(d)
     c.close()
+
+
+def test_network_stats(bridged):
+    """Per-interface counters of the container's own namespace in `stats`, in `docker stats`
+    NET I/O and with `stream=0`; none for a container without an interface."""
+    d, _, _ = bridged
+    c = docker.DockerClient(base_url=d.host, version="1.41")
+    n = c.networks.create("statsnet", ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=_subnet())]))
+    srv = c.containers.run("busybox", ["sh", "-c", "mkdir /w; head -c 3000000 /dev/zero > /w/big; httpd -f -p 80 -h /w"],
+                           detach=True, network="statsnet", name="sink")
+    lone = c.containers.run("busybox", ["sleep", "300"], detach=True, network_mode="none")
+    try:
+        code, out = _sh(c, "for i in 1 2 3 4 5 6 7 8 9 10; do printf 'GET /big HTTP/1.0\\r\\n\\r\\n' | "
+                           "nc -w 3 sink 80 | wc -c | grep -q 3000 && echo fetched && break; sleep 0.3; done",
+                        network="statsnet")
+        assert code == 0 and "fetched" in out, out
+        s = c.api.stats(srv.id, stream=False)
+        eth0 = s["networks"]["eth0"]
+        assert set(eth0) == {"rx_bytes", "rx_packets", "rx_errors", "rx_dropped", "tx_bytes", "tx_packets",
+                             "tx_errors", "tx_dropped"}
+        assert eth0["tx_bytes"] >= 3_000_000 and eth0["tx_packets"] > 50 and eth0["rx_packets"] > 0, eth0
+        assert "lo" not in s["networks"]
+        one = c.api.stats(srv.id, stream=False, one_shot=True)
+        assert one["networks"]["eth0"]["tx_bytes"] >= 3_000_000
+        assert "networks" not in c.api.stats(lone.id, stream=False, one_shot=True)
+        if DOCKER:
+            line = subprocess.run([DOCKER, "-H", d.host, "stats", "--no-stream", "--format", "{{.NetIO}}", "sink"],
+                                  capture_output=True, text=True, check=True).stdout.strip()
+            tx = line.split(" / ")[1]
+            assert tx.endswith("MB") and float(tx[:-2]) >= 3.0, line
+    finally:
+        srv.remove(force=True)
+        lone.remove(force=True)
+        n.remove()
+        c.close()

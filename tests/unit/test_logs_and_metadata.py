@@ -110,8 +110,14 @@ def test_log_limits_and_sizes():
     # the daemon's options fill in what the container leaves out
     assert merge({"Type": "json-file", "Config": {"max-file": "5"}}, "json-file", {"max-size": "1m", "max-file": "2"}) == \
         {"Type": "json-file", "Config": {"max-file": "5", "max-size": "1m"}}
-    # bounded by default (a difference from Docker): 10m × 3; max-size=-1 asks for no bound
-    assert merge(None, "json-file", {}) == {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}}
+    # bounded by default (a difference from Docker): written with 10m × 3, reported as asked (nothing);
+    # max-size=-1 asks for no bound
+    from dockyard.containers.logconfig import effective, writer_spec
+    assert merge(None, "json-file", {}) == {"Type": "json-file", "Config": {}}
+    assert effective("json-file", {}) == {"max-size": "10m", "max-file": "3"}
+    assert effective("json-file", {"max-file": "5"}) == {"max-size": "10m", "max-file": "5"}
+    spec = writer_spec(merge(None, "json-file", {}), "/x", {}, [], {})
+    assert (spec["max_size"], spec["max_files"]) == (10 << 20, 3)
     assert merge({"Config": {"max-size": "-1"}}, "json-file", {})["Config"] == {"max-size": "-1"}
     assert merge({"Config": {"max-size": "1m"}}, "json-file", {})["Config"] == {"max-size": "1m"}
     # the daemon's options are for its own driver only (dockerd's mergeAndVerifyLogConfig)
@@ -119,6 +125,8 @@ def test_log_limits_and_sizes():
     assert merge({}, "none", {}) == {"Type": "none", "Config": {}}
     with pytest.raises(InvalidArgument, match="syslog"):
         merge({"Type": "syslog"}, "json-file", {})
+    with pytest.raises(InvalidArgument, match="^logger: no log driver named 'asdf' is registered$"):
+        merge({"Type": "asdf"}, "json-file", {})
 
 
 def test_log_attrs_and_tag():

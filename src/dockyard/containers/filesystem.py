@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..archive.tarapply import apply_tar
 from ..archive.tarwrite import is_opaque, is_whiteout, write_path, write_tar
-from ..errors import InvalidArgument, NotFound
+from ..errors import InvalidArgument, NotFound, PermissionDenied
 from ..images import changes as changes_mod
 from ..images.service import Image, now_iso
+from ..linux import syscalls as sc
 from ..linux.syscalls import open_in_root
 from ..oci import reference
 from ..store import mount as mnt
@@ -72,6 +73,51 @@ def go_filemode(mode: int) -> int:
     return m
 
 
+def _bind_inside(root: str, dest: str, src: str, rw: bool, make: bool) -> None:
+    rootfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        rel = os.path.normpath(dest).lstrip("/")
+        try:
+            fd = open_in_root(rootfd, rel, os.O_PATH)
+        except FileNotFoundError:
+            if not make:
+                return
+            _makedirs_in_root(rootfd, rel, file=not os.path.isdir(src))
+            fd = open_in_root(rootfd, rel, os.O_PATH)
+        try:
+            sc.mount(src, f"/proc/self/fd/{fd}", None, sc.MS_BIND | sc.MS_REC)
+            if not rw:   # through the new mount (the old descriptor is the directory under it)
+                os.close(fd)
+                fd = open_in_root(rootfd, rel, os.O_PATH)
+                sc.mount(None, f"/proc/self/fd/{fd}", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY)
+        finally:
+            os.close(fd)
+    finally:
+        os.close(rootfd)
+
+
+def _makedirs_in_root(rootfd: int, rel: str, file: bool) -> None:
+    """`mkdir -p` of `rel` inside the root, each parent opened inside it (a file at the end for a
+    file bind)."""
+    parts = [x for x in rel.split("/") if x]
+    cur = os.dup(rootfd)
+    try:
+        for i, name in enumerate(parts):
+            last = i == len(parts) - 1
+            try:
+                if last and file:
+                    os.close(os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o755, dir_fd=cur))
+                    return
+                os.mkdir(name, 0o755, dir_fd=cur)
+            except FileExistsError:
+                pass
+            nxt = open_in_root(cur, name, os.O_PATH | os.O_DIRECTORY)
+            os.close(cur)
+            cur = nxt
+    finally:
+        os.close(cur)
+
+
 @contextlib.contextmanager
 def _mounted(mounts: list[mnt.Mount], target: str) -> Iterator[None]:
     for m in mounts:
@@ -90,15 +136,18 @@ class ContainerFS:
 
     # --- views --------------------------------------------------------------------------
     @contextlib.asynccontextmanager
-    async def view(self, c: Container, writable: bool = False) -> AsyncIterator[str]:
+    async def view(self, c: Container, writable: bool = False, with_mounts: bool = False) -> AsyncIterator[str]:
         """The container's merged root: the live mount (paused) when running, else a mount of
-        our own (read-only, or the container's own overlay while its lock is held)."""
+        our own (read-only, or the container's own overlay while its lock is held). With
+        `with_mounts` (the archive endpoints, as dockerd's cp) its volumes and binds are seen at
+        their destinations: a running container's own mount namespace (`/proc/PID/root`: its
+        tmpfs mounts too), or, stopped, the volumes and binds mounted into our view."""
         if c.state.running:
             freeze = c.state.status == Status.RUNNING   # a container paused by its user stays so
             if freeze:
                 await self._pause(c, True)
             try:
-                yield str(self.svc.paths.rootfs(c.id))
+                yield f"/proc/{c.state.pid}/root" if with_mounts else str(self.svc.paths.rootfs(c.id))
             finally:
                 if freeze:
                     await self._pause(c, False)
@@ -107,16 +156,38 @@ class ContainerFS:
             async with c.lock:
                 target = str(self.svc.paths.rootfs(c.id))
                 os.makedirs(target, exist_ok=True)
-                with _mounted(self.svc.snapshots.mounts(c.id), target):
+                with _mounted(self.svc.snapshots.mounts(c.id), target), self._points(c, target, True, with_mounts):
                     yield target
             return
         target = str(self.svc.paths.data(c.id) / f"view-{uuid.uuid4().hex[:8]}")
         os.makedirs(target)
         try:
-            with _mounted(self.svc.snapshots.view_mounts(c.id), target):
+            with _mounted(self.svc.snapshots.view_mounts(c.id), target), self._points(c, target, False, with_mounts):
                 yield target
         finally:
             os.rmdir(target)
+
+    @contextlib.contextmanager
+    def _points(self, c: Container, root: str, writable: bool, wanted: bool) -> Iterator[None]:
+        """A stopped container's volumes and binds mounted at their destinations inside `root`
+        (resolved from a descriptor of the root: a symlink in the container cannot move them onto
+        the host); a missing destination is made when the view is writable, as dockerd does."""
+        vols = self.svc.volumes
+        points = [p for p in c.cfg.mounts if p["Type"] in ("bind", "volume")] if wanted else []
+        try:
+            for p in sorted(points, key=lambda p: p["Destination"].rstrip("/").count("/")):
+                if p["Type"] == "volume":
+                    if vols is None or p["Name"] not in vols.store.by_name:
+                        continue
+                    src = vols.store.mount(vols.store.by_name[p["Name"]], c.id)
+                else:
+                    src = p["Source"]
+                if os.path.exists(src):
+                    _bind_inside(root, p["Destination"], src, writable and p["RW"], writable)
+            yield
+        finally:
+            if points and vols is not None:
+                vols.release(c)
 
     async def _pause(self, c: Container, on: bool) -> None:
         rt = self.svc.runtimes[c.cfg.runtime]
@@ -226,7 +297,10 @@ class ContainerFS:
         finally:
             os.close(rootfd)
 
-    def _stat(self, root: str, path: str) -> tuple[str, PathStat]:
+    @contextlib.contextmanager
+    def _located(self, root: str, path: str) -> Iterator[tuple[str, PathStat]]:
+        """A path of the container as a path through a descriptor resolved inside its root (valid
+        while the block runs: also across the mounts of another mount namespace), and its stat."""
         fd, base = self._resolve(root, path)
         try:
             real = f"/proc/self/fd/{fd}" + (f"/{base}" if base else "")
@@ -234,30 +308,37 @@ class ContainerFS:
             link = os.readlink(real) if base and stat.S_ISLNK(st.st_mode) else ""
             name = base or os.path.basename(os.path.normpath(path)) or "/"
             mtime = _dt.datetime.fromtimestamp(st.st_mtime, _dt.UTC).isoformat().replace("+00:00", "Z")
-            return os.readlink(f"/proc/self/fd/{fd}") + (f"/{base}" if base else ""), \
-                PathStat(name, st.st_size, go_filemode(st.st_mode), mtime, link)
+            yield real, PathStat(name, st.st_size, go_filemode(st.st_mode), mtime, link)
         finally:
             os.close(fd)
 
     async def stat_path(self, c: Container, path: str) -> PathStat:
         """`HEAD /containers/{id}/archive`."""
-        async with self.view(c) as root:
-            return self._stat(root, path)[1]
+        async with self.view(c, with_mounts=True) as root:
+            with self._located(root, path) as (_, ps):
+                return ps
 
     async def get_archive(self, c: Container, path: str, out: BinaryIO) -> PathStat:
         """`GET /containers/{id}/archive`: the stat, then the tar written to `out`."""
-        async with self.view(c) as root:
-            real, ps = self._stat(root, path)
-            if not real.startswith(os.path.realpath(root)):
-                raise InvalidArgument(f"{path} resolves outside the container")
-            arc = ps.name if ps.name != "/" else "."
-            remap = self.svc.remap_of(c)
-            await asyncio.to_thread(write_path, real, arc, out, False, remap.to_container if remap else None)
-            return ps
+        async with self.view(c, with_mounts=True) as root:
+            with self._located(root, path) as (real, ps):
+                arc = ps.name if ps.name != "/" else "."
+                remap = self.svc.remap_of(c)
+                await asyncio.to_thread(write_path, real, arc, out, False, remap.to_container if remap else None)
+                return ps
 
     async def put_archive(self, c: Container, path: str, stream: BinaryIO, copy_uid_gid: bool) -> None:
-        """`PUT /containers/{id}/archive`: extract into an existing directory of the container."""
-        async with self.view(c, writable=True) as root:
+        """`PUT /containers/{id}/archive`: extract into an existing directory of the container
+        (through its volumes and binds; never into a read-only one or a read-only root)."""
+        norm = os.path.normpath(path) if path.startswith("/") else path
+        inside = [p for p in c.cfg.mounts
+                  if norm == p["Destination"] or norm.startswith(p["Destination"].rstrip("/") + "/")]
+        if inside:
+            if not max(inside, key=lambda p: len(p["Destination"]))["RW"]:
+                raise PermissionDenied("mounted volume is marked read-only")
+        elif c.cfg.host_config.get("ReadonlyRootfs"):
+            raise PermissionDenied("container rootfs is marked read-only")
+        async with self.view(c, writable=True, with_mounts=True) as root:
             try:
                 rootfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
                 try:
@@ -266,19 +347,18 @@ class ContainerFS:
                     os.close(rootfd)
             except FileNotFoundError:
                 raise NotFound(f"Could not find the file {path} in container") from None
+            real = f"/proc/self/fd/{fd}"   # kept open until the tar is applied (see _located)
+            if not os.path.isdir(real):
+                os.close(fd)
+                raise InvalidArgument("extraction point is not a directory")
             try:
-                real = os.readlink(f"/proc/self/fd/{fd}")
-                if not os.path.isdir(f"/proc/self/fd/{fd}"):
-                    raise InvalidArgument("extraction point is not a directory")
+                owner: tuple[int, int] = (0, 0)
+                if copy_uid_gid:
+                    from .users import resolve
+                    u = resolve(root, c.cfg.config.get("User") or "")
+                    owner = (u.uid, u.gid)
+                if (remap := self.svc.remap_of(c)) is not None:
+                    owner = remap.to_host(*owner)
+                await asyncio.to_thread(apply_tar, stream, real, whiteouts="keep", owner=owner)
             finally:
                 os.close(fd)
-            owner = None
-            if not copy_uid_gid:
-                owner = (0, 0)
-            else:
-                from .users import resolve
-                u = resolve(root, c.cfg.config.get("User") or "")
-                owner = (u.uid, u.gid)
-            if (remap := self.svc.remap_of(c)) is not None:
-                owner = remap.to_host(*owner)
-            await asyncio.to_thread(apply_tar, stream, real, whiteouts="keep", owner=owner)

@@ -904,7 +904,8 @@ class ContainerService:
             if not c.state.running or c.removed:
                 yield stats_mod.empty(c.id, c.name)
                 return
-            cur = await asyncio.to_thread(stats_mod.sample, c.id, c.name, c.state.pid)
+            cur = await asyncio.to_thread(stats_mod.sample, c.id, c.name, c.state.pid,
+                                          c.cfg.host_config.get("NetworkMode") != "host")
             if prev is not None:
                 cur["precpu_stats"], cur["preread"] = prev["cpu_stats"], prev["read"]
             if stream or one_shot or prev is not None:

@@ -39,11 +39,38 @@ def _zero_cpu() -> dict[str, Any]:
             "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}}
 
 
-def sample(cid: str, name: str, init_pid: int) -> dict[str, Any]:
-    """One reading of the container's counters."""
+_NET_FIELDS = ("rx_bytes", "rx_packets", "rx_errors", "rx_dropped", None, None, None, None,
+               "tx_bytes", "tx_packets", "tx_errors", "tx_dropped")
+
+
+def networks(init_pid: int) -> dict[str, dict[str, int]]:
+    """Per-interface counters of the container's network namespace (its /proc/PID/net/dev, which
+    the kernel answers for the namespace of that process), loopback left out as dockerd does."""
+    out: dict[str, dict[str, int]] = {}
+    try:
+        with open(f"/proc/{init_pid}/net/dev") as f:
+            lines = f.read().splitlines()[2:]
+    except OSError:
+        return out
+    for line in lines:
+        ifname, _, rest = line.partition(":")
+        ifname = ifname.strip()
+        if ifname == "lo":
+            continue
+        vals = rest.split()
+        out[ifname] = {k: int(v) for k, v in zip(_NET_FIELDS, vals) if k}
+    return out
+
+
+def sample(cid: str, name: str, init_pid: int, with_networks: bool = True) -> dict[str, Any]:
+    """One reading of the container's counters; `networks` unless it shares the host's network
+    namespace, and only when it has an interface (dockerd's omitempty)."""
     d = cgroupfs.dirs(init_pid)
     out = empty(cid, name)
     out["read"] = now_iso()
+    nets = networks(init_pid) if with_networks else {}
+    if nets:
+        out["networks"] = nets
     if "" in d and "memory" not in d:   # cgroup v2
         _v2(d[""], out)
     else:

@@ -92,7 +92,10 @@ def do_mount(rootfd: int, m: MountSpec, cgroupns: bool, userns: bool = False, cg
     is_bind = bool(flags & sc.MS_BIND) or m.type == "bind"
     src_is_file = is_bind and os.path.exists(m.source) and not os.path.isdir(m.source)
     if m.type == "cgroup":
-        if userns:
+        from . import cgroups
+        if userns or (not cgroupns and not cgroups.is_unified()):
+            # no cgroup namespace on v1 (dockerd's default there): as runc, the container sees its
+            # own cgroup directories, not the host's hierarchies
             return _bind_cgroups(rootfd, m, flags, cgroups_path)
         return _mount_cgroup(rootfd, m, flags, cgroupns)
     if m.type in ("proc", "sysfs"):
@@ -132,8 +135,9 @@ def _refuse_symlink(rootfd: int, m: MountSpec) -> None:
 
 
 def _bind_cgroups(rootfd: int, m: MountSpec, flags: int, cgroups_path: str) -> None:
-    """In a user namespace cgroup v1 cannot be mounted: a tmpfs holds binds of the container's
-    own cgroup directory in each hierarchy (as runc does)."""
+    """In a user namespace cgroup v1 cannot be mounted, and without a cgroup namespace a fresh
+    mount would show the host's hierarchies: a tmpfs holds binds of the container's own cgroup
+    directory in each hierarchy (as runc does)."""
     from . import cgroups
     fd = mkdir_in_root(rootfd, m.destination, False)
     try:

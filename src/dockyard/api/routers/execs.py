@@ -59,17 +59,20 @@ class ExecsRouter:
             await self.execs.start(eid, detach=True, console_size=size)
             return web.Response(status=200)
         self.execs.startable(eid, size)   # 404/409/400 before the stream is taken over
+        # as dockerd: the start request's Tty, not the exec's, says whether the stream is raw or
+        # multiplexed (docker-py's exec_start(socket=True) of a TTY exec reads frames)
+        raw = bool(body.get("Tty"))
+
+        def encode(s: int, data: bytes) -> bytes:
+            return data if raw else frame(s, data)
         h = await Hijacked.take(req)
         try:
             try:
                 ch, frames = await self.execs.start(eid, console_size=size)
             except EngineError as err:   # as dockerd: a failure to start is written into the stream
                 e.exit_code = 126
-                h.write(frame(1, f"OCI runtime exec failed: {err.message}: unknown\r\n".encode()))
+                h.write(encode(1, f"OCI runtime exec failed: {err.message}: unknown\r\n".encode()))
                 return h.response()
-
-            def encode(s: int, data: bytes) -> bytes:
-                return data if e.tty else frame(s, data)
 
             async def write(b: bytes) -> None:
                 h.write(b)
