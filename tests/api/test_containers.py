@@ -26,7 +26,8 @@ def test_create_options_reach_the_process(client):
         labels={"app": "t"}, stop_signal="SIGUSR1")
     assert c.wait()["StatusCode"] == 0
     lines = c.logs().decode().split()
-    assert lines[:7] == ["bar", "/tmp", "33", "33", "myhost", "myhost", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+    assert lines[:6] == ["bar", "/tmp", "33", "33", "myhost", "myhost"]
+    assert lines[6] == "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     c.reload()
     a = c.attrs
     assert a["Config"]["Labels"] == {"app": "t"}

@@ -15,7 +15,7 @@ import time
 import docker
 import pytest
 
-from ..helpers import BIN, DOCKER, free_port, until
+from ..helpers import BIN, DOCKER, free_port
 from .netutil import get, links, netns, rules, wait_port
 
 pytestmark = pytest.mark.root

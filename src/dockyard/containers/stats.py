@@ -58,7 +58,7 @@ def networks(init_pid: int) -> dict[str, dict[str, int]]:
         if ifname == "lo":
             continue
         vals = rest.split()
-        out[ifname] = {k: int(v) for k, v in zip(_NET_FIELDS, vals) if k}
+        out[ifname] = {k: int(v) for k, v in zip(_NET_FIELDS, vals, strict=False) if k}
     return out
 
 
