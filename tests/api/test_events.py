@@ -70,3 +70,38 @@ def test_bad_filter_is_400(client, docker_cli):
     assert r.status_code == 400 and "invalid filter 'colour'" in r.json()["message"]
     p = docker_cli("events", "--until", str(time.time()), "--filter", "colour=red", check=False)
     assert p.returncode != 0 and "invalid filter 'colour'" in p.stderr
+
+
+def test_clients_that_go_away_leave_one_quiet_line(client, daemon):
+    """A client leaving an event, log, stats or wait stream is normal: the daemon logs one line
+    that says so, never a traceback."""
+    import socket
+    start = daemon.log.stat().st_size
+    c = client.containers.run("busybox", ["sh", "-c", "while :; do echo x; sleep 0.05; done"], detach=True,
+                              network_mode="none")
+    socks = []
+    for req in (b"GET /v1.41/events HTTP/1.1", f"GET /v1.41/containers/{c.id}/logs?follow=1&stdout=1 HTTP/1.1".encode(),
+                f"GET /v1.41/containers/{c.id}/stats HTTP/1.1".encode(),
+                f"POST /v1.41/containers/{c.id}/wait HTTP/1.1".encode()):
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(str(daemon.sock))
+        s.sendall(req + b"\r\nHost: d\r\nContent-Length: 0\r\n\r\n")
+        socks.append(s)
+    time.sleep(1.0)
+    for s in socks:
+        s.close()
+    client.containers.run("busybox", ["true"], remove=True, network_mode="none")   # an event for the stream to write
+    c.remove(force=True)   # the wait answers, to nobody
+    deadline = time.time() + 10
+    text = ""
+    while time.time() < deadline:
+        with open(daemon.log, "rb") as f:
+            f.seek(start)
+            text = f.read().decode(errors="replace")
+        if all(f"client went away during {m}" in text for m in ("GET /v1.41/events", "GET /v1.41/containers/" + c.id + "/logs",
+                                                                 "GET /v1.41/containers/" + c.id + "/stats")):
+            break
+        time.sleep(0.2)
+    assert "Traceback" not in text and "level=ERROR" not in text, text[-3000:]
+    assert "client went away during GET /v1.41/events" in text, text[-3000:]
+    assert f"client went away during GET /v1.41/containers/{c.id}/logs" in text

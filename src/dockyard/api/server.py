@@ -69,9 +69,11 @@ async def errors_mw(request: web.Request, handler: Handler) -> web.StreamRespons
         if e.status == 405:
             return error_response(405, "method not allowed")
         raise
-    except (ConnectionResetError, ConnectionError) as e:
-        log.debug("client went away on %s %s: %s", request.method, request.path, e)
-        raise
+    except ConnectionError as e:
+        # a client that leaves mid-stream (events, logs, attach, wait, stats) is normal: one line,
+        # no traceback; the answer below is never sent (aiohttp drops it on the closed transport)
+        log.info("client went away during %s %s (%s)", request.method, request.path, e)
+        return web.Response(status=499)
     except Exception as e:  # noqa: BLE001 - the daemon answers 500, never dies
         log.exception("internal error on %s %s", request.method, request.path)
         return error_response(500, describe(e))
