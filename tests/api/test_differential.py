@@ -106,6 +106,14 @@ def _differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
                 continue
             if fa.get(k, "<absent>") != fb.get(k, "<absent>"):
                 out.append(f"{k}: dockerd={fa.get(k, '<absent>')!r} dockyardd={fb.get(k, '<absent>')!r}")
+    # Mounts (host paths differ: each engine keeps volumes in its own data root) and the networks listed
+    ma, mb = (sorted((m["Type"], m["Destination"], m["Mode"], m["RW"], m["Propagation"]) for m in x["Mounts"] or [])
+              for x in (a, b))
+    if ma != mb:
+        out.append(f"Mounts: dockerd={ma} dockyardd={mb}")
+    na, nb = (sorted((x["NetworkSettings"].get("Networks") or {})) for x in (a, b))
+    if na != nb:
+        out.append(f"NetworkSettings.Networks: dockerd={na} dockyardd={nb}")
     return out
 
 

@@ -70,8 +70,7 @@ def test_create_inspect_list_remove_and_prune(bridged):
                              ({"Name": "x", "EnableIPv6": True}, 400, "EnableIPv6"),
                              ({"Name": "x", "Options": {"com.docker.network.bridge.host_binding_ipv4": "1.2.3.4"}},
                               400, "host_binding_ipv4"),
-                             ({"Name": "x", "Driver": "overlay"}, 400, "overlay"),
-                             ({"Name": "bad name"}, 400, "invalid network name")):
+                             ({"Name": "x", "Driver": "overlay"}, 400, "overlay")):
         r = c.api._post_json(c.api._url("/networks/create"), data=bad)
         assert r.status_code == status and msg in r.json()["message"], (bad, r.status_code, r.text)
     assert [x.name for x in c.networks.list(filters={"type": "custom"})] == ["auto", "front"]
@@ -128,7 +127,7 @@ def test_names_resolve_and_networks_are_isolated(bridged):
     out = probe.exec_run(["sh", "-c", f"ip -4 -o addr; {_fetch(ip)}; {_fetch('web')}"]).output.decode()
     assert out.count("hello-web") == 2 and "eth1" in out, out
     nets = c.api.inspect_container(probe.id)["NetworkSettings"]["Networks"]
-    assert set(nets) == {"neta", "netb"} and nets["neta"]["Aliases"] == ["prober"], nets
+    assert set(nets) == {"neta", "netb"} and nets["neta"]["Aliases"] == ["prober", probe.id[:12]], nets
     code, out = _sh(c, "nslookup prober", network="neta")   # its alias on neta resolves there
     assert nets["neta"]["IPAddress"] in out, out
     assert probe.id in c.api.inspect_network(a.id)["Containers"]
@@ -167,7 +166,7 @@ def test_ip_mac_and_aliases_as_asked(bridged):
     out = c.api.logs(ctr).decode()
     assert "02:aa:bb:cc:dd:ee" in out and f"{want}/24" in out, out
     nets = c.api.inspect_container(ctr)["NetworkSettings"]["Networks"]
-    assert nets["fixed"]["IPAMConfig"] == {"IPv4Address": want} and nets["fixed"]["Aliases"] == ["a1"]
+    assert nets["fixed"]["IPAMConfig"] == {"IPv4Address": want} and nets["fixed"]["Aliases"] == ["a1", ctr["Id"][:12]]
     c.api.remove_container(ctr)
     for mode, eps, msg in (("fixed", {"fixed": {"IPAMConfig": {"IPv4Address": "192.0.2.1"}}}, "no configured subnet"),
                            ("default", {"bridge": {"IPAMConfig": {"IPv4Address": "10.213.0.9"}}},
@@ -314,4 +313,58 @@ def test_network_stats(bridged):
         srv.remove(force=True)
         lone.remove(force=True)
         n.remove()
+        c.close()
+
+
+def test_what_compose_projects_need(bridged):
+    """dockerd's network-name rule, IPAM options recorded (null when none), the short ID among a
+    container's aliases on a user network once it starts, its MAC address back after a disconnect
+    and reconnect, a missing network failing the start (not the create), no Networks entry for a
+    container: mode and no Mounts entry for HostConfig.Tmpfs."""
+    d, _, _ = bridged
+    c = docker.DockerClient(base_url=d.host, version="1.41")
+    made = []
+    try:
+        for name in ("test 01", "_underscoretest_bar"):
+            made.append(c.networks.create(name, ipam=docker.types.IPAMConfig(
+                pool_configs=[docker.types.IPAMPool(subnet=_subnet())])))
+            assert c.api.inspect_network(name)["Name"] == name
+            assert c.api.inspect_network(name)["IPAM"]["Options"] is None
+        opts = c.networks.create("withopts", ipam=docker.types.IPAMConfig(
+            pool_configs=[docker.types.IPAMPool(subnet=_subnet())], options={"foo": "bar"}))
+        made.append(opts)
+        assert c.api.inspect_network(opts.id)["IPAM"]["Options"] == {"foo": "bar"}
+        mac = "02:42:ac:11:00:99"
+        ctr = c.api.create_container("busybox", ["sleep", "300"], mac_address=mac,
+                                     host_config=c.api.create_host_config(network_mode="_underscoretest_bar"),
+                                     networking_config=c.api.create_networking_config(
+                                         {"_underscoretest_bar": c.api.create_endpoint_config(aliases=["web"])}))
+        c.api.start(ctr)
+        nets = c.api.inspect_container(ctr)["NetworkSettings"]["Networks"]
+        assert nets["_underscoretest_bar"]["Aliases"] == ["web", ctr["Id"][:12]]
+        assert nets["_underscoretest_bar"]["MacAddress"] == mac
+        c.api.disconnect_container_from_network(ctr, "_underscoretest_bar")
+        c.api.connect_container_to_network(ctr, "_underscoretest_bar", aliases=["web"])
+        nets = c.api.inspect_container(ctr)["NetworkSettings"]["Networks"]
+        assert nets["_underscoretest_bar"]["MacAddress"] == mac
+        assert nets["_underscoretest_bar"]["Aliases"] == ["web", ctr["Id"][:12]]
+        joined = c.api.create_container("busybox", ["true"], host_config=c.api.create_host_config(
+            network_mode=f"container:{ctr['Id']}", tmpfs={"/scratch": ""}))
+        info = c.api.inspect_container(joined)
+        assert info["NetworkSettings"]["Networks"] == {} and info["Mounts"] == []
+        c.api.remove_container(joined)
+        c.api.remove_container(ctr, force=True)
+        late = c.api.create_container("busybox", ["true"], host_config=c.api.create_host_config(network_mode="later"))
+        with pytest.raises(docker.errors.NotFound) as e:
+            c.api.start(late)
+        assert "network later not found" in str(e.value.explanation)
+        made.append(c.networks.create("later", ipam=docker.types.IPAMConfig(
+            pool_configs=[docker.types.IPAMPool(subnet=_subnet())])))
+        c.api.start(late)
+        assert c.api.wait(late)["StatusCode"] == 0
+        assert c.api.inspect_container(late)["NetworkSettings"]["Networks"]["later"]["NetworkID"] == made[-1].id
+        c.api.remove_container(late)
+    finally:
+        for n in made:
+            n.remove()
         c.close()

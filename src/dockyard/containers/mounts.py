@@ -145,8 +145,9 @@ def _tmpfs(dest: str, opts: str) -> dict[str, Any]:
                        "nosuid", "dev", "nodev", "atime", "noatime", "relatime", "strictatime", "nodiratime", "diratime",
                        "tmpcopyup", "notmpcopyup", "rprivate", "private"):
             raise InvalidArgument(f"invalid tmpfs option {o!r} for {dest}")
-    return _point("tmpfs", _target(dest, "tmpfs"), RW="ro" not in items, TmpfsOptions=[o for o in items if o not in
-                                                                                         ("ro", "rw")])
+    # Unlisted: dockerd keeps HostConfig.Tmpfs out of inspect's Mounts (a --mount tmpfs is listed)
+    return _point("tmpfs", _target(dest, "tmpfs"), RW="ro" not in items, Unlisted=True,
+                  TmpfsOptions=[o for o in items if o not in ("ro", "rw")])
 
 
 def parse(hc: dict[str, Any], config: dict[str, Any],
@@ -192,6 +193,8 @@ def inspect(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """`Mounts` of inspect and of the container list, as dockerd shows them."""
     out = []
     for p in points:
+        if p.get("Unlisted"):
+            continue
         m = {"Type": p["Type"], "Source": p["Source"], "Destination": p["Destination"], "Mode": p["Mode"],
              "RW": p["RW"], "Propagation": p["Propagation"]}
         if p["Type"] == "volume":

@@ -56,7 +56,7 @@ class ContainerNetworks:
             eps.setdefault(first or "bridge", ep)
         nm = hc.get("NetworkMode") or "default"
         for ref in eps:   # dockerd's 404 for a network that does not exist, before anything else
-            if ref not in ("default", "bridge", *SPECIAL):
+            if ref not in ("default", "bridge", first, *SPECIAL):
                 self.nets.get(ref)
         if not first:
             if eps and any(not fields.empty(v) for v in eps.values()):
@@ -69,7 +69,17 @@ class ContainerNetworks:
                 raise InvalidArgument("this daemon runs with --bridge=none: no default bridge to connect to")
             return {}   # lo only, as before
         out: dict[str, Any] = {}
-        net = self.nets.get(first)
+        try:
+            net = self.nets.get(first)
+        except NotFound:   # as dockerd: the container is made, and its start fails while the network is missing
+            conf = fields.canonical_endpoint(dict(eps.pop(first, None) or {}))
+            fields.check_endpoint(f"endpoint on {first}", conf)
+            out[first] = {"Aliases": [str(a) for a in conf.get("Aliases") or []] or None,
+                          "IPAMConfig": conf.get("IPAMConfig") or None, "MacAddress": mac or conf.get("MacAddress") or "",
+                          "NetworkID": ""}
+            if eps:
+                raise InvalidArgument(f"network {first} not found: the container cannot be connected to others") from None
+            return out
         conf = fields.canonical_endpoint(dict(eps.pop(first, None) or eps.pop(net.name, None) or eps.pop(net.id, None) or {}))
         if mac:
             conf["MacAddress"] = mac
@@ -106,6 +116,32 @@ class ContainerNetworks:
         return {"Aliases": aliases or None, "IPAMConfig": {"IPv4Address": ip} if ip else None, "MacAddress": mac,
                 "NetworkID": net.id}
 
+    def with_short_id(self, c: Container, conf: dict[str, Any], name: str) -> dict[str, Any]:
+        """dockerd's rule when an endpoint is made: on a user-defined network the container's
+        short ID is one of its aliases (docker-compose compares them, and reconnects otherwise)."""
+        try:
+            dns = self.nets.get(name).dns
+        except NotFound:
+            return conf
+        aliases = list(conf.get("Aliases") or [])
+        if not dns or c.id[:12] in aliases:
+            return conf
+        return {**conf, "Aliases": [*aliases, c.id[:12]]}
+
+    def resolved(self, c: Container) -> dict[str, Any]:
+        """The container's networks as its start makes them: the short-ID alias added, the network
+        ID of one that exists now filled in."""
+        out = {}
+        for name, conf in c.cfg.networks.items():
+            conf = self.with_short_id(c, conf, name)
+            if not conf.get("NetworkID"):
+                try:
+                    conf = {**conf, "NetworkID": self.nets.get(name).id}
+                except NotFound:
+                    pass
+            out[name] = conf
+        return out
+
     # --- start and stop ----------------------------------------------------------------------------------------
     def plug(self, c: Container) -> str:
         """Sandbox and an endpoint on each wanted network (blocking; all or nothing): the
@@ -126,7 +162,7 @@ class ContainerNetworks:
         try:
             net = self.nets.get(name)
         except NotFound:
-            raise NotFound(f"network {name} not found (removed while the container was connected to it)") from None
+            raise NotFound(f"network {name} not found") from None
         assert net.bridge is not None
         first = not c.state.endpoints
         ports = parse_ports(c.cfg.host_config, c.cfg.config.get("ExposedPorts") or {}) if first else []
@@ -192,7 +228,11 @@ class ContainerNetworks:
                                    "private (none) mode")
         if net.name in c.cfg.networks:
             raise PermissionDenied(f"endpoint with name {c.name} already exists in network {net.name}")
-        return self._settings(net, fields.canonical_endpoint(dict(conf or {})))
+        conf = fields.canonical_endpoint(dict(conf or {}))
+        if not conf.get("MacAddress") and net.name == primary(c.cfg.host_config) and c.cfg.config.get("MacAddress"):
+            conf["MacAddress"] = c.cfg.config["MacAddress"]   # back on its primary network: its own MAC again
+        settings = self._settings(net, conf)
+        return self.with_short_id(c, settings, net.name) if c.state.running else settings
 
     def connect_running(self, c: Container, net: Network, conf: dict[str, Any]) -> dict[str, Any]:
         """Plug a running container into one more network (blocking)."""
@@ -274,8 +314,9 @@ class ContainerNetworks:
 def settings(c: Container) -> dict[str, Any]:
     """`NetworkSettings.Networks`: every network it is connected to, with its address while it runs."""
     out: dict[str, Any] = {}
-    wanted = c.cfg.networks or ({} if primary(c.cfg.host_config) else
-                                {(c.cfg.host_config.get("NetworkMode") or "default"): {}})
+    nm = c.cfg.host_config.get("NetworkMode") or "default"
+    # host and none have an entry, as in dockerd; a container: mode has none (the namespace is another's)
+    wanted = c.cfg.networks or ({} if primary(c.cfg.host_config) or nm.startswith("container:") else {nm: {}})
     for name, conf in wanted.items():
         ep = c.state.endpoints.get(name) or {}
         nid = conf.get("NetworkID", "")

@@ -419,6 +419,10 @@ class ContainerService:
             if donor_files:
                 files = donor_files
             if cfg.networks:
+                nets = self.net.resolved(c)
+                if nets != cfg.networks:
+                    self._set_networks(c, nets)
+                    cfg = c.cfg
                 join["network"] = await asyncio.to_thread(self.net.plug, c)
                 await self.net.serve_dns(c)
                 for ip in self.net.hosts_lines(c):

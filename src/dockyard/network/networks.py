@@ -11,7 +11,6 @@ import hashlib
 import ipaddress
 import json
 import os
-import re
 import secrets
 import threading
 from dataclasses import dataclass
@@ -23,7 +22,6 @@ from . import links, netns
 from .bridge import Bridge, BridgeConfig
 
 PREDEFINED = ("bridge", "host", "none")
-_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _OPT = "com.docker.network."
 OPTIONS = {_OPT + "bridge.name", _OPT + "bridge.enable_icc", _OPT + "bridge.enable_ip_masquerade",
            _OPT + "driver.mtu"}
@@ -133,8 +131,6 @@ class Networks:
         name = body.get("Name")
         if not isinstance(name, str) or not name:
             raise InvalidArgument("network name must be specified")
-        if not _NAME.match(name):
-            raise InvalidArgument(f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
         known = {"Name", "CheckDuplicate", "Driver", "Internal", "Attachable", "Ingress", "IPAM", "EnableIPv6",
                  "Options", "Labels", "Scope", "ConfigOnly", "ConfigFrom"}
         for k, v in body.items():
@@ -216,8 +212,9 @@ class Networks:
         """IPAM with one IPv4 pool (a free one of dockerd's default pools when none is asked)."""
         if (ipam.get("Driver") or "default") != "default":
             raise InvalidArgument(f"IPAM driver {ipam['Driver']!r}: only the default IPAM driver is supported")
-        if ipam.get("Options"):
-            raise InvalidArgument("IPAM.Options: no IPAM options are supported")
+        options = ipam.get("Options")
+        if options is not None and (not isinstance(options, dict) or not all(isinstance(v, str) for v in options.values())):
+            raise InvalidArgument("IPAM.Options must be an object of strings")
         configs = ipam.get("Config") or []
         if len(configs) > 1:
             raise InvalidArgument("IPAM.Config: one IPv4 pool per network is supported")
@@ -268,7 +265,8 @@ class Networks:
         out["Gateway"] = gw
         if conf.get("AuxiliaryAddresses"):
             out["AuxiliaryAddresses"] = dict(conf["AuxiliaryAddresses"])
-        return {"Driver": "default", "Options": {}, "Config": [out]}
+        # the default IPAM driver's options are recorded and reported, as dockerd's default driver does
+        return {"Driver": "default", "Options": dict(options) if options else None, "Config": [out]}
 
     # --- sandboxes ---------------------------------------------------------------------------------------
     def sandbox(self, cid: str) -> str:
