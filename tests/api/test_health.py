@@ -100,9 +100,18 @@ def test_timeout_start_period_and_image_healthcheck(client):
         c.remove(force=True)
     finally:
         client.images.remove(img.id, force=True)
-    for bad, msg in (({"Test": ["WHAT", "x"]}, "must start with NONE, CMD or CMD-SHELL"),
-                     ({"Test": ["CMD"]}, "needs a command"),
-                     ({"Test": ["CMD", "true"], "Interval": 5}, "Interval in Healthcheck cannot be less than 1ms"),
+    # dockerd takes any Test at create (and probes only CMD and CMD-SHELL): taken, with a warning
+    for odd, msg in (({"Test": ["true"]}, "unknown type 'true'"), ({"Test": ["CMD"]}, "has no command")):
+        r = client.api.create_container("busybox", ["sleep", "30"], healthcheck=odd,
+                                        host_config=client.api.create_host_config(network_mode="none"))
+        assert any(msg in w for w in r["Warnings"]), r
+        assert client.api.inspect_container(r["Id"])["Config"]["Healthcheck"] == odd
+        if odd["Test"] == ["true"]:
+            client.api.start(r["Id"])
+            time.sleep(0.3)
+            assert "Health" not in client.api.inspect_container(r["Id"])["State"]
+        client.api.remove_container(r["Id"], force=True)
+    for bad, msg in (({"Test": ["CMD", "true"], "Interval": 5}, "Interval in Healthcheck cannot be less than 1ms"),
                      ({"Test": ["CMD", "true"], "Retries": -1}, "Retries in Healthcheck cannot be negative")):
         with pytest.raises(docker.errors.APIError) as e:
             client.api.create_container("busybox", ["true"], healthcheck=bad)

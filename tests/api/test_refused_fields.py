@@ -13,7 +13,7 @@ pytestmark = pytest.mark.root
 SAMPLES = {
     "HostConfig.DeviceRequests": [{"Count": -1, "Capabilities": [["gpu"]]}],
     "HostConfig.KernelMemory": 64 << 20, "HostConfig.KernelMemoryTCP": 64 << 20,
-    "HostConfig.CpuCount": 1, "HostConfig.CpuPercent": 50, "HostConfig.IOMaximumIOps": 10,
+    "HostConfig.IOMaximumIOps": 10,
     "HostConfig.IOMaximumBandwidth": 1000,
     "HostConfig.Cgroup": "container:x",
     "HostConfig.StorageOpt": {"size": "1G"},
@@ -141,5 +141,16 @@ def test_values_docker_rejects(client, hc, message):
 
 def test_docker_py_create_still_refuses_cleanly(client):
     with pytest.raises(docker.errors.APIError) as e:
-        client.containers.create("busybox", ["true"], cpu_count=2)
-    assert e.value.status_code == 400 and "HostConfig.CpuCount" in str(e.value)
+        client.containers.create("busybox", ["true"], storage_opt={"size": "1G"})
+    assert e.value.status_code == 400 and "HostConfig.StorageOpt" in str(e.value)
+
+
+def test_windows_only_fields_are_taken_with_a_warning(client, docker_cli):
+    """dockerd takes CpuCount and CpuPercent on Linux and discards them; here never silently."""
+    r = client.api.create_container("busybox", ["true"], host_config=client.api.create_host_config(
+        cpu_count=2, cpu_percent=50, network_mode="none"))
+    assert r["Warnings"] == ["linux does not support CPU count. Count discarded.",
+                             "linux does not support CPU percent. Percent discarded."]
+    hc = client.api.inspect_container(r["Id"])["HostConfig"]
+    assert hc["CpuCount"] == 0 and hc["CpuPercent"] == 0
+    client.api.remove_container(r["Id"])

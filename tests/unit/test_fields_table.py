@@ -46,6 +46,8 @@ PROOF = {
     "Config.StopTimeout": "api/test_containers.py::test_stop_uses_stop_signal_and_timeout",
     "Config.Shell": "api/test_refused_fields.py::test_recorded_fields_and_domainname",
     "HostConfig.CpuShares": "api/test_limits.py::test_cpu_shares_split_one_cpu_and_cpuset_pins",
+    "HostConfig.CpuCount": "api/test_refused_fields.py::test_windows_only_fields_are_taken_with_a_warning",
+    "HostConfig.CpuPercent": "api/test_refused_fields.py::test_windows_only_fields_are_taken_with_a_warning",
     "HostConfig.Memory": "api/test_limits.py::test_memory_hog_is_oom_killed_at_the_limit",
     "HostConfig.CgroupParent": "api/test_limits.py::test_cgroup_parent_and_cgroupns",
     "HostConfig.BlkioWeight": "api/test_limits.py::test_blkio_weight_is_refused_where_the_kernel_lacks_it",

@@ -189,7 +189,7 @@ def build(body: dict[str, Any], img: Image, runtime: str, default_runtime: str, 
     })
     if stop_signal:
         cfg["StopSignal"] = stop_signal
-    cfg["Healthcheck"] = health.merge(body.get("Healthcheck"), icfg.get("Healthcheck"))
+    cfg["Healthcheck"] = health.merge(body.get("Healthcheck"), icfg.get("Healthcheck"), warnings)
     health.action_of(labels)
     for k in ("NetworkDisabled", "ArgsEscaped", "MacAddress", "Shell", "StopSignal"):   # omitted when empty, as Go's omitempty
         if not cfg.get(k):

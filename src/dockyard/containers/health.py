@@ -36,8 +36,9 @@ ACTIONS = ("none", "restart", "stop", "kill")
 _DURATIONS = ("Interval", "Timeout", "StartPeriod", "StartInterval")
 
 
-def validate(hc: Any) -> dict[str, Any] | None:
-    """A Healthcheck as given (400 for what dockerd refuses)."""
+def validate(hc: Any, warnings: list[str] | None = None) -> dict[str, Any] | None:
+    """A Healthcheck as given (400 for what dockerd refuses). dockerd takes any Test at create
+    and, for a type it does not know, runs no probe; here that is said in `warnings`."""
     if hc is None:
         return None
     if not isinstance(hc, dict):
@@ -49,10 +50,11 @@ def validate(hc: Any) -> dict[str, Any] | None:
     if test is not None:
         if not isinstance(test, list) or not all(isinstance(t, str) for t in test):
             raise InvalidArgument("Healthcheck.Test must be a list of strings")
-        if test and test[0] not in ("NONE", "CMD", "CMD-SHELL"):
-            raise InvalidArgument(f"Healthcheck.Test must start with NONE, CMD or CMD-SHELL, not {test[0]!r}")
-        if test and test[0] in ("CMD", "CMD-SHELL") and len(test) < 2:
-            raise InvalidArgument(f"Healthcheck.Test {test[0]} needs a command")
+        if test and test[0] not in ("NONE", "CMD", "CMD-SHELL") and warnings is not None:
+            warnings.append(f"Healthcheck.Test: unknown type {test[0]!r} (expected CMD, CMD-SHELL or NONE): "
+                            "no health check will run")
+        if test and test[0] in ("CMD", "CMD-SHELL") and len(test) < 2 and warnings is not None:
+            warnings.append(f"Healthcheck.Test {test[0]} has no command: every probe will fail")
     for k in _DURATIONS:
         v = hc.get(k)
         if v is None:
@@ -64,14 +66,14 @@ def validate(hc: Any) -> dict[str, Any] | None:
     r = hc.get("Retries")
     if r is not None and (not isinstance(r, int) or isinstance(r, bool) or r < 0):
         raise InvalidArgument("Retries in Healthcheck cannot be negative")
-    # as dockerd stores it (Go's omitempty): unset and zero values are left out
-    return {k: v for k, v in hc.items() if k == "Test" or v}
+    # as dockerd stores it (Go's omitempty): unset, empty and zero values are left out
+    return {k: v for k, v in hc.items() if v}
 
 
-def merge(user: Any, image: Any) -> dict[str, Any] | None:
+def merge(user: Any, image: Any, warnings: list[str] | None = None) -> dict[str, Any] | None:
     """The container's Healthcheck over the image's, as dockerd merges them: an empty Test takes
     the image's, and so does every zero or unset duration and retry count."""
-    mine = validate(user)
+    mine = validate(user, warnings)
     base = image if isinstance(image, dict) else None
     if mine is None:
         return dict(base) if base else None
@@ -95,7 +97,7 @@ def action_of(labels: dict[str, str]) -> str:
 def probe_argv(hc: dict[str, Any] | None, shell: list[str] | None) -> list[str] | None:
     """What a probe runs (None: no healthcheck)."""
     test = (hc or {}).get("Test") or []
-    if not test or test[0] == "NONE":
+    if not test or test[0] not in ("CMD", "CMD-SHELL"):   # NONE, or a type dockerd does not probe either
         return None
     if test[0] == "CMD-SHELL":
         return [*(shell or ["/bin/sh", "-c"]), " ".join(test[1:])]

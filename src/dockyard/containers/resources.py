@@ -104,6 +104,10 @@ def _int(hc: dict[str, Any], k: str) -> int:
 def validate(hc: dict[str, Any], warnings: list[str], hi: HostInfo | None = None) -> None:
     """Check and normalise the resource fields in place, with dockerd's messages."""
     hi = hi or host()
+    for key, what, unit in (("CpuCount", "CPU count", "Count"), ("CpuPercent", "CPU percent", "Percent")):
+        if hc.get(key):   # Windows-only: taken, as dockerd takes them on Linux, but never silently
+            warnings.append(f"linux does not support {what}. {unit} discarded.")
+            hc[key] = 0
     mem, swap, res = _int(hc, "Memory"), _int(hc, "MemorySwap"), _int(hc, "MemoryReservation")
     if mem < 0:
         raise InvalidArgument("invalid memory limit: it must be positive")
