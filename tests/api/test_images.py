@@ -183,3 +183,30 @@ def test_pull_of_a_bad_reference_is_400(client):
     assert r.status_code == 400
     r = client.api._post(client.api._url("/images/create"), params={"fromImage": "busybox", "platform": "linux"})
     assert r.status_code == 400 and "unknown operating system or architecture" in r.json()["message"]
+
+
+def test_forced_rmi_past_a_stopped_container_deletes_untagged_parents(client):
+    """dockerd's rule: `rmi -f` of an image only stopped containers use deletes it and its untagged
+    parents; the container keeps its layers and still starts. A running user keeps it (untagged)."""
+    df = b"FROM busybox\nRUN echo a > /a\nRUN echo b > /b\n"
+    img, _ = client.images.build(fileobj=io.BytesIO(df), tag="withparents:1", rm=True)
+    parent = client.api.inspect_image(img.id)["Parent"]
+    assert parent
+    ctr = client.containers.create("withparents:1", ["cat", "/a", "/b"], network_mode="none")
+    out = client.api.remove_image("withparents:1", force=True)
+    assert {"Untagged": "withparents:1"} in out and {"Deleted": img.id} in out and {"Deleted": parent} in out, out
+    for gone in (img.id, parent):
+        with pytest.raises(docker.errors.ImageNotFound):
+            client.images.get(gone)
+    ctr.start()
+    assert ctr.wait()["StatusCode"] == 0 and ctr.logs() == b"a\nb\n"
+    assert ctr.attrs["Image"] == img.id
+    ctr.remove()
+    img, _ = client.images.build(fileobj=io.BytesIO(df), tag="withparents:2", rm=True)
+    live = client.containers.run("withparents:2", ["sleep", "60"], detach=True, network_mode="none")
+    try:
+        assert client.api.remove_image("withparents:2", force=True) == [{"Untagged": "withparents:2"}]
+        assert client.images.get(img.id).tags == []
+    finally:
+        live.remove(force=True)
+    client.images.remove(img.id)

@@ -383,12 +383,14 @@ class ImageService:
                 for t in img.tags:
                     self.meta.remove_tag(t)
             return out
-        if users:
-            # forced while containers use it: untag only, the ID stays for those containers
+        if running:
+            # forced while a running container uses it: untag only, the ID stays for it (dockerd)
             with self.meta.tx():
                 for t in img.tags:
                     self.meta.remove_tag(t)
             return out
+        # forced past stopped containers: deleted, as dockerd does (their layers stay: gc keeps what a
+        # container's snapshot reaches), and its untagged parents with it
         self.meta.delete_image(img.id)
         out.append({"Deleted": img.id})
         self.gc()
