@@ -252,3 +252,35 @@ def _in_cgroups(pid: str, ids: list[str]) -> bool:
     except OSError:
         return False
     return any(i in text for i in ids)
+
+
+def test_kill9_during_an_operation_that_freezes_leaves_it_thawed(fresh_daemon):
+    """cp (GET /archive) freezes a running container while it reads; kill -9 of the daemon then
+    must not leave it frozen ("paused") after the restart. One its user paused stays paused."""
+    d = fresh_daemon()
+    c = _client(d)
+    big = c.containers.run("busybox", ["sh", "-c", "head -c 200000000 /dev/zero > /big; echo ready; sleep 1000"],
+                           detach=True, name="big")
+    mine = c.containers.run("busybox", ["sleep", "1000"], detach=True, name="mine")
+    c.api.pause(mine.id)
+    deadline = time.monotonic() + 60
+    while b"ready" not in big.logs() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    pid = c.api.inspect_container(big.id)["State"]["Pid"]
+    strm, _ = c.api.get_archive(big.id, "/big", chunk_size=4096)
+    next(iter(strm))   # the daemon writes while the client does not read: it stays frozen
+    deadline = time.monotonic() + 20
+    while _freezer(pid) != "FROZEN" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _freezer(pid) == "FROZEN"
+    d.kill9()
+    c.close()
+    d.start()
+    c = _client(d)
+    s = c.api.inspect_container(big.id)["State"]
+    assert s["Status"] == "running" and not s["Paused"] and _freezer(pid) == "THAWED", s
+    assert c.api.inspect_container(mine.id)["State"]["Status"] == "paused"
+    _check_kernel_matches(c, d)
+    for x in (big.id, mine.id):
+        c.api.remove_container(x, force=True)
+    c.close()

@@ -190,8 +190,15 @@ class ContainerFS:
                 vols.release(c)
 
     async def _pause(self, c: Container, on: bool) -> None:
+        """Freeze for an operation, or thaw after it; the intent is on disk while it is frozen, so a
+        daemon killed in between thaws it when it starts again (not left "paused")."""
         rt = self.svc.runtimes[c.cfg.runtime]
-        await self.svc.monitor.runtime(rt.describe(), ["pause" if on else "resume", c.id])
+        marker = self.svc.op_freeze_marker(c.id)
+        if on:
+            marker.touch()
+        rc, _, _ = await self.svc.monitor.runtime(rt.describe(), ["pause" if on else "resume", c.id])
+        if not on and rc == 0:
+            marker.unlink(missing_ok=True)
 
     # --- export -------------------------------------------------------------------------
     async def export(self, c: Container, out: BinaryIO) -> None:

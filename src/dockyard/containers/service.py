@@ -937,6 +937,26 @@ class ContainerService:
         from .cgroupfs import frozen
         return bool(c.state.pid) and bool(await asyncio.to_thread(frozen, c.state.pid))
 
+    def op_freeze_marker(self, cid: str) -> Path:
+        """Written before an operation (cp, export, commit) freezes a running container, removed
+        after it thaws it: the intent a restart reads when the daemon died in between."""
+        return self.paths.data(cid) / "frozen-for-operation"
+
+    async def _thaw_after_crash(self, c: Container) -> None:
+        """Start-up: a container an operation froze when the daemon died is thawed — unless its
+        record says its user paused it."""
+        marker = self.op_freeze_marker(c.id)
+        if not marker.exists():
+            return
+        if c.state.status == Status.RUNNING and await self._kernel_frozen(c):
+            rt = self.runtimes[c.cfg.runtime]
+            rc, _, err = await self.monitor.runtime(rt.describe(), ["resume", c.id])
+            if rc != 0:
+                log.warning("container %s: thawing what an interrupted operation froze: %s", c.id[:12], err.strip())
+                return
+            log.warning("container %s was left frozen by an operation the daemon did not finish: thawed", c.id[:12])
+        marker.unlink(missing_ok=True)
+
     async def _settle_freezer(self, c: Container) -> None:
         """The kernel is the truth: a running container that is frozen is paused, a paused one
         that is not frozen is running (a crash between the freezer and the record)."""
@@ -1200,6 +1220,7 @@ class ContainerService:
                 await self._on_exit(ev)
             elif c.id in alive:
                 self.stdio.hold(c.id, self.paths.bundle(c.id))
+                await self._thaw_after_crash(c)
                 await self._settle_freezer(c)
         await self._adopt_orphans()   # a monitor lost while the daemon was down
         if self.networks is not None:   # addresses and ports of running containers; the rest of ours goes
