@@ -440,3 +440,30 @@ def test_context_spooled_to_disk(fresh_daemon):
         assert out == f"{want}  /ctx/big.bin\n{want}  /b/big.bin\ns\n", out
     finally:
         c.close()
+
+
+def test_cache_from_and_stderr_as_dockerd(client):
+    """docker-py's own cases: with cache_from the classic builder's cache is those images (and
+    their ancestors) only — a local chain hits through them, and through no other; RUN's stderr is
+    in the stream, wrapped in red as dockerd writes it."""
+    import io as _io
+    api = client.api
+    script = b"\n".join([b"FROM busybox", b"ENV FOO=bar", b"RUN touch baz", b"RUN touch bax"])
+    for _ in api.build(fileobj=_io.BytesIO(script), tag="cf-build1", decode=True):
+        pass
+    hits = sum("Using cache" in ch.get("stream", "") for ch in
+               api.build(fileobj=_io.BytesIO(script), tag="cf-build2", cache_from=["cf-build1"], decode=True))
+    assert hits == 3
+    api.remove_image("cf-build2")
+    hits = sum("Using cache" in ch.get("stream", "") for ch in
+               api.build(fileobj=_io.BytesIO(script), tag="cf-build2", cache_from=["nosuchtag"], decode=True))
+    assert hits == 0
+    hits = sum("Using cache" in ch.get("stream", "") for ch in
+               api.build(fileobj=_io.BytesIO(script), tag="cf-build3", decode=True))
+    assert hits == 3   # without cache_from: the local cache
+    for t in ("cf-build1", "cf-build2", "cf-build3"):
+        api.remove_image(t)
+    snippet = "Ancient Temple (Mystic Oriental Dream ~ Ancient Temple)"
+    df = b"FROM busybox\n" + f"RUN sh -c \">&2 echo '{snippet}'\"".encode()
+    lines = [ch.get("stream") for ch in api.build(fileobj=_io.BytesIO(df), decode=True, nocache=True, rm=True)]
+    assert f"\x1b[91m{snippet}\n\x1b[0m" in lines, lines

@@ -492,7 +492,12 @@ class _Build:
         want_cc = {**st.run, "Cmd": cc_cmd, **(extra or {})}
         want_cfg = st.run
         parent = st.image.id if st.image else ""
+        # with --cache-from, the classic builder's cache is those images only: a local child counts
+        # when it is one of them or one of their ancestors
+        allowed = self._cache_from_lineage() if self.o.cache_from else None
         for child in self.images.meta.children_of_image(parent):
+            if allowed is not None and child not in allowed:
+                continue
             try:
                 cfg = self.images.config_of(child)
             except NotFound:
@@ -503,6 +508,20 @@ class _Build:
         if self.o.cache_from and not extra:
             return self._from_cache_images(st, " ".join(cc_cmd))
         return None
+
+    def _cache_from_lineage(self) -> set[str]:
+        """The --cache-from images and all their ancestors (parent links)."""
+        out: set[str] = set()
+        for ref in self.o.cache_from:
+            try:
+                iid: str | None = self.images.resolve(ref).id
+            except (NotFound, InvalidArgument):
+                continue
+            while iid and iid not in out:
+                out.add(iid)
+                row = self.images.meta.image(iid)
+                iid = row["parent"] if row else None
+        return out
 
     def _from_cache_images(self, st: Stage, created_by: str) -> str | None:
         """--cache-from: an image (pulled or loaded, so without parent links) whose history

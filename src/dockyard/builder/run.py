@@ -91,12 +91,12 @@ async def run_step(b: _Build, st: Stage, inst: Instruction) -> None:
         ch = await svc.attach(c)
         try:
             await svc.start(c.id)
-            dec = decoder()
+            decs = {1: decoder(), 2: decoder()}
             async for stream, data in ch.frames():
                 if stream in (1, 2):
-                    text = dec.decode(data)
-                    if text:
-                        await b.out(text)
+                    text = decs[stream].decode(data)
+                    if text:   # stderr in red, each write wrapped as dockerd's classic builder does
+                        await b.out(text if stream == 1 else f"\x1b[91m{text}\x1b[0m")
         finally:
             ch.close()
         state = await svc.wait(c.id)
