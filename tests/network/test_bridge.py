@@ -8,6 +8,7 @@ restart of the daemon, and its stop, no link, namespace or rule of ours is left.
 from __future__ import annotations
 
 import json
+import os
 import random
 import socket
 import subprocess
@@ -404,3 +405,51 @@ def test_beside_a_dockerd_that_sets_forward_to_drop(bridged):
         subprocess.run(["ip", "link", "del", peer_br], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
     assert policy in rules()
+
+
+def _answers_within(port: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                s.settimeout(1.0)
+                if b"hello-" in s.recv(4096):
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.02)
+    return False
+
+
+def test_published_ports_answer_every_time_under_load(bridged):
+    """Issue 21: `run -d -p` then a fetch, 100 cycles with each CLI while both cores are busy:
+    every port answers within 2 s (a container's address and MAC come back with a new port on
+    the bridge while the last holder's veth may not be gone yet)."""
+    d, _, _ = bridged
+    env = d.env()
+    clis = [c for c in (DOCKER, str(BIN / "dockyard")) if c]
+    hogs = [subprocess.Popen(["python3", "-c", "import time\nt=time.time()+600\nwhile time.time()<t: pass"])
+            for _ in range(2)]
+    slow: list[str] = []
+    try:
+        fixed = free_port()
+        for cli in clis:
+            for i in range(int(os.environ.get("DOCKYARD_PORT_CYCLES") or 100)):
+                form = ("127.0.0.1::80", f"{fixed}:80", "80")[i % 3]   # the three forms of -p
+                p = subprocess.run([cli, "run", "-d", "-p", form, "busybox", *HTTPD], env=env,
+                                   capture_output=True, text=True, timeout=60)
+                assert p.returncode == 0, f"{cli} run -d -p {form}, cycle {i}: {p.stderr}"
+                cid = p.stdout.strip()
+                out = subprocess.run([cli, "port", cid, "80/tcp"], env=env, capture_output=True, text=True).stdout
+                port = int(out.split("\n")[0].rsplit(":", 1)[1])
+                if not _answers_within(port, 2.0):
+                    slow.append(f"{os.path.basename(cli)} cycle {i} -p {form} port {port}")
+                if i % 2:   # the exit path (the endpoint goes when the process ends), then rm
+                    subprocess.run([cli, "kill", cid], env=env, capture_output=True, timeout=60)
+                subprocess.run([cli, "rm", "-f", cid], env=env, capture_output=True, timeout=60)
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+    assert not slow, slow
