@@ -111,7 +111,7 @@ def _differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
               for x in (a, b))
     if ma != mb:
         out.append(f"Mounts: dockerd={ma} dockyardd={mb}")
-    na, nb = (sorted((x["NetworkSettings"].get("Networks") or {})) for x in (a, b))
+    na, nb = (sorted(x["NetworkSettings"].get("Networks") or {}) for x in (a, b))
     if na != nb:
         out.append(f"NetworkSettings.Networks: dockerd={na} dockyardd={nb}")
     return out

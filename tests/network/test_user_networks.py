@@ -368,3 +368,65 @@ def test_what_compose_projects_need(bridged):
         for n in made:
             n.remove()
         c.close()
+
+
+def test_endpoint_links_driver_opts_link_local_and_link_removal(bridged):
+    """Links of an endpoint on a user network (found lazily: the target may come later), at create
+    and at connect; DriverOpts recorded; link-local addresses on the interface; a legacy link
+    removed with DELETE /containers/PARENT/ALIAS?link=1 (and `docker rm --link`)."""
+    d, _, _ = bridged
+    c = docker.DockerClient(base_url=d.host, version="1.41")
+    n = c.networks.create("linknet", ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=_subnet())]))
+    made = []
+    try:
+        a = c.api.create_container("busybox", ["sleep", "300"], host_config=c.api.create_host_config(network_mode="linknet"),
+                                   networking_config=c.api.create_networking_config({"linknet": c.api.create_endpoint_config(
+                                       links=[("upstream", "bar")], driver_opt={"com.example.k": "v"})}))
+        made.append(a["Id"])
+        c.api.start(a)
+        ep = c.api.inspect_container(a)["NetworkSettings"]["Networks"]["linknet"]
+        assert ep["Links"] == ["upstream:bar"] and ep["DriverOpts"] == {"com.example.k": "v"}
+        up = c.containers.run("busybox", ["sleep", "300"], detach=True, name="upstream", network="linknet")
+        made.append(up.id)
+        up_ip = c.api.inspect_container(up.id)["NetworkSettings"]["Networks"]["linknet"]["IPAddress"]
+        ex = c.api.exec_create(a, ["nslookup", "bar"])
+        out = c.api.exec_start(ex).decode()
+        assert f"Address: {up_ip}" in out, out
+        b = c.containers.run("busybox", ["sleep", "300"], detach=True, network="linknet")
+        made.append(b.id)
+        c.api.disconnect_container_from_network(b.id, "linknet")
+        c.api.connect_container_to_network(b.id, "linknet", links=[("upstream", "baz")])
+        assert c.api.inspect_container(b.id)["NetworkSettings"]["Networks"]["linknet"]["Links"] == ["upstream:baz"]
+        out = b.exec_run(["nslookup", "baz"]).output.decode()
+        assert f"Address: {up_ip}" in out, out
+        assert "can't find bar" in b.exec_run(["nslookup", "bar"]).output.decode()   # a's link, not b's
+        ll = c.api.create_container("busybox", ["ip", "-4", "-o", "addr", "show", "eth0"],
+                                    networking_config=c.api.create_networking_config(
+                                        {"bridge": c.api.create_endpoint_config(link_local_ips=["169.254.8.8"])}),
+                                    host_config=c.api.create_host_config(network_mode="bridge"))
+        made.append(ll["Id"])
+        c.api.start(ll)
+        assert c.api.wait(ll)["StatusCode"] == 0
+        assert "169.254.8.8/16" in c.api.logs(ll).decode()
+        assert c.api.inspect_container(ll)["NetworkSettings"]["Networks"]["bridge"]["IPAMConfig"]["LinkLocalIPs"] == \
+            ["169.254.8.8"]
+        # legacy links: gone with link=1, both containers stay
+        first = c.containers.run("busybox", ["sleep", "300"], detach=True, name="linked1")
+        second = c.containers.run("busybox", ["sleep", "300"], detach=True, name="linked2", links={"linked1": "mylink"})
+        made += [first.id, second.id]
+        c.api.remove_container("linked2/mylink", link=True)
+        assert not c.api.inspect_container(second.id)["HostConfig"]["Links"]
+        assert {x["Id"] for x in c.api.containers(all=True)} >= {first.id, second.id}
+        with pytest.raises(docker.errors.NotFound):
+            c.api.remove_container("linked2/mylink", link=True)
+        if DOCKER:
+            third = c.containers.run("busybox", ["sleep", "300"], detach=True, name="linked3", links={"linked1": "other"})
+            made.append(third.id)
+            p = subprocess.run([DOCKER, "rm", "--link", "linked3/other"], env=d.env(), capture_output=True, text=True)
+            assert p.returncode == 0, p.stderr
+            assert not c.api.inspect_container(third.id)["HostConfig"]["Links"]
+    finally:
+        for x in made:
+            c.api.remove_container(x, force=True)
+        n.remove()
+        c.close()

@@ -207,8 +207,10 @@ def _check_table(where: str, table: dict[str, Field], obj: dict[str, Any], skip:
             raise InvalidArgument(f"{where}.{k}: {f.how}")
 
 
-# endpoint settings a create or a connect may ask for (the rest of EndpointSettings is output)
-ENDPOINT_APPLIED = {"Aliases", "IPAMConfig", "MacAddress"}
+# endpoint settings a create or a connect may ask for (the rest of EndpointSettings is output):
+# Links are names this container alone resolves on that network (dockerd's links on user networks);
+# DriverOpts are recorded and reported, as Docker's bridge driver does with them
+ENDPOINT_APPLIED = {"Aliases", "IPAMConfig", "MacAddress", "Links", "DriverOpts"}
 ENDPOINT_OUTPUT = {"NetworkID", "EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "IPv6Gateway",
                    "GlobalIPv6Address", "GlobalIPv6PrefixLen", "DNSNames"}
 
@@ -226,10 +228,12 @@ def check_endpoint(where: str, ep: Any) -> None:
             if not isinstance(v, dict):
                 raise InvalidArgument(f"{where}.IPAMConfig must be an object")
             for ik, iv in v.items():
-                if ik != "IPv4Address" and not empty(iv):
-                    raise InvalidArgument(f"{where}.IPAMConfig.{ik}: only an IPv4 address is supported")
-        elif k == "Links":
-            raise InvalidArgument(f"{where}.Links: links are not supported yet")
+                if ik not in ("IPv4Address", "LinkLocalIPs") and not empty(iv):
+                    raise InvalidArgument(f"{where}.IPAMConfig.{ik}: IPv6 addresses are not supported yet")
+        elif k == "DriverOpts" and not (isinstance(v, dict) and all(isinstance(x, str) for x in v.values())):
+            raise InvalidArgument(f"{where}.DriverOpts must be an object of strings")
+        elif k == "Links" and not (isinstance(v, list) and all(isinstance(x, str) for x in v)):
+            raise InvalidArgument(f"{where}.Links must be a list of strings")
         elif k not in ENDPOINT_APPLIED:
             raise InvalidArgument(f"{where}.{k}: not supported")
 

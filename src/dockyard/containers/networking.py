@@ -95,7 +95,8 @@ class ContainerNetworks:
 
     def _settings(self, net: Network, conf: dict[str, Any]) -> dict[str, Any]:
         fields.check_endpoint(f"endpoint on {net.name}", conf)
-        ip = ((conf.get("IPAMConfig") or {}).get("IPv4Address")) or ""
+        ipam = conf.get("IPAMConfig") or {}
+        ip = ipam.get("IPv4Address") or ""
         aliases = [str(a) for a in conf.get("Aliases") or []]
         mac = conf.get("MacAddress") or ""
         if net.bridge is None:
@@ -111,10 +112,23 @@ class ContainerNetworks:
                 raise InvalidArgument(f"invalid IPv4 address: {ip}") from None
             if a not in ipaddress.ip_network(net.bridge.subnet):
                 raise InvalidArgument(f"no configured subnet or ip-range contain the IP address {ip}")
+        local = [str(x) for x in ipam.get("LinkLocalIPs") or []]
+        for x in local:
+            try:
+                if not ipaddress.ip_address(x).is_link_local or ipaddress.ip_address(x).version != 4:
+                    raise ValueError
+            except ValueError:
+                raise InvalidArgument(f"invalid link-local IP address: {x}") from None
         if mac and not _MAC.match(mac):
             raise InvalidArgument(f"invalid MAC address: {mac}")
-        return {"Aliases": aliases or None, "IPAMConfig": {"IPv4Address": ip} if ip else None, "MacAddress": mac,
-                "NetworkID": net.id}
+        lnks = [str(x) for x in conf.get("Links") or []]
+        if lnks and not net.dns:
+            raise InvalidArgument("links on the default bridge are HostConfig.Links (--link), not an endpoint's")
+        for x in lnks:
+            parse_link(x)
+        out_ipam = {k: v for k, v in (("IPv4Address", ip), ("LinkLocalIPs", local)) if v} or None
+        return {"Aliases": aliases or None, "IPAMConfig": out_ipam, "MacAddress": mac, "NetworkID": net.id,
+                "Links": lnks or None, "DriverOpts": dict(conf.get("DriverOpts") or {}) or None}
 
     def with_short_id(self, c: Container, conf: dict[str, Any], name: str) -> dict[str, Any]:
         """dockerd's rule when an endpoint is made: on a user-defined network the container's
@@ -170,7 +184,8 @@ class ContainerNetworks:
         ifname = next(f"eth{i}" for i in range(len(used) + 1) if f"eth{i}" not in used)
         route = not net.bridge.cfg.internal and not any(ep.get("route") for ep in c.state.endpoints.values())
         ep = net.bridge.attach(c.id, c.state.sandbox, ifname, ports, (conf.get("IPAMConfig") or {}).get("IPv4Address") or "",
-                               conf.get("MacAddress") or "", route)
+                               conf.get("MacAddress") or "", route,
+                               tuple((conf.get("IPAMConfig") or {}).get("LinkLocalIPs") or ()))
         ep.update({"network_id": net.id, "route": route, "aliases": list(conf.get("Aliases") or [])})
         c.state.endpoints[net.name] = ep
         return ep
@@ -281,6 +296,13 @@ class ContainerNetworks:
                         return [link_address(target, me)]
                     except Conflict:
                         pass
+        for net_name, conf in me.cfg.networks.items():   # links of an endpoint: on that network, found lazily
+            for item in conf.get("Links") or []:
+                target_name, alias = parse_link(item)
+                if qname in (alias.lower(), target_name.lower()):
+                    target = next((o for o in running if o.name == target_name and net_name in o.state.endpoints), None)
+                    if target is not None:
+                        return [target.state.endpoints[net_name]["ip"]]
         mine = {n for n in me.state.endpoints if self._dns_network(n)}
         tries = [(qname, mine)] + [(qname[: -len(n) - 1], {n}) for n in mine if qname.endswith("." + n.lower())]
         for name, nets in tries:
@@ -320,8 +342,8 @@ def settings(c: Container) -> dict[str, Any]:
     for name, conf in wanted.items():
         ep = c.state.endpoints.get(name) or {}
         nid = conf.get("NetworkID", "")
-        out[name] = {"IPAMConfig": conf.get("IPAMConfig"), "Links": None, "Aliases": conf.get("Aliases"),
-                     "MacAddress": ep.get("mac", ""), "DriverOpts": None, "NetworkID": nid,
+        out[name] = {"IPAMConfig": conf.get("IPAMConfig"), "Links": conf.get("Links"), "Aliases": conf.get("Aliases"),
+                     "MacAddress": ep.get("mac", ""), "DriverOpts": conf.get("DriverOpts"), "NetworkID": nid,
                      "EndpointID": endpoint_id(c.id, nid) if ep else "", "Gateway": ep.get("gateway", ""),
                      "IPAddress": ep.get("ip", ""), "IPPrefixLen": ep.get("prefix", 0), "IPv6Gateway": "",
                      "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,

@@ -1115,6 +1115,25 @@ class ContainerService:
                 w.set_result(c.state)
         self.on_event("destroy", c, {})
 
+    async def remove_link(self, ref: str) -> None:
+        """`DELETE /containers/PARENT/ALIAS?link=1`: the parent's legacy link of that alias goes
+        (from HostConfig.Links and from its endpoints' links); dockerd's words when there is none."""
+        parent_ref, _, alias = ref.strip("/").rpartition("/")
+        if not parent_ref or not alias:
+            raise InvalidArgument(f"Conflict, cannot remove the default link name: {ref}")
+        c = self.lookup(parent_ref)
+        async with c.lock:
+            def other(x: str) -> bool:
+                return networking.parse_link(x)[1] != alias
+            links = list(c.cfg.host_config.get("Links") or [])
+            keep = [x for x in links if other(x)]
+            nets = {n: {**conf, "Links": [x for x in conf.get("Links") or [] if other(x)] or None}
+                    if conf.get("Links") else conf for n, conf in c.cfg.networks.items()}
+            if keep == links and nets == c.cfg.networks:
+                raise NotFound(f"Could not find entity for {ref}")
+            c.cfg = dataclasses.replace(c.cfg, host_config={**c.cfg.host_config, "Links": keep or None}, networks=nets)
+            self.meta.update_container_config(c.id, c.cfg.to_json())
+
     def rename(self, ref: str, new: str) -> None:
         """`POST /containers/{id}/rename`."""
         c = self.lookup(ref)

@@ -115,7 +115,8 @@ class Bridge:
 
     # --- endpoints ----------------------------------------------------------------------------------
     def attach(self, cid: str, sandbox: str, ifname: str, ports: list[tuple[str, int, str, int]],
-               want_ip: str = "", want_mac: str = "", route: bool = True) -> dict[str, Any]:
+               want_ip: str = "", want_mac: str = "", route: bool = True,
+               link_local: tuple[str, ...] = ()) -> dict[str, Any]:
         """Address, veth into the sandbox as `ifname` (with the default route when `route`),
         ports: the endpoint (all or nothing)."""
         if ports and self.cfg.internal:
@@ -128,7 +129,7 @@ class Bridge:
             published = self._reserve(cid, ports)
             ep["ports"] = [p.__dict__ for p in published]
             links.plug(sandbox, self.cfg.name, ep["veth"], ifname, ip, ep["prefix"],
-                       self.gateway if route and not self.cfg.internal else "", ep["mac"], self.cfg.mtu)
+                       self.gateway if route and not self.cfg.internal else "", ep["mac"], self.cfg.mtu, link_local)
             if self.cfg.iptables and published:
                 self.rules.publish(cid, ip, published)
         except BaseException:

@@ -112,9 +112,10 @@ def enslaved_to(bridge: str) -> list[str]:
 
 @_in_netlink_thread
 def plug(netns: str, bridge: str, host_name: str, ifname: str, address: str, prefix: int, gateway: str, mac: str,
-         mtu: int) -> None:
+         mtu: int, link_local: tuple[str, ...] = ()) -> None:
     """A veth pair: `host_name` on the bridge, the other end moved into the namespace as `ifname`
-    with the address, MAC and a default route via the gateway (none when it is ''); `lo` up."""
+    with the address (and link-local ones, /16), MAC and a default route via the gateway (none
+    when it is ''); `lo` up."""
     peer = "dyp" + host_name[2:]
     with ipr() as r:
         br = index(r, bridge)
@@ -148,6 +149,8 @@ def plug(netns: str, bridge: str, host_name: str, ifname: str, address: str, pre
             assert p is not None
             r.link("set", index=p, ifname=ifname, address=mac)
             r.addr("add", index=p, address=address, prefixlen=prefix)
+            for extra in link_local:
+                r.addr("add", index=p, address=extra, prefixlen=16)
             r.link("set", index=p, state="up")
             if gateway:
                 r.route("add", dst="0.0.0.0/0", gateway=gateway)

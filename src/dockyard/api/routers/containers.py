@@ -56,7 +56,7 @@ class ContainersRouter:
         r.add("GET", "/containers/{id}/attach/ws", self.attach_ws)
         r.add("POST", "/containers/{id}/resize", self.resize)
         r.add("GET", "/containers/{id}/logs", self.logs)
-        r.add("DELETE", "/containers/{id}", self.delete)
+        r.add("DELETE", "/containers/{id:.+}", self.delete)   # `parent/alias` with link=1
         r.add("GET", "/containers/{id}/export", self.export)
         r.add("GET", "/containers/{id}/changes", self.changes)
         r.add("HEAD", "/containers/{id}/archive", self.archive_head)
@@ -196,8 +196,15 @@ class ContainersRouter:
         return web.Response(status=204)
 
     async def delete(self, req: web.Request) -> web.Response:
-        """`DELETE /containers/{id}?force=&v=`."""
-        await self.c.remove(req.match_info["id"], force=params.qbool(req, "force"), volumes=params.qbool(req, "v"))
+        """`DELETE /containers/{id}?force=&v=`; with `link=1`, `{id}` is `parent/alias`: the
+        legacy link goes, the containers stay."""
+        ref = req.match_info["id"]
+        if params.qbool(req, "link"):
+            await self.c.remove_link(ref)
+            return web.Response(status=204)
+        if "/" in ref.strip("/"):
+            raise NotFound(f"No such container: {ref}")
+        await self.c.remove(ref.strip("/"), force=params.qbool(req, "force"), volumes=params.qbool(req, "v"))
         return web.Response(status=204)
 
     async def prune(self, req: web.Request) -> web.Response:
