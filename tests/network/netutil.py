@@ -10,7 +10,11 @@ import time
 
 def remove_bridge(name: str) -> None:
     subprocess.run(["ip", "link", "del", name], capture_output=True)
-    ipt = ["iptables", "-w"]
+    for tool in ("iptables", "ip6tables"):
+        _remove_rules(name, [tool, "-w"])
+
+
+def _remove_rules(name: str, ipt: list[str]) -> None:
     subprocess.run([*ipt, "-D", "FORWARD", "-m", "comment", "--comment", "dockyard", "-j", f"DY-FWD-{name}"],
                    capture_output=True)
     for chain in ("PREROUTING", "OUTPUT"):
@@ -48,8 +52,9 @@ def netns(d) -> list[str]:
 
 
 def rules() -> str:
-    return "".join(subprocess.run(["iptables", "-w", "-t", t, "-S"], capture_output=True, text=True).stdout
-                   for t in ("filter", "nat"))
+    """iptables' and ip6tables' filter and nat rules."""
+    return "".join(subprocess.run([tool, "-w", "-t", t, "-S"], capture_output=True, text=True).stdout
+                   for tool in ("iptables", "ip6tables") for t in ("filter", "nat"))
 
 
 def get(port: int, host: str = "127.0.0.1") -> str:

@@ -105,8 +105,9 @@ def _default_bridge(c: Container) -> dict[str, Any]:
     ep = c.state.endpoints.get("bridge") or {}
     nid = (c.cfg.networks.get("bridge") or {}).get("NetworkID", "")
     return {"EndpointID": networking.endpoint_id(c.id, nid) if ep else "", "Gateway": ep.get("gateway", ""),
-            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": ep.get("ip", ""),
-            "IPPrefixLen": ep.get("prefix", 0), "IPv6Gateway": "", "MacAddress": ep.get("mac", "")}
+            "GlobalIPv6Address": ep.get("ip6", ""), "GlobalIPv6PrefixLen": ep.get("prefix6", 0),
+            "IPAddress": ep.get("ip", ""), "IPPrefixLen": ep.get("prefix", 0), "IPv6Gateway": ep.get("gateway6", ""),
+            "MacAddress": ep.get("mac", "")}
 
 
 def _port_map(c: Container) -> dict[str, Any]:
@@ -114,9 +115,12 @@ def _port_map(c: Container) -> dict[str, Any]:
     if not c.state.endpoints:
         return {}
     out: dict[str, Any] = {k: None for k in c.cfg.config.get("ExposedPorts") or {}}
+    v6 = any(ep.get("ip6") for ep in c.state.endpoints.values())
     for p in networking.published(c):
         key = f"{p['container_port']}/{p['proto']}"
         out[key] = (out.get(key) or []) + [{"HostIp": p["host_ip"] or "0.0.0.0", "HostPort": str(p["host_port"])}]
+        if v6 and not p["host_ip"]:   # on every address: the IPv6 ones too, listed as dockerd lists them
+            out[key].append({"HostIp": "::", "HostPort": str(p["host_port"])})
     return out
 
 

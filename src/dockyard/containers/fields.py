@@ -228,8 +228,8 @@ def check_endpoint(where: str, ep: Any) -> None:
             if not isinstance(v, dict):
                 raise InvalidArgument(f"{where}.IPAMConfig must be an object")
             for ik, iv in v.items():
-                if ik not in ("IPv4Address", "LinkLocalIPs") and not empty(iv):
-                    raise InvalidArgument(f"{where}.IPAMConfig.{ik}: IPv6 addresses are not supported yet")
+                if ik not in ("IPv4Address", "IPv6Address", "LinkLocalIPs") and not empty(iv):
+                    raise InvalidArgument(f"{where}.IPAMConfig.{ik}: not supported")
         elif k == "DriverOpts" and not (isinstance(v, dict) and all(isinstance(x, str) for x in v.values())):
             raise InvalidArgument(f"{where}.DriverOpts must be an object of strings")
         elif k == "Links" and not (isinstance(v, list) and all(isinstance(x, str) for x in v)):

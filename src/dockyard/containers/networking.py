@@ -112,6 +112,18 @@ class ContainerNetworks:
                 raise InvalidArgument(f"invalid IPv4 address: {ip}") from None
             if a not in ipaddress.ip_network(net.bridge.subnet):
                 raise InvalidArgument(f"no configured subnet or ip-range contain the IP address {ip}")
+        ip6 = ipam.get("IPv6Address") or ""
+        if ip6:
+            if net.predefined and net.name != "bridge":
+                raise InvalidArgument("user specified IP address is supported on user defined networks only")
+            try:
+                a6 = ipaddress.ip_address(ip6)
+            except ValueError:
+                raise InvalidArgument(f"invalid IPv6 address: {ip6}") from None
+            if not net.bridge.subnet6:
+                raise InvalidArgument(f"network {net.name} has no IPv6: it cannot give {ip6}")
+            if a6 not in ipaddress.ip_network(net.bridge.subnet6):
+                raise InvalidArgument(f"no configured subnet or ip-range contain the IP address {ip6}")
         local = [str(x) for x in ipam.get("LinkLocalIPs") or []]
         for x in local:
             try:
@@ -126,7 +138,7 @@ class ContainerNetworks:
             raise InvalidArgument("links on the default bridge are HostConfig.Links (--link), not an endpoint's")
         for x in lnks:
             parse_link(x)
-        out_ipam = {k: v for k, v in (("IPv4Address", ip), ("LinkLocalIPs", local)) if v} or None
+        out_ipam = {k: v for k, v in (("IPv4Address", ip), ("IPv6Address", ip6), ("LinkLocalIPs", local)) if v} or None
         return {"Aliases": aliases or None, "IPAMConfig": out_ipam, "MacAddress": mac, "NetworkID": net.id,
                 "Links": lnks or None, "DriverOpts": dict(conf.get("DriverOpts") or {}) or None}
 
@@ -185,7 +197,8 @@ class ContainerNetworks:
         route = not net.bridge.cfg.internal and not any(ep.get("route") for ep in c.state.endpoints.values())
         ep = net.bridge.attach(c.id, c.state.sandbox, ifname, ports, (conf.get("IPAMConfig") or {}).get("IPv4Address") or "",
                                conf.get("MacAddress") or "", route,
-                               tuple((conf.get("IPAMConfig") or {}).get("LinkLocalIPs") or ()))
+                               tuple((conf.get("IPAMConfig") or {}).get("LinkLocalIPs") or ()),
+                               (conf.get("IPAMConfig") or {}).get("IPv6Address") or "")
         ep.update({"network_id": net.id, "route": route, "aliases": list(conf.get("Aliases") or [])})
         c.state.endpoints[net.name] = ep
         return ep
@@ -345,8 +358,9 @@ def settings(c: Container) -> dict[str, Any]:
         out[name] = {"IPAMConfig": conf.get("IPAMConfig"), "Links": conf.get("Links"), "Aliases": conf.get("Aliases"),
                      "MacAddress": ep.get("mac", ""), "DriverOpts": conf.get("DriverOpts"), "NetworkID": nid,
                      "EndpointID": endpoint_id(c.id, nid) if ep else "", "Gateway": ep.get("gateway", ""),
-                     "IPAddress": ep.get("ip", ""), "IPPrefixLen": ep.get("prefix", 0), "IPv6Gateway": "",
-                     "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+                     "IPAddress": ep.get("ip", ""), "IPPrefixLen": ep.get("prefix", 0),
+                     "IPv6Gateway": ep.get("gateway6", ""), "GlobalIPv6Address": ep.get("ip6", ""),
+                     "GlobalIPv6PrefixLen": ep.get("prefix6", 0),
                      "DNSNames": sorted(_dns_names(c, name)) if ep and name not in PREDEFINED else None}
     return out
 
@@ -363,7 +377,8 @@ def members(c_list: Iterable[Container], net: Network) -> dict[str, Any]:
         ep = c.state.endpoints.get(net.name) if c.state.running else None
         if ep:
             out[c.id] = {"Name": c.name, "EndpointID": endpoint_id(c.id, net.id), "MacAddress": ep["mac"],
-                         "IPv4Address": f"{ep['ip']}/{ep['prefix']}", "IPv6Address": ""}
+                         "IPv4Address": f"{ep['ip']}/{ep['prefix']}",
+                         "IPv6Address": f"{ep['ip6']}/{ep['prefix6']}" if ep.get("ip6") else ""}
     return out
 
 

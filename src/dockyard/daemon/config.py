@@ -42,6 +42,8 @@ class Config:
     bridge: str = "dockyard0"          # "none": no default bridge (containers get a namespace with lo only)
     bip: str = "172.29.0.1/16"
     fixed_cidr: str = ""               # where the default bridge's addresses come from (within bip's subnet)
+    ipv6: bool = False                 # IPv6 on the default bridge (needs fixed_cidr_v6)
+    fixed_cidr_v6: str = ""            # the default bridge's IPv6 subnet (its gateway is the first address)
     mtu: int = 0
     icc: bool = True
     iptables: bool = True
@@ -92,6 +94,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-b", "--bridge", dest="bridge", help="the default bridge's name, or none (default dockyard0)")
     p.add_argument("--bip", dest="bip", help="the default bridge's address and prefix (default 172.29.0.1/16)")
     p.add_argument("--mtu", dest="mtu", type=int, help="MTU of the bridge and the containers' eth0")
+    p.add_argument("--ipv6", dest="ipv6", nargs="?", const="true", choices=("true", "false"),
+                   help="IPv6 on the default bridge (with --fixed-cidr-v6)")
+    p.add_argument("--fixed-cidr-v6", dest="fixed_cidr_v6", help="the default bridge's IPv6 subnet (a ULA /64, say)")
     p.add_argument("--fixed-cidr", dest="fixed_cidr", help="the default bridge hands out addresses from this "
                    "range only (within --bip's subnet)")
     for flag in ("icc", "iptables", "ip-forward"):
@@ -115,7 +120,8 @@ _JSON_KEYS = {"hosts": "hosts", "data-root": "data_root", "exec-root": "exec_roo
               "registry-certs-dir": "registry_certs_dir", "insecure-loopback": "insecure_loopback",
               "max-concurrent-downloads": "max_concurrent_downloads",
               "max-concurrent-uploads": "max_concurrent_uploads", "bridge": "bridge", "bip": "bip", "mtu": "mtu",
-              "fixed-cidr": "fixed_cidr", "icc": "icc", "iptables": "iptables", "ip-forward": "ip_forward",
+              "fixed-cidr": "fixed_cidr", "ipv6": "ipv6", "fixed-cidr-v6": "fixed_cidr_v6", "icc": "icc",
+              "iptables": "iptables", "ip-forward": "ip_forward",
               "init": "init", "init-path": "init_path"}
 
 
@@ -190,10 +196,10 @@ def load(argv: list[str] | None = None) -> Config:
         v = getattr(cfg, attr)
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise InvalidArgument(f"{attr.replace('_', '-')} must be a positive integer, not {v!r}")
-    for attr in ("bridge", "bip", "mtu", "fixed_cidr"):
+    for attr in ("bridge", "bip", "mtu", "fixed_cidr", "fixed_cidr_v6"):
         if getattr(ns, attr) is not None:
             setattr(cfg, attr, getattr(ns, attr))
-    for attr in ("icc", "iptables", "ip_forward"):
+    for attr in ("icc", "iptables", "ip_forward", "ipv6"):
         if getattr(ns, attr) is not None:
             setattr(cfg, attr, getattr(ns, attr) == "true")
         if not isinstance(getattr(cfg, attr), bool):
@@ -266,4 +272,17 @@ def bridge_config(cfg: Config) -> Any:
         if rng.version != 4 or not rng.subnet_of(iface.network):
             raise InvalidArgument(f"fixed-cidr {rng}: not within the bridge's subnet {iface.network}")
         fixed = str(rng)
-    return BridgeConfig(cfg.bridge, str(cfg.bip), cfg.mtu, cfg.icc, cfg.iptables, cfg.ip_forward, ip_range=fixed)
+    bip6 = ""
+    if cfg.ipv6:   # dockerd's rule: the default bridge's IPv6 subnet is --fixed-cidr-v6, its gateway the first address
+        try:
+            net6 = ipaddress.ip_network(str(cfg.fixed_cidr_v6), strict=False)
+        except ValueError:
+            raise InvalidArgument(f"ipv6: give the default bridge an IPv6 subnet with --fixed-cidr-v6 (not "
+                                  f"{cfg.fixed_cidr_v6!r})") from None
+        if net6.version != 6 or net6.prefixlen > 124:
+            raise InvalidArgument(f"fixed-cidr-v6 {cfg.fixed_cidr_v6!r}: want an IPv6 network of at most /124")
+        bip6 = f"{net6.network_address + 1}/{net6.prefixlen}"
+    elif cfg.fixed_cidr_v6:
+        raise InvalidArgument("fixed-cidr-v6 is for the default bridge's IPv6: it needs --ipv6")
+    return BridgeConfig(cfg.bridge, str(cfg.bip), cfg.mtu, cfg.icc, cfg.iptables, cfg.ip_forward, ip_range=fixed,
+                        bip6=bip6)

@@ -35,6 +35,8 @@ class BridgeConfig:
     masquerade: bool = True
     ip_range: str = ""            # where dynamic addresses come from (IPAM IPRange)
     reserved: tuple[str, ...] = ()   # IPAM AuxiliaryAddresses
+    bip6: str = ""                # IPv6: the gateway's address and prefix on the bridge ('' = no IPv6)
+    ip_range6: str = ""           # where dynamic IPv6 addresses come from
 
 
 def parse_ports(host_config: dict[str, Any], exposed: dict[str, Any]) -> list[tuple[str, int, str, int]]:
@@ -57,8 +59,7 @@ def parse_ports(host_config: dict[str, Any], exposed: dict[str, Any]) -> list[tu
             ip = str((b or {}).get("HostIp") or "")
             if ip:
                 try:
-                    if ipaddress.ip_address(ip).version != 4:
-                        raise InvalidArgument(f"HostIp {ip}: IPv6 is not supported yet")
+                    ipaddress.ip_address(ip)
                 except ValueError:
                     raise InvalidArgument(f"invalid HostIp {ip!r}") from None
             out.append((ip, int(hp), proto, int(port)))
@@ -78,6 +79,14 @@ class Bridge:
         self.gateway, self.subnet = str(iface.ip), str(iface.network)
         self.pool = Pool(self.subnet, self.gateway, cfg.ip_range, cfg.reserved)
         self.rules = firewall.Rules(cfg.name, self.subnet, cfg.icc, cfg.internal, cfg.masquerade)
+        self.gateway6 = self.subnet6 = ""
+        self.pool6: Pool | None = None
+        self.rules6: firewall.Rules | None = None
+        if cfg.bip6:
+            iface6 = ipaddress.ip_interface(cfg.bip6)
+            self.gateway6, self.subnet6 = str(iface6.ip), str(iface6.network)
+            self.pool6 = Pool(self.subnet6, self.gateway6, cfg.ip_range6, cfg.reserved)
+            self.rules6 = firewall.Rules(cfg.name, self.subnet6, cfg.icc, cfg.internal, cfg.masquerade, tool="ip6tables")
         self.reserved: dict[str, list[socket.socket]] = {}   # container → sockets holding its host ports
 
     # --- the bridge itself ------------------------------------------------------------------------
@@ -86,39 +95,58 @@ class Bridge:
         if self.cfg.ip_forward:
             firewall.set_sysctl("net.ipv4.ip_forward", "1")
         firewall.set_sysctl(f"net.ipv4.conf.{self.cfg.name}.route_localnet", "1")   # DNAT from 127.0.0.1
+        if self.rules6 is not None:
+            self._setup6()
         if self.cfg.iptables:
             self.rules.install()
+            if self.rules6 is not None:
+                self.rules6.install()
+
+    def _setup6(self) -> None:
+        firewall.set_sysctl(f"net.ipv6.conf.{self.cfg.name}.disable_ipv6", "0")
+        links.add_address(self.cfg.name, self.gateway6, ipaddress.ip_network(self.subnet6).prefixlen)
+        if self.cfg.ip_forward:   # as dockerd with --ipv6: the host forwards IPv6 (DNAT'd ports, routed traffic)
+            firewall.set_sysctl("net.ipv6.conf.all.forwarding", "1")
 
     def teardown(self) -> None:
         """The bridge and its rules (when no container of ours is on it)."""
         if self.cfg.iptables:
             self.rules.remove()
+            if self.rules6 is not None:
+                self.rules6.remove()
         links.delete_link(self.cfg.name)
 
     def intact(self, endpoints: dict[str, dict[str, Any]]) -> bool:
         """Whether the bridge and every rule of ours are there for these (running) endpoints."""
         if links.index_of(self.cfg.name) is None:
             return False
-        return not self.cfg.iptables or self.rules.intact(sum(len(ep.get("ports") or []) for ep in endpoints.values()))
+        if not self.cfg.iptables:
+            return True
+        n6 = sum(len(self._ports6(ep)) for ep in endpoints.values())
+        return self.rules.intact(sum(len(ep.get("ports") or []) for ep in endpoints.values())) and \
+            (self.rules6 is None or self.rules6.intact(n6))
 
     def repair(self, endpoints: dict[str, dict[str, Any]]) -> None:
         """Make the bridge and the rules again (someone flushed the firewall or deleted the link)."""
         links.ensure_bridge(self.cfg.name, self.gateway, ipaddress.ip_network(self.subnet).prefixlen, self.cfg.mtu)
+        if self.rules6 is not None:
+            self._setup6()
         if not self.cfg.iptables:
             return
         self.rules.install()
         self.rules.flush_ports()
+        if self.rules6 is not None:
+            self.rules6.install()
+            self.rules6.flush_ports()
         for cid, ep in endpoints.items():
-            ports = [Port(**p) for p in ep.get("ports") or []]
-            if ports:
-                self.rules.publish(cid, ep["ip"], ports)
+            self._publish(cid, ep)
 
     # --- endpoints ----------------------------------------------------------------------------------
     def attach(self, cid: str, sandbox: str, ifname: str, ports: list[tuple[str, int, str, int]],
                want_ip: str = "", want_mac: str = "", route: bool = True,
-               link_local: tuple[str, ...] = ()) -> dict[str, Any]:
-        """Address, veth into the sandbox as `ifname` (with the default route when `route`),
-        ports: the endpoint (all or nothing)."""
+               link_local: tuple[str, ...] = (), want_ip6: str = "") -> dict[str, Any]:
+        """Address (and an IPv6 one on an IPv6 network), veth into the sandbox as `ifname` (with
+        the default routes when `route`), ports: the endpoint (all or nothing)."""
         if ports and self.cfg.internal:
             raise InvalidArgument("published ports (-p, -P) cannot reach a container on an internal network")
         ip = self.pool.take(cid, want_ip)
@@ -126,16 +154,35 @@ class Bridge:
                               "mac": want_mac or _mac(ip), "veth": veth_name(cid, self.cfg.name), "ifname": ifname,
                               "bridge": self.cfg.name, "ports": []}
         try:
+            v6 = None
+            if self.pool6 is not None:
+                ep.update(ip6=self.pool6.take(cid, want_ip6), gateway6=self.gateway6,
+                          prefix6=ipaddress.ip_network(self.subnet6).prefixlen)
+                v6 = (ep["ip6"], ep["prefix6"], self.gateway6 if route and not self.cfg.internal else "")
             published = self._reserve(cid, ports)
             ep["ports"] = [p.__dict__ for p in published]
             links.plug(sandbox, self.cfg.name, ep["veth"], ifname, ip, ep["prefix"],
-                       self.gateway if route and not self.cfg.internal else "", ep["mac"], self.cfg.mtu, link_local)
-            if self.cfg.iptables and published:
-                self.rules.publish(cid, ip, published)
+                       self.gateway if route and not self.cfg.internal else "", ep["mac"], self.cfg.mtu, link_local, v6)
+            self._publish(cid, ep)
         except BaseException:
             self.detach(cid, ep)
             raise
         return ep
+
+    def _ports6(self, ep: dict[str, Any]) -> list[Port]:
+        """The published ports an IPv6 rule serves: those on every address or on an IPv6 one."""
+        if not ep.get("ip6"):
+            return []
+        return [Port(**p) for p in ep.get("ports") or [] if not p["host_ip"] or ":" in p["host_ip"]]
+
+    def _publish(self, cid: str, ep: dict[str, Any]) -> None:
+        if not self.cfg.iptables:
+            return
+        v4 = [Port(**p) for p in ep.get("ports") or [] if ":" not in p["host_ip"]]
+        if v4:
+            self.rules.publish(cid, ep["ip"], v4)
+        if self.rules6 is not None and self._ports6(ep):
+            self.rules6.publish(cid, ep["ip6"], self._ports6(ep))
 
     def _reserve(self, cid: str, ports: list[tuple[str, int, str, int]]) -> list[Port]:
         """Bind each host port (a random one for port 0) and keep the socket, so nothing else on
@@ -144,13 +191,18 @@ class Bridge:
         out: list[Port] = []
         self.reserved[cid] = held
         for ip, hp, proto, cp in ports:
+            if ":" in ip and self.pool6 is None:
+                raise InvalidArgument(f"HostIp {ip}: the network has no IPv6 to publish on")
             try:
                 s = _bind(ip, hp, proto)
+                held.append(s)
+                port = s.getsockname()[1]
+                if not ip and self.pool6 is not None:   # on every address: the IPv6 ones too
+                    held.append(_bind("::", port, proto))
             except OSError:
                 raise Conflict(f"driver failed programming external connectivity on endpoint {cid[:12]}: "
                                f"Bind for {ip or '0.0.0.0'}:{hp} failed: port is already allocated") from None
-            held.append(s)
-            out.append(Port(ip, s.getsockname()[1], proto, cp))
+            out.append(Port(ip, port, proto, cp))
         return out
 
     def detach(self, cid: str, ep: dict[str, Any], unplug: bool = True) -> None:
@@ -158,29 +210,39 @@ class Bridge:
         it (the kernel does that on its own time); `unplug` also deletes it now — deleting a link
         waits for the kernel (~20 ms), so the daemon does that off a container's exit path."""
         if ep.get("ports") and self.cfg.iptables:
-            self.rules.unpublish(cid, ep["ip"], [Port(**p) for p in ep["ports"]])
+            self.rules.unpublish(cid, ep["ip"], [Port(**p) for p in ep["ports"] if ":" not in p["host_ip"]])
+            if self.rules6 is not None and self._ports6(ep):
+                self.rules6.unpublish(cid, ep["ip6"], self._ports6(ep))
         for s in self.reserved.pop(cid, []):
             s.close()
         if unplug and ep.get("veth"):
             links.delete_link(ep["veth"])
         if ep.get("ip"):
             self.pool.give_back(ep["ip"])
+        if ep.get("ip6") and self.pool6 is not None:
+            self.pool6.give_back(ep["ip6"])
 
     def restore(self, endpoints: dict[str, dict[str, Any]]) -> None:
         """Start-up: the running containers' endpoints keep their addresses and ports; every
         other veth on this bridge and port rule of ours goes."""
         if self.cfg.iptables:
             self.rules.flush_ports()
+            if self.rules6 is not None:
+                self.rules6.flush_ports()
         for cid, ep in endpoints.items():
             self.pool.take(cid, ep["ip"])
+            if ep.get("ip6") and self.pool6 is not None:
+                self.pool6.take(cid, ep["ip6"])
             ports = [Port(**p) for p in ep.get("ports") or []]
             held: list[socket.socket] = []
             for p in ports:
                 with contextlib.suppress(OSError):   # taken meanwhile: the rule stands all the same
                     held.append(_bind(p.host_ip, p.host_port, p.proto))
+                if not p.host_ip and ep.get("ip6"):
+                    with contextlib.suppress(OSError):
+                        held.append(_bind("::", p.host_port, p.proto))
             self.reserved[cid] = held
-            if self.cfg.iptables and ports:
-                self.rules.publish(cid, ep["ip"], ports)
+            self._publish(cid, ep)
         keep_veths = {ep.get("veth") for ep in endpoints.values()}
         for name in links.enslaved_to(self.cfg.name):
             if name not in keep_veths:
@@ -190,8 +252,11 @@ class Bridge:
 def _bind(ip: str, port: int, proto: str) -> socket.socket:
     """A socket bound to the host port (0: a free one), holding it."""
     kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
-    s = socket.socket(socket.AF_INET, kind, socket.IPPROTO_SCTP if proto == "sctp" else 0)
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    s = socket.socket(family, kind, socket.IPPROTO_SCTP if proto == "sctp" else 0)
     try:
+        if family == socket.AF_INET6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         s.bind((ip or "0.0.0.0", port))
     except OSError:
         s.close()

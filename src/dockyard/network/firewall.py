@@ -12,6 +12,8 @@
   dropped (networks are isolated), as dockerd's DOCKER-ISOLATION-STAGE-1/2. An internal network's
   DY-FWD drops whatever leaves or enters the bridge, and it has no MASQUERADE.
 
+A bridge with IPv6 has the same rules in ip6tables (`Rules(..., tool="ip6tables")`).
+
 Blocking (subprocesses): run in worker threads."""
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ COMMENT = ["-m", "comment", "--comment", "dockyard"]
 _lock = threading.Lock()   # iptables -w serializes with other programs; this with ourselves
 
 
-def _ipt(*args: str, check: bool = True) -> bool:
-    p = subprocess.run(["iptables", "-w", "5", *args], capture_output=True, text=True)
+def _ipt(*args: str, check: bool = True, tool: str = "iptables") -> bool:
+    p = subprocess.run([tool, "-w", "5", *args], capture_output=True, text=True)
     if p.returncode != 0 and check:
-        raise SystemError_(f"iptables {' '.join(args)}: {p.stderr.strip()}")
+        raise SystemError_(f"{tool} {' '.join(args)}: {p.stderr.strip()}")
     return p.returncode == 0
 
 
@@ -51,10 +53,13 @@ class Rules:
     it; `masquerade`: traffic leaving the subnet is masqueraded."""
 
     def __init__(self, bridge: str, subnet: str, icc: bool = True, internal: bool = False,
-                 masquerade: bool = True) -> None:
-        self.bridge, self.subnet, self.icc = bridge, subnet, icc
+                 masquerade: bool = True, tool: str = "iptables") -> None:
+        self.bridge, self.subnet, self.icc, self.tool = bridge, subnet, icc, tool
         self.internal, self.masquerade = internal, masquerade
         self.fwd, self.nat, self.post = f"DY-FWD-{bridge}", f"DY-NAT-{bridge}", f"DY-POST-{bridge}"
+
+    def _t(self, *args: str, check: bool = True) -> bool:
+        return _ipt(*args, check=check, tool=self.tool)
 
     def _jumps(self) -> list[tuple[str, str, list[str]]]:
         """(table, chain, rule) of each jump to our chains; the rule's target comes last."""
@@ -94,29 +99,29 @@ class Rules:
         """Chains, their fixed rules and the jumps to them (idempotent; the port rules are kept)."""
         with _lock:
             for table, chain in (("filter", self.fwd), ("nat", self.nat), ("nat", self.post)):
-                _ipt("-t", table, "-N", chain, check=False)
+                self._t("-t", table, "-N", chain, check=False)
             for table, chain in (("filter", self.fwd), ("nat", self.post)):
-                _ipt("-t", table, "-F", chain)
+                self._t("-t", table, "-F", chain)
             for rule in self._forward():
-                _ipt("-t", "filter", "-A", self.fwd, *rule, *COMMENT)
+                self._t("-t", "filter", "-A", self.fwd, *rule, *COMMENT)
             for rule in self._postrouting():
-                _ipt("-t", "nat", "-A", self.post, *rule, *COMMENT)
+                self._t("-t", "nat", "-A", self.post, *rule, *COMMENT)
             for table, chain, rule in self._jumps():
-                if not _ipt("-t", table, "-C", chain, *rule, *COMMENT, check=False):
-                    _ipt("-t", table, "-I", chain, "1", *rule, *COMMENT)
+                if not self._t("-t", table, "-C", chain, *rule, *COMMENT, check=False):
+                    self._t("-t", table, "-I", chain, "1", *rule, *COMMENT)
             for chain in (ISO1, ISO2):
-                _ipt("-N", chain, check=False)
+                self._t("-N", chain, check=False)
             for chain, rule in self._isolation():
-                if not _ipt("-C", chain, *rule, *COMMENT, check=False):
-                    _ipt("-I", chain, "1", *rule, *COMMENT)
-            _first_in_forward()
+                if not self._t("-C", chain, *rule, *COMMENT, check=False):
+                    self._t("-I", chain, "1", *rule, *COMMENT)
+            _first_in_forward(self.tool)
 
     def intact(self, ports: int) -> bool:
         """Whether every jump and rule of ours is still there (`iptables -F`, `nft flush ruleset`
         or a firewalld reload remove them); `ports`: how many DNAT rules there should be."""
         with _lock:
-            filt = subprocess.run(["iptables", "-w", "5", "-S"], capture_output=True, text=True).stdout
-            nat = subprocess.run(["iptables", "-w", "5", "-t", "nat", "-S"], capture_output=True, text=True).stdout
+            filt = subprocess.run([self.tool, "-w", "5", "-S"], capture_output=True, text=True).stdout
+            nat = subprocess.run([self.tool, "-w", "5", "-t", "nat", "-S"], capture_output=True, text=True).stdout
         text = filt + nat
         wanted = [self._listed(chain, rule) for _, chain, rule in self._jumps()]
         wanted += [self._listed(chain, rule) for chain, rule in self._isolation()]
@@ -129,27 +134,28 @@ class Rules:
         """Jumps, then chains (with their rules); the isolation chains when no bridge uses them."""
         with _lock:
             for table, chain, rule in self._jumps():
-                while _ipt("-t", table, "-D", chain, *rule, *COMMENT, check=False):
+                while self._t("-t", table, "-D", chain, *rule, *COMMENT, check=False):
                     pass
             for table, chain in (("filter", self.fwd), ("nat", self.nat), ("nat", self.post)):
-                _ipt("-t", table, "-F", chain, check=False)
-                _ipt("-t", table, "-X", chain, check=False)
+                self._t("-t", table, "-F", chain, check=False)
+                self._t("-t", table, "-X", chain, check=False)
             for chain, rule in self._isolation():
-                while _ipt("-D", chain, *rule, *COMMENT, check=False):
+                while self._t("-D", chain, *rule, *COMMENT, check=False):
                     pass
-            listed = subprocess.run(["iptables", "-w", "5", "-S", ISO1], capture_output=True, text=True).stdout
+            listed = subprocess.run([self.tool, "-w", "5", "-S", ISO1], capture_output=True, text=True).stdout
             if "-A " not in listed:
-                while _ipt("-D", "FORWARD", "-j", ISO1, *COMMENT, check=False):
+                while self._t("-D", "FORWARD", "-j", ISO1, *COMMENT, check=False):
                     pass
                 for chain in (ISO1, ISO2):
-                    _ipt("-F", chain, check=False)
-                    _ipt("-X", chain, check=False)
+                    self._t("-F", chain, check=False)
+                    self._t("-X", chain, check=False)
 
     def _port_rule(self, cid: str, ip: str, p: Port) -> list[str]:
         rule = ["-p", p.proto]
         if p.host_ip and p.host_ip not in ("0.0.0.0", "::"):
             rule += ["-d", p.host_ip]
-        return [*rule, "--dport", str(p.host_port), "-j", "DNAT", "--to-destination", f"{ip}:{p.container_port}",
+        to = f"[{ip}]:{p.container_port}" if ":" in ip else f"{ip}:{p.container_port}"
+        return [*rule, "--dport", str(p.host_port), "-j", "DNAT", "--to-destination", to,
                 "-m", "comment", "--comment", f"dockyard:{cid[:12]}"]
 
     def publish(self, cid: str, ip: str, ports: list[Port]) -> None:
@@ -158,7 +164,7 @@ class Rules:
         try:
             with _lock:
                 for p in ports:
-                    _ipt("-t", "nat", "-A", self.nat, *self._port_rule(cid, ip, p))
+                    self._t("-t", "nat", "-A", self.nat, *self._port_rule(cid, ip, p))
                     done.append(p)
         except BaseException:
             self.unpublish(cid, ip, done)
@@ -167,21 +173,21 @@ class Rules:
     def unpublish(self, cid: str, ip: str, ports: list[Port]) -> None:
         with _lock:
             for p in ports:
-                _ipt("-t", "nat", "-D", self.nat, *self._port_rule(cid, ip, p), check=False)
+                self._t("-t", "nat", "-D", self.nat, *self._port_rule(cid, ip, p), check=False)
 
     def flush_ports(self) -> None:
         """Drop every port rule (start-up: they are made again for the running containers)."""
         with _lock:
-            _ipt("-t", "nat", "-F", self.nat, check=False)
+            self._t("-t", "nat", "-F", self.nat, check=False)
 
 
-def _first_in_forward() -> None:
+def _first_in_forward(tool: str = "iptables") -> None:
     """The jump to the isolation chain is FORWARD's first rule (before any accept of ours)."""
-    first = subprocess.run(["iptables", "-w", "5", "-S", "FORWARD", "1"], capture_output=True, text=True).stdout
+    first = subprocess.run([tool, "-w", "5", "-S", "FORWARD", "1"], capture_output=True, text=True).stdout
     if first.strip() != Rules._listed("FORWARD", ["-j", ISO1]):
-        while _ipt("-D", "FORWARD", "-j", ISO1, *COMMENT, check=False):
+        while _ipt("-D", "FORWARD", "-j", ISO1, *COMMENT, check=False, tool=tool):
             pass
-        _ipt("-I", "FORWARD", "1", "-j", ISO1, *COMMENT)
+        _ipt("-I", "FORWARD", "1", "-j", ISO1, *COMMENT, tool=tool)
 
 
 def set_sysctl(name: str, value: str) -> None:

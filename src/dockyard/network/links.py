@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +20,8 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from ..errors import Conflict, SystemError_
 from .netns import made_in
+
+IFA_F_NODAD = 0x02
 
 # every netlink call runs in this one thread: pyroute2 keeps an event loop per thread, and its
 # objects made in one pool thread and freed in another crashed the interpreter (segfaults seen in CI)
@@ -79,6 +82,21 @@ def ensure_bridge(name: str, address: str, prefix: int, mtu: int) -> None:
 
 
 @_in_netlink_thread
+def add_address(name: str, address: str, prefix: int) -> None:
+    """An (IPv6) address on a host link, without duplicate address detection; kept if there."""
+    with ipr() as r:
+        idx = index(r, name)
+        if idx is None:
+            raise SystemError_(f"link {name} is missing")
+        have = {a.get_attr("IFA_ADDRESS") for a in r.get_addr(index=idx, family=socket.AF_INET6)}
+        if address not in have:
+            try:
+                r.addr("add", index=idx, address=address, prefixlen=prefix, flags=IFA_F_NODAD)
+            except NetlinkError as e:
+                raise Conflict(f"{name}: cannot add {address}/{prefix}: {e}") from None
+
+
+@_in_netlink_thread
 def index_of(name: str) -> int | None:
     """A host link's index, None if there is none."""
     with ipr() as r:
@@ -112,7 +130,7 @@ def enslaved_to(bridge: str) -> list[str]:
 
 @_in_netlink_thread
 def plug(netns: str, bridge: str, host_name: str, ifname: str, address: str, prefix: int, gateway: str, mac: str,
-         mtu: int, link_local: tuple[str, ...] = ()) -> None:
+         mtu: int, link_local: tuple[str, ...] = (), v6: tuple[str, int, str] | None = None) -> None:
     """A veth pair: `host_name` on the bridge, the other end moved into the namespace as `ifname`
     with the address (and link-local ones, /16), MAC and a default route via the gateway (none
     when it is ''); `lo` up."""
@@ -151,25 +169,33 @@ def plug(netns: str, bridge: str, host_name: str, ifname: str, address: str, pre
             r.addr("add", index=p, address=address, prefixlen=prefix)
             for extra in link_local:
                 r.addr("add", index=p, address=extra, prefixlen=16)
+            if v6 is not None:   # no duplicate address detection: the address is usable at once
+                r.addr("add", index=p, address=v6[0], prefixlen=v6[1], flags=IFA_F_NODAD)
             r.link("set", index=p, state="up")
             if gateway:
                 r.route("add", dst="0.0.0.0/0", gateway=gateway)
+            if v6 is not None and v6[2]:
+                r.route("add", dst="::/0", gateway=v6[2], family=socket.AF_INET6)
     except BaseException:
         delete_link(host_name)
         raise
 
 
 @_in_netlink_thread
-def host_networks() -> list[str]:
-    """The IPv4 networks the host routes to or has addresses in (a new network must not overlap)."""
+def host_networks(version: int = 4) -> list[str]:
+    """The networks (IPv4, or IPv6 but link-local ones) the host routes to or has addresses in:
+    a new network must not overlap them."""
+    family = socket.AF_INET if version == 4 else socket.AF_INET6
     out = set()
     with ipr() as r:
-        for rt in r.get_routes(family=2, table=254):
+        for rt in r.get_routes(family=family, table=254):
             dst, plen = rt.get_attr("RTA_DST"), rt["dst_len"]
-            if dst and plen:
+            if dst and plen and not str(dst).startswith("fe80"):
                 out.add(f"{dst}/{plen}")
-        for a in r.get_addr(family=2):
-            out.add(f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}")
+        for a in r.get_addr(family=family):
+            addr = str(a.get_attr("IFA_ADDRESS"))
+            if not addr.startswith("fe80") and addr != "::1":
+                out.add(f"{addr}/{a['prefixlen']}")
     return sorted(out)
 
 

@@ -83,6 +83,9 @@ class Networks:
                 rec["IPAM"]["Config"] = [{"Subnet": br.subnet, "Gateway": br.gateway}]
                 if default.ip_range:
                     rec["IPAM"]["Config"][0]["IPRange"] = default.ip_range
+                if br.subnet6:
+                    rec["IPAM"]["Config"].append({"Subnet": br.subnet6, "Gateway": br.gateway6})
+                    rec["EnableIPv6"] = True
                 rec["Options"] = {_OPT + "bridge.default_bridge": "true",
                                   _OPT + "bridge.enable_icc": str(default.icc).lower(),
                                   _OPT + "bridge.enable_ip_masquerade": "true",
@@ -139,8 +142,7 @@ class Networks:
         driver = body.get("Driver") or "bridge"
         if driver != "bridge":
             raise InvalidArgument(f"network driver {driver!r}: only bridge networks are supported")
-        for k, why in (("EnableIPv6", "IPv6 networks are not supported yet"), ("Ingress", "ingress is for swarm"),
-                       ("ConfigOnly", "config-only networks are not supported")):
+        for k, why in (("Ingress", "ingress is for swarm"), ("ConfigOnly", "config-only networks are not supported")):
             if body.get(k):
                 raise InvalidArgument(f"{k}: {why}")
         if (body.get("ConfigFrom") or {}).get("Network"):
@@ -158,9 +160,12 @@ class Networks:
             if name in PREDEFINED or any(n.name == name for n in self.by_id.values()):
                 raise Conflict(f"network with name {name} already exists")
             ident = secrets.token_hex(32)
-            ipam = self._ipam(body.get("IPAM") or {})
+            ipam = self._ipam(body.get("IPAM") or {}, bool(body.get("EnableIPv6")))
             rec = _record(name, ident, created, "bridge", IPAM=ipam, Internal=body.get("Internal"),
                           Attachable=body.get("Attachable"), Options=opts, Labels=labels)
+            # a network with an IPv6 pool has IPv6 (dockerd would keep such a pool and use it only
+            # with EnableIPv6: here nothing asked for is left unused)
+            rec["EnableIPv6"] = len(ipam["Config"]) > 1
             cfg = self._bridge_config(rec)
             if any(n.bridge is not None and n.bridge.cfg.name == cfg.name for n in self.by_id.values()):
                 raise Conflict(f"bridge name {cfg.name} is in use by another network")
@@ -199,28 +204,79 @@ class Networks:
     def _bridge_config(self, rec: dict[str, Any]) -> BridgeConfig:
         opts = rec.get("Options") or {}
         conf = (rec["IPAM"].get("Config") or [{}])[0]
+        conf6: dict[str, Any] = next((c for c in rec["IPAM"].get("Config") or [] if ":" in c.get("Subnet", "")), {})
         prefix = ipaddress.ip_network(conf["Subnet"]).prefixlen
         mtu = opts.get(_OPT + "driver.mtu")
-        aux = (conf.get("AuxiliaryAddresses") or {}).values()
+        aux = [*(conf.get("AuxiliaryAddresses") or {}).values(), *(conf6.get("AuxiliaryAddresses") or {}).values()]
         return BridgeConfig(name=opts.get(_OPT + "bridge.name") or f"br-{rec['Id'][:12]}",
                             bip=f"{conf['Gateway']}/{prefix}", mtu=int(mtu) if mtu else self.mtu,
                             icc=_flag(opts, "bridge.enable_icc"), iptables=self.iptables, ip_forward=self.ip_forward,
                             internal=bool(rec.get("Internal")), masquerade=_flag(opts, "bridge.enable_ip_masquerade"),
-                            ip_range=conf.get("IPRange") or "", reserved=tuple(str(a) for a in aux))
+                            ip_range=conf.get("IPRange") or "", reserved=tuple(str(a) for a in aux),
+                            bip6=f"{conf6['Gateway']}/{ipaddress.ip_network(conf6['Subnet']).prefixlen}" if conf6 else "",
+                            ip_range6=conf6.get("IPRange") or "")
 
-    def _ipam(self, ipam: dict[str, Any]) -> dict[str, Any]:
-        """IPAM with one IPv4 pool (a free one of dockerd's default pools when none is asked)."""
+    def _ipam(self, ipam: dict[str, Any], ipv6: bool = False) -> dict[str, Any]:
+        """IPAM with one IPv4 pool (a free one of dockerd's default pools when none is asked) and,
+        for IPv6, one IPv6 pool (which must be given: there is no default IPv6 pool)."""
         if (ipam.get("Driver") or "default") != "default":
             raise InvalidArgument(f"IPAM driver {ipam['Driver']!r}: only the default IPAM driver is supported")
         options = ipam.get("Options")
         if options is not None and (not isinstance(options, dict) or not all(isinstance(v, str) for v in options.values())):
             raise InvalidArgument("IPAM.Options must be an object of strings")
-        configs = ipam.get("Config") or []
-        if len(configs) > 1:
-            raise InvalidArgument("IPAM.Config: one IPv4 pool per network is supported")
+        configs = [dict(c) for c in ipam.get("Config") or []]
+        v6 = [c for c in configs if ":" in str(c.get("Subnet") or "")]
+        v4 = [c for c in configs if c not in v6]
+        if len(v4) > 1 or len(v6) > 1:
+            raise InvalidArgument("IPAM.Config: one IPv4 and one IPv6 pool per network are supported")
+        if ipv6 and not v6:
+            raise InvalidArgument("EnableIPv6: give the network an IPv6 subnet (IPAM.Config, --subnet): "
+                                  "there is no default IPv6 pool")
+        out = [self._pool4(v4[0] if v4 else {})]
+        if v6:
+            out.append(self._pool6(v6[0]))
+        # the default IPAM driver's options are recorded and reported, as dockerd's default driver does
+        return {"Driver": "default", "Options": dict(options) if options else None, "Config": out}
+
+    def _pool6(self, conf: dict[str, Any]) -> dict[str, Any]:
+        unknown = set(conf) - {"Subnet", "IPRange", "Gateway", "AuxiliaryAddresses"}
+        if unknown:
+            raise InvalidArgument(f"IPAM.Config.{sorted(unknown)[0]}: not supported")
+        try:
+            net = ipaddress.ip_network(conf["Subnet"], strict=False)
+        except ValueError:
+            raise InvalidArgument(f"invalid subnet {conf['Subnet']!r}") from None
+        if net.prefixlen > 124:
+            raise InvalidArgument(f"subnet {net}: too small (at most /124)")
+        taken = [ipaddress.ip_network(n.bridge.subnet6) for n in self.bridges() if n.bridge is not None and n.bridge.subnet6]
+        host = [ipaddress.ip_network(x, strict=False) for x in links.host_networks(6)]
+        if any(net.overlaps(t) for t in taken + host):
+            raise PermissionDenied("Pool overlaps with other one on this address space")
+        out: dict[str, Any] = {"Subnet": str(net)}
+        if conf.get("IPRange"):
+            try:
+                rng = ipaddress.ip_network(conf["IPRange"], strict=False)
+            except ValueError:
+                raise InvalidArgument(f"invalid ip-range {conf['IPRange']!r}") from None
+            if rng.version != 6 or not rng.subnet_of(net):   # type: ignore[arg-type]
+                raise InvalidArgument(f"ip-range {rng} is not within the subnet {net}")
+            out["IPRange"] = str(rng)
+        gw = conf.get("Gateway") or str(net.network_address + 1)
+        for what, addr in [("gateway", gw), *(("auxiliary address " + k, v)
+                                              for k, v in (conf.get("AuxiliaryAddresses") or {}).items())]:
+            try:
+                if ipaddress.ip_address(addr) not in net:
+                    raise ValueError
+            except ValueError:
+                raise InvalidArgument(f"{what} {addr} is not an address of the subnet {net}") from None
+        out["Gateway"] = gw
+        if conf.get("AuxiliaryAddresses"):
+            out["AuxiliaryAddresses"] = dict(conf["AuxiliaryAddresses"])
+        return out
+
+    def _pool4(self, conf: dict[str, Any]) -> dict[str, Any]:
         taken = [ipaddress.ip_network(n.bridge.subnet) for n in self.bridges() if n.bridge is not None]
         host = [ipaddress.ip_network(x, strict=False) for x in links.host_networks()]
-        conf = dict(configs[0]) if configs else {}
         unknown = set(conf) - {"Subnet", "IPRange", "Gateway", "AuxiliaryAddresses"}
         if unknown:
             raise InvalidArgument(f"IPAM.Config.{sorted(unknown)[0]}: not supported")
@@ -265,8 +321,7 @@ class Networks:
         out["Gateway"] = gw
         if conf.get("AuxiliaryAddresses"):
             out["AuxiliaryAddresses"] = dict(conf["AuxiliaryAddresses"])
-        # the default IPAM driver's options are recorded and reported, as dockerd's default driver does
-        return {"Driver": "default", "Options": dict(options) if options else None, "Config": [out]}
+        return out
 
     # --- sandboxes ---------------------------------------------------------------------------------------
     def sandbox(self, cid: str) -> str:

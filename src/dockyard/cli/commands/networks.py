@@ -141,6 +141,7 @@ def _connect(cli: Client, prog: str, args: list[str], op: str) -> int:
     if op == "connect":
         p.add_argument("--alias", action="append", default=[])
         p.add_argument("--ip")
+        p.add_argument("--ip6")
     else:
         p.add_argument("-f", "--force", action="store_true")
     p.add_argument("network")
@@ -148,8 +149,8 @@ def _connect(cli: Client, prog: str, args: list[str], op: str) -> int:
     ns = p.parse_args(args)
     body: dict[str, Any] = {"Container": ns.container}
     if op == "connect":
-        body["EndpointConfig"] = {"Aliases": ns.alias or None,
-                                  "IPAMConfig": {"IPv4Address": ns.ip} if ns.ip else None}
+        body["EndpointConfig"] = {"Aliases": ns.alias or None, "IPAMConfig": {
+            k: v for k, v in (("IPv4Address", ns.ip), ("IPv6Address", ns.ip6)) if v} or None}
     else:
         body["Force"] = ns.force
     try:

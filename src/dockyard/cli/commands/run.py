@@ -37,6 +37,7 @@ def _create_parser(prog: str) -> Parser:
     p.add_argument("--network", "--net", dest="network")
     p.add_argument("--network-alias", "--net-alias", dest="network_alias", action="append", default=[])
     p.add_argument("--ip")
+    p.add_argument("--ip6")
     p.add_argument("--mac-address")
     p.add_argument("--volume-driver")
     p.add_argument("--runtime")
@@ -91,10 +92,10 @@ def _body(ns: Any) -> dict[str, Any]:
         body["HostConfig"]["Binds"] = [b for b in binds if ":" in b] or None
     if ns.volume_driver:
         body["HostConfig"]["VolumeDriver"] = ns.volume_driver
-    if ns.network_alias or ns.ip:   # as the docker CLI: the settings of the endpoint on --network
+    if ns.network_alias or ns.ip or ns.ip6:   # as the docker CLI: the settings of the endpoint on --network
         ep: dict[str, Any] = {"Aliases": ns.network_alias or None}
-        if ns.ip:
-            ep["IPAMConfig"] = {"IPv4Address": ns.ip}
+        if ns.ip or ns.ip6:
+            ep["IPAMConfig"] = {k: v for k, v in (("IPv4Address", ns.ip), ("IPv6Address", ns.ip6)) if v}
         body["NetworkingConfig"] = {"EndpointsConfig": {ns.network or "default": ep}}
     if ns.runtime:
         body["HostConfig"]["Runtime"] = ns.runtime
