@@ -101,7 +101,7 @@ def _shape(c: docker.DockerClient, project: str) -> dict:
             "limits": (a["HostConfig"]["Memory"], a["HostConfig"]["NanoCpus"]),
             "restart": a["HostConfig"]["RestartPolicy"],
             "ports": sorted(a["HostConfig"].get("PortBindings") or {}),
-            "env": sorted(e for e in a["Config"]["Env"] if e.startswith("MODE=")),
+            "env": sorted(e for e in (a["Config"]["Env"] or []) if e.startswith("MODE=")),
         }
     return out
 

@@ -43,6 +43,7 @@ class Services:
     app: web.Application
     events: EventBus
     health: HealthMonitor
+    plugins: Any = None   # plugins.manager.PluginManager
 
 
 class _ContainerRefs(ContainerRefs):
@@ -109,6 +110,18 @@ def build_services(cfg: Config) -> Services:
     EventsRouter(bus).routes(routes)
     from ..api.routers.swarm import SwarmRouter
     SwarmRouter().routes(routes)
+    from ..api.routers.plugins import PluginsRouter
+    from ..plugins.manager import PluginManager
+    plugins = PluginManager(data / "plugins", run / "plugins", containers.monitor,
+                            runtimes[cfg.default_runtime].describe(), cfg.cgroup_parent,
+                            in_use=lambda name: [v.name for v in volumes.by_name.values() if v.driver == name
+                                                 or v.driver == name.rsplit(":", 1)[0]])
+
+    def managed(name: str) -> tuple[str, str] | None:
+        addr = plugins.socket_of(name, "docker.volumedriver/1.0")
+        return (addr, plugins.rootfs(name)) if addr else None
+    volumes.plugins.managed = managed
+    PluginsRouter(plugins).routes(routes)
     execs = ExecService(containers)
     ExecsRouter(execs).routes(routes)
     from ..api.routers.build import BuildRouter
@@ -121,7 +134,7 @@ def build_services(cfg: Config) -> Services:
         publish(action, c, attrs)
         health.on_event(action, c)
     containers.on_event = on_event
-    return Services(meta, images, containers, system, make_app(routes), bus, health)
+    return Services(meta, images, containers, system, make_app(routes), bus, health, plugins)
 
 
 def _container_attrs(c: Any, extra: dict[str, str]) -> dict[str, str]:

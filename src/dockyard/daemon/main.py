@@ -74,6 +74,7 @@ async def serve(cfg: config_mod.Config) -> None:
     svc = build_services(cfg)
     svc.events.bind(asyncio.get_running_loop())
     await svc.containers.load_and_reconcile()
+    await svc.plugins.start_enabled()
     svc.health.resume()
     access = logging.getLogger("dockyard.access") if cfg.log_level == "debug" else None
     runner = web.AppRunner(svc.app, handle_signals=False, access_log=access)
@@ -117,6 +118,8 @@ async def serve(cfg: config_mod.Config) -> None:
     hang_up_all()
     await runner.shutdown()
     svc.health.stop_all()
+    if not cfg.live_restore:
+        await svc.plugins.shutdown()
     await svc.containers.shutdown(cfg.live_restore)
     await runner.cleanup()
     for p in paths:

@@ -13,6 +13,7 @@ import json
 import os
 import socket
 import threading
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
@@ -32,7 +33,14 @@ class _UnixConnection(http.client.HTTPConnection):
     def connect(self) -> None:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(self.timeout)
-        s.connect(self.path)
+        if len(self.path.encode()) < 100:
+            s.connect(self.path)
+        else:   # longer than sun_path holds (a managed plugin's under a deep exec root): through its directory
+            fd = os.open(os.path.dirname(self.path), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                s.connect(f"/proc/self/fd/{fd}/{os.path.basename(self.path)}")
+            finally:
+                os.close(fd)
         self.sock = s
 
 
@@ -55,8 +63,9 @@ def find(name: str) -> str:
 class Plugin:
     """One volume plugin, activated on first use."""
 
-    def __init__(self, name: str, addr: str) -> None:
-        self.name, self.addr = name, addr
+    def __init__(self, name: str, addr: str, root: str = "") -> None:
+        """`root`: a managed plugin's root filesystem on the host, under which its Mountpoints are."""
+        self.name, self.addr, self.root = name, addr, root
         self.activated = False
         self.lock = threading.Lock()
 
@@ -116,6 +125,8 @@ class Plugin:
         mp = self.call("VolumeDriver.Mount", {"Name": name, "ID": ident}).get("Mountpoint") or ""
         if not mp.startswith("/"):
             raise SystemError_(f"VolumeDriver.Mount: plugin {self.name} gave no absolute mountpoint ({mp!r})")
+        if self.root:   # a path in the plugin's own filesystem, as dockerd reads a managed plugin's
+            mp = os.path.join(self.root, os.path.normpath(mp).lstrip("/"))
         return str(mp)
 
     def unmount(self, name: str, ident: str) -> None:
@@ -128,17 +139,24 @@ class Plugin:
         return [dict(v) for v in self.call("VolumeDriver.List", {}).get("Volumes") or []]
 
 
-class Registry:
-    """The plugins met so far, by name."""
+# a managed plugin by name: (address, its root filesystem on the host), or None
+Managed = Callable[[str], "tuple[str, str] | None"]
 
-    def __init__(self) -> None:
+
+class Registry:
+    """The plugins met so far, by name: managed plugins (`docker plugin install`) first, then
+    the sockets and spec files of plugins run by other means."""
+
+    def __init__(self, managed: Managed | None = None) -> None:
         self.by_name: dict[str, Plugin] = {}
         self.lock = threading.Lock()
+        self.managed = managed
 
     def get(self, name: str) -> Plugin:
         with self.lock:
             p = self.by_name.get(name)
-            addr = find(name)
+            found = self.managed(name) if self.managed is not None else None
+            addr, root = found if found is not None else (find(name), "")
             if p is None or p.addr != addr:
-                p = self.by_name[name] = Plugin(name, addr)
+                p = self.by_name[name] = Plugin(name, addr, root)
             return p

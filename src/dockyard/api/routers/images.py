@@ -24,7 +24,7 @@ class ImagesRouter:
 
     def __init__(self, images: ImageService) -> None:
         self.images = images
-        self._pulls: dict[tuple[str, str, str], _SharedJob] = {}   # pulls in flight
+        self._pulls: dict[tuple[str, str, str], SharedJob] = {}   # pulls in flight
 
     def routes(self, r: Routes) -> None:
         """Register."""
@@ -106,14 +106,14 @@ class ImagesRouter:
         shared = self._pulls.get(key)
         if shared is None:
             loop = asyncio.get_running_loop()
-            shared = self._pulls[key] = _SharedJob()
+            shared = self._pulls[key] = SharedJob()
 
             def emit(m: dict[str, Any]) -> None:   # from the worker thread
                 loop.call_soon_threadsafe(shared.publish, m)
             shared.job = asyncio.ensure_future(asyncio.to_thread(
                 pull.pull_all_tags if all_tags else pull.pull, self.images, ref.familiar(), plat, emit, creds))
             shared.job.add_done_callback(lambda _: self._pulls.pop(key, None))
-        return await _stream_job(req, shared.job, shared.subscribe(), lambda iid: {
+        return await stream_job(req, shared.job, shared.subscribe(), lambda iid: {
             "status": f"Status: {'Image is up to date for' if before == iid else 'Downloaded newer image for'} "
                       f"{ref.familiar()}"}, f"pulling {image}")
 
@@ -123,13 +123,13 @@ class ImagesRouter:
         creds = auth.decode_header(req.headers.get("X-Registry-Auth", ""))
         name, tag = req.match_info["name"], req.query.get("tag") or ""
         loop = asyncio.get_running_loop()
-        shared = _SharedJob()
+        shared = SharedJob()
 
         def emit(m: dict[str, Any]) -> None:   # from the worker thread
             loop.call_soon_threadsafe(shared.publish, m)
         out = shared.subscribe()
         shared.job = asyncio.ensure_future(asyncio.to_thread(push.push, self.images, name, tag, emit, creds))
-        return await _stream_job(req, shared.job, out, lambda _: None, f"pushing {name}")
+        return await stream_job(req, shared.job, out, lambda _: None, f"pushing {name}")
 
     async def search(self, req: web.Request) -> web.Response:
         """`GET /images/search?term=&limit=&filters=`: filters `is-official`, `is-automated`,
@@ -278,7 +278,7 @@ class ImagesRouter:
                                   "SpaceReclaimed": space})
 
 
-class _SharedJob:
+class SharedJob:
     """A worker's job and everyone following its progress messages."""
 
     def __init__(self) -> None:
@@ -298,8 +298,8 @@ class _SharedJob:
             q.put_nowait(m)
 
 
-async def _stream_job(req: web.Request, job: asyncio.Future[Any], out: asyncio.Queue[dict[str, Any]],
-                      final: Any, what: str) -> web.StreamResponse:
+async def stream_job(req: web.Request, job: asyncio.Future[Any], out: asyncio.Queue[dict[str, Any]],
+                     final: Any, what: str, headers: dict[str, str] | None = None) -> web.StreamResponse:
     """dockerd's JSON progress stream of a worker's job: an error before its first message is
     the request's status (a bad reference, an unknown tag, an unreachable registry); after it,
     the stream's last message. `final(result)` may add a closing message."""
@@ -308,7 +308,7 @@ async def _stream_job(req: web.Request, job: asyncio.Future[Any], out: asyncio.Q
     if not first.done():
         first.cancel()
         job.result()   # raises: the request's status
-    resp = web.StreamResponse()
+    resp = web.StreamResponse(headers=headers)
     resp.content_type = "application/json"
     await resp.prepare(req)
     if first.done():
