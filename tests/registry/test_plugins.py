@@ -114,6 +114,25 @@ def test_plugin_create_push_install_serves_volumes(registry, fresh_daemon, tmp_p
         assert "enabled" in dk("plugin", "rm", name, check=False).stderr
         dk("plugin", "rm", "-f", name)
         assert c.api.plugins() == [] and not list(Path(d.data_root, "plugins").iterdir())
+        # docker-py's create_plugin of a directory with a config.json only (an empty root filesystem)
+        dummy = tmp_path / "dummy"
+        dummy.mkdir()
+        (dummy / "config.json").write_text(json.dumps({
+            "description": "dummy", "entrypoint": ["/dummy"], "network": {"type": "host"},
+            "interface": {"types": ["docker.volumedriver/1.0"], "socket": "dummy.sock"},
+            "env": [{"name": "DEBUG", "settable": ["value"], "value": "0"}]}))
+        assert c.api.create_plugin("dy/dummy", str(dummy))
+        assert c.api.inspect_plugin("dy/dummy")["Config"]["Entrypoint"] == ["/dummy"]
+        c.api.configure_plugin("dy/dummy", {"DEBUG": "1"})
+        assert "DEBUG=1" in c.api.inspect_plugin("dy/dummy:latest")["Settings"]["Env"]
+        assert c.api.remove_plugin("dy/dummy") is True
+        bad = tmp_path / "bad"
+        bad.mkdir()
+        (bad / "config.json").write_text(json.dumps({"entrypoint": ["/x"], "interface": {
+            "types": ["docker.networkdriver/1.0"], "socket": "x.sock"}}))
+        with pytest.raises(docker.errors.APIError) as e:
+            c.api.create_plugin("dy/bad", str(bad))
+        assert e.value.status_code == 400 and "docker.networkdriver/1.0" in str(e.value.explanation)
     finally:
         for p in c.api.plugins():
             c.api.remove_plugin(p["Name"], force=True)

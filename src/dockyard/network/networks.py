@@ -145,6 +145,9 @@ class Networks:
         for k, why in (("Ingress", "ingress is for swarm"), ("ConfigOnly", "config-only networks are not supported")):
             if body.get(k):
                 raise InvalidArgument(f"{k}: {why}")
+        for k in ("IPAM", "Options", "Labels", "ConfigFrom"):
+            if body.get(k) is not None and not isinstance(body[k], dict):
+                raise InvalidArgument(f"{k} must be an object")
         if (body.get("ConfigFrom") or {}).get("Network"):
             raise InvalidArgument("ConfigFrom: config-only networks are not supported")
         if body.get("Scope") not in (None, "", "local"):
@@ -224,6 +227,8 @@ class Networks:
         options = ipam.get("Options")
         if options is not None and (not isinstance(options, dict) or not all(isinstance(v, str) for v in options.values())):
             raise InvalidArgument("IPAM.Options must be an object of strings")
+        if not isinstance(ipam.get("Config") or [], list) or not all(isinstance(c, dict) for c in ipam.get("Config") or []):
+            raise InvalidArgument("IPAM.Config must be a list of objects")
         configs = [dict(c) for c in ipam.get("Config") or []]
         v6 = [c for c in configs if ":" in str(c.get("Subnet") or "")]
         v4 = [c for c in configs if c not in v6]

@@ -128,11 +128,10 @@ class PluginManager:
             raise InvalidArgument("plugin context: config.json is missing") from None
         except ValueError as e:
             raise InvalidArgument(f"plugin context: config.json: {e}") from None
-        if not (ctx / "rootfs").is_dir():
-            raise InvalidArgument("plugin context: rootfs/ is missing")
         cfg = pconfig.normalize(raw)
-        os.rmdir(self._dir(pid) / "rootfs")
-        os.replace(ctx / "rootfs", self._dir(pid) / "rootfs")
+        if (ctx / "rootfs").is_dir():   # without one, an empty root filesystem (as dockerd)
+            os.rmdir(self._dir(pid) / "rootfs")
+            os.replace(ctx / "rootfs", self._dir(pid) / "rootfs")
         shutil.rmtree(ctx)
         return raw, cfg
 

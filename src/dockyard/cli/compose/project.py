@@ -507,7 +507,7 @@ def _restart(v: Any, deploy: dict[str, Any] | None = None) -> dict[str, Any]:
         if name is None:
             raise ComposeError(f"deploy.restart_policy.condition: {cond!r} is not none, on-failure or any")
         return {"Name": name, "MaximumRetryCount": int(deploy.get("max_attempts") or 0) if name == "on-failure" else 0}
-    name, _, count = str(v or "no").partition(":")
+    name, _, count = str(v or "").partition(":")   # none given: "" (what docker-compose sends; it means no)
     return {"Name": name, "MaximumRetryCount": int(count or 0)}
 
 
