@@ -210,3 +210,23 @@ def test_forced_rmi_past_a_stopped_container_deletes_untagged_parents(client):
     finally:
         live.remove(force=True)
     client.images.remove(img.id)
+
+
+def test_save_by_id_carries_no_tags_as_dockerd(client):
+    """docker-py's test_save_and_load: an image saved by its ID loads back as that ID alone
+    (dockerd writes no RepoTags for an ID); by a name, with that name."""
+    data = _tar({"a": b"1"})
+    iid = json.loads(client.api.import_image_from_data(data, repository="savetags", tag="one").splitlines()[-1])["status"]
+    client.images.get(iid).tag("savetags", "two")
+    img = client.images.get(iid)
+    loaded = client.images.load(b"".join(img.save(named=False)))
+    assert [i.id for i in loaded] == [iid]
+    man = json.loads(tarfile.open(fileobj=io.BytesIO(b"".join(client.api.get_image(iid)))).extractfile("manifest.json").read())
+    assert man[0]["RepoTags"] is None
+    man = json.loads(tarfile.open(fileobj=io.BytesIO(b"".join(client.api.get_image("savetags:two")))).extractfile(
+        "manifest.json").read())
+    assert man[0]["RepoTags"] == ["savetags:two"]
+    man = json.loads(tarfile.open(fileobj=io.BytesIO(b"".join(client.api.get_image("savetags")))).extractfile(
+        "manifest.json").read())
+    assert sorted(man[0]["RepoTags"]) == ["savetags:one", "savetags:two"]
+    client.images.remove(iid, force=True)

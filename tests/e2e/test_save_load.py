@@ -37,7 +37,7 @@ def test_save_load_round_trip_cli(dy_cli, tmp_path):
 
 
 def test_load_via_docker_py_and_stdin(client, daemon, tmp_path):
-    data = b"".join(client.images.get("busybox").save())
+    data = b"".join(client.images.get("busybox").save(named=True))
     imgs = client.images.load(data)
     assert imgs[0].tags == ["busybox:latest"]
     from ..helpers import BIN

@@ -330,6 +330,20 @@ def test_what_compose_projects_need(bridged):
                 pool_configs=[docker.types.IPAMPool(subnet=_subnet())])))
             assert c.api.inspect_network(name)["Name"] == name
             assert c.api.inspect_network(name)["IPAM"]["Options"] is None
+        # CheckDuplicate false (API 1.41) lets a second network take a name; then only IDs find them
+        dup = c.api.create_network("test 01", check_duplicate=False)
+        with pytest.raises(docker.errors.APIError) as e:
+            c.api.inspect_network("test 01")
+        assert "ambiguous" in str(e.value.explanation)
+        c.api.remove_network(dup["Id"])
+        with pytest.raises(docker.errors.APIError):
+            c.api.create_network("test 01", check_duplicate=True)
+        # a created container's MacAddress on a network it was connected to, before it runs
+        idle = c.api.create_container("busybox", ["true"])
+        c.api.connect_container_to_network(idle, "test 01", mac_address="02:42:ac:11:00:02")
+        assert c.api.inspect_container(idle)["NetworkSettings"]["Networks"]["test 01"]["MacAddress"] == \
+            "02:42:ac:11:00:02"
+        c.api.remove_container(idle)
         opts = c.networks.create("withopts", ipam=docker.types.IPAMConfig(
             pool_configs=[docker.types.IPAMPool(subnet=_subnet())], options={"foo": "bar"}))
         made.append(opts)

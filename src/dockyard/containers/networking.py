@@ -356,7 +356,8 @@ def settings(c: Container) -> dict[str, Any]:
         ep = c.state.endpoints.get(name) or {}
         nid = conf.get("NetworkID", "")
         out[name] = {"IPAMConfig": conf.get("IPAMConfig"), "Links": conf.get("Links"), "Aliases": conf.get("Aliases"),
-                     "MacAddress": ep.get("mac", ""), "DriverOpts": conf.get("DriverOpts"), "NetworkID": nid,
+                     "MacAddress": ep.get("mac") or conf.get("MacAddress") or "", "DriverOpts": conf.get("DriverOpts"),
+                     "NetworkID": nid,
                      "EndpointID": endpoint_id(c.id, nid) if ep else "", "Gateway": ep.get("gateway", ""),
                      "IPAddress": ep.get("ip", ""), "IPPrefixLen": ep.get("prefix", 0),
                      "IPv6Gateway": ep.get("gateway6", ""), "GlobalIPv6Address": ep.get("ip6", ""),

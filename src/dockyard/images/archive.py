@@ -39,21 +39,47 @@ SMALL = 4 << 20   # members up to this size are kept in memory (JSON documents, 
 
 # ---------------------------------------------------------------- save
 def save(svc: ImageService, names: list[str], out: BinaryIO) -> None:
-    """Write the named images (with the tags named, or all their tags for an ID) as one archive."""
+    """Write the named images as one archive (see `selection`)."""
+    wanted = selection(svc, names)
+    write(svc, wanted, out)
+
+
+def selection(svc: ImageService, names: list[str]) -> list[tuple[Image, list[str]]]:
+    """The images named and the tags each is saved with: the tag named; for a repository name
+    alone, its tags; for an image ID, none (dockerd's rule: `load` then reports the ID). 404 for
+    a name that is none of these."""
     wanted: list[tuple[Image, list[str]]] = []
-    for n in names:
-        img = svc.resolve(n)
-        try:
-            r = reference.parse(n).with_default_tag()
-            tags = [r.familiar()] if svc.meta.tag(r.familiar()) == img.id else list(img.tags)
-        except InvalidArgument:
-            tags = list(img.tags)
+
+    def want(img: Image, tags: list[str]) -> None:
         for i, (have, t) in enumerate(wanted):
             if have.id == img.id:
                 wanted[i] = (have, t + [x for x in tags if x not in t])
-                break
-        else:
-            wanted.append((img, tags))
+                return
+        wanted.append((img, tags))
+
+    for n in names:
+        try:
+            r: reference.Reference | None = reference.parse(n)
+        except InvalidArgument:
+            r = None
+        if r is not None and not r.tag and not r.digest:   # a repository: every tag of it
+            found = [(img, [t for t in img.tags if reference.parse(t).familiar_name == r.familiar_name])
+                     for img in svc.list()]
+            found = [(img, t) for img, t in found if t]
+            if found:
+                for img, t in found:
+                    want(img, t)
+                continue
+        img = svc.resolve(n)
+        tags: list[str] = []
+        if r is not None and (r.tag or r.digest):
+            tagged = r.with_default_tag().familiar()
+            tags = [tagged] if r.tag and svc.meta.tag(tagged) == img.id else []
+        want(img, tags)   # by ID: no tags
+    return wanted
+
+
+def write(svc: ImageService, wanted: list[tuple[Image, list[str]]], out: BinaryIO) -> None:
     written: set[str] = set()
     manifest_json: list[dict[str, Any]] = []
     index: list[dict[str, Any]] = []

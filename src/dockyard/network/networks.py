@@ -116,8 +116,13 @@ class Networks:
     def get(self, ref: str) -> Network:
         """By name, full ID or unique ID prefix (dockerd's order)."""
         for n in self.by_id.values():
-            if ref in (n.id, n.name):
+            if ref == n.id:
                 return n
+        named = [n for n in self.by_id.values() if n.name == ref]
+        if len(named) > 1:   # CheckDuplicate=false made two of one name (dockerd's words)
+            raise InvalidArgument(f"network {ref} is ambiguous ({len(named)} matches found based on name)")
+        if named:
+            return named[0]
         found = [n for n in self.by_id.values() if ref and n.id.startswith(ref)]
         if len(found) == 1:
             return found[0]
@@ -160,7 +165,9 @@ class Networks:
         if not isinstance(labels, dict):
             raise InvalidArgument("Labels must be an object")
         with self.lock:
-            if name in PREDEFINED or any(n.name == name for n in self.by_id.values()):
+            # API 1.41: CheckDuplicate false lets a second network take a name (then only its ID finds it)
+            check = body.get("CheckDuplicate") is not False
+            if name in PREDEFINED or (check and any(n.name == name for n in self.by_id.values())):
                 raise Conflict(f"network with name {name} already exists")
             ident = secrets.token_hex(32)
             ipam = self._ipam(body.get("IPAM") or {}, bool(body.get("EnableIPv6")))

@@ -164,11 +164,10 @@ class ImagesRouter:
         names = [req.match_info["name"]] if "name" in req.match_info else req.query.getall("names", [])
         if not names:
             raise InvalidArgument("no image names given")
-        for n in names:
-            self.images.resolve(n)  # 404 before the stream starts
+        wanted = await asyncio.to_thread(archive.selection, self.images, names)   # 404 before the stream starts
 
         async def produce(w: Any) -> None:
-            await asyncio.to_thread(archive.save, self.images, names, w)
+            await asyncio.to_thread(archive.write, self.images, wanted, w)
 
         return await pipe_to_response(req, produce, "application/x-tar")
 
