@@ -10,14 +10,14 @@ import pytest
 from .netutil import links, remove_bridge, rules
 
 
-@pytest.fixture
-def bridged(fresh_daemon):
-    """A daemon with its own bridge; yields (daemon, bridge name, gateway). The bridges of the
-    user-defined networks it makes (`br-…`) must be gone too once it stops."""
+def own_bridge(fresh_daemon, *extra: str):
+    """A daemon with its own bridge (a random name and /24, plus `extra` flags); yields (daemon,
+    bridge name, gateway). The bridges of the user-defined networks it makes (`br-…`) must be gone
+    too once it stops, and every rule of theirs (iptables and ip6tables)."""
     name = f"dyt{random.randrange(16 ** 6):06x}"
     net = random.randrange(1, 250)
     before = set(links("br-"))
-    d = fresh_daemon("--bridge", name, "--bip", f"10.213.{net}.1/24")
+    d = fresh_daemon("--bridge", name, "--bip", f"10.213.{net}.1/24", *extra)
     yield d, name, f"10.213.{net}.1"
     d.cleanup()
     made = sorted(set(links("br-")) - before)
@@ -28,3 +28,9 @@ def bridged(fresh_daemon):
         remove_bridge(b)   # what a daemon that died left: gone from the host whatever the verdict
     assert not left_links, f"bridges outlived their daemon: {left_links}"
     assert not left_rules, f"iptables rules outlived the daemon: {left_rules}"
+
+
+@pytest.fixture
+def bridged(fresh_daemon):
+    """A daemon with its own bridge; yields (daemon, bridge name, gateway)."""
+    yield from own_bridge(fresh_daemon)

@@ -12,7 +12,8 @@ import docker
 import pytest
 
 from ..helpers import DOCKER
-from .netutil import links, remove_bridge, rules
+from .conftest import own_bridge
+from .netutil import rules
 
 pytestmark = pytest.mark.root
 
@@ -25,21 +26,10 @@ def _ula() -> str:
 
 @pytest.fixture
 def v6daemon(fresh_daemon):
-    name = f"dy6{random.randrange(16 ** 6):06x}"
+    """A daemon whose own default bridge has IPv6 (a random ULA /64); yields (daemon, bridge, prefix)."""
     prefix = _ula()
-    before = set(links("br-"))
-    d = fresh_daemon("--bridge", name, "--bip", f"10.215.{random.randrange(1, 250)}.1/24", "--ipv6",
-                     "--fixed-cidr-v6", f"{prefix}::/64")
-    yield d, name, prefix
-    d.cleanup()
-    made = sorted(set(links("br-")) - before)
-    left = links(name) + made
-    text = rules()
-    left_rules = [b for b in [name, *made] if b in text]
-    for b in [name, *made]:
-        remove_bridge(b)
-    assert not left, f"bridges outlived their daemon: {left}"
-    assert not left_rules, f"ip(6)tables rules outlived the daemon: {left_rules}"
+    for d, name, _ in own_bridge(fresh_daemon, "--ipv6", "--fixed-cidr-v6", f"{prefix}::/64"):
+        yield d, name, prefix
 
 
 def _run(c, script: str, **kw) -> tuple[int, str]:

@@ -103,27 +103,9 @@ class ContainerNetworks:
             raise InvalidArgument(f"network {net.name}: containers join it with NetworkMode {net.name}")
         if not net.dns and aliases:
             raise InvalidArgument("network-scoped alias is supported only for containers in user defined networks")
-        if ip:
-            if net.predefined:
-                raise InvalidArgument("user specified IP address is supported on user defined networks only")
-            try:
-                a = ipaddress.ip_address(ip)
-            except ValueError:
-                raise InvalidArgument(f"invalid IPv4 address: {ip}") from None
-            if a not in ipaddress.ip_network(net.bridge.subnet):
-                raise InvalidArgument(f"no configured subnet or ip-range contain the IP address {ip}")
+        _check_address(net, ip, net.bridge.subnet, "IPv4")
         ip6 = ipam.get("IPv6Address") or ""
-        if ip6:
-            if net.predefined and net.name != "bridge":
-                raise InvalidArgument("user specified IP address is supported on user defined networks only")
-            try:
-                a6 = ipaddress.ip_address(ip6)
-            except ValueError:
-                raise InvalidArgument(f"invalid IPv6 address: {ip6}") from None
-            if not net.bridge.subnet6:
-                raise InvalidArgument(f"network {net.name} has no IPv6: it cannot give {ip6}")
-            if a6 not in ipaddress.ip_network(net.bridge.subnet6):
-                raise InvalidArgument(f"no configured subnet or ip-range contain the IP address {ip6}")
+        _check_address(net, ip6, net.bridge.subnet6, "IPv6")
         local = [str(x) for x in ipam.get("LinkLocalIPs") or []]
         for x in local:
             try:
@@ -344,6 +326,22 @@ class ContainerNetworks:
         """Containers (running or not) whose config names the network."""
         return [c for c in self.containers() if net.name in c.cfg.networks]
 
+
+
+def _check_address(net: Network, addr: str, subnet: str, kind: str) -> None:
+    """An address a container asks for on a network: dockerd's checks and words."""
+    if not addr:
+        return
+    if net.predefined and not (kind == "IPv6" and net.name == "bridge"):
+        raise InvalidArgument("user specified IP address is supported on user defined networks only")
+    try:
+        a = ipaddress.ip_address(addr)
+    except ValueError:
+        raise InvalidArgument(f"invalid {kind} address: {addr}") from None
+    if not subnet:
+        raise InvalidArgument(f"network {net.name} has no {kind}: it cannot give {addr}")
+    if a not in ipaddress.ip_network(subnet):
+        raise InvalidArgument(f"no configured subnet or ip-range contain the IP address {addr}")
 
 
 def settings(c: Container) -> dict[str, Any]:

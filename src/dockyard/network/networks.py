@@ -264,15 +264,7 @@ class Networks:
         host = [ipaddress.ip_network(x, strict=False) for x in links.host_networks(6)]
         if any(net.overlaps(t) for t in taken + host):
             raise PermissionDenied("Pool overlaps with other one on this address space")
-        out: dict[str, Any] = {"Subnet": str(net)}
-        if conf.get("IPRange"):
-            try:
-                rng = ipaddress.ip_network(conf["IPRange"], strict=False)
-            except ValueError:
-                raise InvalidArgument(f"invalid ip-range {conf['IPRange']!r}") from None
-            if rng.version != 6 or not rng.subnet_of(net):   # type: ignore[arg-type]
-                raise InvalidArgument(f"ip-range {rng} is not within the subnet {net}")
-            out["IPRange"] = str(rng)
+        out: dict[str, Any] = {"Subnet": str(net), **_ip_range(conf, net)}
         gw = conf.get("Gateway") or str(net.network_address + 1)
         for what, addr in [("gateway", gw), *(("auxiliary address " + k, v)
                                               for k, v in (conf.get("AuxiliaryAddresses") or {}).items())]:
@@ -312,15 +304,7 @@ class Networks:
                 raise Conflict("could not find an available, non-overlapping IPv4 address pool among the defaults "
                                "to assign to the network")
             net = free
-        out: dict[str, Any] = {"Subnet": str(net)}
-        if conf.get("IPRange"):
-            try:
-                rng = ipaddress.ip_network(conf["IPRange"], strict=False)
-            except ValueError:
-                raise InvalidArgument(f"invalid ip-range {conf['IPRange']!r}") from None
-            if not rng.subnet_of(net):   # type: ignore[arg-type]
-                raise InvalidArgument(f"ip-range {rng} is not within the subnet {net}")
-            out["IPRange"] = str(rng)
+        out: dict[str, Any] = {"Subnet": str(net), **_ip_range(conf, net)}
         gw = conf.get("Gateway") or str(next(net.hosts()))
         for what, addr in [("gateway", gw), *(("auxiliary address " + k, v)
                                               for k, v in (conf.get("AuxiliaryAddresses") or {}).items())]:
@@ -358,3 +342,16 @@ class Networks:
 
 def _flag(opts: dict[str, str], key: str) -> bool:
     return str(opts.get(_OPT + key, "true")).lower() in ("true", "1", "yes", "")
+
+
+def _ip_range(conf: dict[str, Any], net: Any) -> dict[str, str]:
+    """IPAM's IPRange of a pool, checked to lie within its subnet ({} when none is asked)."""
+    if not conf.get("IPRange"):
+        return {}
+    try:
+        rng = ipaddress.ip_network(conf["IPRange"], strict=False)
+    except ValueError:
+        raise InvalidArgument(f"invalid ip-range {conf['IPRange']!r}") from None
+    if rng.version != net.version or not rng.subnet_of(net):
+        raise InvalidArgument(f"ip-range {rng} is not within the subnet {net}")
+    return {"IPRange": str(rng)}

@@ -74,13 +74,18 @@ class PluginsRouter:
         shared.job = asyncio.ensure_future(start(emit))
         return await stream_job(req, shared.job, out, lambda _: None, what, headers)
 
-    async def pull(self, req: web.Request) -> web.StreamResponse:
-        """`POST /plugins/pull?remote=&name=` with the granted privileges as the body."""
+    @staticmethod
+    async def _remote(req: web.Request) -> tuple[str, Any, dict[str, str] | None]:
+        """(`remote`, the privileges granted in the body, the registry credentials)."""
         remote = req.query.get("remote") or ""
         if not remote:
             raise InvalidArgument("remote is required")
         granted = await params.json_body(req, required=False)
-        creds = auth.decode_header(req.headers.get("X-Registry-Auth", ""))
+        return remote, granted, auth.decode_header(req.headers.get("X-Registry-Auth", ""))
+
+    async def pull(self, req: web.Request) -> web.StreamResponse:
+        """`POST /plugins/pull?remote=&name=` with the granted privileges as the body."""
+        remote, granted, creds = await self._remote(req)
         name = req.query.get("name") or remote
 
         async def start(emit: Any) -> None:   # (a refused privilege is the request's 400: nothing streamed yet)
@@ -91,11 +96,7 @@ class PluginsRouter:
                                         {"Docker-Plugin-Name": canonical_name(name)})
 
     async def upgrade(self, req: web.Request) -> web.StreamResponse:
-        remote = req.query.get("remote") or ""
-        if not remote:
-            raise InvalidArgument("remote is required")
-        granted = await params.json_body(req, required=False)
-        creds = auth.decode_header(req.headers.get("X-Registry-Auth", ""))
+        remote, granted, creds = await self._remote(req)
         name = req.match_info["name"]
         self.p.get(name)
 
