@@ -99,6 +99,11 @@ def test_ipv6_default_bridge_user_networks_and_published_ports(v6daemon):
         ep = c.api.inspect_container(probe.id)["NetworkSettings"]["Networks"]["v6py"]
         assert ep["IPAMConfig"]["IPv6Address"] == f"{sub7}::f00d" and ep["GlobalIPv6Address"] == f"{sub7}::f00d"
         assert f"{sub7}::f00d/64" in probe.exec_run(["ip", "-6", "-o", "addr", "show"]).output.decode()
+        # the IPv6 default route moves to another network when its own is disconnected (as IPv4's)
+        c.api.connect_container_to_network(probe.id, "v6net")
+        c.api.disconnect_container_from_network(probe.id, "v6py")
+        routes = probe.exec_run(["ip", "-6", "route"]).output.decode()
+        assert f"default via {gw6}" in routes, routes
         probe.remove(force=True)
         for bad, msg in (({"Name": "x6", "EnableIPv6": True}, "IPv6 subnet"),
                          ({"Name": "x6", "IPAM": {"Config": [{"Subnet": sub6}]}}, "overlaps")):

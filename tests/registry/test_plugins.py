@@ -45,6 +45,21 @@ def _context(base: Path, description: str) -> Path:
     return ctx
 
 
+def _plugin_pids(plugin_id: str):
+    """The host pids in the plugin's cgroup (its container's)."""
+    def pids() -> list[int]:
+        out = []
+        for p in os.listdir("/proc"):
+            if p.isdigit():
+                try:
+                    if plugin_id in open(f"/proc/{p}/cgroup").read():
+                        out.append(int(p))
+                except OSError:
+                    pass
+        return out
+    return pids
+
+
 def test_plugin_create_push_install_serves_volumes(registry, fresh_daemon, tmp_path):
     if not DOCKER:
         pytest.skip("Debian's docker CLI is not installed")
@@ -111,6 +126,15 @@ def test_plugin_create_push_install_serves_volumes(registry, fresh_daemon, tmp_p
         assert p["Settings"]["Env"] == ["DEBUG=1"]   # kept across the upgrade
         dk("plugin", "enable", name)
         until(lambda: c.api.inspect_plugin(name)["Enabled"], "the upgraded plugin to run")
+        # a plugin whose process dies while enabled is started again (as dockerd)
+        pid_of = _plugin_pids(c.api.inspect_plugin(name)["Id"])
+        first = pid_of()
+        assert first
+        for p in first:
+            os.kill(p, 9)
+        until(lambda: pid_of() and not set(pid_of()) & set(first), "the plugin to be started again")
+        until(lambda: dk("volume", "create", "-d", name, "again", check=False).returncode == 0, "it to serve again")
+        dk("volume", "rm", "again")
         assert "enabled" in dk("plugin", "rm", name, check=False).stderr
         dk("plugin", "rm", "-f", name)
         assert c.api.plugins() == [] and not list(Path(d.data_root, "plugins").iterdir())

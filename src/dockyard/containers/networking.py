@@ -262,7 +262,7 @@ class ContainerNetworks:
             nxt = next((e for n, e in c.state.endpoints.items() if not self._internal(n)), None)
             if nxt is not None:
                 nxt["route"] = True
-            links.set_default_route(c.state.sandbox, nxt["gateway"] if nxt else "")
+            links.set_default_route(c.state.sandbox, nxt["gateway"] if nxt else "", (nxt or {}).get("gateway6", ""))
 
     def _internal(self, name: str) -> bool:
         try:

@@ -123,6 +123,8 @@ class ContainerService:
         self.networks: ContainerNetworks | None = None   # set by the daemon (daemon.app)
         self.volumes: ContainerVolumes | None = None     # set by the daemon (daemon.app)
         self.on_network_event: Callable[[str, Network, dict[str, str]], None] = lambda *_: None
+        # the monitor's exits of what is not a container (a managed plugin's process)
+        self.on_other_exit: Callable[[dict[str, Any]], None] = lambda ev: None
         self._fw_task: asyncio.Task[None] | None = None
 
     @property
@@ -647,6 +649,7 @@ class ContainerService:
     async def _on_exit(self, ev: dict[str, Any]) -> None:
         c = self.by_id.get(ev["id"])
         if c is None:
+            self.on_other_exit(ev)
             return
         async with c.lock:
             if c.state.status not in (Status.RUNNING, Status.PAUSED):

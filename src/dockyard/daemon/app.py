@@ -121,6 +121,7 @@ def build_services(cfg: Config) -> Services:
         addr = plugins.socket_of(name, "docker.volumedriver/1.0")
         return (addr, plugins.rootfs(name)) if addr else None
     volumes.plugins.managed = managed
+    containers.on_other_exit = plugins.on_exit
     PluginsRouter(plugins).routes(routes)
     execs = ExecService(containers)
     ExecsRouter(execs).routes(routes)

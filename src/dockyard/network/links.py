@@ -200,12 +200,13 @@ def host_networks(version: int = 4) -> list[str]:
 
 
 @_in_netlink_thread
-def set_default_route(netns: str, gateway: str) -> None:
-    """The namespace's default route via `gateway` (replacing one; none when '')."""
+def set_default_route(netns: str, gateway: str, gateway6: str = "") -> None:
+    """The namespace's default routes via `gateway` and `gateway6` (replacing them; none when '')."""
     with ipr(netns) as r:
-        try:
-            r.route("del", dst="0.0.0.0/0")
-        except NetlinkError:
-            pass
-        if gateway:
-            r.route("add", dst="0.0.0.0/0", gateway=gateway)
+        for dst, gw, family in (("0.0.0.0/0", gateway, socket.AF_INET), ("::/0", gateway6, socket.AF_INET6)):
+            try:
+                r.route("del", dst=dst, family=family)
+            except NetlinkError:
+                pass
+            if gw:
+                r.route("add", dst=dst, gateway=gw, family=family)

@@ -57,6 +57,10 @@ class PluginManager:
         self.root.mkdir(parents=True, exist_ok=True)
         self.by_id: dict[str, dict[str, Any]] = {}
         self.lock = asyncio.Lock()
+        self.stopping: set[str] = set()   # plugins whose exit is asked for (disable, remove, shutdown)
+        self.restarts: dict[str, int] = {}
+        self.shutting_down = False
+        self._tasks: set[asyncio.Task[None]] = set()
         for f in sorted(self.root.glob("*/plugin.json")):
             try:
                 rec = json.loads(f.read_text())
@@ -270,6 +274,9 @@ class PluginManager:
 
     async def shutdown(self) -> None:
         """Daemon stop: every plugin process ends (they start again with the daemon)."""
+        self.shutting_down = True
+        for t in list(self._tasks):
+            t.cancel()
         for rec in list(self.by_id.values()):
             if rec["Enabled"]:
                 await self._stop(rec["Id"])
@@ -330,8 +337,39 @@ class PluginManager:
         listing = await self.monitor.request({"op": "list"})
         return any(x.get("id") == pid and x.get("running") for x in listing.get("containers") or [])
 
+    def on_exit(self, ev: dict[str, Any]) -> None:
+        """A plugin's process ended: an enabled plugin nobody is stopping is started again, as
+        dockerd restarts it (waiting 0.1 s, doubling to a minute after each exit)."""
+        rec = self.by_id.get(str(ev.get("id")))
+        if rec is None or not rec["Enabled"] or rec["Id"] in self.stopping or self.shutting_down:
+            return
+        n = self.restarts[rec["Id"]] = self.restarts.get(rec["Id"], 0) + 1
+        delay = min(60.0, 0.1 * 2 ** (n - 1))
+        log.warning("plugin %s exited (code %s): starting it again in %.1fs", rec["Name"], ev.get("exit_code"), delay)
+
+        async def again() -> None:
+            await asyncio.sleep(delay)
+            async with self.lock:
+                if rec["Enabled"] and rec["Id"] in self.by_id and rec["Id"] not in self.stopping \
+                        and not self.shutting_down and not await self._alive(rec["Id"]):
+                    try:
+                        await self._start(rec)
+                    except Exception as e:   # noqa: BLE001 - logged; the next exit tries again
+                        log.warning("plugin %s could not be started again: %s", rec["Name"], e)
+        t = asyncio.ensure_future(again())
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+
     async def _stop(self, pid: str) -> None:
         """SIGTERM, then SIGKILL after 10 s (as dockerd stops a plugin), then the runtime's delete."""
+        self.stopping.add(pid)
+        try:
+            await self._stop_process(pid)
+        finally:
+            self.stopping.discard(pid)
+            self.restarts.pop(pid, None)
+
+    async def _stop_process(self, pid: str) -> None:
         for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
             await self.monitor.runtime(self.runtime, ["kill", pid, str(int(sig))])
             deadline = time.monotonic() + wait
