@@ -23,8 +23,11 @@ pytestmark = pytest.mark.root
 HTTPD = ["sh", "-c", "mkdir -p /www && echo hello-$HOSTNAME > /www/index.html && exec httpd -f -p 80 -h /www"]
 
 
+_OCTETS = random.sample(range(1, 250), 249)   # never the same subnet twice in a session (two in one test overlapped)
+
+
 def _subnet() -> str:
-    return f"10.214.{random.randrange(1, 250)}.0/24"
+    return f"10.214.{_OCTETS.pop()}.0/24"
 
 
 def _sh(c: docker.DockerClient, script: str, **kw) -> tuple[int, str]:
@@ -368,7 +371,11 @@ def test_what_compose_projects_need(bridged):
         assert info["NetworkSettings"]["Networks"] == {} and info["Mounts"] == []
         c.api.remove_container(joined)
         c.api.remove_container(ctr, force=True)
-        late = c.api.create_container("busybox", ["true"], host_config=c.api.create_host_config(network_mode="later"))
+        late = c.api.create_container("busybox", ["true"], host_config=c.api.create_host_config(network_mode="later"),
+                                      networking_config=c.api.create_networking_config({"later": c.api.create_endpoint_config(
+                                          aliases=["l8"], links=[("upstream", "up")], driver_opt={"k": "v"})}))
+        ep = c.api.inspect_container(late)["NetworkSettings"]["Networks"]["later"]   # kept while the network is missing
+        assert ep["Aliases"] == ["l8"] and ep["Links"] == ["upstream:up"] and ep["DriverOpts"] == {"k": "v"}
         with pytest.raises(docker.errors.NotFound) as e:
             c.api.start(late)
         assert "network later not found" in str(e.value.explanation)
@@ -376,7 +383,8 @@ def test_what_compose_projects_need(bridged):
             pool_configs=[docker.types.IPAMPool(subnet=_subnet())])))
         c.api.start(late)
         assert c.api.wait(late)["StatusCode"] == 0
-        assert c.api.inspect_container(late)["NetworkSettings"]["Networks"]["later"]["NetworkID"] == made[-1].id
+        ep = c.api.inspect_container(late)["NetworkSettings"]["Networks"]["later"]
+        assert ep["NetworkID"] == made[-1].id and ep["Links"] == ["upstream:up"] and ep["DriverOpts"] == {"k": "v"}
         c.api.remove_container(late)
     finally:
         for n in made:

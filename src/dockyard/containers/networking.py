@@ -73,10 +73,9 @@ class ContainerNetworks:
             net = self.nets.get(first)
         except NotFound:   # as dockerd: the container is made, and its start fails while the network is missing
             conf = fields.canonical_endpoint(dict(eps.pop(first, None) or {}))
-            fields.check_endpoint(f"endpoint on {first}", conf)
-            out[first] = {"Aliases": [str(a) for a in conf.get("Aliases") or []] or None,
-                          "IPAMConfig": conf.get("IPAMConfig") or None, "MacAddress": mac or conf.get("MacAddress") or "",
-                          "NetworkID": ""}
+            if mac:
+                conf["MacAddress"] = mac
+            out[first] = _endpoint(f"endpoint on {first}", conf)
             if eps:
                 raise InvalidArgument(f"network {first} not found: the container cannot be connected to others") from None
             return out
@@ -94,35 +93,18 @@ class ContainerNetworks:
         return out
 
     def _settings(self, net: Network, conf: dict[str, Any]) -> dict[str, Any]:
-        fields.check_endpoint(f"endpoint on {net.name}", conf)
-        ipam = conf.get("IPAMConfig") or {}
-        ip = ipam.get("IPv4Address") or ""
-        aliases = [str(a) for a in conf.get("Aliases") or []]
-        mac = conf.get("MacAddress") or ""
+        """An endpoint's settings, checked against the network it is on."""
+        ep = _endpoint(f"endpoint on {net.name}", conf)
         if net.bridge is None:
             raise InvalidArgument(f"network {net.name}: containers join it with NetworkMode {net.name}")
-        if not net.dns and aliases:
+        if not net.dns and ep["Aliases"]:
             raise InvalidArgument("network-scoped alias is supported only for containers in user defined networks")
-        _check_address(net, ip, net.bridge.subnet, "IPv4")
-        ip6 = ipam.get("IPv6Address") or ""
-        _check_address(net, ip6, net.bridge.subnet6, "IPv6")
-        local = [str(x) for x in ipam.get("LinkLocalIPs") or []]
-        for x in local:
-            try:
-                if not ipaddress.ip_address(x).is_link_local or ipaddress.ip_address(x).version != 4:
-                    raise ValueError
-            except ValueError:
-                raise InvalidArgument(f"invalid link-local IP address: {x}") from None
-        if mac and not _MAC.match(mac):
-            raise InvalidArgument(f"invalid MAC address: {mac}")
-        lnks = [str(x) for x in conf.get("Links") or []]
-        if lnks and not net.dns:
+        ipam = ep["IPAMConfig"] or {}
+        _check_address(net, ipam.get("IPv4Address") or "", net.bridge.subnet, "IPv4")
+        _check_address(net, ipam.get("IPv6Address") or "", net.bridge.subnet6, "IPv6")
+        if ep["Links"] and not net.dns:
             raise InvalidArgument("links on the default bridge are HostConfig.Links (--link), not an endpoint's")
-        for x in lnks:
-            parse_link(x)
-        out_ipam = {k: v for k, v in (("IPv4Address", ip), ("IPv6Address", ip6), ("LinkLocalIPs", local)) if v} or None
-        return {"Aliases": aliases or None, "IPAMConfig": out_ipam, "MacAddress": mac, "NetworkID": net.id,
-                "Links": lnks or None, "DriverOpts": dict(conf.get("DriverOpts") or {}) or None}
+        return {**ep, "NetworkID": net.id}
 
     def with_short_id(self, c: Container, conf: dict[str, Any], name: str) -> dict[str, Any]:
         """dockerd's rule when an endpoint is made: on a user-defined network the container's
@@ -326,6 +308,31 @@ class ContainerNetworks:
         """Containers (running or not) whose config names the network."""
         return [c for c in self.containers() if net.name in c.cfg.networks]
 
+
+
+def _endpoint(where: str, conf: dict[str, Any]) -> dict[str, Any]:
+    """An endpoint's settings as a create or connect asks for them, checked for what needs no
+    network (the network's own checks are `_settings`'); NetworkID is filled in by the caller."""
+    fields.check_endpoint(where, conf)
+    ipam = conf.get("IPAMConfig") or {}
+    local = [str(x) for x in ipam.get("LinkLocalIPs") or []]
+    for x in local:
+        try:
+            if not ipaddress.ip_address(x).is_link_local or ipaddress.ip_address(x).version != 4:
+                raise ValueError
+        except ValueError:
+            raise InvalidArgument(f"invalid link-local IP address: {x}") from None
+    mac = conf.get("MacAddress") or ""
+    if mac and not _MAC.match(mac):
+        raise InvalidArgument(f"invalid MAC address: {mac}")
+    lnks = [str(x) for x in conf.get("Links") or []]
+    for x in lnks:
+        parse_link(x)
+    out_ipam = {k: v for k, v in (("IPv4Address", ipam.get("IPv4Address") or ""),
+                                  ("IPv6Address", ipam.get("IPv6Address") or ""), ("LinkLocalIPs", local)) if v}
+    return {"Aliases": [str(a) for a in conf.get("Aliases") or []] or None, "IPAMConfig": out_ipam or None,
+            "MacAddress": mac, "NetworkID": "", "Links": lnks or None,
+            "DriverOpts": dict(conf.get("DriverOpts") or {}) or None}
 
 
 def _check_address(net: Network, addr: str, subnet: str, kind: str) -> None:
