@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..containers.create import DEFAULT_PATH as _DEFAULT_PATH
 from ..errors import EngineError, InvalidArgument, NotFound
 from ..images.service import Image, now_iso
 from ..store.mount import Mount, unmount
@@ -93,7 +94,6 @@ def _empty_config() -> dict[str, Any]:
             "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
 
 
-_DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class Builder:
@@ -221,7 +221,7 @@ class _Build:
             st.config = copy.deepcopy(st.image.config)
         st.args = {}
         st.base_image = st.image
-        env = st.run.setdefault("Env", None) or []
+        env = st.run.get("Env") or []
         if not any(e.startswith("PATH=") for e in env):   # as dockerd's builder at every FROM
             st.run["Env"] = [*env, _DEFAULT_PATH]
         if st.image is not None:

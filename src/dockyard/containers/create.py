@@ -101,9 +101,6 @@ def _strings(v: Any, what: str) -> list[str] | None:
 
 def _merge_env(image_env: list[str], user_env: list[str]) -> list[str]:
     """dockerd's rule: the user's variables in their order, then the image's that the user did not set."""
-    for e in user_env:
-        if not e.split("=", 1)[0]:
-            raise InvalidArgument(f"invalid environment variable: {e}")
     if not user_env:
         return list(image_env)
     keys = {e.split("=", 1)[0] for e in user_env}
@@ -160,8 +157,6 @@ def build(body: dict[str, Any], img: Image, runtime: str, default_runtime: str, 
     if not argv:
         raise InvalidArgument("No command specified")
     env = _merge_env(icfg.get("Env") or [], user_env)
-    # dockerd's merge: a client's empty value ("" — the docker CLI sends "User": "" on every create —,
-    # [] or {}) means "not set", and the image's value applies
     stop_signal = body.get("StopSignal") or icfg.get("StopSignal")
     if stop_signal:
         parse_signal(stop_signal)
@@ -175,6 +170,8 @@ def build(body: dict[str, Any], img: Image, runtime: str, default_runtime: str, 
     if len(hostname) > 64:
         raise InvalidArgument(f"invalid hostname: {hostname}")
     labels = {**(icfg.get("Labels") or {}), **(body.get("Labels") or {})}
+    # dockerd's merge: a client's empty value ("" — the docker CLI sends "User": "" on every create —,
+    # [] or {}) means "not set", and the image's value applies
     cfg.update({
         "Hostname": hostname, "Domainname": body.get("Domainname") or "",
         "User": body.get("User") or icfg.get("User") or "",

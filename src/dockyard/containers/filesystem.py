@@ -24,6 +24,7 @@ from ..images.service import Image, now_iso
 from ..linux import syscalls as sc
 from ..linux.syscalls import open_in_root
 from ..oci import reference
+from ..runtime.rootfs import mkdir_in_root
 from ..store import mount as mnt
 from .model import Container, Status
 
@@ -82,8 +83,7 @@ def _bind_inside(root: str, dest: str, src: str, rw: bool, make: bool) -> None:
         except FileNotFoundError:
             if not make:
                 return
-            _makedirs_in_root(rootfd, rel, file=not os.path.isdir(src))
-            fd = open_in_root(rootfd, rel, os.O_PATH)
+            fd = mkdir_in_root(rootfd, rel, not os.path.isdir(src))
         try:
             sc.mount(src, f"/proc/self/fd/{fd}", None, sc.MS_BIND | sc.MS_REC)
             if not rw:   # through the new mount (the old descriptor is the directory under it)
@@ -94,28 +94,6 @@ def _bind_inside(root: str, dest: str, src: str, rw: bool, make: bool) -> None:
             os.close(fd)
     finally:
         os.close(rootfd)
-
-
-def _makedirs_in_root(rootfd: int, rel: str, file: bool) -> None:
-    """`mkdir -p` of `rel` inside the root, each parent opened inside it (a file at the end for a
-    file bind)."""
-    parts = [x for x in rel.split("/") if x]
-    cur = os.dup(rootfd)
-    try:
-        for i, name in enumerate(parts):
-            last = i == len(parts) - 1
-            try:
-                if last and file:
-                    os.close(os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o755, dir_fd=cur))
-                    return
-                os.mkdir(name, 0o755, dir_fd=cur)
-            except FileExistsError:
-                pass
-            nxt = open_in_root(cur, name, os.O_PATH | os.O_DIRECTORY)
-            os.close(cur)
-            cur = nxt
-    finally:
-        os.close(cur)
 
 
 @contextlib.contextmanager

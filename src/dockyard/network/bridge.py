@@ -98,9 +98,12 @@ class Bridge:
         if self.rules6 is not None:
             self._setup6()
         if self.cfg.iptables:
-            self.rules.install()
-            if self.rules6 is not None:
-                self.rules6.install()
+            for r in self._rule_sets():
+                r.install()
+
+    def _rule_sets(self) -> list[firewall.Rules]:
+        """iptables', and ip6tables' on an IPv6 bridge."""
+        return [self.rules, *([self.rules6] if self.rules6 is not None else [])]
 
     def _setup6(self) -> None:
         firewall.set_sysctl(f"net.ipv6.conf.{self.cfg.name}.disable_ipv6", "0")
@@ -111,9 +114,8 @@ class Bridge:
     def teardown(self) -> None:
         """The bridge and its rules (when no container of ours is on it)."""
         if self.cfg.iptables:
-            self.rules.remove()
-            if self.rules6 is not None:
-                self.rules6.remove()
+            for r in self._rule_sets():
+                r.remove()
         links.delete_link(self.cfg.name)
 
     def intact(self, endpoints: dict[str, dict[str, Any]]) -> bool:
@@ -122,9 +124,8 @@ class Bridge:
             return False
         if not self.cfg.iptables:
             return True
-        n6 = sum(len(self._ports6(ep)) for ep in endpoints.values())
-        return self.rules.intact(sum(len(ep.get("ports") or []) for ep in endpoints.values())) and \
-            (self.rules6 is None or self.rules6.intact(n6))
+        return self.rules.intact(sum(len(self._ports4(ep)) for ep in endpoints.values())) and \
+            (self.rules6 is None or self.rules6.intact(sum(len(self._ports6(ep)) for ep in endpoints.values())))
 
     def repair(self, endpoints: dict[str, dict[str, Any]]) -> None:
         """Make the bridge and the rules again (someone flushed the firewall or deleted the link)."""
@@ -133,11 +134,9 @@ class Bridge:
             self._setup6()
         if not self.cfg.iptables:
             return
-        self.rules.install()
-        self.rules.flush_ports()
-        if self.rules6 is not None:
-            self.rules6.install()
-            self.rules6.flush_ports()
+        for r in self._rule_sets():
+            r.install()
+            r.flush_ports()
         for cid, ep in endpoints.items():
             self._publish(cid, ep)
 
@@ -169,20 +168,29 @@ class Bridge:
             raise
         return ep
 
-    def _ports6(self, ep: dict[str, Any]) -> list[Port]:
+    @staticmethod
+    def _ports4(ep: dict[str, Any]) -> list[Port]:
+        """The published ports an IPv4 rule serves: those on every address or on an IPv4 one."""
+        return [Port(**p) for p in ep.get("ports") or [] if ":" not in p["host_ip"]]
+
+    @staticmethod
+    def _ports6(ep: dict[str, Any]) -> list[Port]:
         """The published ports an IPv6 rule serves: those on every address or on an IPv6 one."""
         if not ep.get("ip6"):
             return []
         return [Port(**p) for p in ep.get("ports") or [] if not p["host_ip"] or ":" in p["host_ip"]]
 
+    def _rules_for(self, ep: dict[str, Any]) -> list[tuple[firewall.Rules, str, list[Port]]]:
+        """(rules, the container's address, its ports) for each address family it publishes on."""
+        out = [(self.rules, ep["ip"], self._ports4(ep))]
+        if self.rules6 is not None:
+            out.append((self.rules6, ep.get("ip6", ""), self._ports6(ep)))
+        return [x for x in out if x[2]]
+
     def _publish(self, cid: str, ep: dict[str, Any]) -> None:
-        if not self.cfg.iptables:
-            return
-        v4 = [Port(**p) for p in ep.get("ports") or [] if ":" not in p["host_ip"]]
-        if v4:
-            self.rules.publish(cid, ep["ip"], v4)
-        if self.rules6 is not None and self._ports6(ep):
-            self.rules6.publish(cid, ep["ip6"], self._ports6(ep))
+        if self.cfg.iptables:
+            for rules, ip, ports in self._rules_for(ep):
+                rules.publish(cid, ip, ports)
 
     def _reserve(self, cid: str, ports: list[tuple[str, int, str, int]]) -> list[Port]:
         """Bind each host port (a random one for port 0) and keep the socket, so nothing else on
@@ -210,9 +218,8 @@ class Bridge:
         it (the kernel does that on its own time); `unplug` also deletes it now — deleting a link
         waits for the kernel (~20 ms), so the daemon does that off a container's exit path."""
         if ep.get("ports") and self.cfg.iptables:
-            self.rules.unpublish(cid, ep["ip"], [Port(**p) for p in ep["ports"] if ":" not in p["host_ip"]])
-            if self.rules6 is not None and self._ports6(ep):
-                self.rules6.unpublish(cid, ep["ip6"], self._ports6(ep))
+            for rules, ip, ports in self._rules_for(ep):
+                rules.unpublish(cid, ip, ports)
         for s in self.reserved.pop(cid, []):
             s.close()
         if unplug and ep.get("veth"):
@@ -226,9 +233,8 @@ class Bridge:
         """Start-up: the running containers' endpoints keep their addresses and ports; every
         other veth on this bridge and port rule of ours goes."""
         if self.cfg.iptables:
-            self.rules.flush_ports()
-            if self.rules6 is not None:
-                self.rules6.flush_ports()
+            for r in self._rule_sets():
+                r.flush_ports()
         for cid, ep in endpoints.items():
             self.pool.take(cid, ep["ip"])
             if ep.get("ip6") and self.pool6 is not None:

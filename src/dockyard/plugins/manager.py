@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..archive.tarapply import apply_tar
-from ..containers import logconfig, spec
+from ..containers import create, logconfig, spec
 from ..errors import Conflict, InvalidArgument, NotFound, SystemError_
 from ..monitor.client import MonitorClient
 from ..oci import reference
@@ -144,15 +144,22 @@ class PluginManager:
         _, raw, _ = distribution.fetch_config(remote, creds)
         return pconfig.privileges(pconfig.normalize(raw))
 
+    @staticmethod
+    async def _granted(remote: str, granted: Any, creds: dict[str, str] | None) -> tuple[str, Any, Any, Any, Any]:
+        """(canonical remote, manifest, raw config, its PluginConfig, registry) of a plugin whose
+        privileges the client granted exactly."""
+        remote_c = canonical_name(remote)
+        manifest, raw, reg = await asyncio.to_thread(distribution.fetch_config, remote_c, creds)
+        cfg = pconfig.normalize(raw)
+        pconfig.check_granted(cfg, granted)
+        return remote_c, manifest, raw, cfg, reg
+
     async def pull(self, remote: str, name: str, granted: Any, creds: dict[str, str] | None,
                    progress: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         """`POST /plugins/pull?remote=&name=`: the plugin's config and rootfs from the registry, the
         privileges the client granted checked against what it asks."""
-        remote_c = canonical_name(remote)
         name = canonical_name(name or remote)
-        manifest, raw, reg = await asyncio.to_thread(distribution.fetch_config, remote_c, creds)
-        cfg = pconfig.normalize(raw)
-        pconfig.check_granted(cfg, granted)
+        remote_c, manifest, raw, cfg, reg = await self._granted(remote, granted, creds)
         async with self.lock:
             pid = self._new(name)
             try:
@@ -176,16 +183,17 @@ class PluginManager:
         rec = self.get(ref)
         if rec["Enabled"]:
             raise Conflict(f"plugin must be disabled before upgrading: {rec['Name']}")
-        remote_c = canonical_name(remote)
-        manifest, raw, reg = await asyncio.to_thread(distribution.fetch_config, remote_c, creds)
-        cfg = pconfig.normalize(raw)
-        pconfig.check_granted(cfg, granted)
+        remote_c, manifest, raw, cfg, reg = await self._granted(remote, granted, creds)
         async with self.lock:
             d = self._dir(rec["Id"])
             fresh = d / "rootfs.new"
             await asyncio.to_thread(shutil.rmtree, fresh, True)
             fresh.mkdir()
-            await asyncio.to_thread(distribution.fetch_rootfs, reg, manifest, str(fresh), progress)
+            try:
+                await asyncio.to_thread(distribution.fetch_rootfs, reg, manifest, str(fresh), progress)
+            except BaseException:   # the plugin keeps its old version
+                await asyncio.to_thread(shutil.rmtree, fresh, True)
+                raise
             old = d / "rootfs.old"
             os.replace(d / "rootfs", old)
             os.replace(fresh, d / "rootfs")
@@ -302,11 +310,9 @@ class PluginManager:
             elif m.get("Source"):
                 mounts.append({"destination": m["Destination"], "type": "bind", "source": m["Source"],
                                "options": ["rbind", "rprivate", *m["Options"]]})
-        env = [*st["Env"]]
-        if not any(e.startswith("PATH=") for e in env):
-            env.insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
         si = spec.SpecInput(cid=rec["Id"], rootfs=str(self._dir(rec["Id"]) / "rootfs"),
-                            args=[*cfg["Entrypoint"], *st["Args"]], env=env, cwd=cfg["WorkDir"] or "/",
+                            args=[*cfg["Entrypoint"], *st["Args"]], env=create.process_env(list(st["Env"])),
+                            cwd=cfg["WorkDir"] or "/",
                             uid=cfg["User"]["UID"], gid=cfg["User"]["GID"], additional_gids=[],
                             hostname=rec["Id"][:12], domainname="", files={}, host_config=hc,
                             cgroup_parent=self.cgroup_parent, mounts=mounts)

@@ -57,10 +57,7 @@ class PluginsRouter:
         return web.json_response(self.p.view(self.p.get(req.match_info["name"])))
 
     async def privileges(self, req: web.Request) -> web.Response:
-        remote = req.query.get("remote") or ""
-        if not remote:
-            raise InvalidArgument("remote is required")
-        creds = auth.decode_header(req.headers.get("X-Registry-Auth", ""))
+        remote, creds = self._reference(req)
         return web.json_response(await asyncio.to_thread(self.p.privileges, remote, creds))
 
     async def _progress_job(self, req: web.Request, start: Any, what: str,
@@ -75,13 +72,17 @@ class PluginsRouter:
         return await stream_job(req, shared.job, out, lambda _: None, what, headers)
 
     @staticmethod
-    async def _remote(req: web.Request) -> tuple[str, Any, dict[str, str] | None]:
-        """(`remote`, the privileges granted in the body, the registry credentials)."""
+    def _reference(req: web.Request) -> tuple[str, dict[str, str] | None]:
+        """(`remote`, the registry credentials)."""
         remote = req.query.get("remote") or ""
         if not remote:
             raise InvalidArgument("remote is required")
-        granted = await params.json_body(req, required=False)
-        return remote, granted, auth.decode_header(req.headers.get("X-Registry-Auth", ""))
+        return remote, auth.decode_header(req.headers.get("X-Registry-Auth", ""))
+
+    async def _remote(self, req: web.Request) -> tuple[str, Any, dict[str, str] | None]:
+        """(`remote`, the privileges granted in the body, the registry credentials)."""
+        remote, creds = self._reference(req)
+        return remote, await params.json_body(req, required=False), creds
 
     async def pull(self, req: web.Request) -> web.StreamResponse:
         """`POST /plugins/pull?remote=&name=` with the granted privileges as the body."""
