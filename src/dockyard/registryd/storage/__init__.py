@@ -1,0 +1,1 @@
+"""Storage drivers: where the registry keeps blobs, links and uploads (filesystem by default, S3)."""
