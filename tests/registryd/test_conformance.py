@@ -363,7 +363,7 @@ def test_index_with_children(both):
     children = [both.push_image([gz(f"arch {a}".encode() + uuid.uuid4().bytes)], f"c-{a}") for a in ("amd64", "arm64")]
     index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
         {"mediaType": OCI_MANIFEST, "digest": d, "size": len(m), "platform": {"os": "linux", "architecture": a}}
-        for (d, m), a in zip(children, ("amd64", "arm64"))]}).encode()
+        for (d, m), a in zip(children, ("amd64", "arm64"), strict=True)]}).encode()
     r = both("PUT", "/v2/<name>/manifests/multi", data=index, headers={"Content-Type": OCI_INDEX})
     assert r.status_code == 201, r.text
     r = both("GET", "/v2/<name>/manifests/multi", headers={"Accept": OCI_INDEX})

@@ -101,7 +101,8 @@ class ContentHandlers:
     async def catalog(self, request: web.Request) -> web.StreamResponse:
         repos = await self.app.run(self.store.repositories)
         repos = [r for r in repos if await self.app.may(request, r, "pull", quiet=True)]
-        page, headers = _page(repos, request, "/v2/_catalog", "repositories", int(self.app.config.get("catalog.maxentries", 1000)))
+        limit = int(self.app.config.get("catalog.maxentries", 1000))
+        page, headers = _page(repos, request, "/v2/_catalog", "repositories", limit)
         return web.json_response({"repositories": page}, headers=headers)
 
     async def referrers(self, request: web.Request, repo: str, digest: str) -> web.StreamResponse:

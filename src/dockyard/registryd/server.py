@@ -59,6 +59,7 @@ class RegistryApp:
         self.proxy: Any = None
         self.collector: Any = None
         self.quotas: Any = None
+        self.web: Any = None
         self.jobs: list[tuple[float, Callable[[], Any]]] = []
         self.tasks: list[asyncio.Future[Any]] = []
         self.extra_routes: list[tuple[str, str, Callable[..., Any]]] = []
@@ -115,11 +116,8 @@ class RegistryApp:
     # ---- dispatch
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         path, method = request.path, request.method
-        for route, rx in ROUTES:
-            m = rx.match(path)
-            if m:
-                break
-        else:
+        route, m = next(((name, mm) for name, rx in ROUTES if (mm := rx.match(path))), ("", None))
+        if m is None:
             if path.startswith("/v2/"):
                 if re.match(r"^/v2/.+/(manifests|blobs|tags|referrers)/", path):
                     raise RegistryError("NAME_INVALID", "invalid repository name", {"path": path})
