@@ -60,6 +60,8 @@ class BlobHandlers:
         headers = {"Docker-Content-Digest": digest, "Content-Type": "application/octet-stream",
                    "Accept-Ranges": "bytes", "ETag": f'"{digest}"', "Cache-Control": "max-age=31536000"}
         if request.method == "HEAD":
+            # a client that HEADs a blob is about to refer to it: the collector's grace period starts again
+            await self.app.run(self.store.touch, digest)
             return web.Response(status=200, headers={**headers, "Content-Length": str(st.size)})
         self.app.metrics.bytes_out(st.size)
         self.app.notify("pull", request, repo, digest=digest, size=st.size, media_type="application/octet-stream")

@@ -60,6 +60,7 @@ class RegistryApp:
         self.collector: Any = None
         self.quotas: Any = None
         self.web: Any = None
+        self.last_gc: Any = None
         self.jobs: list[tuple[float, Callable[[], Any]]] = []
         self.tasks: list[asyncio.Future[Any]] = []
         self.extra_routes: list[tuple[str, str, Callable[..., Any]]] = []
