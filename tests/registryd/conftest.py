@@ -96,3 +96,6 @@ def dyreg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
 def peer_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Debian's docker-registry (distribution 2.8), plain HTTP, delete enabled."""
     yield from _registry(tmp_path_factory.mktemp("peer-registry"), "")
+
+
+from ..registry.conftest import pki  # noqa: E402,F401 - the CA and server certificate for 127.0.0.1

@@ -88,8 +88,7 @@ class RegistryApp:
 
     def writable(self) -> None:
         if self.readonly:
-            raise RegistryError("UNAVAILABLE", "registry is in read-only mode (maintenance)", status=405,
-                                detail=None)
+            raise RegistryError("UNSUPPORTED", "the registry is in read-only mode (storage.maintenance.readonly)")
 
     async def may(self, request: web.Request, repo: str, action: str, quiet: bool = False) -> bool:
         ident: Identity = request["identity"]
@@ -226,13 +225,30 @@ class RegistryApp:
         for k, v in self.headers.items():
             response.headers.setdefault(k, v)
 
-    async def healthz(self, request: web.Request) -> web.Response:
+    def _probe(self) -> None:
+        """The storage answers: a file under the root can be stat'ed (written first when writable)."""
+        if not self.readonly:
+            self.store.d.put("docker/registry/v2/.health", b"ok")
+        self.store.d.stat("docker/registry/v2/.health")
+
+    async def check_storage(self) -> None:
         try:
-            await self.run(self.store.d.list, "docker/registry/v2")
-            ok = self.health_failures < int(self.config.get("health.storagedriver.threshold", 3) or 3)
-        except OSError:
-            ok = False
-        return web.json_response({"status": "ok" if ok else "storage unavailable"}, status=200 if ok else 503)
+            await self.run(self._probe)
+            self.health_failures = 0
+        except (OSError, ValueError) as e:
+            self.health_failures += 1
+            log.warning("storage health check failed (%d in a row): %s", self.health_failures, e)
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        request["route"] = "health"
+        threshold = int(self.config.get("health.storagedriver.threshold", 3) or 3)
+        if not self.config.get("health.storagedriver.enabled"):
+            await self.check_storage()      # no periodic check: probe now, one failure is enough
+            threshold = 1
+        ok = self.health_failures < threshold
+        return web.json_response({"status": "ok" if ok else "storage unavailable",
+                                  "storage": self.store.d.name, "readonly": self.readonly},
+                                 status=200 if ok else 503)
 
     async def metrics_page(self, request: web.Request) -> web.Response:
         return web.Response(body=self.metrics.render(), content_type="text/plain", charset="utf-8")

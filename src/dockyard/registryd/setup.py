@@ -37,6 +37,8 @@ def configure(app: RegistryApp) -> None:
                         app.store.cancel_upload(up)
             await app.run(job)
         app.every(c.seconds("storage.maintenance.uploadpurging.interval", 24 * 3600), purge_uploads)
+    if c.get("health.storagedriver.enabled"):
+        app.every(c.seconds("health.storagedriver.interval", 10), app.check_storage)
     if c.get("notifications.endpoints"):
         from .notify import Notifier
         app.notifier = Notifier(c)
