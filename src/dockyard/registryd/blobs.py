@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from .store import Upload
 
 _RANGE = re.compile(r"^(?:bytes[= ])?(\d+)-(\d+)$")
-FLUSH = 4 << 20
 
 
 class Hashes:
@@ -172,7 +171,7 @@ class BlobHandlers:
             async for chunk in request.content.iter_chunked(1 << 20):
                 chunks.append(chunk)
                 size += len(chunk)
-                if size >= FLUSH:
+                if size >= self.store.d.append_size:
                     if pending:
                         await pending
                     pending = asyncio.ensure_future(self.app.run(write, chunks))
@@ -238,6 +237,7 @@ class BlobHandlers:
                                 {"expected": digest, "actual": actual})
         await self.app.quota_check(up.repo, up.size, final=True)
         await self.app.run(self.store.commit_upload, up, digest)
+        self.app.on_manifest_pushed(up.repo)
         self.app.metrics.upload_finished()
         self.app.notify("push", request, up.repo, digest=digest, size=up.size, media_type="application/octet-stream")
         return self._created(request, up.repo, digest)

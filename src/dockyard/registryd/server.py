@@ -106,6 +106,7 @@ class RegistryApp:
         return await self.run(self.store.get_manifest, repo, ref)
 
     def on_manifest_pushed(self, repo: str) -> None:
+        """The repository holds more now (a blob or a manifest): its quota usage is counted again."""
         if self.quotas is not None:
             self.quotas.forget(repo)
 

@@ -22,6 +22,7 @@ class Driver(abc.ABC):
     listings, and upload data that grows by appends and is committed by a move."""
 
     name = "driver"
+    append_size = 4 << 20      # how many bytes of a request body are gathered before one append()
 
     @abc.abstractmethod
     def get(self, path: str) -> bytes:
