@@ -46,7 +46,8 @@ def s3(tmp_path_factory):
     ports = [_free_pair() for _ in range(4)]
     p = subprocess.Popen([weed, "server", f"-dir={d}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-master.port={ports[0]}",
                           f"-volume.port={ports[1]}", "-filer", f"-filer.port={ports[2]}", "-s3", f"-s3.port={ports[3]}",
-                          "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.volumeSizeLimitMB=64"], stdout=open(d / "log", "wb"), stderr=subprocess.STDOUT)
+                          "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.volumeSizeLimitMB=64"],
+                         stdout=open(d / "log", "wb"), stderr=subprocess.STDOUT)
     endpoint = f"http://127.0.0.1:{ports[3]}"
     import boto3
     client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="dy", aws_secret_access_key="dy-secret",

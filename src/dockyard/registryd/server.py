@@ -154,6 +154,8 @@ class RegistryApp:
                 pass
         request["identity"] = await self.auth.identify(request, needed)
         assert repo is not None
+        if self.proxy is not None and action != "pull" and route in ("manifest", "uploads", "upload", "blob"):
+            self.proxy.refuse_push(repo)
         if route == "tags":
             return await self.content.tags(request, repo)
         if route == "referrers":

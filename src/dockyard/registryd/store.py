@@ -225,6 +225,18 @@ class Store:
             raise RegistryError("MANIFEST_BLOB_UNKNOWN", "blob unknown to registry", {"digest": gone[0]})
         return digest, m
 
+    def cache_manifest(self, repo: str, tag: str | None, body: bytes, digest: str, media_type: str) -> None:
+        """Keep a manifest fetched from an upstream (its blobs come when they are asked for)."""
+        if not self.blob_exists(digest):
+            self.d.put(self.blob_path(digest), body)
+        rev = self._revision(repo, digest)
+        if media_type:
+            self.d.put(rev.rsplit("/", 1)[0] + "/mediatype", media_type.encode())
+        self.d.put(rev, digest.encode())
+        self.link_blob(repo, digest)
+        if tag:
+            self.d.put(self._tag(repo, tag), digest.encode())
+
     def _has_manifest(self, repo: str, digest: str) -> bool:
         try:
             self.d.stat(self._revision(repo, digest))
