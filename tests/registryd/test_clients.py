@@ -147,3 +147,32 @@ def test_serves_a_docker_registry_data_directory(tmp_path, archive, make_registr
     assert r.headers["Content-Type"] == "application/vnd.docker.distribution.manifest.v2+json"
     p = _skopeo("copy", "--quiet", "--src-tls-verify=false", f"docker://{reg.addr}/old/img:1", f"dir:{tmp_path}/back")
     assert p.returncode == 0, p.stderr
+
+
+def test_docker_search_against_the_registry(make_registry, real_docker, fresh_daemon, tmp_path):
+    """What Docker's own registry cannot answer (`/v1/search`): dockerd and dockyard search it."""
+    reg = make_registry(f"dockyard:\n  accounts:\n    database: {tmp_path}/acc.db\n"
+                        "    admin: {username: admin, password: admin-pass-x}\n    anonymous: ['*']\n")
+    from .images import gz
+    from .test_conformance import Client
+    for name in ("search/alpha-app", "search/alpha-db", "search/beta"):
+        c = Client(reg.url)
+        c.name = name
+        c.s.auth = ("admin", "admin-pass-x")
+        c.push_image([gz(name.encode())], "1")
+    from .web_helpers import csrf, signed_in
+    s = signed_in(reg, "admin", "admin-pass-x")
+    s.post(f"{reg.url}/r/search/alpha-app/settings", data={"description": "the alpha application",
+                                                           "csrf": csrf(s, f"{reg.url}/r/search/alpha-app")})
+    r = requests.get(f"{reg.url}/v1/search", params={"q": "alpha", "n": 1, "page": 2}).json()
+    assert r["num_results"] == 2 and r["num_pages"] == 2 and [x["name"] for x in r["results"]] == ["search/alpha-db"]
+    out = real_docker.docker("search", f"{reg.addr}/alpha").stdout.decode()
+    lines = out.splitlines()
+    assert lines[0].split()[:2] == ["NAME", "DESCRIPTION"], out
+    assert any(line.startswith("search/alpha-app") and "the alpha application" in line for line in lines), out
+    assert not any("beta" in line for line in lines)
+    d = fresh_daemon(image=False)
+    p = subprocess.run([str(BIN / "dockyard"), "search", "--format", "{{.Name}}\t{{.Description}}", f"{reg.addr}/alpha"],
+                       env=d.env(), capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == [f"{reg.addr}/search/alpha-app\tthe alpha application", f"{reg.addr}/search/alpha-db\t"]

@@ -7,7 +7,7 @@ import json
 import urllib.parse
 from typing import Any
 
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, NotFound
 from ..oci import reference
 from .client import Registry
 
@@ -38,6 +38,15 @@ def search(term: str, limit: int, creds: dict[str, str] | None = None) -> list[d
         return [{"name": x.get("name", ""), "description": x.get("description", ""),
                  "star_count": int(x.get("star_count", 0)), "is_official": bool(x.get("is_official")),
                  "is_automated": bool(x.get("is_automated"))} for x in body.get("results", [])][:limit]
+    try:    # a registry with Docker Hub's search (dockyard-registry) answers with descriptions
+        reg = Registry(host, "", creds, scope="catalog")
+        with reg.get_root(f"/v1/search?{urllib.parse.urlencode({'q': what, 'n': limit})}") as r:
+            body = json.loads(r.read(4 << 20))
+        return [{"name": f"{host}/{x.get('name', '')}", "description": x.get("description", ""),
+                 "star_count": int(x.get("star_count", 0)), "is_official": bool(x.get("is_official")),
+                 "is_automated": bool(x.get("is_automated"))} for x in body.get("results", [])][:limit]
+    except (NotFound, ValueError, AttributeError):
+        pass
     reg = Registry(host, "", creds, scope="catalog")
     names: list[str] = []
     path = "/v2/_catalog?n=1000"

@@ -32,4 +32,8 @@ def install(app: RegistryApp) -> None:
                    for r in hits[(page - 1) * n: page * n]]
         return web.json_response({"query": q, "num_results": len(hits), "num_pages": max(math.ceil(len(hits) / n), 1),
                                   "page": page, "page_size": n, "results": results})
-    app.extra_routes.append(("GET", "/v1/search", search))
+    async def ping(request: web.Request) -> web.StreamResponse:
+        """Docker's v1 ping, which dockerd sends before it searches a registry."""
+        request["route"] = "search"
+        return web.json_response({"standalone": True}, headers={"X-Docker-Registry-Standalone": "true"})
+    app.extra_routes += [("GET", "/v1/search", search), ("GET", "/v1/_ping", ping)]

@@ -267,7 +267,10 @@ class Web:
         return user
 
     async def admin(self, request: web.Request, **ctx: Any) -> web.Response:
-        await self._admin(request)
+        user = self._signed_in(request)
+        if not await self.is_admin(user):
+            return await self.render(request, "repositories.html", status=403, repos=[], heading="Administration",
+                                     message="administrators only", error=True)
         return await self.render(request, "admin.html", users=await self.app.run(self.accounts.users),
                                  grants=await self.app.run(self.accounts.grants), **ctx)
 
