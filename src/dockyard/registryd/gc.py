@@ -1,7 +1,8 @@
 """Online garbage collection — what distribution never shipped (its collector needs the registry
 stopped or read-only). Mark every blob reachable from a kept manifest (tags, indexes' children,
-referrers of kept manifests, configs and layers); sweep blobs that are not marked AND were not
-touched within the grace period. Every push touches what it uploads, mounts, HEADs or refers to,
+referrers of kept manifests, configs and layers); sweep blobs that are not marked AND were last
+touched before the collection began minus the grace period (so nothing written during a run,
+however long it takes, is a candidate). Every push touches what it uploads, mounts, HEADs or refers to,
 and a manifest PUT re-checks its blobs after writing, so a push racing a sweep never loses a blob:
 at worst the PUT is refused and the client pushes again.
 
@@ -73,6 +74,7 @@ def _read_manifest(store: Store, digest: str) -> dict[str, Any] | None:
 def collect(store: Store, policy: Policy, progress: Callable[[str], None] = lambda s: None) -> Report:
     """One collection (blocking). Safe while the registry serves pushes and pulls."""
     t0 = time.time()
+    cutoff = t0 - policy.grace     # only blobs last touched before this are candidates, however long the run
     rep = Report(dry_run=policy.dry_run)
     marked: set[str] = set()
     repos = store.repositories()
@@ -144,7 +146,7 @@ def collect(store: Store, policy: Policy, progress: Callable[[str], None] = lamb
                     st = store.d.stat(store.blob_path(digest))
                 except (FileNotFoundError, RegistryError):
                     continue
-                if time.time() - st.mtime < policy.grace:
+                if st.mtime >= cutoff:
                     rep.kept_in_grace += 1
                     continue
                 rep.blobs_deleted += 1
@@ -153,7 +155,7 @@ def collect(store: Store, policy: Policy, progress: Callable[[str], None] = lamb
                 if not policy.dry_run:
                     # stat again right before: a push that touched it since keeps it
                     try:
-                        if time.time() - store.d.stat(store.blob_path(digest)).mtime < policy.grace:
+                        if store.d.stat(store.blob_path(digest)).mtime >= cutoff:
                             rep.blobs_deleted -= 1
                             rep.bytes_freed -= st.size
                             deleted.discard(digest)
