@@ -21,6 +21,7 @@ ALLOWED = {
     "volumes": {"store"},
     "images": {"store"},
     "registry": {"images"},
+    "registryd": {"registry"},     # the registry server reuses the engine's registry client for its upstreams
     "network": set(),
     "monitor": {"runtime"},
     "runtime": set(),
