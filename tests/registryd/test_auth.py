@@ -212,3 +212,22 @@ def test_outside_token_server(make_registry, tmp_path, archive):
         assert any(x["account"] == "dave" for x in issuer.requests)
     finally:
         issuer.close()
+
+
+def test_teams_grant_what_their_members_may_do(accounts_registry):
+    base = accounts_registry.url
+    p = _user(accounts_registry, "grant", "x", "--team", "qa", "--repository", "alice/*", "--actions", "pull,push")
+    assert p.returncode == 0, p.stderr
+
+    def scope(user: str, pw: str) -> str:
+        return requests.get(f"{base}/token", params={"service": "dockyard-registry",
+                                                      "scope": "repository:alice/app:pull,push,delete"},
+                            auth=(user, pw)).json()["scope"]
+    assert scope("eve", EVE_PW) == "repository:alice/app:"
+    assert _user(accounts_registry, "join", "eve", "--team", "qa").returncode == 0
+    assert scope("eve", EVE_PW) == "repository:alice/app:pull,push"
+    assert scope("alice", ALICE_PW) == "repository:alice/app:pull,push,delete"     # her own namespace
+    assert _user(accounts_registry, "revoke", "x", "--team", "qa", "--repository", "alice/*").returncode == 0
+    assert scope("eve", EVE_PW) == "repository:alice/app:"
+    listing = _user(accounts_registry, "list").stdout
+    assert "alice\tuser" in listing and "admin\tadmin" in listing

@@ -178,3 +178,17 @@ def test_clients_see_errors_not_500s_on_hostile_input(dyreg):
                                ("GET", "/v2/<name>/tags/list?n=abc", b"")):
         r = c(method, path, data=body, headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
         assert 400 <= r.status_code < 500, (method, path, r.status_code, r.text)
+
+
+def test_blob_descriptor_cache_is_applied(make_registry, tmp_path):
+    """storage.cache.blobdescriptor: inmemory — observed: a blob's stat is remembered for a few seconds."""
+    for cached in (True, False):
+        root = tmp_path / f"data-{cached}"
+        reg = make_registry(storage=f"  filesystem:\n    rootdirectory: {root}\n"
+                                    + ("  cache:\n    blobdescriptor: inmemory\n" if cached else ""))
+        c = Client(reg.url)
+        data = b"descriptor " + uuid.uuid4().bytes
+        d = c.push_blob(data)
+        assert c("HEAD", f"/v2/<name>/blobs/{d}").status_code == 200
+        (root / "docker/registry/v2/blobs/sha256" / d[7:9] / d[7:] / "data").unlink()
+        assert c("HEAD", f"/v2/<name>/blobs/{d}").status_code == (200 if cached else 404)

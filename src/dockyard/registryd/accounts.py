@@ -367,9 +367,14 @@ def run_cli(config: Config, a: argparse.Namespace) -> int:
     elif a.action == "delete":
         acc.delete_user(a.name)
     elif a.action == "grant":
-        acc.grant(a.name, a.repository or "*", set(a.actions.split(",")))
+        acc.grant(a.team or a.name, a.repository or "*", set(a.actions.split(",")), "team" if a.team else "user")
     elif a.action == "revoke":
-        acc.revoke(a.name, a.repository or "*")
+        acc.revoke(a.team or a.name, a.repository or "*", "team" if a.team else "user")
+    elif a.action == "join":
+        if not a.team:
+            print("dockyard-registry: join needs --team", file=sys.stderr)
+            return 1
+        acc.add_member(a.team, a.name)
     return 0
 
 

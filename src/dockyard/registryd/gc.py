@@ -163,6 +163,7 @@ def collect(store: Store, policy: Policy, progress: Callable[[str], None] = lamb
                     except FileNotFoundError:
                         continue
                     store.d.delete(store.blob_path(digest).rsplit("/", 1)[0])
+                    store.forget_descriptor(digest)
                 if rep.blobs_deleted and rep.blobs_deleted % 1000 == 0:
                     progress(f"sweeping: {rep.blobs_deleted} blobs deleted so far")
     if deleted and not policy.dry_run:

@@ -49,7 +49,7 @@ class RegistryApp:
 
     def __init__(self, config: Config, driver: Driver, authorizer: Authorizer | None = None) -> None:
         self.config = config
-        self.store = Store(driver)
+        self.store = Store(driver, descriptor_cache=config.get("storage.cache.blobdescriptor") == "inmemory")
         self.auth = authorizer or Authorizer()
         self.metrics = Metrics()
         self.pool = ThreadPoolExecutor(max_threads(config), thread_name_prefix="registry-io")

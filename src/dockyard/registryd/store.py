@@ -24,6 +24,7 @@ from .errors import RegistryError
 from .storage.base import Driver, Stat
 
 V2 = "docker/registry/v2"
+DESCRIPTOR_TTL = 5.0
 
 
 def _dpath(digest: str) -> str:
@@ -43,8 +44,11 @@ class Upload:
 class Store:
     """Blobs, manifests, tags, referrers and uploads of every repository."""
 
-    def __init__(self, driver: Driver) -> None:
+    def __init__(self, driver: Driver, descriptor_cache: bool = False) -> None:
         self.d = driver
+        # storage.cache.blobdescriptor: inmemory — a blob's size and presence, remembered for a few seconds
+        # (pulls HEAD and GET the same blobs over and over; a remote driver pays a round trip for each)
+        self.descriptors: dict[str, tuple[float, Stat]] | None = {} if descriptor_cache else None
 
     # ---- paths
     @staticmethod
@@ -76,9 +80,27 @@ class Store:
         """A blob of the repository, else BLOB_UNKNOWN."""
         try:
             self.d.stat(self._layer(repo, digest))
-            return self.d.stat(self.blob_path(digest))
+            return self._data_stat(digest)
         except FileNotFoundError:
             raise RegistryError("BLOB_UNKNOWN", "blob unknown to registry", {"digest": digest}) from None
+
+    def _data_stat(self, digest: str) -> Stat:
+        cache = self.descriptors
+        if cache is None:
+            return self.d.stat(self.blob_path(digest))
+        hit = cache.get(digest)
+        now = time.monotonic()
+        if hit and now - hit[0] < DESCRIPTOR_TTL:
+            return hit[1]
+        st = self.d.stat(self.blob_path(digest))
+        if len(cache) > 100_000:
+            cache.clear()
+        cache[digest] = (now, st)
+        return st
+
+    def forget_descriptor(self, digest: str) -> None:
+        if self.descriptors is not None:
+            self.descriptors.pop(digest, None)
 
     def blob_exists(self, digest: str) -> Stat | None:
         """The blob's stat when the registry holds it (in any repository)."""
