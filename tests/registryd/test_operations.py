@@ -192,3 +192,20 @@ def test_blob_descriptor_cache_is_applied(make_registry, tmp_path):
         assert c("HEAD", f"/v2/<name>/blobs/{d}").status_code == 200
         (root / "docker/registry/v2/blobs/sha256" / d[7:9] / d[7:] / "data").unlink()
         assert c("HEAD", f"/v2/<name>/blobs/{d}").status_code == (200 if cached else 404)
+
+
+def test_debug_listener_serves_metrics_apart(make_registry):
+    port = free_port()
+    reg = make_registry(http_extra=f"  debug:\n    addr: 127.0.0.1:{port}\n    prometheus:\n      enabled: true\n"
+                                   "      path: /metrics\n")
+    deadline = time.time() + 10
+    while True:
+        try:
+            r = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=1)
+            break
+        except requests.ConnectionError:
+            assert time.time() < deadline
+            time.sleep(0.1)
+    assert r.status_code == 200 and "registry_http_requests_total" in r.text
+    assert requests.get(f"{reg.url}/metrics").status_code == 404
+    assert requests.get(f"http://127.0.0.1:{port}/debug/health").json()["status"] == "ok"

@@ -29,7 +29,7 @@ def test_mirror_of_another_registry(make_registry, tmp_path, fresh_daemon):
     upstream = make_registry()
     a1 = docker_archive(tmp_path / "a1.tar", [random_layer(200_000)])
     assert _copy(f"docker-archive:{a1}", f"docker://{upstream.addr}/lib/app:1").returncode == 0
-    mirror = make_registry(f"dockyard:\n  mirrors:\n    up:\n      remoteurl: {upstream.url}\n      ttl: 1s\n")
+    mirror = make_registry(f"dockyard:\n  mirrors:\n    up:\n      remoteurl: {upstream.url}\n      ttl: 3s\n")
     first = requests.get(f"{mirror.url}/v2/up/lib/app/manifests/1", headers=ACCEPT)
     assert first.status_code == 200
     d1 = first.headers["Docker-Content-Digest"]
@@ -43,15 +43,16 @@ def test_mirror_of_another_registry(make_registry, tmp_path, fresh_daemon):
     assert c.inspect_image(f"{mirror.addr}/up/lib/app:1")["RootFS"]["Layers"]
     c.close()
     # the tag moves upstream: served from the cache within the TTL, fetched again after it
+    assert requests.get(f"{mirror.url}/v2/up/lib/app/manifests/1", headers=ACCEPT).headers["Docker-Content-Digest"] == d1
     a2 = docker_archive(tmp_path / "a2.tar", [random_layer(1000, "v2")])
     assert _copy(f"docker-archive:{a2}", f"docker://{upstream.addr}/lib/app:1").returncode == 0
     assert requests.get(f"{mirror.url}/v2/up/lib/app/manifests/1", headers=ACCEPT).headers["Docker-Content-Digest"] == d1
-    time.sleep(1.2)
+    time.sleep(3.2)
     d2 = requests.get(f"{mirror.url}/v2/up/lib/app/manifests/1", headers=ACCEPT).headers["Docker-Content-Digest"]
     assert d2 != d1
     # the upstream goes down: what the cache holds still pulls, by tag (stale) and by digest
     upstream.stop()
-    time.sleep(1.2)
+    time.sleep(3.2)
     assert requests.get(f"{mirror.url}/v2/up/lib/app/manifests/1", headers=ACCEPT).headers["Docker-Content-Digest"] == d2
     p = _copy(f"docker://{mirror.addr}/up/lib/app@{d1}", f"dir:{tmp_path}/stale")
     assert p.returncode == 0, p.stderr
