@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import os
-import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -69,13 +67,3 @@ def oci_image(layers: list[bytes], annotations: dict[str, str] | None = None, su
     if annotations:
         m["annotations"] = annotations
     return json.dumps(m).encode(), blobs
-
-
-def layer_of_files(files: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w") as t:
-        for n, d in files.items():
-            info = tarfile.TarInfo(n)
-            info.size = len(d)
-            t.addfile(info, io.BytesIO(d))
-    return out.getvalue()

@@ -38,6 +38,15 @@ def browser(tmp_path):
     drv.quit()
 
 
+def _go(drv, by: str, what: str) -> None:
+    """Click something that loads a new page, and wait until it has (else the next lookup may find the old page's)."""
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+    old = drv.find_element("tag name", "html")
+    drv.find_element(by, what).click()
+    WebDriverWait(drv, 20).until(ec.staleness_of(old))
+
+
 def _shot(drv, name: str) -> None:
     drv.save_screenshot(str(ARTIFACTS / f"{name}.png"))
 
@@ -59,26 +68,30 @@ def test_sign_in_browse_search_token_login_delete(browser, make_registry, tmp_pa
     b.get(base + "/")
     assert "Team registry" in b.title
     assert "alice/web" not in b.page_source             # anonymous sees nothing private
-    b.find_element(By.ID, "sign-in").click()
+    _go(b, By.ID, "sign-in")
     b.find_element(By.ID, "username").send_keys("alice")
     b.find_element(By.ID, "password").send_keys("not-her-password")
-    b.find_element(By.ID, "submit").click()
+    _go(b, By.ID, "submit")
     assert "Wrong user name or password" in b.find_element(By.ID, "message").text
     b.find_element(By.ID, "username").send_keys("alice")
     b.find_element(By.ID, "password").send_keys(ALICE_PW)
-    b.find_element(By.ID, "submit").click()
+    _go(b, By.ID, "submit")
     assert b.find_element(By.ID, "account").text == "alice"
     assert b.find_element(By.LINK_TEXT, "alice/web")
     _shot(b, "01-home")
     b.find_element(By.NAME, "q").send_keys("we")
+    old = b.find_element(By.TAG_NAME, "html")
     b.find_element(By.NAME, "q").submit()
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+    WebDriverWait(b, 20).until(ec.staleness_of(old))
     rows = b.find_elements(By.CSS_SELECTOR, "#repositories td a")
     assert [r.text for r in rows] == ["alice/web"]
-    rows[0].click()
+    _go(b, By.LINK_TEXT, "alice/web")
     assert b.find_element(By.ID, "pull-repo").get_attribute("value") == f"docker pull {reg.addr}/alice/web"
     assert {e.get_attribute("id") for e in b.find_elements(By.CSS_SELECTOR, "#tags tr[id]")} == {"tag-1", "tag-2"}
     _shot(b, "02-repository")
-    b.find_element(By.LINK_TEXT, "1").click()
+    _go(b, By.LINK_TEXT, "1")
     layers = b.find_elements(By.CSS_SELECTOR, "#layers tr")[1:]
     assert len(layers) == 2 and "layer 0" in layers[0].text and "KiB" in layers[0].text
     assert b.find_element(By.ID, "pull-cmd").get_attribute("value").startswith(f"docker pull {reg.addr}/alice/web@sha256:")
@@ -87,7 +100,7 @@ def test_sign_in_browse_search_token_login_delete(browser, make_registry, tmp_pa
     # a token, then docker login with it
     b.get(base + "/account")
     b.find_element(By.ID, "token-name").send_keys("laptop")
-    b.find_element(By.ID, "create-token").click()
+    _go(b, By.ID, "create-token")
     token = b.find_element(By.ID, "new-token").text.strip()
     assert token.startswith("dyp_")
     assert "laptop" in b.find_element(By.ID, "tokens").text
@@ -101,8 +114,10 @@ def test_sign_in_browse_search_token_login_delete(browser, make_registry, tmp_pa
     assert p.returncode == 0, p.stderr
     # delete a tag from its page (accepting the confirmation)
     b.get(base + "/r/alice/web")
+    old = b.find_element(By.TAG_NAME, "html")
     b.find_element(By.ID, "delete-1").click()
     b.switch_to.alert.accept()
+    WebDriverWait(b, 20).until(ec.staleness_of(old))
     assert {e.get_attribute("id") for e in b.find_elements(By.CSS_SELECTOR, "#tags tr[id]")} == {"tag-2"}
     r = requests.get(f"{reg.url}/v2/alice/web/manifests/1", auth=("alice", ALICE_PW))
     assert r.status_code == 404
@@ -116,19 +131,19 @@ def test_sign_in_browse_search_token_login_delete(browser, make_registry, tmp_pa
     # the admin manages accounts and permissions; alice may not
     b.get(base + "/admin")
     assert "administrators only" in b.page_source
-    b.find_element(By.ID, "sign-out").click()
+    _go(b, By.ID, "sign-out")
     b.get(base + "/login")
     b.find_element(By.ID, "username").send_keys("admin")
     b.find_element(By.ID, "password").send_keys(ADMIN_PW)
-    b.find_element(By.ID, "submit").click()
-    b.find_element(By.ID, "admin-link").click()
+    _go(b, By.ID, "submit")
+    _go(b, By.ID, "admin-link")
     b.find_element(By.ID, "new-user").send_keys("bob")
     b.find_element(By.ID, "new-password").send_keys("bob-web-pass")
-    b.find_element(By.ID, "add-user").click()
+    _go(b, By.ID, "add-user")
     b.find_element(By.ID, "grant-subject").send_keys("bob")
     b.find_element(By.ID, "grant-pattern").send_keys("alice/*")
     b.find_element(By.ID, "grant-actions").send_keys("pull")
-    b.find_element(By.ID, "add-grant").click()
+    _go(b, By.ID, "add-grant")
     assert "user:bob" in b.find_element(By.ID, "grants").text and "bob" in b.find_element(By.ID, "users").text
     _shot(b, "07-admin")
     tok = requests.get(f"{reg.url}/token", params={"service": "dockyard-registry", "scope": "repository:alice/web:pull,push"},
