@@ -231,3 +231,25 @@ def test_teams_grant_what_their_members_may_do(accounts_registry):
     assert scope("eve", EVE_PW) == "repository:alice/app:"
     listing = _user(accounts_registry, "list").stdout
     assert "alice\tuser" in listing and "admin\tadmin" in listing
+
+
+def test_mount_from_a_repository_one_may_not_pull_uploads_instead(accounts_registry, archive):
+    base = accounts_registry.url
+    p = _skopeo("copy", "--quiet", "--dest-tls-verify=false", "--dest-creds", f"alice:{ALICE_PW}",
+                f"docker-archive:{archive}", f"docker://{accounts_registry.addr}/alice/src:1")
+    assert p.returncode == 0, p.stderr
+    m = requests.get(f"{base}/v2/alice/src/manifests/1", auth=("alice", ALICE_PW),
+                     headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"}).json()
+    layer = m["layers"][0]["digest"]
+    tok = requests.get(f"{base}/token", params={"service": "dockyard-registry", "scope": [
+        "repository:eve/copy:pull,push", "repository:alice/src:pull"]}, auth=("eve", EVE_PW)).json()["token"]
+    r = requests.post(f"{base}/v2/eve/copy/blobs/uploads/", params={"mount": layer, "from": "alice/src"},
+                      headers={"Authorization": f"Bearer {tok}"})
+    assert r.status_code == 202, r.text          # not mounted: an upload session
+    assert requests.get(f"{base}/v2/eve/copy/blobs/{layer}", headers={"Authorization": f"Bearer {tok}"}).status_code == 404
+    # bob may pull alice's: his mount happens
+    tok = requests.get(f"{base}/token", params={"service": "dockyard-registry", "scope": [
+        "repository:bob/copy:pull,push", "repository:alice/src:pull"]}, auth=("bob", BOB_PW)).json()["token"]
+    r = requests.post(f"{base}/v2/bob/copy/blobs/uploads/", params={"mount": layer, "from": "alice/src"},
+                      headers={"Authorization": f"Bearer {tok}"})
+    assert r.status_code == 201, r.text

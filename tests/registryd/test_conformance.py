@@ -410,3 +410,20 @@ def test_bad_names_and_methods(dy):
     assert r.status_code in (400, 404)
     r = dy("PATCH", "/v2/<name>/manifests/latest")
     assert r.status_code == 405
+
+
+def test_large_manifest_sent_in_pieces_and_too_large(dy):
+    manifest, blobs = oci_image([], annotations={f"org.example.k{i}": "v" * 200 for i in range(4000)})
+    for b in blobs.values():
+        dy.push_blob(b)
+    assert len(manifest) > 800_000
+
+    def pieces():
+        for i in range(0, len(manifest), 10_000):
+            yield manifest[i:i + 10_000]
+    r = dy("PUT", "/v2/<name>/manifests/big", data=pieces(), headers={"Content-Type": OCI_MANIFEST})
+    assert r.status_code == 201, r.text
+    assert r.headers["Docker-Content-Digest"] == sha(manifest)
+    huge, _ = oci_image([], annotations={f"k{i}": "v" * 1000 for i in range(4500)})
+    r = dy("PUT", "/v2/<name>/manifests/huge", data=huge, headers={"Content-Type": OCI_MANIFEST})
+    assert r.status_code == 413 and _errors(r) == ["SIZE_INVALID"]

@@ -27,15 +27,16 @@ class Hashes:
     def __init__(self) -> None:
         self.by_id: dict[str, tuple[int, Any]] = {}
 
-    def update(self, uid: str, offset: int, data: bytes) -> None:
+    def update(self, uid: str, offset: int, parts: list[bytes]) -> None:
         cur = self.by_id.get(uid)
         if offset == 0:
             cur = (0, digests.hasher("sha256"))
         if cur is None or cur[0] != offset:
             self.by_id.pop(uid, None)
             return
-        cur[1].update(data)
-        self.by_id[uid] = (offset + len(data), cur[1])
+        for p in parts:
+            cur[1].update(p)
+        self.by_id[uid] = (offset + sum(len(p) for p in parts), cur[1])
 
     def digest(self, uid: str, size: int, algorithm: str) -> str | None:
         cur = self.by_id.pop(uid, None)
@@ -160,15 +161,14 @@ class BlobHandlers:
         uid = up.id
 
         def write(parts: list[bytes]) -> None:
-            data = b"".join(parts)
             offset = up.size
-            self.store.append(up, data)
-            self.hashes.update(uid, offset, data)
+            self.store.append(up, parts)
+            self.hashes.update(uid, offset, parts)
         if up.size == 0:
-            self.hashes.update(uid, 0, b"")
+            self.hashes.update(uid, 0, [])
         try:
             size = 0
-            async for chunk in request.content.iter_chunked(1 << 20):
+            async for chunk in request.content.iter_any():
                 chunks.append(chunk)
                 size += len(chunk)
                 if size >= self.store.d.append_size:

@@ -65,9 +65,13 @@ class ContentHandlers:
             digests.parse(ref)
         else:
             digests.check_tag(ref)
-        body = await request.content.read(manifests.MAX_SIZE + 1)
-        if len(body) > manifests.MAX_SIZE:
-            raise RegistryError("SIZE_INVALID", f"manifest is larger than {manifests.MAX_SIZE} bytes", status=413)
+        parts, got = [], 0
+        async for chunk in request.content.iter_any():     # the whole body (read(n) may stop short of it)
+            parts.append(chunk)
+            got += len(chunk)
+            if got > manifests.MAX_SIZE:
+                raise RegistryError("SIZE_INVALID", f"manifest is larger than {manifests.MAX_SIZE} bytes", status=413)
+        body = b"".join(parts)
         await self.app.quota_check(repo, len(body))
         digest, m = await self.app.run(self.store.put_manifest, repo, ref, body, request.headers.get("Content-Type", ""))
         headers = {"Location": self.app.url(request, f"/v2/{repo}/manifests/{digest}"), "Docker-Content-Digest": digest,

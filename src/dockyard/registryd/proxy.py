@@ -119,7 +119,7 @@ class Proxy:
             with self._client(up, urepo).get(f"blobs/{digest}") as r:
                 while chunk := r.read(self.store.d.append_size):
                     h.update(chunk)
-                    self.store.append(upload, chunk)
+                    self.store.append(upload, [chunk])
             if f"{alg}:{h.hexdigest()}" != digest:
                 raise RegistryError("DIGEST_INVALID", f"the upstream's blob does not match {digest}")
             self.store.commit_upload(upload, digest)

@@ -146,12 +146,8 @@ class RegistryApp:
             raise web.HTTPMethodNotAllowed(method, [])
         if route == "upload":
             action = "push"    # an upload's status and cancel are part of pushing
+        # a mount's source is not needed: without pull on it, the blob is uploaded instead (blobs._mount)
         needed = [Scope("repository", repo or "", (action,) if action == "pull" else ("pull", action))]
-        if route == "uploads" and "from" in request.query:
-            try:
-                needed.append(Scope("repository", digests.check_name(request.query["from"]), ("pull",)))
-            except RegistryError:
-                pass
         request["identity"] = await self.auth.identify(request, needed)
         assert repo is not None
         if self.proxy is not None and action != "pull" and route in ("manifest", "uploads", "upload", "blob"):

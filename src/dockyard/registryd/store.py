@@ -151,8 +151,8 @@ class Store:
             raise RegistryError("BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry", {"uuid": uid}) from None
         return Upload(repo, uid, self.d.upload_size(f"{self._upload(repo, uid)}/data"), st.mtime)
 
-    def append(self, up: Upload, data: bytes) -> None:
-        up.size = self.d.append(f"{self._upload(up.repo, up.id)}/data", data, up.size)
+    def append(self, up: Upload, parts: list[bytes]) -> None:
+        up.size = self.d.append(f"{self._upload(up.repo, up.id)}/data", parts, up.size)
 
     def upload_reader(self, up: Upload) -> BinaryIO:
         return self.d.upload_reader(f"{self._upload(up.repo, up.id)}/data")

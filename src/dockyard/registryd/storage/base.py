@@ -4,7 +4,7 @@ method blocks (the registry calls them in worker threads). A missing path raises
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -62,8 +62,8 @@ class Driver(abc.ABC):
 
     # upload data: appended to, then committed under a blob's path
     @abc.abstractmethod
-    def append(self, path: str, data: bytes, offset: int) -> int:
-        """Append `data` at `offset` (the current size); returns the new size."""
+    def append(self, path: str, parts: Sequence[bytes], offset: int) -> int:
+        """Append the buffers at `offset` (the current size); returns the new size."""
 
     @abc.abstractmethod
     def upload_size(self, path: str) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -84,19 +84,25 @@ class Filesystem(Driver):
                     continue
                 yield f"{rel}/{n}", Stat(st.st_size, st.st_mtime)
 
-    def append(self, path: str, data: bytes, offset: int) -> int:
+    def append(self, path: str, parts: Sequence[bytes], offset: int) -> int:
         p = self._p(path)
         p.parent.mkdir(parents=True, exist_ok=True)
+        total = sum(len(x) for x in parts)
         fd = os.open(p, os.O_WRONLY | os.O_CREAT, 0o644)
         try:
             os.lseek(fd, offset, os.SEEK_SET)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.ftruncate(fd, offset + len(data))
+            views = [memoryview(x) for x in parts if x]
+            while views:      # writev, continued after a short write
+                n = os.writev(fd, views[:1024])
+                while n and views:
+                    if n >= len(views[0]):
+                        n -= len(views.pop(0))
+                    else:
+                        views[0], n = views[0][n:], 0
+            os.ftruncate(fd, offset + total)
         finally:
             os.close(fd)
-        return offset + len(data)
+        return offset + total
 
     def upload_size(self, path: str) -> int:
         try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import builtins
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, BinaryIO
 
 from .base import Driver, Stat
@@ -146,7 +146,8 @@ class S3(Driver):
                     out.append((int(name), o["Key"], int(o["Size"])))
         return sorted(out)
 
-    def append(self, path: str, data: bytes, offset: int) -> int:
+    def append(self, path: str, parts: Sequence[bytes], offset: int) -> int:
+        data = b"".join(parts)
         self.c.put_object(Bucket=self.bucket, Key=f"{self._k(path)}.parts/{offset:016d}", Body=data)
         return offset + len(data)
 
