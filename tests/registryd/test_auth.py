@@ -253,3 +253,15 @@ def test_mount_from_a_repository_one_may_not_pull_uploads_instead(accounts_regis
     r = requests.post(f"{base}/v2/bob/copy/blobs/uploads/", params={"mount": layer, "from": "alice/src"},
                       headers={"Authorization": f"Bearer {tok}"})
     assert r.status_code == 201, r.text
+
+
+def test_outside_token_server_autoredirect(make_registry, tmp_path):
+    from ..registry.token_issuer import ISSUER, SERVICE, TokenIssuer
+    issuer = TokenIssuer(tmp_path, {})
+    try:
+        reg = make_registry(f"auth:\n  token:\n    realm: https://auth.example.invalid/v2/token\n    service: {SERVICE}\n"
+                            f"    issuer: {ISSUER}\n    rootcertbundle: {issuer.cert_path}\n    autoredirect: true\n")
+        r = requests.get(f"{reg.url}/v2/")
+        assert r.headers["WWW-Authenticate"].startswith(f'Bearer realm="http://{reg.addr}/v2/token"')
+    finally:
+        issuer.close()

@@ -56,8 +56,9 @@ def test_health_metrics_and_access_log(make_registry):
     assert 'registry_http_requests_total{code="201",method="PUT",route="manifest"} 1.0' in text, text[:3000]
     assert "registry_bytes_received_total" in text and "registry_upload_sessions" in text
     assert "registry_http_request_duration_seconds_bucket" in text
-    lines = [json.loads(line.split("msg=", 1)[1]) for line in reg.log.read_text().splitlines()
+    lines = [json.JSONDecoder().raw_decode(line.split("msg=", 1)[1])[0] for line in reg.log.read_text().splitlines()
              if "msg={" in line and '"method"' in line]
+    assert all(line.endswith(" service=registry-under-test") for line in reg.log.read_text().splitlines() if "msg=" in line)
     put = [x for x in lines if x["method"] == "PUT" and x["path"] == f"/v2/{c.name}/manifests/m"]
     assert put and put[0]["status"] == 201 and put[0]["service"] == "registry-under-test" and put[0]["duration_ms"] >= 0
     # the storage goes away: after `threshold` failed checks, /healthz says so
@@ -209,3 +210,34 @@ def test_debug_listener_serves_metrics_apart(make_registry):
     assert r.status_code == 200 and "registry_http_requests_total" in r.text
     assert requests.get(f"{reg.url}/metrics").status_code == 404
     assert requests.get(f"http://127.0.0.1:{port}/debug/health").json()["status"] == "ok"
+
+
+def test_upload_purging(make_registry):
+    for dry in (False, True):
+        reg = _purging_registry(make_registry, dry)
+        c = Client(reg.url)
+        loc = c.loc(c("POST", "/v2/<name>/blobs/uploads/"))
+        deadline = time.time() + 10
+        while time.time() < deadline and ("would remove" if dry else "removing") not in reg.log.read_text():
+            time.sleep(0.1)
+        assert c("GET", loc).status_code == (204 if dry else 404)
+
+
+def _purging_registry(make_registry, dry: bool):
+    from .conftest import Registry
+    reg = make_registry()
+    reg.stop()
+    reg.config.write_text(reg.config.read_text().replace(
+        "  delete:\n", "  maintenance:\n    uploadpurging:\n      enabled: true\n      age: 1s\n      interval: 300ms\n"
+        f"      dryrun: {'true' if dry else 'false'}\n  delete:\n"))
+    assert isinstance(reg, Registry)
+    return reg.start()
+
+
+def test_json_log_lines(make_registry):
+    reg = make_registry("log:\n  level: info\n  formatter: json\n  fields:\n    service: reg-json\n")
+    assert requests.get(f"{reg.url}/v2/").status_code == 200
+    lines = [json.loads(x) for x in reg.log.read_text().splitlines() if x.strip()]
+    assert all(x["service"] == "reg-json" and x["level"] for x in lines), lines
+    assert any(x.get("path") == "/v2/" and x.get("status") == 200 for x in lines)
+    assert any("listening on" in x.get("msg", "") for x in lines)

@@ -47,6 +47,9 @@ class Identity:
 class Authorizer:
     """No authentication: everyone may do everything (distribution without `auth:`)."""
 
+    checks_nothing = True  # no credentials are checked at all
+    passwords = False      # the web pages can sign a user in with a user name and password
+
     async def identify(self, request: web.Request, needed: list[Scope]) -> Identity:
         """The requester's identity, having checked it may do `needed`; raises 401/403 otherwise."""
         return Identity(everything=True)

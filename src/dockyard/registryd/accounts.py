@@ -212,6 +212,8 @@ class Accounts:
 class AccountsAuthorizer(BearerAuthorizer):
     """Bearer tokens signed by this registry; Basic credentials accepted directly too."""
 
+    passwords = True
+
     def __init__(self, app: RegistryApp, accounts: Accounts, signer: Signer, service: str, issuer: str,
                  ttl: float, limiter: LoginLimiter) -> None:
         super().__init__("", service, issuer, {signer.kid: signer.key.public_key()})

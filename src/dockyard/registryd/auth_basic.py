@@ -36,6 +36,8 @@ def check_bcrypt(password: str, hashed: str) -> bool:
 class Htpasswd(Authorizer):
     """Users from an htpasswd file (re-read when it changes)."""
 
+    checks_nothing, passwords = False, True
+
     def __init__(self, realm: str, path: str) -> None:
         self.realm, self.path = realm, path
         self.users: dict[str, str] = {}

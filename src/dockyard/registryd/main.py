@@ -56,12 +56,40 @@ def ssl_context(config: Config) -> ssl.SSLContext | None:
     return ctx
 
 
+class _JsonLines(logging.Formatter):
+    """`log.formatter: json`: one JSON object a line, with `log.fields`; an access-log line (already
+    a JSON object) keeps its keys."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        super().__init__()
+        self.fields = fields
+
+    def format(self, record: logging.LogRecord) -> str:
+        import json
+        msg = record.getMessage()
+        try:
+            doc = json.loads(msg) if msg.startswith("{") else None
+        except ValueError:
+            doc = None
+        out: dict[str, Any] = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"), "level": record.levelname.lower(),
+                               **self.fields}
+        out.update(doc if isinstance(doc, dict) else {"msg": msg})
+        if record.exc_info:
+            out["error"] = self.formatException(record.exc_info)
+        return json.dumps(out)
+
+
 def _logging(config: Config) -> None:
     level = str(config.get("log.level", "info")).upper()
     level = {"WARN": "WARNING", "PANIC": "CRITICAL", "FATAL": "CRITICAL"}.get(level, level)
-    fmt = "%(message)s" if config.get("log.formatter") in ("json", "logstash") else \
-        "time=%(asctime)s level=%(levelname)s msg=%(message)s"
-    logging.basicConfig(level=getattr(logging, level, logging.INFO), format=fmt, stream=sys.stderr)
+    fields = dict(config.get("log.fields") or {})
+    handler = logging.StreamHandler(sys.stderr)
+    if config.get("log.formatter") in ("json", "logstash"):
+        handler.setFormatter(_JsonLines(fields))
+    else:
+        suffix = "".join(f" {k}={v}" for k, v in fields.items()).replace("%", "%%")
+        handler.setFormatter(logging.Formatter("time=%(asctime)s level=%(levelname)s msg=%(message)s" + suffix))
+    logging.basicConfig(level=getattr(logging, level, logging.INFO), handlers=[handler])
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 

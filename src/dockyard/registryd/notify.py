@@ -30,6 +30,7 @@ class Endpoint:
         self.headers = {k: (", ".join(v) if isinstance(v, list) else str(v)) for k, v in (spec.get("headers") or {}).items()}
         self.timeout = duration(spec.get("timeout", "1s"))
         self.backoff = duration(spec.get("backoff", "1s"))
+        self.threshold = int(spec.get("threshold", 10))     # failures in a row retried at once, then back-off
         ignore = spec.get("ignore") or {}
         self.ignored_media = set(spec.get("ignoredmediatypes") or []) | set(ignore.get("mediatypes") or [])
         self.ignored_actions = set(ignore.get("actions") or [])
@@ -56,7 +57,7 @@ class Endpoint:
                 batch = [await self.queue.get()]
                 while not self.queue.empty() and len(batch) < 100:
                     batch.append(self.queue.get_nowait())
-                delay = self.backoff
+                delay, failed = self.backoff, 0
                 while True:
                     try:
                         async with session.post(self.url, json={"events": batch},
@@ -68,7 +69,12 @@ class Endpoint:
                     except (TimeoutError, aiohttp.ClientError, OSError) as e:
                         why = str(e) or type(e).__name__
                     self.failures += 1
-                    log.warning("notifications to %s failed (%s); retrying in %.1f s", self.name, why, delay)
+                    failed += 1
+                    if failed < self.threshold:
+                        await asyncio.sleep(0.05)
+                        continue
+                    log.warning("notifications to %s failed %d times (%s); retrying in %.1f s", self.name, failed, why,
+                                delay)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 60.0)
 

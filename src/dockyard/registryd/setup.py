@@ -3,11 +3,15 @@ caches, quotas, garbage collection, upload purging, search and web pages."""
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .server import RegistryApp
+
+
+log = logging.getLogger("dockyard.registry")
 
 
 def configure(app: RegistryApp) -> None:
@@ -22,7 +26,7 @@ def configure(app: RegistryApp) -> None:
     elif c.get("dockyard.accounts"):
         from .accounts import install
         install(app)
-    if app.auth.__class__.__name__ != "Authorizer":
+    if not app.auth.checks_nothing:
         app.auto_mount = False      # with auth, a mount needs `from` (a repository the user may pull)
     purge = c.get("storage.maintenance.uploadpurging") or {}
     if purge.get("enabled", True) and not app.readonly:
@@ -33,8 +37,11 @@ def configure(app: RegistryApp) -> None:
             def job() -> None:
                 now = time.time()
                 for up in app.store.uploads():
-                    if now - up.started > age and not dry:
-                        app.store.cancel_upload(up)
+                    if now - up.started > age:
+                        log.info("upload purging: %s upload %s of %s (started %.0f s ago)",
+                                 "would remove" if dry else "removing", up.id, up.repo, now - up.started)
+                        if not dry:
+                            app.store.cancel_upload(up)
             await app.run(job)
         app.every(c.seconds("storage.maintenance.uploadpurging.interval", 24 * 3600), purge_uploads)
     if c.get("health.storagedriver.enabled"):

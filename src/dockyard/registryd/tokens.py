@@ -58,6 +58,8 @@ class Signer:
 class BearerAuthorizer(Authorizer):
     """Checks bearer tokens against trusted keys; the challenge names the realm and service."""
 
+    checks_nothing = False
+
     def __init__(self, realm: str, service: str, issuer: str, keys: dict[str, Any]) -> None:
         self.realm, self.service, self.issuer = realm, service, issuer
         self.keys = keys     # kid → public key
@@ -141,6 +143,15 @@ class ExternalTokens(BearerAuthorizer):
         keys = {key_id(c.public_key()): c.public_key() for c in self.certs}
         super().__init__(config.get("auth.token.realm"), config.get("auth.token.service"),
                          config.get("auth.token.issuer"), keys)
+        self.autoredirect = bool(config.get("auth.token.autoredirect"))
+
+    def realm_for(self, request: web.Request) -> str:
+        """With `autoredirect`, the realm's path on the host the client reached this registry by."""
+        if not self.autoredirect:
+            return self.realm
+        from urllib.parse import urlsplit
+        proto = request.headers.get("X-Forwarded-Proto") or request.scheme
+        return f"{proto}://{request.headers.get('X-Forwarded-Host') or request.host}{urlsplit(self.realm).path}"
 
     def _x5c_keys(self, header: dict[str, Any]) -> list[Any]:
         """A leaf certificate in `x5c` signed by (or equal to) a trusted certificate."""

@@ -71,7 +71,7 @@ class Web:
         auth = self.app.auth
         if self.accounts is not None:
             return set(await self.app.run(self.accounts.allowed, user, repo))
-        if auth.__class__.__name__ == "Authorizer":
+        if auth.checks_nothing:
             return {"pull", "push", "delete", "*"}
         return {"pull", "push", "delete", "*"} if user else set()
 
@@ -85,7 +85,7 @@ class Web:
         request["route"] = "web"
         user = self.user(request)
         base = {"title": self.title, "user": user, "csrf": self.csrf(request), "is_admin": await self.is_admin(user),
-                "can_sign_in": self.accounts is not None or self.app.auth.__class__.__name__ == "Htpasswd",
+                "can_sign_in": self.app.auth.passwords,
                 "host": request.headers.get("X-Forwarded-Host") or request.host}
         html = self.env.get_template(template).render(**base, **ctx)
         return web.Response(text=html, content_type="text/html", status=status,
