@@ -38,13 +38,20 @@ def browser(tmp_path):
     drv.quit()
 
 
-def _go(drv, by: str, what: str) -> None:
-    """Click something that loads a new page, and wait until it has (else the next lookup may find the old page's)."""
-    from selenium.webdriver.support import expected_conditions as ec
+def _loads(drv, action) -> None:
+    """Do something that loads a new page and wait until it has loaded (else the next lookup may find the old
+    page's elements). The old page is marked with a script variable a new page does not have; asking whether an
+    old element went stale is racy in Chromium (an unknown error instead of a stale-element one)."""
     from selenium.webdriver.support.ui import WebDriverWait
-    old = drv.find_element("tag name", "html")
-    drv.find_element(by, what).click()
-    WebDriverWait(drv, 20).until(ec.staleness_of(old))
+    drv.execute_script("window.__dyOldPage = true;")
+    action()
+    WebDriverWait(drv, 20).until(
+        lambda d: d.execute_script("return !window.__dyOldPage && document.readyState === 'complete';"))
+
+
+def _go(drv, by: str, what: str) -> None:
+    """Click something that loads a new page, and wait until it has."""
+    _loads(drv, lambda: drv.find_element(by, what).click())
 
 
 def _shot(drv, name: str) -> None:
@@ -80,11 +87,7 @@ def test_sign_in_browse_search_token_login_delete(browser, make_registry, tmp_pa
     assert b.find_element(By.LINK_TEXT, "alice/web")
     _shot(b, "01-home")
     b.find_element(By.NAME, "q").send_keys("we")
-    old = b.find_element(By.TAG_NAME, "html")
-    b.find_element(By.NAME, "q").submit()
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
-    WebDriverWait(b, 20).until(ec.staleness_of(old))
+    _loads(b, lambda: b.find_element(By.NAME, "q").submit())
     rows = b.find_elements(By.CSS_SELECTOR, "#repositories td a")
     assert [r.text for r in rows] == ["alice/web"]
     _go(b, By.LINK_TEXT, "alice/web")
@@ -114,10 +117,11 @@ def test_sign_in_browse_search_token_login_delete(browser, make_registry, tmp_pa
     assert p.returncode == 0, p.stderr
     # delete a tag from its page (accepting the confirmation)
     b.get(base + "/r/alice/web")
-    old = b.find_element(By.TAG_NAME, "html")
-    b.find_element(By.ID, "delete-1").click()
-    b.switch_to.alert.accept()
-    WebDriverWait(b, 20).until(ec.staleness_of(old))
+
+    def delete_tag_1():
+        b.find_element(By.ID, "delete-1").click()
+        b.switch_to.alert.accept()
+    _loads(b, delete_tag_1)
     assert {e.get_attribute("id") for e in b.find_elements(By.CSS_SELECTOR, "#tags tr[id]")} == {"tag-2"}
     r = requests.get(f"{reg.url}/v2/alice/web/manifests/1", auth=("alice", ALICE_PW))
     assert r.status_code == 404
