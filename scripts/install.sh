@@ -8,7 +8,7 @@ if command -v apt-get >/dev/null 2>&1; then
   # docker.io: the reference docker CLI (and dockerd for benchmarks); runc/crun: swappable runtimes
   apt-get install -y -q --no-install-recommends busybox-static runc crun docker.io libseccomp2 iptables \
     python3-venv ca-certificates tar gzip e2fsprogs util-linux docker-registry skopeo openssl tmux tini iproute2 \
-    docker-compose chromium chromium-driver
+    docker-compose chromium chromium-driver containernetworking-plugins gcc libc6-dev
   # e2fsprogs: the full-disk test's loop fs; docker-registry (Distribution 2.8) and skopeo: the registry
   # tests; openssl: their CA and certificates; tmux: terminal tests (debootstrap: benchmarks only)
 fi
@@ -16,5 +16,10 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[test]'
+# the CRI's messages and services, from the project's own .proto (grpcio-tools)
+.venv/bin/python -m grpc_tools.protoc -I src --python_out=src --grpc_python_out=src --pyi_out=src \
+  src/dockyard/cri/proto/runtime_v1.proto
+# the pod holder (a static C program: each pod sandbox's namespaces are held by it)
+cc -static -Os -s -o src/dockyard/cri/holder/dockyard-pod-holder src/dockyard/cri/holder/holder.c
 # byte-compile now: with PYTHONDONTWRITEBYTECODE set, every CLI start would otherwise recompile
 .venv/bin/python -m compileall -q src/dockyard >/dev/null

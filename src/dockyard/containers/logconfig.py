@@ -18,13 +18,14 @@ from ..errors import InvalidArgument
 from ..units import ram_in_bytes
 
 DRIVER = "json-file"
-DRIVERS = ("json-file", "local", "none")
+DRIVERS = ("json-file", "local", "none", "cri")
 BOUNDED = {"max-size": "10m", "max-file": "3"}   # json-file's defaults here (Docker: unbounded)
 LOCAL_DEFAULTS = {"max-size": "20m", "max-file": "5", "compress": "true"}
 _KNOWN = {
     "json-file": {"max-size", "max-file", "compress", "labels", "labels-regex", "env", "env-regex", "tag"},
     "local": {"max-size", "max-file", "compress"},
     "none": set(),
+    "cri": {"path"},   # Kubernetes' CRI log format at `path` (what the CRI's log_path asks for)
 }
 _TAG_FIELDS = ("ID", "FullID", "Name", "ImageID", "ImageFullID", "ImageName", "DaemonName")
 
@@ -81,6 +82,11 @@ def validate(typ: str, opts: dict[str, str]) -> tuple[int, int, bool]:
         if k not in _KNOWN[typ]:
             raise InvalidArgument(f"unknown log opt '{k}' for {typ} log driver")
     if typ == "none":
+        return -1, 1, False
+    if typ == "cri":
+        import os.path
+        if not os.path.isabs(str(opts.get("path") or "")):
+            raise InvalidArgument("log opt path: the cri log driver needs an absolute path")
         return -1, 1, False
     eff = {**LOCAL_DEFAULTS, **opts} if typ == "local" else opts
     size = -1
@@ -158,5 +164,7 @@ def writer_spec(log_config: dict[str, Any], path: str, labels: dict[str, str], e
     typ = check_driver(log_config.get("Type") or DRIVER)
     opts = dict(log_config.get("Config") or {})
     size, files, compress = validate(typ, effective(typ, opts))
+    if typ == "cri":
+        path = opts["path"]
     return {"driver": typ, "path": path, "max_size": size, "max_files": files, "compress": compress,
             "attrs": attrs(opts, labels, env, info) if typ == "json-file" else {}}

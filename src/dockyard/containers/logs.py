@@ -60,14 +60,28 @@ def _accept(rec: dict, o: LogOptions) -> bool:
 
 
 def _decode(line: bytes) -> dict | None:
+    if line[:1].isdigit():
+        return _decode_cri(line)
     try:
         return json.loads(line)
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
 
 
+def _decode_cri(line: bytes) -> dict | None:
+    """A line of the CRI log format (the `cri` driver) as a json-file record: a P(artial) part keeps no
+    line end, so the parts read back as the one line they were cut from."""
+    parts = line.rstrip(b"\n").split(b" ", 3)
+    if len(parts) < 3 or parts[1] not in (b"stdout", b"stderr") or parts[2] not in (b"F", b"P"):
+        return None
+    text = (parts[3] if len(parts) == 4 else b"").decode("utf-8", "replace")
+    return {"log": text + ("\n" if parts[2] == b"F" else ""), "stream": parts[1].decode(), "time": parts[0].decode()}
+
+
 def _decode_many(data: bytes) -> list[dict]:
     """Whole lines of records, decoded in one call (a damaged line: one at a time, skipped)."""
+    if data[:1].isdigit():   # the cri driver's lines
+        return [r for line in data.splitlines() if isinstance(r := _decode_cri(line), dict)]
     try:
         got = json.loads(b"[" + data[:-1].replace(b"\n", b",") + b"]")
         if all(isinstance(r, dict) for r in got):

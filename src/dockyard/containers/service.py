@@ -307,6 +307,8 @@ class ContainerService:
                 if not donor.state.running or not donor.state.pid:
                     raise Conflict(f"cannot join network of a non running container: {nm[10:]}")
                 join["network"] = donor.state.sandbox or f"/proc/{donor.state.pid}/ns/net"
+                if (hc.get("UTSMode") or "") != "host":   # the donor's host name: its UTS namespace, shared
+                    join["uts"] = f"/proc/{donor.state.pid}/ns/uts"
         return join
 
     def _donor_files(self, hc: dict[str, Any]) -> dict[str, str] | None:
@@ -1179,6 +1181,8 @@ class ContainerService:
         driver = self.log_driver_of(c)
         if driver == "none":
             raise NotImplemented_("configured logging driver does not support reading")
+        if driver == "cri":
+            return str((c.cfg.host_config.get("LogConfig") or {}).get("Config", {}).get("path"))
         return str(self.paths.log(c.id, driver))
 
     def _log_spec(self, c: Container) -> dict[str, Any]:
@@ -1190,6 +1194,15 @@ class ContainerService:
                 "ImageFullID": c.cfg.image_id, "ImageName": str(img), "DaemonName": "docker"}
         return logconfig.writer_spec(lc, str(self.paths.log(c.id, driver)), c.cfg.config.get("Labels") or {},
                                      list(c.cfg.config.get("Env") or []), info)
+
+    async def reopen_log(self, ref: str) -> None:
+        """Have the monitor write a running container's log to a new file at its path (after a rotation)."""
+        c = self.lookup(ref)
+        if not c.state.running:
+            raise Conflict(f"container {c.id} is not running")
+        rep = await self.monitor.request({"op": "reopen_log", "id": c.id})
+        if rep.get("error"):
+            raise SystemError_(rep["error"])
 
     async def attach(self, c: Container, stdin: bool = False) -> Channel:
         """A channel to a container: its output from now until it exits and, if asked and the

@@ -116,7 +116,7 @@ def build(si: SpecInput) -> dict[str, Any]:
     res = resources.to_oci(hc)
     res["devices"] = rules
     uts_host = hc.get("UTSMode") == "host" or hc.get("NetworkMode") == "host"
-    hostname = "" if uts_host else si.hostname
+    hostname = "" if uts_host or "uts" in si.join else si.hostname   # a joined UTS namespace keeps its name
     masked = hc.get("MaskedPaths")
     readonly = hc.get("ReadonlyPaths")
     spec: dict[str, Any] = {

@@ -44,6 +44,7 @@ class Services:
     events: EventBus
     health: HealthMonitor
     plugins: Any = None   # plugins.manager.PluginManager
+    execs: Any = None     # containers.execs.ExecService
 
 
 class _ContainerRefs(ContainerRefs):
@@ -135,7 +136,7 @@ def build_services(cfg: Config) -> Services:
         publish(action, c, attrs)
         health.on_event(action, c)
     containers.on_event = on_event
-    return Services(meta, images, containers, system, make_app(routes), bus, health, plugins)
+    return Services(meta, images, containers, system, make_app(routes), bus, health, plugins, execs)
 
 
 def _container_attrs(c: Any, extra: dict[str, str]) -> dict[str, str]:

@@ -51,6 +51,12 @@ class Config:
     max_concurrent_uploads: int = 5
     init: bool = False                 # every container gets --init unless it says otherwise
     init_path: str = ""                # the init binary (default: docker-init, else tini-static, on PATH)
+    cri_socket: str = ""               # unix:///PATH: serve the Kubernetes CRI there (off when empty)
+    cni_conf_dir: str = "/etc/cni/net.d"
+    cni_bin_dir: list[str] = field(default_factory=lambda: ["/opt/cni/bin", "/usr/lib/cni"])
+    pod_infra_image: str = ""          # a pause image for sandboxes instead of Dockyard's own holder
+    streaming_address: str = "127.0.0.1:0"   # the CRI streaming server (exec, attach, port-forward)
+    streaming_idle_timeout: int = 4 * 3600
 
 
 def parser() -> argparse.ArgumentParser:
@@ -106,6 +112,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--init-path", dest="init_path", help="the init binary (default: docker-init on PATH)")
     p.add_argument("--insecure-loopback", dest="insecure_loopback", choices=["true", "false"],
                    help="treat 127.0.0.0/8 and ::1 as insecure registries, as dockerd always does (default true)")
+    p.add_argument("--cri-socket", dest="cri_socket", help="unix:///PATH: serve the Kubernetes CRI (runtime.v1) there")
+    p.add_argument("--cni-conf-dir", dest="cni_conf_dir", help="CNI network configurations (default /etc/cni/net.d)")
+    p.add_argument("--cni-bin-dir", dest="cni_bin_dir", action="append", default=None,
+                   help="where CNI plugin binaries are (repeatable; default /opt/cni/bin and /usr/lib/cni)")
+    p.add_argument("--pod-infra-image", dest="pod_infra_image",
+                   help="run this image as each pod sandbox's holder instead of Dockyard's built-in one")
+    p.add_argument("--streaming-address", dest="streaming_address",
+                   help="HOST:PORT of the CRI streaming server (default 127.0.0.1 and a free port)")
+    p.add_argument("--streaming-idle-timeout", dest="streaming_idle_timeout", type=int,
+                   help="seconds a CRI exec/attach/port-forward stream may stay idle (default 14400)")
     return p
 
 
@@ -122,7 +138,9 @@ _JSON_KEYS = {"hosts": "hosts", "data-root": "data_root", "exec-root": "exec_roo
               "max-concurrent-uploads": "max_concurrent_uploads", "bridge": "bridge", "bip": "bip", "mtu": "mtu",
               "fixed-cidr": "fixed_cidr", "ipv6": "ipv6", "fixed-cidr-v6": "fixed_cidr_v6", "icc": "icc",
               "iptables": "iptables", "ip-forward": "ip_forward",
-              "init": "init", "init-path": "init_path"}
+              "init": "init", "init-path": "init_path", "cri-socket": "cri_socket", "cni-conf-dir": "cni_conf_dir",
+              "cni-bin-dir": "cni_bin_dir", "pod-infra-image": "pod_infra_image",
+              "streaming-address": "streaming_address", "streaming-idle-timeout": "streaming_idle_timeout"}
 
 
 def load(argv: list[str] | None = None) -> Config:
@@ -204,6 +222,11 @@ def load(argv: list[str] | None = None) -> Config:
             setattr(cfg, attr, getattr(ns, attr) == "true")
         if not isinstance(getattr(cfg, attr), bool):
             raise InvalidArgument(f"{attr.replace('_', '-')} must be true or false")
+    for attr in ("cri_socket", "cni_conf_dir", "cni_bin_dir", "pod_infra_image", "streaming_address",
+                 "streaming_idle_timeout"):
+        if getattr(ns, attr) is not None:
+            setattr(cfg, attr, getattr(ns, attr))
+    _check_cri(cfg)
     bridge_config(cfg)   # refuses what it cannot use
     registry_hosts(cfg)   # refuses what it cannot use
     _check_hosts(cfg)
@@ -223,6 +246,20 @@ def registry_hosts(cfg: Config) -> Any:
     return RegistryHosts(list(cfg.insecure_registries), list(cfg.registry_mirrors), dict(cfg.registry_mirrors_for),
                          str(cfg.registry_certs_dir), cfg.insecure_loopback, cfg.max_concurrent_downloads,
                          cfg.max_concurrent_uploads)
+
+
+def _check_cri(cfg: Config) -> None:
+    if cfg.cri_socket and (not isinstance(cfg.cri_socket, str) or not cfg.cri_socket.startswith("unix:///")):
+        raise InvalidArgument(f"cri-socket {cfg.cri_socket!r}: want unix:///PATH")
+    if isinstance(cfg.cni_bin_dir, str):
+        cfg.cni_bin_dir = [cfg.cni_bin_dir]
+    if not isinstance(cfg.cni_bin_dir, list) or not all(isinstance(d, str) for d in cfg.cni_bin_dir):
+        raise InvalidArgument("cni-bin-dir must be a list of directories")
+    host, _, port = str(cfg.streaming_address).rpartition(":")
+    if not host or not port.isdigit():
+        raise InvalidArgument(f"streaming-address {cfg.streaming_address!r}: want HOST:PORT (port 0: any free one)")
+    if not isinstance(cfg.streaming_idle_timeout, int) or cfg.streaming_idle_timeout < 1:
+        raise InvalidArgument("streaming-idle-timeout must be a positive number of seconds")
 
 
 def _check_hosts(cfg: Config) -> None:

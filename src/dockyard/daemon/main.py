@@ -111,8 +111,14 @@ async def serve(cfg: config_mod.Config) -> None:
     for s in (signal.SIGUSR1, signal.SIGUSR2):   # as dockerd's SIGUSR1: every stack to the log
         loop.add_signal_handler(s, _dump_stacks)
     log.info("API listening on %s", ", ".join(paths + tcps))
+    cri = None
+    if cfg.cri_socket:
+        from ..cri.setup import start_cri
+        cri = await start_cri(cfg, svc)
     await stop.wait()
     log.info("shutting down")
+    if cri is not None:
+        await cri.stop()
     for proxy in proxies:
         proxy.close()
     hang_up_all()

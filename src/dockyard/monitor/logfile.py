@@ -29,6 +29,8 @@ def open_writer(spec: dict[str, Any]) -> LogWriter | None:
     if spec.get("driver") == "none":
         return None
     os.makedirs(os.path.dirname(spec["path"]), exist_ok=True)
+    if spec.get("driver") == "cri":
+        return CriLogWriter(spec["path"])
     return LogWriter(spec["path"], spec.get("max_size", -1), spec.get("max_files", 1),
                      bool(spec.get("compress")), spec.get("attrs") or None)
 
@@ -129,6 +131,32 @@ class LogWriter:
         self.f.close()
         if self.compressor is not None:
             self.compressor.finish()
+
+    def reopen(self) -> None:
+        """Start writing to the path anew (someone moved the file away to rotate it)."""
+        self.f.close()
+        self.f = open(self.path, "ab", buffering=0)
+        self.size = self.f.tell()
+
+
+class CriLogWriter(LogWriter):
+    """The Kubernetes CRI log format kubelet reads: `<RFC3339Nano> <stdout|stderr> <F|P> <text>` a
+    line; a line longer than MAX_LINE is written as P(artial) parts ending with an F(ull) one.
+    Rotation is kubelet's (it renames the file, then asks for ReopenContainerLog)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+
+    def _records(self, stream: str, lines: list[bytes]) -> list[bytes]:
+        head = f"{now_rfc3339()} {stream} ".encode()
+        return [head + b"F " + line if line.endswith(b"\n") else head + b"P " + line + b"\n" for line in lines]
+
+    def flush(self) -> None:
+        """An unterminated last line is a whole one (as containerd writes it at the end of a stream)."""
+        for stream, buf in self.partial.items():
+            if buf:
+                self._append(f"{now_rfc3339()} {stream} F ".encode() + buf + b"\n")
+                self.partial[stream] = b""
 
 
 def _shift(path: str, max_files: int, suffix: str) -> None:

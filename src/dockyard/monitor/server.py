@@ -17,6 +17,7 @@ Requests (one JSON object per line; replies likewise):
   {"op": "adopt", "id", "pid", "bundle", "log", "exit_file", "cgroup", "runtime"}
         → {} : watch a container whose monitor was lost (its output from the named pipes
           into its log; not our child: its exit is seen through a pidfd, its code recorded as 255)
+  {"op": "reopen_log", "id"} → {} | {"error"}: write the log to a new file at its path (after a rotation)
   {"op": "forget", "id"}  → {} (drop a container's record; exited ones are dropped by themselves)
   {"op": "shutdown"}      → {} and the monitor exits
 
@@ -579,6 +580,16 @@ class Monitor:
                         for w in c.subscribers:
                             w.close()
                     rep = {}
+                elif op == "reopen_log":
+                    c = self.ctrs.get(req["id"])
+                    if c is None or c.log is None:
+                        rep = {"error": f"no log is written for {req['id']}"}
+                    else:
+                        try:
+                            c.log.reopen()
+                            rep = {}
+                        except OSError as e:
+                            rep = {"error": f"reopening the log: {e}"}
                 elif op == "shutdown":
                     self.stop.set()
                     rep = {}

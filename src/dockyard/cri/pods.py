@@ -1,0 +1,536 @@
+"""Pod sandboxes and their containers over the engine's container service.
+
+What the CRI needs beyond the engine's own record (the CRI config as kubelet sent it, the pod's
+network namespace, the CNI result, host ports, creation time in nanoseconds) is kept in one JSON
+file per sandbox and per container under `<data-root>/cri/`, written atomically."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import Conflict, EngineError, InvalidArgument, NotFound
+from ..network.firewall import Port, Rules, set_sysctl
+from . import cni, fields
+from .proto import runtime_v1_pb2 as pb
+
+log = logging.getLogger(__name__)
+KIND = "io.dockyard.cri.kind"
+SANDBOX = "io.dockyard.cri.sandbox"
+
+
+def _now_ns() -> int:
+    return time.time_ns()
+
+
+def _ts(iso: str) -> int:
+    """An engine timestamp (RFC 3339, ns) → ns since the epoch; 0 for Go's zero time."""
+    if not iso or iso.startswith("0001-"):
+        return 0
+    from ..units import unix_seconds
+    base = unix_seconds(iso)
+    frac = iso.split(".", 1)[1].rstrip("Z") if "." in iso else "0"
+    return base * 1_000_000_000 + int((frac + "000000000")[:9])
+
+
+class Records:
+    """`<dir>/<id>.json`, written atomically."""
+
+    def __init__(self, d: Path) -> None:
+        self.d = d
+        d.mkdir(parents=True, exist_ok=True)
+
+    def put(self, rid: str, rec: dict[str, Any]) -> None:
+        tmp = self.d / f".{rid}.tmp"
+        tmp.write_text(json.dumps(rec))
+        os.replace(tmp, self.d / f"{rid}.json")
+
+    def get(self, rid: str) -> dict[str, Any] | None:
+        try:
+            return json.loads((self.d / f"{rid}.json").read_text())
+        except FileNotFoundError:
+            return None
+
+    def drop(self, rid: str) -> None:
+        (self.d / f"{rid}.json").unlink(missing_ok=True)
+
+    def all(self) -> list[dict[str, Any]]:
+        out = []
+        for p in self.d.glob("*.json"):
+            with contextlib.suppress(OSError, ValueError):
+                out.append(json.loads(p.read_text()))
+        return out
+
+
+def _enc(msg: Any) -> str:
+    return base64.b64encode(msg.SerializeToString()).decode()
+
+
+def _dec(cls: Any, text: str) -> Any:
+    m = cls()
+    m.ParseFromString(base64.b64decode(text))
+    return m
+
+
+class Pods:
+    """The CRI's RuntimeService over one engine."""
+
+    def __init__(self, containers: Any, images: Any, execs: Any, state_dir: Path, run_dir: Path,
+                 net: cni.Cni, holder_image: Any) -> None:
+        self.containers, self.images, self.execs = containers, images, execs
+        self.sandboxes = Records(state_dir / "sandboxes")
+        self.ctrs = Records(state_dir / "containers")
+        self.netns_dir = run_dir / "netns"
+        self.net = net
+        self.holder_image = holder_image   # async () -> (image ref, is Dockyard's holder)
+        self.locks: dict[str, asyncio.Lock] = {}
+
+    def _lock(self, sid: str) -> asyncio.Lock:
+        return self.locks.setdefault(sid, asyncio.Lock())
+
+    # ---- lookups ----------------------------------------------------------------------------
+    def _sandbox(self, ref: str) -> dict[str, Any]:
+        rec = self.sandboxes.get(ref) if len(ref) == 64 else None
+        if rec is None:
+            hits = [r for r in self.sandboxes.all() if r["id"].startswith(ref)] if ref else []
+            if len(hits) != 1:
+                raise NotFound(f"pod sandbox {ref!r} not found")
+            rec = hits[0]
+        return rec
+
+    def _container(self, ref: str) -> dict[str, Any]:
+        rec = self.ctrs.get(ref) if len(ref) == 64 else None
+        if rec is None:
+            hits = [r for r in self.ctrs.all() if r["id"].startswith(ref)] if ref else []
+            if len(hits) != 1:
+                raise NotFound(f"container {ref!r} not found")
+            rec = hits[0]
+        return rec
+
+    def _engine(self, cid: str) -> Any | None:
+        try:
+            return self.containers.lookup(cid)
+        except NotFound:
+            return None
+
+    # ---- sandboxes ---------------------------------------------------------------------------
+    async def run_sandbox(self, req: pb.RunPodSandboxRequest) -> str:
+        if req.runtime_handler and req.runtime_handler not in self.containers.runtimes:
+            raise InvalidArgument(f"runtime_handler: no runtime named {req.runtime_handler!r} "
+                                  f"(have: {', '.join(sorted(self.containers.runtimes))})")
+        cfg = req.config
+        image, holder = await self.holder_image()
+        body = fields.sandbox_body(cfg, image, holder)
+        ns = cfg.linux.security_context.namespace_options
+        if ns.network == pb.POD and self.net.config is None:
+            self.net.reload()
+            if self.net.config is None:
+                raise InvalidArgument(f"network not ready: {self.net.why}")
+        if req.runtime_handler:
+            body["HostConfig"]["Runtime"] = req.runtime_handler
+        labels = body["Labels"]
+        labels.update({KIND: "sandbox", "io.kubernetes.pod.name": cfg.metadata.name,
+                       "io.kubernetes.pod.namespace": cfg.metadata.namespace, "io.kubernetes.pod.uid": cfg.metadata.uid})
+        try:
+            c = await self.containers.create(fields.sandbox_name(cfg.metadata), body)
+        except Conflict as e:
+            raise Conflict(f"pod sandbox name {fields.sandbox_name(cfg.metadata)!r} is already in use: {e.message}") \
+                from None
+        rec: dict[str, Any] = {"id": c.id, "config": _enc(cfg), "created": _now_ns(), "handler": req.runtime_handler,
+                               "network": ns.network, "pid": ns.pid, "ipc": ns.ipc,
+                               "cgroup_parent": cfg.linux.cgroup_parent,
+                               "privileged": cfg.linux.security_context.privileged,
+                               "netns": "", "cni": None, "ips": [], "ports": [], "state": "starting"}
+        self.sandboxes.put(c.id, rec)
+        async with self._lock(c.id):
+            try:
+                await self.containers.start(c.id)
+                if ns.network == pb.POD:
+                    await self._network_up(rec, cfg, self.containers.lookup(c.id).state.pid)
+                rec["state"] = "ready"
+                self.sandboxes.put(c.id, rec)
+            except BaseException:
+                with contextlib.suppress(EngineError, OSError):
+                    await self._network_down(rec)
+                with contextlib.suppress(EngineError):
+                    await self.containers.remove(c.id, force=True)
+                self.sandboxes.drop(c.id)
+                raise
+        return str(c.id)
+
+    async def _network_up(self, rec: dict[str, Any], cfg: pb.PodSandboxConfig, pid: int) -> None:
+        path = str(self.netns_dir / rec["id"])
+        await asyncio.to_thread(_pin_netns, pid, path)
+        rec["netns"] = path
+        self.sandboxes.put(rec["id"], rec)   # a crash from here on: DEL finds the namespace
+        conf = self.net.config
+        assert conf is not None
+        ports = [{"hostPort": p.host_port, "containerPort": p.container_port,
+                  "protocol": "udp" if p.protocol == pb.UDP else "tcp", "hostIP": p.host_ip}
+                 for p in cfg.port_mappings if p.host_port]
+        runtime: dict[str, Any] = {}
+        by_cni = conf.capable("portMappings")
+        if ports and by_cni:
+            runtime["portMappings"] = ports
+        pod = cni.Pod(rec["id"], path, cfg.metadata.name, cfg.metadata.namespace, cfg.metadata.uid)
+        rec["cni"] = await asyncio.to_thread(self.net.add, pod, runtime)
+        rec["ips"] = cni.ips(rec["cni"]["result"])
+        self.sandboxes.put(rec["id"], rec)
+        if ports and not by_cni:
+            if not rec["ips"]:
+                raise InvalidArgument("config.port_mappings: the pod has no IP to forward host ports to")
+            rec["ports"] = ports
+            rec["bridge"] = conf.bridge_name()
+            rec["subnet"] = _subnet(rec["cni"]["result"])
+            self.sandboxes.put(rec["id"], rec)
+            await asyncio.to_thread(_publish, rec)
+
+    async def _network_down(self, rec: dict[str, Any]) -> None:
+        """CNI DEL and the host ports' rules; the namespace unpinned. Idempotent."""
+        if rec.get("ports"):
+            last = not any(r.get("ports") and r.get("bridge") == rec.get("bridge") and r["id"] != rec["id"]
+                           for r in self.sandboxes.all())
+            await asyncio.to_thread(_unpublish, rec, last)
+            rec["ports"] = []
+        if rec.get("netns"):
+            if rec.get("cni") is not None:
+                md = _dec(pb.PodSandboxConfig, rec["config"]).metadata
+                pod = cni.Pod(rec["id"], rec["netns"], md.name, md.namespace, md.uid)
+                await asyncio.to_thread(self.net.delete, pod, rec["cni"])
+                rec["cni"] = None
+            await asyncio.to_thread(_unpin_netns, rec["netns"])
+            rec["netns"] = ""
+            rec["ips"] = []
+        self.sandboxes.put(rec["id"], rec)
+
+    async def stop_sandbox(self, sid: str) -> None:
+        """Idempotent: an unknown ID is success, as the CRI says."""
+        try:
+            rec = self._sandbox(sid)
+        except NotFound:
+            return
+        async with self._lock(rec["id"]):
+            for crec in self.ctrs.all():
+                if crec["sandbox"] == rec["id"]:
+                    await self._stop_container(crec, 0)
+            await self._network_down(rec)
+            c = self._engine(rec["id"])
+            if c is not None and c.state.running:
+                await self.containers.stop(rec["id"], 10)
+            rec["state"] = "stopped"
+            self.sandboxes.put(rec["id"], rec)
+
+    async def remove_sandbox(self, sid: str) -> None:
+        try:
+            rec = self._sandbox(sid)
+        except NotFound:
+            return
+        for crec in self.ctrs.all():
+            if crec["sandbox"] == rec["id"]:
+                await self.remove_container(crec["id"])
+        async with self._lock(rec["id"]):
+            await self._network_down(rec)
+            if self._engine(rec["id"]) is not None:
+                await self.containers.remove(rec["id"], force=True)
+            self.sandboxes.drop(rec["id"])
+        self.locks.pop(rec["id"], None)
+
+    def _sandbox_state(self, rec: dict[str, Any]) -> int:
+        c = self._engine(rec["id"])
+        ready = rec.get("state") == "ready" and c is not None and c.state.running
+        return pb.SANDBOX_READY if ready else pb.SANDBOX_NOTREADY
+
+    def sandbox_status(self, sid: str, verbose: bool) -> pb.PodSandboxStatusResponse:
+        rec = self._sandbox(sid)
+        cfg = _dec(pb.PodSandboxConfig, rec["config"])
+        st = pb.PodSandboxStatus(id=rec["id"], metadata=cfg.metadata, state=self._sandbox_state(rec),  # type: ignore[arg-type]
+                                 created_at=rec["created"], labels=dict(cfg.labels), annotations=dict(cfg.annotations),
+                                 runtime_handler=rec.get("handler") or "")
+        ips = rec.get("ips") or []
+        if ips and st.state == pb.SANDBOX_READY:
+            st.network.ip = ips[0]
+            for ip in ips[1:]:
+                st.network.additional_ips.add(ip=ip)
+        opts = st.linux.namespaces.options
+        opts.network, opts.pid, opts.ipc = rec["network"], rec["pid"], rec["ipc"]
+        out = pb.PodSandboxStatusResponse(status=st, timestamp=_now_ns())
+        if verbose:
+            c = self._engine(rec["id"])
+            out.info["info"] = json.dumps({"pid": c.state.pid if c else 0, "netns": rec.get("netns", ""),
+                                           "cni": rec.get("cni"), "hostPorts": rec.get("ports", []),
+                                           "engineContainer": rec["id"]})
+        return out
+
+    def list_sandboxes(self, f: pb.PodSandboxFilter | None) -> list[pb.PodSandbox]:
+        out = []
+        for rec in self.sandboxes.all():
+            if f is not None and f.id and not rec["id"].startswith(f.id):
+                continue
+            cfg = _dec(pb.PodSandboxConfig, rec["config"])
+            state = self._sandbox_state(rec)
+            if f is not None and f.HasField("state") and f.state.state != state:
+                continue
+            if f is not None and any(cfg.labels.get(k) != v for k, v in f.label_selector.items()):
+                continue
+            out.append(pb.PodSandbox(id=rec["id"], metadata=cfg.metadata, state=state,  # type: ignore[arg-type]
+                                     created_at=rec["created"], labels=dict(cfg.labels),
+                                     annotations=dict(cfg.annotations), runtime_handler=rec.get("handler") or ""))
+        return sorted(out, key=lambda s: s.created_at)
+
+    # ---- containers ----------------------------------------------------------------------------
+    async def create_container(self, req: pb.CreateContainerRequest) -> str:
+        rec = self._sandbox(req.pod_sandbox_id)
+        if self._sandbox_state(rec) != pb.SANDBOX_READY:
+            raise Conflict(f"pod sandbox {rec['id']} is not ready")
+        cfg = req.config
+        pcfg = _dec(pb.PodSandboxConfig, rec["config"])
+        log_path = os.path.join(pcfg.log_directory, cfg.log_path) if cfg.log_path else ""
+        if cfg.log_path and not os.path.isabs(log_path):
+            raise InvalidArgument("config.log_path: with the sandbox's log_directory it must make an absolute path")
+        image = self._image_ref(cfg.image)
+        body = fields.container_body(cfg, rec["id"], rec, image, log_path)
+        body["Labels"].update({KIND: "container", SANDBOX: rec["id"],
+                               "io.kubernetes.container.name": cfg.metadata.name,
+                               "io.kubernetes.pod.name": pcfg.metadata.name,
+                               "io.kubernetes.pod.namespace": pcfg.metadata.namespace,
+                               "io.kubernetes.pod.uid": pcfg.metadata.uid})
+        if rec.get("handler"):
+            body["HostConfig"]["Runtime"] = rec["handler"]
+        for m in body["HostConfig"].get("Mounts") or []:   # as containerd: a missing host directory is made
+            if not os.path.exists(m["Source"]):
+                await asyncio.to_thread(os.makedirs, m["Source"], 0o755, True)
+        name = fields.container_name(cfg.metadata, pcfg.metadata)
+        try:
+            c = await self.containers.create(name, body)
+        except Conflict as e:
+            raise Conflict(f"container name {name!r} is already in use: {e.message}") from None
+        self.ctrs.put(c.id, {"id": c.id, "sandbox": rec["id"], "config": _enc(cfg), "created": _now_ns(),
+                             "log_path": log_path, "image": cfg.image.image})
+        return str(c.id)
+
+    def _image_ref(self, spec: pb.ImageSpec) -> str:
+        if not spec.image:
+            raise InvalidArgument("config.image.image: an image is required")
+        try:
+            return str(self.images.resolve(spec.image).id)
+        except NotFound:
+            raise NotFound(f"image {spec.image!r} not found: pull it first") from None
+
+    async def start_container(self, cid: str) -> None:
+        rec = self._container(cid)
+        c = self._engine(rec["id"])
+        if c is None:
+            raise NotFound(f"container {cid!r} not found")
+        if c.state.status.value != "created":
+            raise Conflict(f"container {rec['id']} is in state {c.state.status.value}, not created")
+        if rec.get("log_path"):
+            await asyncio.to_thread(os.makedirs, os.path.dirname(rec["log_path"]), 0o755, True)
+        await self.containers.start(rec["id"])
+
+    async def _stop_container(self, crec: dict[str, Any], timeout: int) -> None:
+        c = self._engine(crec["id"])
+        if c is not None and c.state.running:
+            await self.containers.stop(crec["id"], max(0, timeout))
+
+    async def stop_container(self, cid: str, timeout: int) -> None:
+        try:
+            rec = self._container(cid)
+        except NotFound:
+            return
+        await self._stop_container(rec, timeout)
+
+    async def remove_container(self, cid: str) -> None:
+        try:
+            rec = self._container(cid)
+        except NotFound:
+            return
+        if self._engine(rec["id"]) is not None:
+            await self.containers.remove(rec["id"], force=True)
+        self.ctrs.drop(rec["id"])
+
+    def _container_state(self, c: Any) -> int:
+        if c is None:
+            return pb.CONTAINER_UNKNOWN
+        s = c.state.status.value
+        if s == "created":
+            return pb.CONTAINER_CREATED
+        if s in ("running", "paused", "restarting"):
+            return pb.CONTAINER_RUNNING
+        return pb.CONTAINER_EXITED
+
+    def _short(self, rec: dict[str, Any]) -> pb.Container:
+        cfg = _dec(pb.ContainerConfig, rec["config"])
+        c = self._engine(rec["id"])
+        image_id = c.cfg.image_id if c is not None else ""
+        return pb.Container(id=rec["id"], pod_sandbox_id=rec["sandbox"], metadata=cfg.metadata,
+                            image=pb.ImageSpec(image=rec.get("image") or cfg.image.image), image_ref=image_id,
+                            image_id=image_id, state=self._container_state(c),  # type: ignore[arg-type]
+                            created_at=rec["created"], labels=dict(cfg.labels), annotations=dict(cfg.annotations))
+
+    def list_containers(self, f: pb.ContainerFilter | None) -> list[pb.Container]:
+        out = []
+        for rec in self.ctrs.all():
+            if f is not None:
+                if f.id and not rec["id"].startswith(f.id):
+                    continue
+                if f.pod_sandbox_id and not rec["sandbox"].startswith(f.pod_sandbox_id):
+                    continue
+            item = self._short(rec)
+            if f is not None:
+                if f.HasField("state") and f.state.state != item.state:
+                    continue
+                if any(item.labels.get(k) != v for k, v in f.label_selector.items()):
+                    continue
+            out.append(item)
+        return sorted(out, key=lambda x: x.created_at)
+
+    def container_status(self, cid: str, verbose: bool) -> pb.ContainerStatusResponse:
+        rec = self._container(cid)
+        cfg = _dec(pb.ContainerConfig, rec["config"])
+        c = self._engine(rec["id"])
+        short = self._short(rec)
+        st = pb.ContainerStatus(id=rec["id"], metadata=cfg.metadata, state=short.state, created_at=rec["created"],
+                                image=short.image, image_ref=short.image_ref, image_id=short.image_id,
+                                labels=dict(cfg.labels), annotations=dict(cfg.annotations),
+                                log_path=rec.get("log_path") or "", stop_signal=cfg.stop_signal)
+        st.mounts.extend(cfg.mounts)
+        if c is not None:
+            st.started_at = _ts(c.state.started_at)
+            if short.state == pb.CONTAINER_EXITED:
+                st.finished_at = _ts(c.state.finished_at)
+                st.exit_code = c.state.exit_code
+                st.reason = "OOMKilled" if c.state.oom_killed else ("Completed" if c.state.exit_code == 0 else "Error")
+                st.message = c.state.error or ""
+            elif c.state.error:
+                st.reason, st.message = "StartError", c.state.error
+            r = st.resources.linux
+            hc = c.cfg.host_config
+            r.cpu_period, r.cpu_quota, r.cpu_shares = hc.get("CpuPeriod") or 0, hc.get("CpuQuota") or 0, hc.get("CpuShares") or 0
+            r.memory_limit_in_bytes = hc.get("Memory") or 0
+            r.memory_swap_limit_in_bytes = max(0, hc.get("MemorySwap") or 0)
+            r.cpuset_cpus, r.cpuset_mems = hc.get("CpusetCpus") or "", hc.get("CpusetMems") or ""
+            r.oom_score_adj = hc.get("OomScoreAdj") or 0
+        out = pb.ContainerStatusResponse(status=st)
+        if verbose and c is not None:
+            out.info["info"] = json.dumps({"pid": c.state.pid, "engineName": c.name, "sandboxID": rec["sandbox"]})
+        return out
+
+    async def update_resources(self, cid: str, r: pb.LinuxContainerResources) -> None:
+        rec = self._container(cid)
+        await self.containers.update(rec["id"], fields.update_body(r))
+
+    async def reopen_log(self, cid: str) -> None:
+        rec = self._container(cid)
+        if not rec.get("log_path"):
+            raise InvalidArgument(f"container {rec['id']} has no log_path")
+        await self.containers.reopen_log(rec["id"])
+
+    async def exec_sync(self, cid: str, cmd: list[str], timeout: int) -> pb.ExecSyncResponse:
+        """Run to completion, output collected; at the timeout the process is killed (exit code -1... as
+        DeadlineExceeded)."""
+        rec = self._container(cid)
+        e = self.execs.create(rec["id"], {"Cmd": cmd, "AttachStdout": True, "AttachStderr": True})
+        _, frames = await self.execs.start(e.id)
+        out: dict[int, list[bytes]] = {1: [], 2: []}
+
+        async def collect() -> None:
+            async for stream, data in frames:
+                out.setdefault(stream, []).append(data)
+        try:
+            await asyncio.wait_for(collect(), timeout if timeout > 0 else None)
+        except TimeoutError:
+            if e.pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(e.pid, 9)
+            raise TimeoutError(f"command {cmd!r} timed out after {timeout}s (killed)") from None
+        for _ in range(100):
+            if e.exit_code is not None:
+                break
+            await asyncio.sleep(0.01)
+        return pb.ExecSyncResponse(stdout=b"".join(out[1]), stderr=b"".join(out[2]),
+                                   exit_code=e.exit_code if e.exit_code is not None else -1)
+
+    # ---- recovery ---------------------------------------------------------------------------------
+    async def recover(self) -> None:
+        """After a (re)start: sandboxes whose holder is gone get their network torn down (CNI DEL with
+        the recorded result); records whose engine container vanished are dropped."""
+        for rec in self.sandboxes.all():
+            c = self._engine(rec["id"])
+            if c is None or not c.state.running:
+                try:
+                    await self._network_down(rec)
+                except (EngineError, OSError) as e:
+                    log.warning("sandbox %s: tearing its network down: %s", rec["id"][:12], e)
+                if c is None:
+                    self.sandboxes.drop(rec["id"])
+                elif rec.get("state") != "stopped":
+                    rec["state"] = "stopped"
+                    self.sandboxes.put(rec["id"], rec)
+            elif rec.get("ports"):
+                await asyncio.to_thread(_publish, rec)   # the engine flushed its port rules at start-up
+        for crec in self.ctrs.all():
+            if self._engine(crec["id"]) is None:
+                self.ctrs.drop(crec["id"])
+
+
+def _pin_netns(pid: int, path: str) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w"):
+        pass
+    p = subprocess.run(["mount", "--bind", f"/proc/{pid}/ns/net", path], capture_output=True, text=True)
+    if p.returncode != 0:
+        os.unlink(path)
+        raise OSError(f"pinning the pod's network namespace: {p.stderr.strip()}")
+
+
+def _unpin_netns(path: str) -> None:
+    from ..network import netns
+    netns.remove(path)
+
+
+def _subnet(result: dict[str, Any]) -> str:
+    import ipaddress
+    for ip in result.get("ips") or []:
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            return str(ipaddress.ip_interface(ip["address"]).network)
+    return ""
+
+
+def _rules(rec: dict[str, Any]) -> Rules:
+    return Rules(rec.get("bridge") or "cni0", rec.get("subnet") or "", icc=True)
+
+
+def _ports(rec: dict[str, Any]) -> list[Port]:
+    return [Port(p.get("hostIP") or "", int(p["hostPort"]), p["protocol"], int(p["containerPort"]))
+            for p in rec.get("ports") or []]
+
+
+def _publish(rec: dict[str, Any]) -> None:
+    """Host ports by Dockyard's DNAT rules, in chains of the CNI bridge (made when missing); the bridge
+    routes 127.0.0.1 so a hostPort answers on the loopback too."""
+    rules = _rules(rec)
+    rules.install()   # idempotent, keeps the port rules of other pods
+    bridge = rec.get("bridge") or "cni0"
+    with contextlib.suppress(OSError):
+        set_sysctl(f"net/ipv4/conf/{bridge}/route_localnet", "1")
+    ip = [x for x in rec.get("ips") or [] if ":" not in x][0]
+    rules.unpublish(rec["id"], ip, _ports(rec))
+    rules.publish(rec["id"], ip, _ports(rec))
+
+
+def _unpublish(rec: dict[str, Any], last: bool) -> None:
+    """The pod's port rules; with the bridge's last pod with host ports, the chains too."""
+    ips = [x for x in rec.get("ips") or [] if ":" not in x]
+    rules = _rules(rec)
+    if ips:
+        rules.unpublish(rec["id"], ips[0], _ports(rec))
+    if last:
+        rules.remove()

@@ -1,0 +1,233 @@
+"""The CRI streaming server: the URLs Exec, Attach and PortForward answer point here.
+
+It speaks Kubernetes' remotecommand over **websocket** (`v5.channel.k8s.io`, `v4.channel.k8s.io`):
+every binary message starts with a channel byte — 0 stdin, 1 stdout, 2 stderr, 3 error (a
+metav1.Status JSON at the end: Success, or Failure with the exit code), 4 resize (`{"Width",
+"Height"}`), and in v5 255 "close" (`[255, channel]`: that stream ended). Port forwarding
+(`portforward.k8s.io` over websocket, `?port=N&port=M`): port i's data on channel 2i and its errors
+on 2i+1, each channel's first server message the port number (uint16, little endian); the
+connection is made from inside the pod's network namespace to 127.0.0.1:port.
+
+URLs are single-use tokens, valid for `TOKEN_TTL` seconds after the RPC (kubelet's cache keeps
+them a minute); a stream idle for `idle_timeout` seconds is closed. Not done: SPDY/3.1 (the
+transport of kubectl before 1.31 and of crictl's fallback)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import socket
+import struct
+import time
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from ..errors import EngineError
+
+log = logging.getLogger(__name__)
+TOKEN_TTL = 60.0
+PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
+PF_PROTOCOLS = ("v4.channel.k8s.io", "portforward.k8s.io")
+STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
+
+
+def status_json(exit_code: int | None, message: str = "") -> bytes:
+    """The error channel's last word, as kubelet writes it."""
+    if exit_code == 0 and not message:
+        return json.dumps({"metadata": {}, "status": "Success"}).encode()
+    if exit_code is None:
+        return json.dumps({"metadata": {}, "status": "Failure", "message": message, "reason": "InternalError"}).encode()
+    return json.dumps({"metadata": {}, "status": "Failure",
+                       "message": f"command terminated with non-zero exit code: exit status {exit_code}",
+                       "reason": "NonZeroExitCode",
+                       "details": {"causes": [{"reason": "ExitCode", "message": str(exit_code)}]}}).encode()
+
+
+class Streaming:
+    """An aiohttp server on `addr` (127.0.0.1 and a free port by default)."""
+
+    def __init__(self, pods: Any, addr: str = "127.0.0.1:0", idle_timeout: float = 4 * 3600) -> None:
+        self.pods = pods
+        self.addr = addr
+        self.idle_timeout = idle_timeout
+        self.tokens: dict[str, tuple[float, str, dict[str, Any]]] = {}
+        self.base_url = ""
+        self.runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/{kind:exec|attach|portforward}/{token}", self.handle)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        host, _, port = self.addr.rpartition(":")
+        host = host.strip("[]") or "127.0.0.1"
+        site = web.TCPSite(self.runner, host, int(port or 0))
+        await site.start()
+        server = site._server
+        assert server is not None and server.sockets   # type: ignore[attr-defined]
+        bound = server.sockets[0].getsockname()   # type: ignore[attr-defined]
+        shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+        self.base_url = f"http://{shown}:{bound[1]}"
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    def register(self, kind: str, args: dict[str, Any]) -> str:
+        now = time.monotonic()
+        for t, (at, _, _) in list(self.tokens.items()):
+            if now - at > TOKEN_TTL:
+                del self.tokens[t]
+        token = secrets.token_urlsafe(18)
+        self.tokens[token] = (now, kind, args)
+        return f"{self.base_url}/{kind}/{token}"
+
+    async def handle(self, req: web.Request) -> web.StreamResponse:
+        kind, token = req.match_info["kind"], req.match_info["token"]
+        entry = self.tokens.pop(token, None)
+        if entry is None or entry[1] != kind or time.monotonic() - entry[0] > TOKEN_TTL:
+            raise web.HTTPNotFound(text="unknown or expired streaming token\n")
+        args = entry[2]
+        if req.headers.get("Upgrade", "").lower() != "websocket":
+            raise web.HTTPBadRequest(text="this streaming server speaks websocket (v5.channel.k8s.io, "
+                                          "v4.channel.k8s.io); SPDY is not supported\n")
+        protos = PF_PROTOCOLS if kind == "portforward" else PROTOCOLS
+        ws = web.WebSocketResponse(protocols=protos, heartbeat=None, max_msg_size=0)
+        await ws.prepare(req)
+        try:
+            if kind == "portforward":
+                await self._portforward(req, ws, args)
+            else:
+                await self._remotecommand(kind, ws, args)
+        except (ConnectionError, EngineError) as e:
+            msg = e.message if isinstance(e, EngineError) else str(e)
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await ws.send_bytes(bytes([ERROR]) + status_json(None, msg))
+        finally:
+            await ws.close()
+        return ws
+
+    async def _remotecommand(self, kind: str, ws: web.WebSocketResponse, args: dict[str, Any]) -> None:
+        v5 = ws.ws_protocol == "v5.channel.k8s.io"
+        cid = args["container"]
+        svc = self.pods.containers
+        if kind == "exec":
+            execs = self.pods.execs
+            e = execs.create(cid, {"Cmd": args["cmd"], "Tty": args["tty"], "AttachStdin": args["stdin"],
+                                   "AttachStdout": args["stdout"], "AttachStderr": args["stderr"]})
+            inp, frames = await execs.start(e.id)
+            send, close_in = inp.send, inp.close_stdin
+
+            async def resize(h: int, w: int) -> None:
+                await execs.resize(e.id, h, w)
+        else:
+            c = svc.lookup(cid)
+            ch = await svc.attach(c, stdin=args["stdin"])
+            frames = ch.frames()
+            send, close_in = ch.send, ch.close_stdin
+
+            async def resize(h: int, w: int) -> None:
+                await svc.resize(cid, h, w)
+        last = [time.monotonic()]
+
+        async def pump_in() -> None:
+            async for msg in ws:
+                last[0] = time.monotonic()
+                if msg.type != WSMsgType.BINARY or not msg.data:
+                    continue
+                chan, data = msg.data[0], msg.data[1:]
+                if chan == STDIN and args["stdin"]:
+                    await send(data)
+                elif chan == RESIZE:
+                    with contextlib.suppress(ValueError, EngineError):
+                        size = json.loads(data)
+                        await resize(int(size.get("Height", 0)), int(size.get("Width", 0)))
+                elif v5 and chan == CLOSE and data[:1] == bytes([STDIN]):
+                    await close_in()
+            if args["stdin"]:   # the client hung up: its input ended
+                with contextlib.suppress(EngineError, ConnectionError):
+                    await close_in()
+
+        async def pump_out() -> None:
+            async for stream, data in frames:
+                last[0] = time.monotonic()
+                if stream in (STDOUT, STDERR):
+                    await ws.send_bytes(bytes([stream]) + data)
+
+        async def idle() -> None:
+            while True:
+                left = self.idle_timeout - (time.monotonic() - last[0])
+                if left <= 0:
+                    return
+                await asyncio.sleep(left)
+
+        tin = asyncio.ensure_future(pump_in())
+        tidle = asyncio.ensure_future(idle())
+        tout = asyncio.ensure_future(pump_out())
+        done, _ = await asyncio.wait({tout, tidle}, return_when=asyncio.FIRST_COMPLETED)
+        tin.cancel()
+        tidle.cancel()
+        if tout not in done:   # idle: give up on the stream
+            tout.cancel()
+            await ws.send_bytes(bytes([ERROR]) + status_json(None, "stream idle timeout"))
+            return
+        code: int | None = 0
+        if kind == "exec":
+            for _ in range(200):
+                if e.exit_code is not None:
+                    break
+                await asyncio.sleep(0.01)
+            code = e.exit_code
+        await ws.send_bytes(bytes([ERROR]) + status_json(code, "" if code is not None else "exit code unknown"))
+
+    async def _portforward(self, req: web.Request, ws: web.WebSocketResponse, args: dict[str, Any]) -> None:
+        ports = [int(p) for p in req.query.getall("port", [])] or list(args["ports"])
+        if not ports or not all(0 < p < 65536 for p in ports):
+            raise web.HTTPBadRequest(text="port forwarding needs ?port=N in 1..65535\n")
+        rec = self.pods._sandbox(args["sandbox"])
+        c = self.pods._engine(rec["id"])
+        if c is None or not c.state.running:
+            raise EngineError(f"pod sandbox {rec['id']} is not running")
+        nspath = rec.get("netns") or f"/proc/{c.state.pid}/ns/net"
+        loop = asyncio.get_running_loop()
+        conns: dict[int, socket.socket] = {}
+        for i, port in enumerate(ports):
+            for chan in (2 * i, 2 * i + 1):
+                await ws.send_bytes(bytes([chan]) + struct.pack("<H", port))
+            try:
+                s = await asyncio.to_thread(_socket_in, nspath)
+                await loop.sock_connect(s, ("127.0.0.1", port))
+                conns[i] = s
+            except OSError as e:
+                await ws.send_bytes(bytes([2 * i + 1]) + f"error forwarding port {port} to pod: {e}".encode())
+        readers = [asyncio.ensure_future(_sock_to_ws(loop, s, ws, 2 * i)) for i, s in conns.items()]
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.BINARY or not msg.data:
+                    continue
+                chan, data = msg.data[0], msg.data[1:]
+                target = conns.get(chan // 2) if chan % 2 == 0 else None
+                if target is not None and data:
+                    await loop.sock_sendall(target, data)
+        finally:
+            for t in readers:
+                t.cancel()
+            for s in conns.values():
+                s.close()
+
+
+def _socket_in(nspath: str) -> socket.socket:
+    from ..network import netns
+    s = netns.made_in(nspath, lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+    s.setblocking(False)
+    return s
+
+
+async def _sock_to_ws(loop: asyncio.AbstractEventLoop, s: socket.socket, ws: web.WebSocketResponse, chan: int) -> None:
+    with contextlib.suppress(OSError, ConnectionError, RuntimeError):
+        while data := await loop.sock_recv(s, 65536):
+            await ws.send_bytes(bytes([chan]) + data)
