@@ -16,6 +16,7 @@ K8S = "registry.k8s.io/e2e-test-images/busybox:1.29-2"
 
 @pytest.fixture
 def mirror(tmp_path, daemon):
+    (tmp_path / "reg").mkdir()
     for addr in _registry(tmp_path / "reg", ""):
         archive = save_image(daemon, "busybox:latest", tmp_path / "busybox.tar")
         skopeo_copy(archive, f"{addr}/e2e-test-images/busybox:1.29-2")

@@ -15,12 +15,17 @@ log = logging.getLogger(__name__)
 
 
 class CriHandle:
-    def __init__(self, server: Any, streaming: Any) -> None:
-        self.server, self.streaming = server, streaming
+    def __init__(self, server: Any, streaming: Any, pods: Any) -> None:
+        self.server, self.streaming, self.pods = server, streaming, pods
 
     async def stop(self) -> None:
         await self.server.stop(2)
         await self.streaming.stop()
+
+    async def release_networks(self) -> None:
+        """After the engine stopped every container (a shutdown without live-restore): the pods'
+        networks are torn down (CNI DEL, host ports), as their sandboxes are gone."""
+        await self.pods.recover()
 
 
 async def start_cri(cfg: Any, svc: Any) -> CriHandle:
@@ -66,4 +71,4 @@ async def start_cri(cfg: Any, svc: Any) -> CriHandle:
     path = cfg.cri_socket[len("unix://"):]
     server = await serve(front, path)
     log.info("CRI listening on %s (streaming server %s)", path, streaming.base_url)
-    return CriHandle(server, streaming)
+    return CriHandle(server, streaming, pods)

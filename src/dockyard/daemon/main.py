@@ -127,6 +127,8 @@ async def serve(cfg: config_mod.Config) -> None:
     if not cfg.live_restore:
         await svc.plugins.shutdown()
     await svc.containers.shutdown(cfg.live_restore)
+    if cri is not None and not cfg.live_restore:
+        await cri.release_networks()
     await runner.cleanup()
     for p in paths:
         try:

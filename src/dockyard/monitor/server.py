@@ -279,6 +279,11 @@ class Monitor:
 
     def _exited(self, c: Ctr, status: int) -> None:
         c.status = status
+        if c.pipes and c.cgroup:
+            # processes that outlive the container's first one keep its output open: with a PID namespace
+            # of its own the kernel has killed them already; in a shared one (`--pid container:`/`host`,
+            # a pod's containers) they are killed here, as containerd's shim does
+            _kill_leftovers(c.cgroup)
         self._maybe_finish(c)
 
     def _maybe_finish(self, c: Ctr) -> None:
@@ -724,6 +729,20 @@ def _runtime_error(path: str) -> str:
         if rec.get("level") in ("error", "fatal"):
             return str(rec.get("msg", ""))
     return ""
+
+
+def _kill_leftovers(cgroup: str) -> None:
+    for p in (f"/sys/fs/cgroup/pids{cgroup}/cgroup.procs", f"/sys/fs/cgroup/memory{cgroup}/cgroup.procs",
+              f"/sys/fs/cgroup{cgroup}/cgroup.procs"):
+        try:
+            with open(p) as f:
+                pids = [int(x) for x in f.read().split()]
+        except (OSError, ValueError):
+            continue
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return
 
 
 def _oom_killed(cgroup: str) -> bool:
