@@ -112,3 +112,34 @@ def cri_factory(fresh_daemon, tmp_path):
 @pytest.fixture
 def cri(cri_factory):
     return cri_factory()
+
+
+@pytest.fixture(scope="session")
+def peer_registry(tmp_path_factory, daemon):
+    """A docker-registry holding the stand-in images (registry.k8s.io's, by a mirror)."""
+    from ..registry.conftest import _registry
+    from .peer import push_stand_ins
+    base = tmp_path_factory.mktemp("cri-registry")
+    for addr in _registry(base, ""):
+        push_stand_ins(daemon, addr, base)
+        yield addr
+
+
+@pytest.fixture(scope="session")
+def containerd_peer(tmp_path_factory, peer_registry):
+    """Debian's containerd with its CRI, as a Cri client; skipped where containerd is not installed."""
+    import shutil as _sh
+    if not _sh.which("containerd") or not os.path.isdir("/usr/lib/cni"):
+        pytest.skip("Debian's containerd and containernetworking-plugins are not installed")
+    from .peer import Containerd
+    n = 200 + os.getpid() % 50
+    ctd = Containerd(tmp_path_factory.mktemp("containerd"), peer_registry, f"dyref{n}", f"10.244.{n}.0/24").start()
+    c = Cri(None, ctd.sock, ctd.bridge, f"10.244.{n}.0/24")
+    try:
+        yield c
+    finally:
+        try:
+            c.remove_all()
+        finally:
+            c.channel.close()
+            ctd.stop()
