@@ -113,8 +113,9 @@ def test_list_filters_agree(pair):
         _ctr(c, pod, cfg, "b", ["sleep", "100"])
     res = []
     for c in pair:
-        by_state = {s: sorted(x.metadata.name for x in c.rt.ListContainers(pb.ListContainersRequest(filter=pb.ContainerFilter(
-            state=pb.ContainerStateValue(state=s))), timeout=10).containers) for s in (pb.CONTAINER_RUNNING, pb.CONTAINER_CREATED)}
+        by_state = {s: sorted(x.metadata.name for x in c.rt.ListContainers(pb.ListContainersRequest(
+            filter=pb.ContainerFilter(state=pb.ContainerStateValue(state=s))), timeout=10).containers)
+            for s in (pb.CONTAINER_RUNNING, pb.CONTAINER_CREATED)}
         by_label = sorted(x.metadata.name for x in c.rt.ListContainers(pb.ListContainersRequest(filter=pb.ContainerFilter(
             label_selector={"l": "1"})), timeout=10).containers)
         pods = [(s.metadata.name, s.state, dict(s.labels)) for s in c.rt.ListPodSandbox(pb.ListPodSandboxRequest(
@@ -134,9 +135,9 @@ def test_error_codes_agree(pair):
             image=pb.ImageSpec(image="registry.k8s.io/none:1")), timeout=10),
     }
     for name, fn in calls.items():
-        assert _code(lambda: fn(pair[0])) == _code(lambda: fn(pair[1])), name
+        assert _code(lambda f=fn: f(pair[0])) == _code(lambda f=fn: f(pair[1])), name
     # containerd 1.6 answers NotFound to stopping an unknown pod or container; the CRI says success (ours)
     for fn in (lambda c: c.rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=unknown), timeout=10),
                lambda c: c.rt.StopContainer(pb.StopContainerRequest(container_id=unknown), timeout=10)):
-        assert _code(lambda: fn(pair[0])) == grpc.StatusCode.OK
-        assert _code(lambda: fn(pair[1])) == grpc.StatusCode.NOT_FOUND
+        assert _code(lambda f=fn: f(pair[0])) == grpc.StatusCode.OK
+        assert _code(lambda f=fn: f(pair[1])) == grpc.StatusCode.NOT_FOUND

@@ -91,6 +91,9 @@ class Paths:
 class ContainerService:
     """All containers of one daemon."""
 
+    # a network namespace prepared for a `none`-mode container (the CRI's pods): its path, or None
+    netns_of: Callable[[str], str | None] = staticmethod(lambda cid: None)
+
     def __init__(self, meta: Metadata, images: ImageService, snapshots: Snapshotter, monitor: MonitorClient,
                  runtimes: dict[str, Runtime], default_runtime: str, paths: Paths, cgroup_parent: str = "dockyard",
                  on_event: Callable[[str, Container, dict[str, str]], None] | None = None,
@@ -419,6 +422,8 @@ class ContainerService:
             if cwd != "/":
                 await asyncio.to_thread(etcfiles.make_workdir, str(rootfs), cwd)
             join = self._check_joins(cfg.host_config, start=True)
+            if nm == "none" and (held := self.netns_of(cid)):   # a namespace made (and wired) for it beforehand
+                join["network"] = held
             donor_files = self._donor_files(cfg.host_config)
             if donor_files:
                 files = donor_files

@@ -12,12 +12,12 @@ import contextlib
 import json
 import logging
 import os
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 from ..errors import Conflict, EngineError, InvalidArgument, NotFound
+from ..network import netns
 from ..network.firewall import Port, Rules, set_sysctl
 from . import cni, fields
 from .proto import runtime_v1_pb2 as pb
@@ -92,6 +92,8 @@ class Pods:
         self.net = net
         self.holder_image = holder_image   # async () -> (image ref, is Dockyard's holder)
         self.locks: dict[str, asyncio.Lock] = {}
+        self.held: dict[str, str] = {}   # sandbox → the network namespace made for it (the engine joins it)
+        containers.netns_of = self.held.get
 
     def _lock(self, sid: str) -> asyncio.Lock:
         return self.locks.setdefault(sid, asyncio.Lock())
@@ -139,6 +141,7 @@ class Pods:
         labels = body["Labels"]
         labels.update({KIND: "sandbox", "io.kubernetes.pod.name": cfg.metadata.name,
                        "io.kubernetes.pod.namespace": cfg.metadata.namespace, "io.kubernetes.pod.uid": cfg.metadata.uid})
+        t0 = time.perf_counter()
         try:
             c = await self.containers.create(fields.sandbox_name(cfg.metadata), body)
         except Conflict as e:
@@ -152,25 +155,38 @@ class Pods:
         self.sandboxes.put(c.id, rec)
         async with self._lock(c.id):
             try:
-                await self.containers.start(c.id)
+                t1 = time.perf_counter()
                 if ns.network == pb.POD:
-                    await self._network_up(rec, cfg, self.containers.lookup(c.id).state.pid)
+                    # the namespace first: CNI wires it while the holder starts in it
+                    path = str(self.netns_dir / c.id)
+                    await asyncio.to_thread(netns.create_in_thread, path)
+                    rec["netns"] = path
+                    self.sandboxes.put(c.id, rec)   # a crash from here on: recovery finds and releases it
+                    self.held[c.id] = path
+                    results = await asyncio.gather(self.containers.start(c.id), self._network_up(rec, cfg),
+                                                   return_exceptions=True)
+                    for r in results:
+                        if isinstance(r, BaseException):
+                            raise r
+                else:
+                    await self.containers.start(c.id)
                 rec["state"] = "ready"
                 self.sandboxes.put(c.id, rec)
+                log.info("sandbox %s ready in %.1f ms (create %.1f ms)", c.id[:12], (time.perf_counter() - t1) * 1000,
+                         (t1 - t0) * 1000)
             except BaseException:
                 with contextlib.suppress(EngineError, OSError):
                     await self._network_down(rec)
                 with contextlib.suppress(EngineError):
                     await self.containers.remove(c.id, force=True)
                 self.sandboxes.drop(c.id)
+                self.held.pop(c.id, None)
                 raise
         return str(c.id)
 
-    async def _network_up(self, rec: dict[str, Any], cfg: pb.PodSandboxConfig, pid: int) -> None:
-        path = str(self.netns_dir / rec["id"])
-        await asyncio.to_thread(_pin_netns, pid, path)
-        rec["netns"] = path
-        self.sandboxes.put(rec["id"], rec)   # a crash from here on: DEL finds the namespace
+    async def _network_up(self, rec: dict[str, Any], cfg: pb.PodSandboxConfig) -> None:
+        """CNI ADD into the sandbox's namespace; host ports."""
+        path = rec["netns"]
         conf = self.net.config
         assert conf is not None
         ports = [{"hostPort": p.host_port, "containerPort": p.container_port,
@@ -207,6 +223,7 @@ class Pods:
                 await asyncio.to_thread(self.net.delete, pod, rec["cni"])
                 rec["cni"] = None
             await asyncio.to_thread(_unpin_netns, rec["netns"])
+            self.held.pop(rec["id"], None)
             rec["netns"] = ""
             rec["ips"] = []
         self.sandboxes.put(rec["id"], rec)
@@ -464,6 +481,16 @@ class Pods:
         the recorded result); records whose engine container vanished are dropped."""
         for rec in self.sandboxes.all():
             c = self._engine(rec["id"])
+            if rec.get("state") == "starting":   # half made when the daemon died: undone (kubelet retries)
+                log.warning("sandbox %s was half made when the daemon stopped: removing it", rec["id"][:12])
+                try:
+                    await self._network_down(rec)
+                    if c is not None:
+                        await self.containers.remove(rec["id"], force=True)
+                    self.sandboxes.drop(rec["id"])
+                except (EngineError, OSError) as e:
+                    log.warning("sandbox %s: removing it: %s", rec["id"][:12], e)
+                continue
             if c is None or not c.state.running:
                 try:
                     await self._network_down(rec)
@@ -474,25 +501,17 @@ class Pods:
                 elif rec.get("state") != "stopped":
                     rec["state"] = "stopped"
                     self.sandboxes.put(rec["id"], rec)
-            elif rec.get("ports"):
-                await asyncio.to_thread(_publish, rec)   # the engine flushed its port rules at start-up
+            else:
+                if rec.get("netns"):
+                    self.held[rec["id"]] = rec["netns"]
+                if rec.get("ports"):
+                    await asyncio.to_thread(_publish, rec)   # the engine flushed its port rules at start-up
         for crec in self.ctrs.all():
             if self._engine(crec["id"]) is None:
                 self.ctrs.drop(crec["id"])
 
 
-def _pin_netns(pid: int, path: str) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w"):
-        pass
-    p = subprocess.run(["mount", "--bind", f"/proc/{pid}/ns/net", path], capture_output=True, text=True)
-    if p.returncode != 0:
-        os.unlink(path)
-        raise OSError(f"pinning the pod's network namespace: {p.stderr.strip()}")
-
-
 def _unpin_netns(path: str) -> None:
-    from ..network import netns
     netns.remove(path)
 
 

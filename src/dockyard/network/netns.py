@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import threading
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -14,6 +15,8 @@ from ..errors import SystemError_
 from ..linux import syscalls
 
 MNT_DETACH = 2
+MS_BIND = 4096
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 _T = TypeVar("_T")
 CLONE_NEWNET = 0x40000000
 
@@ -27,6 +30,33 @@ def create(path: str) -> None:
     if p.returncode != 0:
         os.unlink(path)
         raise SystemError_(f"creating a network namespace at {path}: {p.stderr.strip()}")
+
+
+def create_in_thread(path: str) -> None:
+    """`create` without a subprocess: the calling (worker) thread unshares a new network namespace,
+    binds it at `path`, brings its `lo` up and returns to its own namespace. Blocking: run it in a
+    worker thread."""
+    import fcntl
+    import struct
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w"):
+        pass
+    here = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        syscalls.unshare(CLONE_NEWNET)
+        try:
+            syscalls.mount(f"/proc/self/task/{threading.get_native_id()}/ns/net", path, None, MS_BIND)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                req = struct.pack("16sH14x", b"lo", 0)
+                flags = struct.unpack("16sH14x", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, req))[1]
+                fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+        finally:
+            syscalls.setns(here, CLONE_NEWNET)
+    except BaseException:
+        remove(path)
+        raise
+    finally:
+        os.close(here)
 
 
 def remove(path: str) -> None:
