@@ -39,20 +39,15 @@ RPCS: dict[str, str] = {
     "ExecSync": "", "Exec": "", "Attach": "", "PortForward": "", "UpdateRuntimeConfig": "", "Status": "",
     "RuntimeConfig": "",
     "ListImages": "", "ImageStatus": "", "PullImage": "", "RemoveImage": "", "ImageFsInfo": "",
+    "ContainerStats": "", "ListContainerStats": "", "PodSandboxStats": "", "ListPodSandboxStats": "",
+    "GetContainerEvents": "", "ListMetricDescriptors": "", "ListPodSandboxMetrics": "",
     "StreamPodSandboxes": "streaming lists are an optional alpha (kubelet falls back to ListPodSandbox)",
     "StreamContainers": "streaming lists are an optional alpha (kubelet falls back to ListContainers)",
     "StreamImages": "streaming lists are an optional alpha (kubelet falls back to ListImages)",
-    "ContainerStats": "statistics are not served through the CRI yet (docker stats has them)",
-    "ListContainerStats": "statistics are not served through the CRI yet (docker stats has them)",
-    "StreamContainerStats": "statistics are not served through the CRI yet",
-    "PodSandboxStats": "pod statistics are not served through the CRI yet",
-    "ListPodSandboxStats": "pod statistics are not served through the CRI yet",
-    "StreamPodSandboxStats": "pod statistics are not served through the CRI yet",
+    "StreamContainerStats": "streaming statistics are an optional alpha (kubelet uses ListContainerStats)",
+    "StreamPodSandboxStats": "streaming statistics are an optional alpha (kubelet uses ListPodSandboxStats)",
     "CheckpointContainer": "checkpoint/restore (CRIU) is not supported",
-    "GetContainerEvents": "evented PLEG is not supported: kubelet relists",
-    "ListMetricDescriptors": "CRI metrics are not served (kubelet uses cAdvisor)",
-    "ListPodSandboxMetrics": "CRI metrics are not served (kubelet uses cAdvisor)",
-    "StreamPodSandboxMetrics": "CRI metrics are not served (kubelet uses cAdvisor)",
+    "StreamPodSandboxMetrics": "streaming metrics are an optional alpha (kubelet uses ListPodSandboxMetrics)",
     "UpdatePodSandboxResources": "Dockyard keeps no pod-level cgroup of its own (kubelet's pod cgroup limits the pod)",
 }
 
@@ -88,6 +83,16 @@ def _guard(name: str, fn: Callable[[Any, Any], Awaitable[Any]]) -> Callable[[Any
             if code == grpc.StatusCode.UNKNOWN:
                 log.warning("CRI %s: %s", name, msg)
             await context.abort(code, msg)
+    return call
+
+
+def _guard_stream(name: str, fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            async for item in fn(request, context):
+                yield item
+        except (EngineError, OSError) as e:
+            await context.abort(code_of(e), e.message if isinstance(e, EngineError) else str(e))
     return call
 
 
@@ -187,6 +192,32 @@ class _Runtime(pbg.RuntimeServiceServicer):
     async def PortForward(self, req: pb.PortForwardRequest, ctx: Any) -> pb.PortForwardResponse:
         return pb.PortForwardResponse(url=self.f.streaming_url("portforward", req))
 
+    async def ContainerStats(self, req: pb.ContainerStatsRequest, ctx: Any) -> pb.ContainerStatsResponse:
+        return pb.ContainerStatsResponse(stats=await self.f.observe.one_container(req.container_id))
+
+    async def ListContainerStats(self, req: pb.ListContainerStatsRequest, ctx: Any) -> pb.ListContainerStatsResponse:
+        return pb.ListContainerStatsResponse(
+            stats=await self.f.observe.list_containers(req.filter if req.HasField("filter") else None))
+
+    async def PodSandboxStats(self, req: pb.PodSandboxStatsRequest, ctx: Any) -> pb.PodSandboxStatsResponse:
+        return pb.PodSandboxStatsResponse(stats=await self.f.observe.one_sandbox(req.pod_sandbox_id))
+
+    async def ListPodSandboxStats(self, req: pb.ListPodSandboxStatsRequest, ctx: Any) -> pb.ListPodSandboxStatsResponse:
+        return pb.ListPodSandboxStatsResponse(
+            stats=await self.f.observe.list_sandboxes(req.filter if req.HasField("filter") else None))
+
+    async def ListMetricDescriptors(self, req: pb.ListMetricDescriptorsRequest,
+                                    ctx: Any) -> pb.ListMetricDescriptorsResponse:
+        return pb.ListMetricDescriptorsResponse(descriptors=self.f.observe.descriptors())
+
+    async def ListPodSandboxMetrics(self, req: pb.ListPodSandboxMetricsRequest,
+                                    ctx: Any) -> pb.ListPodSandboxMetricsResponse:
+        return pb.ListPodSandboxMetricsResponse(pod_metrics=await self.f.observe.pod_metrics())
+
+    async def GetContainerEvents(self, req: pb.GetEventsRequest, ctx: Any) -> Any:
+        async for ev in self.f.observe.events():
+            yield ev
+
 
 class _Images(pbg.ImageServiceServicer):
     def __init__(self, front: "CriFront") -> None:
@@ -218,6 +249,8 @@ def _servicer(cls: type, base: type, front: "CriFront") -> Any:
         streaming = name.startswith("Stream") or name == "GetContainerEvents"
         if RPCS[name]:
             setattr(obj, name, _unimplemented(name, RPCS[name], streaming))
+        elif streaming:
+            setattr(obj, name, _guard_stream(name, getattr(obj, name)))
         else:
             setattr(obj, name, _guard(name, getattr(obj, name)))
     return obj
@@ -226,8 +259,8 @@ def _servicer(cls: type, base: type, front: "CriFront") -> Any:
 class CriFront:
     """What the servicers call: pods, images, CNI state and the streaming server."""
 
-    def __init__(self, pods: Any, images: Any, net: Any, streaming: Any) -> None:
-        self.pods, self.images, self.net, self.streaming = pods, images, net, streaming
+    def __init__(self, pods: Any, images: Any, net: Any, streaming: Any, observe: Any) -> None:
+        self.pods, self.images, self.net, self.streaming, self.observe = pods, images, net, streaming, observe
 
     def status(self, verbose: bool) -> pb.StatusResponse:
         self.net.reload()

@@ -67,7 +67,9 @@ async def start_cri(cfg: Any, svc: Any) -> CriHandle:
     await pods.recover()
     streaming = Streaming(pods, cfg.streaming_address, cfg.streaming_idle_timeout)
     await streaming.start()
-    front = CriFront(pods, Images(svc.images, str(data), {holder.HOLDER_IMAGE}), net, streaming)
+    from .observe import Observer
+    front = CriFront(pods, Images(svc.images, str(data), {holder.HOLDER_IMAGE}), net, streaming,
+                     Observer(pods, svc.events))
     path = cfg.cri_socket[len("unix://"):]
     server = await serve(front, path)
     log.info("CRI listening on %s (streaming server %s)", path, streaming.base_url)
