@@ -37,6 +37,16 @@ def api_error(fn, *a, **kw) -> docker.errors.APIError:
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
+def test_bounding_set_is_dropped_for_a_non_root_user(client, runtime):
+    """The bounding set is dropped before the change of user (it needs CAP_SETPCAP in effect): a
+    non-root process must not keep the host's bounding set."""
+    out = sh(client, "cat /proc/self/status", runtime, user="1234:1234", cap_drop=["ALL"], cap_add=["NET_BIND_SERVICE"])
+    assert _caps(out, "CapBnd") == 1 << 10 and _caps(out) == 0
+    out = sh(client, "cat /proc/self/status", runtime, user="1234")
+    assert _caps(out, "CapBnd") == _caps(sh(client, "cat /proc/self/status", runtime), "CapBnd")   # Docker's default set
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
 def test_cap_drop_all_and_cap_add(client, runtime):
     assert _caps(sh(client, "cat /proc/self/status", runtime, cap_drop=["ALL"])) == 0
     assert _caps(sh(client, "cat /proc/self/status", runtime, cap_drop=["ALL"]), "CapBnd") == 0

@@ -132,7 +132,9 @@ class ExecService:
             proc["capabilities"] = {k: list(allcaps) for k in ("bounding", "effective", "permitted")}
         proc.update({"terminal": e.tty, "args": e.cmd, "env": env,
                      "cwd": e.workdir or c.cfg.config.get("WorkingDir") or "/",
-                     "user": {"uid": u.uid, "gid": u.gid, "additionalGids": u.additional_gids}})
+                     "user": {"uid": u.uid, "gid": u.gid, "additionalGids": list(dict.fromkeys(
+                         u.additional_gids + users.group_ids(str(svc.paths.rootfs(c.id)),
+                                                             list(c.cfg.host_config.get("GroupAdd") or []))))}})
         return proc
 
     def startable(self, eid: str, console_size: list[int] | None = None) -> tuple[Exec, "Container"]:

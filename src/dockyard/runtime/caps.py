@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import functools
+import os
 
 from ..linux import syscalls as sc
 
@@ -40,15 +42,24 @@ def mask(names: tuple[str, ...] | list[str]) -> int:
     return m
 
 
-def apply(caps: dict[str, tuple[str, ...]]) -> None:
-    """Drop the bounding set, then set effective/permitted/inheritable and ambient."""
+def drop_bounding(caps: dict[str, tuple[str, ...]]) -> None:
+    """Drop what the bounding set leaves out. Needs CAP_SETPCAP in the effective set: call it
+    before the process changes to a non-root user (which clears the effective set)."""
     bounding = mask(caps.get("bounding", ()))
     for i in range(last_cap() + 1):
         if not bounding & (1 << i):
             try:
                 sc.prctl(sc.PR_CAPBSET_DROP, i)
-            except OSError:
-                pass
+            except OSError as e:
+                if e.errno != errno.EINVAL:   # EINVAL: a capability this kernel does not have
+                    raise
+
+
+def apply(caps: dict[str, tuple[str, ...]]) -> None:
+    """Drop the bounding set (again: a no-op when done before the user change), then set
+    effective/permitted/inheritable and ambient."""
+    if os.geteuid() == 0:
+        drop_bounding(caps)
     sc.capset(mask(caps.get("effective", ())), mask(caps.get("permitted", ())), mask(caps.get("inheritable", ())))
     try:
         sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_CLEAR_ALL)

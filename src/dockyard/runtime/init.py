@@ -339,6 +339,7 @@ def _finalize(spec: Spec, filt) -> None:
             resource.setrlimit(res, (_clamp(r.soft, hard_now), _clamp(r.hard, hard_now)))
     if filt is not None and not p.no_new_privileges:
         filt.load()
+    caps.drop_bounding(p.caps)   # while still root: it needs CAP_SETPCAP in effect
     sc.prctl(sc.PR_SET_KEEPCAPS, 1)
     os.setgroups(list(p.additional_gids))
     os.setresgid(p.gid, p.gid, p.gid)
