@@ -8,9 +8,13 @@ metav1.Status JSON at the end: Success, or Failure with the exit code), 4 resize
 on 2i+1, each channel's first server message the port number (uint16, little endian); the
 connection is made from inside the pod's network namespace to 127.0.0.1:port.
 
+The same over **SPDY/3.1** (`spdy.py`), the transport of kubectl before 1.31 and crictl's fallback: the
+client opens one SPDY stream per channel (`streamtype` error, stdin, stdout, stderr, resize;
+`v4.channel.k8s.io` down to `channel.k8s.io`), and for port forwarding a pair per port (`streamtype`
+error and data, with `port` and `requestid`).
+
 URLs are single-use tokens, valid for `TOKEN_TTL` seconds after the RPC (kubelet's cache keeps
-them a minute); a stream idle for `idle_timeout` seconds is closed. Not done: SPDY/3.1 (the
-transport of kubectl before 1.31 and of crictl's fallback)."""
+them a minute); a stream idle for `idle_timeout` seconds is closed."""
 
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ import secrets
 import socket
 import struct
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -32,6 +37,7 @@ log = logging.getLogger(__name__)
 TOKEN_TTL = 60.0
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 PF_PROTOCOLS = ("v4.channel.k8s.io", "portforward.k8s.io")
+SPDY_PROTOCOLS = ("v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io")
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 
 
@@ -61,6 +67,7 @@ class Streaming:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/{kind:exec|attach|portforward}/{token}", self.handle)
+        app.router.add_post("/{kind:exec|attach|portforward}/{token}", self.handle)   # SPDY upgrades are POSTs
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
         host, _, port = self.addr.rpartition(":")
@@ -92,9 +99,12 @@ class Streaming:
         if entry is None or entry[1] != kind or time.monotonic() - entry[0] > TOKEN_TTL:
             raise web.HTTPNotFound(text="unknown or expired streaming token\n")
         args = entry[2]
-        if req.headers.get("Upgrade", "").lower() != "websocket":
-            raise web.HTTPBadRequest(text="this streaming server speaks websocket (v5.channel.k8s.io, "
-                                          "v4.channel.k8s.io); SPDY is not supported\n")
+        upgrade = req.headers.get("Upgrade", "").lower()
+        if upgrade.startswith("spdy/3.1"):
+            return await self._spdy(req, kind, args)
+        if upgrade != "websocket":
+            raise web.HTTPBadRequest(text="upgrade to websocket (v5.channel.k8s.io, v4.channel.k8s.io) or "
+                                          "SPDY/3.1\n")
         protos = PF_PROTOCOLS if kind == "portforward" else PROTOCOLS
         ws = web.WebSocketResponse(protocols=protos, heartbeat=None, max_msg_size=0)
         await ws.prepare(req)
@@ -113,6 +123,24 @@ class Streaming:
 
     async def _remotecommand(self, kind: str, ws: web.WebSocketResponse, args: dict[str, Any]) -> None:
         v5 = ws.ws_protocol == "v5.channel.k8s.io"
+
+        async def incoming() -> AsyncIterator[tuple[int, bytes]]:
+            async for msg in ws:
+                if msg.type == WSMsgType.BINARY and msg.data:
+                    if v5 and msg.data[0] == CLOSE:
+                        if msg.data[1:2] == bytes([STDIN]):
+                            yield STDIN, b""
+                        continue
+                    yield msg.data[0], msg.data[1:]
+
+        async def out(chan: int, data: bytes) -> None:
+            await ws.send_bytes(bytes([chan]) + data)
+        await self._run_command(kind, args, incoming(), out)
+
+    async def _run_command(self, kind: str, args: dict[str, Any], incoming: AsyncIterator[tuple[int, bytes]],
+                           out: Callable[[int, bytes], Awaitable[None]]) -> None:
+        """Run an exec or attach between a client's channels (`incoming`: (channel, data), b"" on stdin:
+        its end) and `out` (channel, data); the last word on the error channel."""
         cid = args["container"]
         svc = self.pods.containers
         if kind == "exec":
@@ -135,19 +163,17 @@ class Streaming:
         last = [time.monotonic()]
 
         async def pump_in() -> None:
-            async for msg in ws:
+            async for chan, data in incoming:
                 last[0] = time.monotonic()
-                if msg.type != WSMsgType.BINARY or not msg.data:
-                    continue
-                chan, data = msg.data[0], msg.data[1:]
                 if chan == STDIN and args["stdin"]:
-                    await send(data)
+                    if data:
+                        await send(data)
+                    else:
+                        await close_in()
                 elif chan == RESIZE:
-                    with contextlib.suppress(ValueError, EngineError):
-                        size = json.loads(data)
-                        await resize(int(size.get("Height", 0)), int(size.get("Width", 0)))
-                elif v5 and chan == CLOSE and data[:1] == bytes([STDIN]):
-                    await close_in()
+                    for size in _json_objects(data):
+                        with contextlib.suppress(ValueError, EngineError, AttributeError):
+                            await resize(int(size.get("Height", 0)), int(size.get("Width", 0)))
             if args["stdin"]:   # the client hung up: its input ended
                 with contextlib.suppress(EngineError, ConnectionError):
                     await close_in()
@@ -156,7 +182,7 @@ class Streaming:
             async for stream, data in frames:
                 last[0] = time.monotonic()
                 if stream in (STDOUT, STDERR):
-                    await ws.send_bytes(bytes([stream]) + data)
+                    await out(stream, data)
 
         async def idle() -> None:
             while True:
@@ -173,7 +199,7 @@ class Streaming:
         tidle.cancel()
         if tout not in done:   # idle: give up on the stream
             tout.cancel()
-            await ws.send_bytes(bytes([ERROR]) + status_json(None, "stream idle timeout"))
+            await out(ERROR, status_json(None, "stream idle timeout"))
             return
         code: int | None = 0
         if kind == "exec":
@@ -182,7 +208,151 @@ class Streaming:
                     break
                 await asyncio.sleep(0.01)
             code = e.exit_code
-        await ws.send_bytes(bytes([ERROR]) + status_json(code, "" if code is not None else "exit code unknown"))
+        await out(ERROR, status_json(code, "" if code is not None else "exit code unknown"))
+
+    async def _spdy(self, req: web.Request, kind: str, args: dict[str, Any]) -> web.StreamResponse:
+        from . import spdy
+        offered = [p.strip() for v in req.headers.getall("X-Stream-Protocol-Version", []) for p in v.split(",")]
+        known = ("portforward.k8s.io",) if kind == "portforward" else SPDY_PROTOCOLS
+        chosen = next((p for p in known if p in offered), "")
+        if not chosen:
+            raise web.HTTPForbidden(text=f"no supported stream protocol among {offered} (have {', '.join(known)})\n")
+        transport = req.transport
+        if transport is None:
+            raise ConnectionResetError("client went away")
+        transport.write(("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
+                         f"X-Stream-Protocol-Version: {chosen}\r\n\r\n").encode())
+        arrived: asyncio.Queue[spdy.Stream] = asyncio.Queue()
+        session = spdy.Session(transport, arrived.put_nowait)
+        transport.set_protocol(session)
+        transport.resume_reading()
+        try:
+            if kind == "portforward":
+                await self._spdy_portforward(session, arrived, args)
+            else:
+                await self._spdy_command(kind, session, arrived, args, chosen)
+        except (ConnectionError, EngineError, TimeoutError) as e:
+            log.info("SPDY %s stream ended: %s", kind, e)
+        finally:
+            await asyncio.sleep(0.05)   # let the last frames go out
+            session.close()
+        return _Done()
+
+    async def _spdy_command(self, kind: str, session: Any, arrived: asyncio.Queue[Any], args: dict[str, Any],
+                            proto: str) -> None:
+        """Wait for the channels the request asked for, then run as over websocket."""
+        want = {"error"} | {k for k in ("stdin", "stdout", "stderr") if args[k]}
+        if args["tty"] and proto in ("v4.channel.k8s.io", "v3.channel.k8s.io"):
+            want.add("resize")
+        if proto == "channel.k8s.io":   # the oldest: no error stream of its own is required
+            want.discard("error")
+        streams: dict[str, Any] = {}
+        deadline = time.monotonic() + 30
+        while not want <= set(streams):
+            s = await asyncio.wait_for(arrived.get(), max(0.1, deadline - time.monotonic()))
+            streams[s.headers.get("streamtype", "")] = s
+        chans = {"stdin": STDIN, "resize": RESIZE}
+        incoming: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue()
+
+        async def feed(name: str) -> None:
+            s = streams[name]
+            while True:
+                data = await s.read()
+                await incoming.put((chans[name], data))
+                if not data:
+                    return
+        feeders = [asyncio.ensure_future(feed(n)) for n in ("stdin", "resize") if n in streams]
+
+        async def gone() -> None:
+            await session.gone.wait()
+            await incoming.put(None)
+        watcher = asyncio.ensure_future(gone())
+
+        async def messages() -> AsyncIterator[tuple[int, bytes]]:
+            while (item := await incoming.get()) is not None:
+                yield item
+        names = {STDOUT: "stdout", STDERR: "stderr", ERROR: "error"}
+
+        async def out(chan: int, data: bytes) -> None:
+            s = streams.get(names[chan])
+            if s is None:
+                return
+            if chan == ERROR and proto != "v4.channel.k8s.io":   # before v4: plain text, and only on failure
+                st = json.loads(data)
+                if st.get("status") == "Success":
+                    return
+                data = str(st.get("message") or "").encode()
+            s.write(data)
+        try:
+            await self._run_command(kind, args, messages(), out)
+        finally:
+            for t in [*feeders, watcher]:
+                t.cancel()
+            for s in streams.values():
+                s.close()
+
+    async def _spdy_portforward(self, session: Any, arrived: asyncio.Queue[Any], args: dict[str, Any]) -> None:
+        """Each pair of streams (error, data) with `port` and `requestid`: a connection to that port from
+        inside the pod, until the session ends."""
+        rec = self.pods._sandbox(args["sandbox"])
+        c = self.pods._engine(rec["id"])
+        if c is None or not c.state.running:
+            raise EngineError(f"pod sandbox {rec['id']} is not running")
+        nspath = rec.get("netns") or f"/proc/{c.state.pid}/ns/net"
+        loop = asyncio.get_running_loop()
+        errors: dict[str, Any] = {}
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def serve(data_stream: Any) -> None:
+            port = int(data_stream.headers.get("port") or 0)
+            err = errors.get(data_stream.headers.get("requestid", ""))
+            try:
+                sock = await asyncio.to_thread(_socket_in, nspath)
+                await loop.sock_connect(sock, ("127.0.0.1", port))
+            except (OSError, ValueError) as e:
+                if err is not None:
+                    err.write(f"error forwarding port {port} to pod {rec['id']}: {e}".encode())
+                    err.close()
+                data_stream.close()
+                return
+
+            async def up() -> None:
+                while data := await data_stream.read():
+                    await loop.sock_sendall(sock, data)
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_WR)
+            t = asyncio.ensure_future(up())
+            try:
+                with contextlib.suppress(OSError):
+                    while data := await loop.sock_recv(sock, 65536):
+                        data_stream.write(data)
+            finally:
+                await asyncio.wait({t}, timeout=1)
+                t.cancel()
+                sock.close()
+                data_stream.close()
+                if err is not None:
+                    err.close()
+
+        getter = asyncio.ensure_future(session.gone.wait())
+        try:
+            while not session.gone.is_set():
+                nxt = asyncio.ensure_future(arrived.get())
+                done, _ = await asyncio.wait({nxt, getter}, return_when=asyncio.FIRST_COMPLETED)
+                if nxt not in done:
+                    nxt.cancel()
+                    break
+                s = nxt.result()
+                if s.headers.get("streamtype") == "error":
+                    errors[s.headers.get("requestid", "")] = s
+                elif s.headers.get("streamtype") == "data":
+                    t = asyncio.ensure_future(serve(s))
+                    tasks.add(t)
+                    t.add_done_callback(tasks.discard)
+        finally:
+            getter.cancel()
+            for t in tasks:
+                t.cancel()
 
     async def _portforward(self, req: web.Request, ws: web.WebSocketResponse, args: dict[str, Any]) -> None:
         ports = [int(p) for p in req.query.getall("port", [])] or list(args["ports"])
@@ -218,6 +388,35 @@ class Streaming:
                 t.cancel()
             for s in conns.values():
                 s.close()
+
+
+def _json_objects(data: bytes) -> list[Any]:
+    """Resize messages: one JSON object per message, or several back to back (SPDY's stream)."""
+    out, dec, text, pos = [], json.JSONDecoder(), data.decode("utf-8", "replace"), 0
+    while pos < len(text):
+        while pos < len(text) and text[pos] in " \r\n\t":
+            pos += 1
+        if pos >= len(text):
+            break
+        try:
+            obj, pos = dec.raw_decode(text, pos)
+        except ValueError:
+            break
+        out.append(obj)
+    return out
+
+
+class _Done(web.StreamResponse):
+    """The handler already answered on the raw transport (after a 101)."""
+
+    def __init__(self) -> None:
+        super().__init__(status=101)
+
+    async def prepare(self, request: web.BaseRequest) -> Any:
+        return None
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        return None
 
 
 def _socket_in(nspath: str) -> socket.socket:
