@@ -69,3 +69,22 @@ def test_every_config_field_is_in_the_table():
     for msg, table in fields.TABLE.items():
         names = {f.name for f in getattr(pb, msg).DESCRIPTOR.fields}
         assert names == set(table), f"{msg}: not in the table {names - set(table)}, stale {set(table) - names}"
+
+
+def test_readme_lists_every_rpc_as_the_server_answers_it():
+    from dockyard.cri.server import RPCS
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    implemented = next(line for line in readme.splitlines() if line.endswith("| implemented |"))
+    for name, why in RPCS.items():
+        if why:
+            assert f"| `{name}` | UNIMPLEMENTED: {why} |" in readme, name
+        else:
+            assert f"`{name}`" in implemented, name
+
+
+def test_readme_field_table_matches_the_code():
+    from dockyard.cri.fields import TABLE
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for msg, table in TABLE.items():
+        for field, how in table.items():
+            assert f"| {msg} | `{field}` | {how} |" in readme, (msg, field)
