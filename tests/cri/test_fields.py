@@ -163,3 +163,18 @@ def test_stop_signal_and_timeout(cri):
     t0 = time.monotonic()
     cri.rt.StopContainer(pb.StopContainerRequest(container_id=k, timeout=1), timeout=30)
     assert time.monotonic() - t0 < 8 and cri.status(k).exit_code == 137
+
+
+def test_host_namespaces_and_username(cri):
+    cfg = cri.sandbox_config("hostns")
+    ns = cfg.linux.security_context.namespace_options
+    ns.ipc, ns.pid = pb.NODE, pb.NODE
+    pod = cri.run_pod(cfg)
+    c = cri.container(pod, cfg, "h", ["sleep", "1000"], linux=_linux(
+        namespace_options=pb.NamespaceOption(ipc=pb.NODE, pid=pb.NODE), run_as_username="nobody"))
+    cri.start(c)
+    host = {t: os.readlink(f"/proc/self/ns/{t}") for t in ("ipc", "pid")}
+    out = cri.exec_sync(c, ["sh", "-c", "readlink /proc/self/ns/ipc; readlink /proc/self/ns/pid; id -un"])
+    assert out.stdout.decode().split() == [host["ipc"], host["pid"], "nobody"]
+    st = cri.rt.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=pod), timeout=10).status
+    assert (st.linux.namespaces.options.ipc, st.linux.namespaces.options.pid) == (pb.NODE, pb.NODE)

@@ -32,6 +32,10 @@ def test_pull_through_mirror_status_list_remove(cri_factory, mirror, tmp_path):
     st = img.ImageStatus(pb.ImageStatusRequest(image=pb.ImageSpec(image=K8S), verbose=True), timeout=10)
     assert st.image.id == ref and K8S in st.image.repo_tags and st.image.size > 0
     assert any(d.startswith("registry.k8s.io/e2e-test-images/busybox@sha256:") for d in st.image.repo_digests)
+    digest = next(d for d in st.image.repo_digests if d.startswith("registry.k8s.io/"))
+    by_digest = img.ImageStatus(pb.ImageStatusRequest(image=pb.ImageSpec(image=digest)), timeout=10).image
+    assert by_digest.id == ref   # the same image, found by its digest
+    assert img.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image=digest)), timeout=120).image_ref == ref
     listed = img.ListImages(pb.ListImagesRequest(), timeout=10).images
     assert ref in [i.id for i in listed]
     assert any(i.repo_tags == ["docker.io/library/busybox:latest"] for i in listed)
