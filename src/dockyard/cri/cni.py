@@ -154,7 +154,8 @@ class Cni:
                 err = json.loads(out)
                 msg = f"{err.get('msg', '')}: {err.get('details', '')}".strip(": ")
             except ValueError:
-                msg = (out or p.stderr.decode("utf-8", "replace")).strip()[-500:]
+                msg = out
+            msg = (msg or p.stderr.decode("utf-8", "replace") or f"exit status {p.returncode}").strip()[-500:]
             raise CniError(f"CNI plugin {plugin['type']} {command} failed: {msg}")
         if not out:
             return prev or {}

@@ -159,9 +159,9 @@ class Pods:
                 if ns.network == pb.POD:
                     # the namespace first: CNI wires it while the holder starts in it
                     path = str(self.netns_dir / c.id)
-                    await asyncio.to_thread(netns.create_in_thread, path)
                     rec["netns"] = path
-                    self.sandboxes.put(c.id, rec)   # a crash from here on: recovery finds and releases it
+                    self.sandboxes.put(c.id, rec)   # the intent first: a crash from here on, recovery releases it
+                    await asyncio.to_thread(netns.create_in_thread, path)
                     self.held[c.id] = path
                     results = await asyncio.gather(self.containers.start(c.id), self._network_up(rec, cfg),
                                                    return_exceptions=True)
@@ -197,6 +197,9 @@ class Pods:
         if ports and by_cni:
             runtime["portMappings"] = ports
         pod = cni.Pod(rec["id"], path, cfg.metadata.name, cfg.metadata.namespace, cfg.metadata.uid)
+        # the intent first: a crash during ADD leaves a record that DEL (with this configuration) undoes
+        rec["cni"] = {"config": conf.raw, "result": {}, "runtime": runtime}
+        self.sandboxes.put(rec["id"], rec)
         rec["cni"] = await asyncio.to_thread(self.net.add, pod, runtime)
         rec["ips"] = cni.ips(rec["cni"]["result"])
         self.sandboxes.put(rec["id"], rec)
@@ -219,7 +222,9 @@ class Pods:
         if rec.get("netns"):
             if rec.get("cni") is not None:
                 md = _dec(pb.PodSandboxConfig, rec["config"]).metadata
-                pod = cni.Pod(rec["id"], rec["netns"], md.name, md.namespace, md.uid)
+                # a namespace that is gone (or never made) is named as none: DEL still releases the address
+                held = await asyncio.to_thread(_is_netns, rec["netns"])
+                pod = cni.Pod(rec["id"], rec["netns"] if held else "", md.name, md.namespace, md.uid)
                 await asyncio.to_thread(self.net.delete, pod, rec["cni"])
                 rec["cni"] = None
             await asyncio.to_thread(_unpin_netns, rec["netns"])
@@ -235,15 +240,23 @@ class Pods:
         except NotFound:
             return
         async with self._lock(rec["id"]):
-            for crec in self.ctrs.all():
-                if crec["sandbox"] == rec["id"]:
-                    await self._stop_container(crec, 0)
-            await self._network_down(rec)
-            c = self._engine(rec["id"])
-            if c is not None and c.state.running:
-                await self.containers.stop(rec["id"], 10)
-            rec["state"] = "stopped"
+            await self._stop_all(rec)
+
+    async def _stop_all(self, rec: dict[str, Any]) -> None:
+        """The intent first (a crash in the middle: recovery finishes the stop), then containers, network,
+        holder."""
+        if rec.get("state") != "stopped":
+            rec["state"] = "stopping"
             self.sandboxes.put(rec["id"], rec)
+        for crec in self.ctrs.all():
+            if crec["sandbox"] == rec["id"]:
+                await self._stop_container(crec, 0)
+        await self._network_down(rec)
+        c = self._engine(rec["id"])
+        if c is not None and c.state.running:
+            await self.containers.stop(rec["id"], 10)
+        rec["state"] = "stopped"
+        self.sandboxes.put(rec["id"], rec)
 
     async def remove_sandbox(self, sid: str) -> None:
         try:
@@ -491,6 +504,12 @@ class Pods:
                 except (EngineError, OSError) as e:
                     log.warning("sandbox %s: removing it: %s", rec["id"][:12], e)
                 continue
+            if rec.get("state") == "stopping" and c is not None:   # a stop the daemon did not finish
+                try:
+                    await self._stop_all(rec)
+                except (EngineError, OSError) as e:
+                    log.warning("sandbox %s: finishing its stop: %s", rec["id"][:12], e)
+                continue
             if c is None or not c.state.running:
                 try:
                     await self._network_down(rec)
@@ -509,6 +528,21 @@ class Pods:
         for crec in self.ctrs.all():
             if self._engine(crec["id"]) is None:
                 self.ctrs.drop(crec["id"])
+        known = {r["id"] for r in self.sandboxes.all()} | {r["id"] for r in self.ctrs.all()}
+        for c in list(self.containers.by_id.values()):   # made by the engine, not yet recorded when the daemon died
+            if (c.cfg.config.get("Labels") or {}).get(KIND) in ("sandbox", "container") and c.id not in known:
+                log.warning("removing %s %s: created for the CRI but never recorded", c.name, c.id[:12])
+                try:
+                    await self.containers.remove(c.id, force=True)
+                except EngineError as e:
+                    log.warning("removing %s: %s", c.id[:12], e)
+
+
+def _is_netns(path: str) -> bool:
+    """Whether a namespace is bound at `path` (an nsfs mount there)."""
+    real = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        return any(parts[4] == real and " - nsfs " in line for line in f if (parts := line.split()))
 
 
 def _unpin_netns(path: str) -> None:
