@@ -72,6 +72,20 @@ class Cri:
             self.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=s.id), timeout=60)
 
 
+def banner(port: int, want: bytes, timeout: float = 10) -> bytes:
+    """What a server on 127.0.0.1:port says first, retried until it says `want` (it may not listen yet)."""
+    import socket
+    got = b""
+    deadline = time.time() + timeout
+    while time.time() < deadline and want not in got:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
+                got = s.recv(100)
+        except OSError:
+            time.sleep(0.2)
+    return got
+
+
 def cni_conf(d: Path, bridge: str, subnet: str, ipam_dir: Path) -> None:
     d.mkdir(parents=True, exist_ok=True)
     (d / "10-dockyard-test.conflist").write_text(json.dumps({

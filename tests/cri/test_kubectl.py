@@ -9,10 +9,8 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 import threading
-import time
 import urllib.parse
 
 import pytest
@@ -20,6 +18,7 @@ import pytest
 from dockyard.cri.proto import runtime_v1_pb2 as pb
 
 from ..helpers import free_port
+from .conftest import banner
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(not shutil.which("kubectl"), reason="kubectl is not installed")]
 
@@ -182,14 +181,7 @@ def test_kubectl_port_forward_spdy(kube):
                                                     "KUBECONFIG": "/dev/null"},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        got = b""
-        deadline = time.time() + 20
-        while time.time() < deadline and b"pf-hello" not in got:
-            try:
-                with socket.create_connection(("127.0.0.1", local), timeout=5) as s:
-                    got = s.recv(100)
-            except OSError:
-                time.sleep(0.3)
+        got = banner(local, b"pf-hello", 20)
         assert got == b"pf-hello\n", (got, proc.stderr.read1(2000) if proc.poll() is not None else b"")
     finally:
         proc.terminate()

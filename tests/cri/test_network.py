@@ -5,7 +5,6 @@ a daemon was killed), and nothing of it stays on the host."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 
@@ -14,6 +13,7 @@ import pytest
 from dockyard.cri.proto import runtime_v1_pb2 as pb
 
 from ..helpers import free_port
+from .conftest import banner
 
 pytestmark = pytest.mark.root
 
@@ -42,15 +42,7 @@ def test_two_pods_reach_each_other_and_hostport(cri):
         time.sleep(0.2)
     assert b"hello-from-pod" in out
     # the hostPort, from the host's loopback
-    got = b""
-    deadline = time.time() + 10
-    while time.time() < deadline and b"hello-from-pod" not in got:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
-                got = s.recv(100)
-        except OSError:
-            time.sleep(0.2)
-    assert b"hello-from-pod" in got
+    assert b"hello-from-pod" in banner(port, b"hello-from-pod")
     nat = subprocess.run(["iptables", "-w", "5", "-t", "nat", "-S"], capture_output=True, text=True).stdout
     assert f"--dport {port}" in nat
     cri.remove_all()

@@ -39,12 +39,28 @@ def test_container_and_pod_stats(cri):
     pods = cri.rt.ListPodSandboxStats(pb.ListPodSandboxStatsRequest(filter=pb.PodSandboxStatsFilter(
         label_selector={"s": "1"})), timeout=30).stats
     assert [x.attributes.id for x in pods] == [pod]
-    names = {d.name for d in cri.rt.ListMetricDescriptors(pb.ListMetricDescriptorsRequest(), timeout=10).descriptors}
-    assert "container_memory_working_set_bytes" in names
+    descs = {d.name: d for d in cri.rt.ListMetricDescriptors(pb.ListMetricDescriptorsRequest(), timeout=10).descriptors}
+    assert all(d.help and d.label_keys for d in descs.values())
+    for name in ("container_cpu_usage_seconds_total", "container_memory_working_set_bytes", "container_fs_usage_bytes",
+                 "container_network_receive_bytes_total", "container_processes", "container_threads",
+                 "container_file_descriptors", "container_spec_cpu_shares", "container_start_time_seconds"):
+        assert name in descs, name
     metrics = cri.rt.ListPodSandboxMetrics(pb.ListPodSandboxMetricsRequest(), timeout=30).pod_metrics
-    m = {x.name: x.value.value for pm in metrics if pm.pod_sandbox_id == pod for cm in pm.container_metrics
-         for x in cm.metrics}
-    assert m["container_cpu_usage_seconds_total"] > 0 and m["container_memory_working_set_bytes"] > 0
+    mine = next(pm for pm in metrics if pm.pod_sandbox_id == pod)
+    got: dict = {}
+    for cm in mine.container_metrics:
+        for x in cm.metrics:
+            got.setdefault(x.name, x)
+            assert len(x.label_values) == len(descs[x.name].label_keys), x.name   # series match their descriptor
+    assert got["container_cpu_usage_seconds_total"].value.value > 0
+    assert got["container_memory_working_set_bytes"].value.value > 0
+    assert got["container_fs_usage_bytes"].value.value >= 8 << 20 and got["container_threads"].value.value >= 1
+    assert got["container_network_receive_bytes_total"].label_values[-1] == "eth0"
+    assert got["container_spec_cpu_shares"].value.value > 0
+    assert abs(got["container_last_seen"].value.value - time.time()) < 60
+    served = set(descs) - set(got)
+    assert served <= {"container_blkio_device_usage_total", "container_fs_reads_bytes_total", "container_fs_writes_bytes_total",
+                      "container_fs_reads_total", "container_fs_writes_total"}, served   # only block I/O may be empty
 
 
 def test_container_events_stream(cri):

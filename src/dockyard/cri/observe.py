@@ -16,10 +16,6 @@ from .proto import runtime_v1_pb2 as pb
 # the CRI event of each engine event (a sandbox's events are its holder's)
 EVENTS = {"create": pb.CONTAINER_CREATED_EVENT, "start": pb.CONTAINER_STARTED_EVENT,
           "die": pb.CONTAINER_STOPPED_EVENT, "destroy": pb.CONTAINER_DELETED_EVENT}
-METRICS = [("container_cpu_usage_seconds_total", "Cumulative CPU time consumed, in nanoseconds", pb.COUNTER),
-           ("container_memory_working_set_bytes", "Working set of the container's memory", pb.GAUGE),
-           ("container_memory_usage_bytes", "Memory in use, cache included", pb.GAUGE),
-           ("container_processes", "Processes in the container's cgroup", pb.GAUGE)]
 
 
 class Observer:
@@ -180,25 +176,29 @@ class Observer:
     # ---- metrics --------------------------------------------------------------------------------
     @staticmethod
     def descriptors() -> list[pb.MetricDescriptor]:
-        return [pb.MetricDescriptor(name=n, help=h, label_keys=["id", "name"]) for n, h, _ in METRICS]
+        from . import metrics
+        return metrics.descriptors()
+
+    def _pod_metrics(self, rec: dict[str, Any]) -> pb.PodSandboxMetrics:
+        """Blocking: a worker thread."""
+        from . import metrics
+        out = pb.PodSandboxMetrics(pod_sandbox_id=rec["id"])
+        holder = self.pods._engine(rec["id"])
+        for crec in self._container_recs(sandbox=rec["id"]):
+            c = self.pods._engine(crec["id"])
+            if c is None or not c.state.running or holder is None:
+                continue
+            try:
+                ms = metrics.container_metrics(c, str(self.pods.containers.paths.rootfs(c.id)),
+                                               self._rw_bytes(c.id), holder.state.pid)
+            except OSError:
+                continue   # it stopped while being read
+            out.container_metrics.add(container_id=c.id, metrics=ms)
+        return out
 
     async def pod_metrics(self) -> list[pb.PodSandboxMetrics]:
-        out = []
-        for st in await self.list_sandboxes(None):
-            pm = pb.PodSandboxMetrics(pod_sandbox_id=st.attributes.id)
-            for cs in st.linux.containers:
-                cm = pm.container_metrics.add(container_id=cs.attributes.id)
-                labels = [cs.attributes.id, cs.attributes.metadata.name]
-                for name, _, kind in METRICS:
-                    value = {"container_cpu_usage_seconds_total": cs.cpu.usage_core_nano_seconds.value,
-                             "container_memory_working_set_bytes": cs.memory.working_set_bytes.value,
-                             "container_memory_usage_bytes": cs.memory.usage_bytes.value,
-                             "container_processes": 0}[name]
-                    m = cm.metrics.add(name=name, timestamp=cs.cpu.timestamp or time.time_ns(), metric_type=kind,
-                                       label_values=labels)
-                    m.value.value = value
-            out.append(pm)
-        return out
+        recs = [r for r in self.pods.sandboxes.all() if self.pods._sandbox_state(r) == pb.SANDBOX_READY]
+        return await asyncio.to_thread(lambda: [self._pod_metrics(r) for r in recs])
 
     # ---- events ---------------------------------------------------------------------------------
     async def events(self) -> AsyncIterator[pb.ContainerEventResponse]:

@@ -99,23 +99,30 @@ class Pods:
         return self.locks.setdefault(sid, asyncio.Lock())
 
     # ---- lookups ----------------------------------------------------------------------------
-    def _sandbox(self, ref: str) -> dict[str, Any]:
-        rec = self.sandboxes.get(ref) if len(ref) == 64 else None
+    @staticmethod
+    def _find(records: Records, ref: str, what: str) -> dict[str, Any]:
+        """By full ID, or by a prefix that names exactly one (as crictl abbreviates IDs)."""
+        rec = records.get(ref) if len(ref) == 64 else None
         if rec is None:
-            hits = [r for r in self.sandboxes.all() if r["id"].startswith(ref)] if ref else []
+            hits = [r for r in records.all() if r["id"].startswith(ref)] if ref else []
             if len(hits) != 1:
-                raise NotFound(f"pod sandbox {ref!r} not found")
+                raise NotFound(f"{what} {ref!r} not found")
             rec = hits[0]
         return rec
 
+    def _sandbox(self, ref: str) -> dict[str, Any]:
+        return self._find(self.sandboxes, ref, "pod sandbox")
+
     def _container(self, ref: str) -> dict[str, Any]:
-        rec = self.ctrs.get(ref) if len(ref) == 64 else None
-        if rec is None:
-            hits = [r for r in self.ctrs.all() if r["id"].startswith(ref)] if ref else []
-            if len(hits) != 1:
-                raise NotFound(f"container {ref!r} not found")
-            rec = hits[0]
-        return rec
+        return self._find(self.ctrs, ref, "container")
+
+    def running_netns(self, ref: str) -> tuple[dict[str, Any], str]:
+        """A running sandbox's record and the path of its network namespace (Conflict when it is not running)."""
+        rec = self._sandbox(ref)
+        c = self._engine(rec["id"])
+        if c is None or not c.state.running:
+            raise Conflict(f"pod sandbox {rec['id']} is not running")
+        return rec, rec.get("netns") or f"/proc/{c.state.pid}/ns/net"
 
     def _engine(self, cid: str) -> Any | None:
         try:

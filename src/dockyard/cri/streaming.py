@@ -294,11 +294,7 @@ class Streaming:
     async def _spdy_portforward(self, session: Any, arrived: asyncio.Queue[Any], args: dict[str, Any]) -> None:
         """Each pair of streams (error, data) with `port` and `requestid`: a connection to that port from
         inside the pod, until the session ends."""
-        rec = self.pods._sandbox(args["sandbox"])
-        c = self.pods._engine(rec["id"])
-        if c is None or not c.state.running:
-            raise EngineError(f"pod sandbox {rec['id']} is not running")
-        nspath = rec.get("netns") or f"/proc/{c.state.pid}/ns/net"
+        rec, nspath = self.pods.running_netns(args["sandbox"])
         loop = asyncio.get_running_loop()
         errors: dict[str, Any] = {}
         tasks: set[asyncio.Task[None]] = set()
@@ -358,11 +354,7 @@ class Streaming:
         ports = [int(p) for p in req.query.getall("port", [])] or list(args["ports"])
         if not ports or not all(0 < p < 65536 for p in ports):
             raise web.HTTPBadRequest(text="port forwarding needs ?port=N in 1..65535\n")
-        rec = self.pods._sandbox(args["sandbox"])
-        c = self.pods._engine(rec["id"])
-        if c is None or not c.state.running:
-            raise EngineError(f"pod sandbox {rec['id']} is not running")
-        nspath = rec.get("netns") or f"/proc/{c.state.pid}/ns/net"
+        rec, nspath = self.pods.running_netns(args["sandbox"])
         loop = asyncio.get_running_loop()
         conns: dict[int, socket.socket] = {}
         for i, port in enumerate(ports):
