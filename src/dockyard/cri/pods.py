@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -42,41 +43,50 @@ def _ts(iso: str) -> int:
 
 
 class Records:
-    """`<dir>/<id>.json`, written atomically."""
+    """`<dir>/<id>.json`, written atomically; read once at start and kept in memory (this daemon is their
+    only writer), so lists and status answer without touching the disk."""
 
     def __init__(self, d: Path) -> None:
         self.d = d
         d.mkdir(parents=True, exist_ok=True)
+        self.cache: dict[str, dict[str, Any]] = {}
+        for p in d.glob("*.json"):
+            with contextlib.suppress(OSError, ValueError):
+                rec = json.loads(p.read_text())
+                self.cache[rec["id"]] = rec
 
     def put(self, rid: str, rec: dict[str, Any]) -> None:
         tmp = self.d / f".{rid}.tmp"
         tmp.write_text(json.dumps(rec))
         os.replace(tmp, self.d / f"{rid}.json")
+        self.cache[rid] = rec
 
     def get(self, rid: str) -> dict[str, Any] | None:
-        try:
-            return json.loads((self.d / f"{rid}.json").read_text())
-        except FileNotFoundError:
-            return None
+        return self.cache.get(rid)
 
     def drop(self, rid: str) -> None:
         (self.d / f"{rid}.json").unlink(missing_ok=True)
+        self.cache.pop(rid, None)
 
     def all(self) -> list[dict[str, Any]]:
-        out = []
-        for p in self.d.glob("*.json"):
-            with contextlib.suppress(OSError, ValueError):
-                out.append(json.loads(p.read_text()))
-        return out
+        return list(self.cache.values())
 
 
 def _enc(msg: Any) -> str:
     return base64.b64encode(msg.SerializeToString()).decode()
 
 
-def _dec(cls: Any, text: str) -> Any:
+@functools.lru_cache(maxsize=4096)
+def _decoded(cls: Any, text: str) -> Any:
     m = cls()
     m.ParseFromString(base64.b64decode(text))
+    return m
+
+
+def _dec(cls: Any, text: str) -> Any:
+    """A recorded CRI message (decoded once; callers get their own copy to change)."""
+    m = cls()
+    m.CopyFrom(_decoded(cls, text))
     return m
 
 
