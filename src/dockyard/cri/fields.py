@@ -33,7 +33,7 @@ TABLE: dict[str, dict[str, str]] = {
         "port_mappings": "hostPort: DNAT rules to the pod's IP (Dockyard's firewall chains; UDP/TCP; SCTP refused)",
         "labels": "returned as given; also the holder container's Docker labels",
         "annotations": "returned as given",
-        "linux": "see LinuxPodSandboxConfig",
+        "linux": "see LinuxPodSandboxConfig (the holder itself runs with no masked or read-only /proc paths: it runs nothing else)",
         "windows": "refused: Linux containers only",
     },
     "LinuxPodSandboxConfig": {
@@ -292,6 +292,8 @@ def sandbox_body(cfg: pb.PodSandboxConfig, image: str, holder: bool) -> dict[str
     body: dict[str, Any] = {"Image": image, "HostConfig": hc}
     if holder:
         body["Entrypoint"], body["Cmd"] = ["/pause"], []
+        # the holder runs nothing but itself (no exec into it through the CRI): no masks to mount over /proc
+        hc["MaskedPaths"], hc["ReadonlyPaths"] = [], []
     if cfg.hostname:
         if ns.network == pb.NODE:
             raise refuse("config.hostname", "a pod on the host's network has the host's name")
