@@ -102,24 +102,29 @@ def shared_dir(tmp_path):
 def test_mounts_propagation_readonly_devices_env_workdir(cri, tmp_path, shared_dir):
     host = shared_dir
     (host / "f").write_text("from-host")
+    link = tmp_path / "link"   # a host path that is a symlink (critest's case), with selinux_relabel (a no-op here)
+    link.symlink_to(host)
     cfg = cri.sandbox_config("mounts")
     pod = cri.run_pod(cfg)
     c = cri.container(pod, cfg, "m", ["sleep", "1000"], working_dir="/work", envs=[pb.KeyValue(key="K", value="v w")],
                       mounts=[pb.Mount(container_path="/ro", host_path=str(host), readonly=True),
                               pb.Mount(container_path="/rw", host_path=str(host),
                                        propagation=pb.PROPAGATION_HOST_TO_CONTAINER),
-                              pb.Mount(container_path="/made", host_path=str(tmp_path / "new" / "dir"))],
+                              pb.Mount(container_path="/made", host_path=str(tmp_path / "new" / "dir")),
+                              pb.Mount(container_path="/via-link", host_path=str(link), selinux_relabel=True)],
                       devices=[pb.Device(container_path="/dev/mynull", host_path="/dev/null", permissions="rw")])
     cri.start(c)
     out = cri.exec_sync(c, ["sh", "-c", "pwd; echo $K; echo $(cat /ro/f); touch /ro/x 2>&1; touch /rw/y && echo ok; "
-                                        "grep ' /rw ' /proc/self/mountinfo; echo hi > /dev/mynull && echo dev-ok"])
+                                        "grep ' /rw ' /proc/self/mountinfo; echo hi > /dev/mynull && echo dev-ok; "
+                                        "cat /via-link/f"])
     lines = out.stdout.decode().splitlines()
     assert lines[:3] == ["/work", "v w", "from-host"]
     assert "Read-only file system" in lines[3] and lines[4] == "ok" and (host / "y").exists()
     assert "master:" in lines[5]   # rslave: host mounts propagate in
     assert lines[6] == "dev-ok" and (tmp_path / "new" / "dir").is_dir()
+    assert lines[7] == "from-host"
     st = cri.status(c)
-    assert [m.container_path for m in st.mounts] == ["/ro", "/rw", "/made"] and st.mounts[0].readonly
+    assert [m.container_path for m in st.mounts] == ["/ro", "/rw", "/made", "/via-link"] and st.mounts[0].readonly
 
 
 def test_seccomp_localhost_profile_and_privileged_needs_privileged_pod(cri, tmp_path):

@@ -33,7 +33,7 @@ TABLE: dict[str, dict[str, str]] = {
         "port_mappings": "hostPort: DNAT rules to the pod's IP (Dockyard's firewall chains; UDP/TCP; SCTP refused)",
         "labels": "returned as given; also the holder container's Docker labels",
         "annotations": "returned as given",
-        "linux": "see LinuxPodSandboxConfig (the holder itself runs with no masked or read-only /proc paths: it runs nothing else)",
+        "linux": "see LinuxPodSandboxConfig (the holder itself has no masked or read-only /proc paths: it runs nothing else)",
         "windows": "refused: Linux containers only",
     },
     "LinuxPodSandboxConfig": {
@@ -77,7 +77,7 @@ TABLE: dict[str, dict[str, str]] = {
     "Mount": {
         "container_path": "target", "host_path": "source (a missing directory is created, as containerd does)",
         "readonly": "ro", "propagation": "private→rprivate, host_to_container→rslave, bidirectional→rshared",
-        "selinux_relabel": "refused when true: no SELinux in this kernel",
+        "selinux_relabel": "a no-op where SELinux is off (this kernel: no label to give the files); refused where it is on",
         "uidMappings": "refused when set: no idmapped mounts", "gidMappings": "refused when set: no idmapped mounts",
         "recursive_read_only": "refused when true (RuntimeHandlerFeatures says so)",
         "image": "refused when set: image volumes not supported", "image_sub_path": "refused when set",
@@ -185,6 +185,10 @@ def _apparmor_enabled() -> bool:
         return Path("/sys/module/apparmor/parameters/enabled").read_text().strip() == "Y"
     except OSError:
         return False
+
+
+def _selinux_enabled() -> bool:
+    return os.path.exists("/sys/fs/selinux/enforce")
 
 
 def _selinux(opt: pb.SELinuxOption, where: str) -> None:
@@ -430,8 +434,8 @@ def container_body(cfg: pb.ContainerConfig, sandbox_id: str, sandbox: dict[str, 
     mounts = []
     for i, m in enumerate(cfg.mounts):
         f = f"config.mounts[{i}]"
-        if m.selinux_relabel:
-            raise refuse(f"{f}.selinux_relabel", "SELinux is not enabled in this kernel")
+        if m.selinux_relabel and _selinux_enabled():
+            raise refuse(f"{f}.selinux_relabel", "SELinux relabeling is not supported by Dockyard")
         if m.uidMappings or m.gidMappings:
             raise refuse(f"{f}.uidMappings", "idmapped mounts are not supported")
         if m.recursive_read_only:
