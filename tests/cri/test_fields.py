@@ -183,3 +183,34 @@ def test_host_namespaces_and_username(cri):
     assert out.stdout.decode().split() == [host["ipc"], host["pid"], "nobody"]
     st = cri.rt.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=pod), timeout=10).status
     assert (st.linux.namespaces.options.ipc, st.linux.namespaces.options.pid) == (pb.NODE, pb.NODE)
+
+
+def test_pod_resources_and_overhead_size_the_pod_cgroup(cri):
+    cfg = cri.sandbox_config("podres")
+    parent = f"/dyk8s-podres-{os.getpid()}/pod{cfg.metadata.uid}"
+    cfg.linux.cgroup_parent = parent
+    cfg.linux.resources.CopyFrom(pb.LinuxContainerResources(cpu_shares=512, cpu_period=100000, cpu_quota=50000,
+                                                            memory_limit_in_bytes=128 << 20))
+    cfg.linux.overhead.CopyFrom(pb.LinuxContainerResources(cpu_shares=10, memory_limit_in_bytes=16 << 20))
+    pod = cri.run_pod(cfg)
+    mem = Path(f"/sys/fs/cgroup/memory{parent}")
+    cpu = Path(f"/sys/fs/cgroup/cpu{parent}")
+    try:
+        assert int((mem / "memory.limit_in_bytes").read_text()) == 144 << 20
+        assert (cpu / "cpu.shares").read_text().strip() == "522" and (cpu / "cpu.cfs_quota_us").read_text().strip() == "50000"
+        cri.rt.UpdatePodSandboxResources(pb.UpdatePodSandboxResourcesRequest(
+            pod_sandbox_id=pod, resources=pb.LinuxContainerResources(memory_limit_in_bytes=256 << 20)), timeout=30)
+        assert int((mem / "memory.limit_in_bytes").read_text()) == 256 << 20
+        with pytest.raises(grpc.RpcError) as e:
+            cri.rt.UpdatePodSandboxResources(pb.UpdatePodSandboxResourcesRequest(
+                pod_sandbox_id=pod, resources=pb.LinuxContainerResources(cpuset_cpus="0")), timeout=30)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "resources.cpuset_cpus" in e.value.details()
+    finally:
+        cri.remove_all()
+        for ctrl in os.listdir("/sys/fs/cgroup"):
+            for p in (Path(f"/sys/fs/cgroup/{ctrl}{parent}"), Path(f"/sys/fs/cgroup/{ctrl}{parent}").parent):
+                if p.is_dir() and not p.is_symlink() and p.name.startswith(("pod", "dyk8s-podres-")):
+                    try:
+                        p.rmdir()
+                    except OSError:
+                        pass

@@ -76,3 +76,38 @@ def frozen(init_pid: int) -> bool | None:
             if line.startswith("frozen "):
                 return line.split()[1] == "1"
     return None
+
+
+def set_parent_limits(parent: str, shares: int, period: int, quota: int, memory: int) -> dict[str, str]:
+    """CPU shares, CFS period and quota and the memory limit (0: leave as is / no limit) of a cgroup that
+    holds containers (a Kubernetes pod's), in every hierarchy that has the controller; made when missing.
+    Returns {file: value written}. Blocking: a worker thread."""
+    mounts = hierarchies()
+    written: dict[str, str] = {}
+
+    def put(controller: str, name: str, value: str) -> None:
+        for names, mp in mounts.items():
+            if controller in names.split(","):
+                d = os.path.join(mp, parent.strip("/"))
+                os.makedirs(d, exist_ok=True)
+                with open(os.path.join(d, name), "w") as f:
+                    f.write(value)
+                written[os.path.join(d, name)] = value
+                return
+    if "" in mounts and "memory" not in {n for k in mounts for n in k.split(",")}:   # cgroup v2 only
+        if shares:
+            put("", "cpu.weight", str(1 + ((shares - 2) * 9999) // 262142))
+        if quota:
+            put("", "cpu.max", f"{quota} {period or 100000}")
+        if memory:
+            put("", "memory.max", str(memory))
+        return written
+    if shares:
+        put("cpu", "cpu.shares", str(shares))
+    if period:
+        put("cpu", "cpu.cfs_period_us", str(period))
+    if quota:
+        put("cpu", "cpu.cfs_quota_us", str(quota))
+    if memory:
+        put("memory", "memory.limit_in_bytes", str(memory))
+    return written

@@ -40,8 +40,9 @@ TABLE: dict[str, dict[str, str]] = {
         "cgroup_parent": "CgroupParent of the holder and of every container of the pod (cgroupfs layout)",
         "security_context": "see LinuxSandboxSecurityContext",
         "sysctls": "written in the pod's namespaces (namespaced sysctls only)",
-        "overhead": "refused when set: Dockyard has no pod-level cgroup of its own to put it on",
-        "resources": "refused when set: Dockyard has no pod-level cgroup of its own to put it on",
+        "overhead": "added to `resources`, written with them to the pod's cgroup",
+        "resources": "the pod's cgroup (cgroup_parent) limits: CPU shares, CFS period and quota, memory limit (with the "
+                     "overhead; kubelet sizes it the same); other fields, or no cgroup_parent: refused",
     },
     "LinuxSandboxSecurityContext": {
         "namespace_options": "network/pid/ipc: POD (the holder's), NODE (the host's); CONTAINER for pid",
@@ -320,12 +321,7 @@ def sandbox_body(cfg: pb.PodSandboxConfig, image: str, holder: bool) -> dict[str
         hc["CgroupParent"] = lx.cgroup_parent
     if lx.sysctls:
         hc["Sysctls"] = dict(lx.sysctls)
-    if lx.HasField("overhead") and lx.overhead.ByteSize():
-        raise refuse("config.linux.overhead", "Dockyard has no pod-level cgroup to apply it to (kubelet's pod cgroup "
-                     "limits the pod)")
-    if lx.HasField("resources") and lx.resources.ByteSize():
-        raise refuse("config.linux.resources", "Dockyard has no pod-level cgroup to apply it to (kubelet's pod cgroup "
-                     "limits the pod)")
+    pod_limits(lx.resources, lx.overhead, lx.cgroup_parent, "config.linux")
     where = "config.linux.security_context"
     _selinux(sc.selinux_options, where)
     user = _user(sc.run_as_user if sc.HasField("run_as_user") else None,
@@ -344,6 +340,26 @@ def sandbox_body(cfg: pb.PodSandboxConfig, image: str, holder: bool) -> dict[str
     hc["OomScoreAdj"] = clamp_oom(-998, f"sandbox {md.namespace}/{md.name}")
     body["Labels"] = {**dict(cfg.labels)}
     return body
+
+
+def pod_limits(res: pb.LinuxContainerResources, overhead: pb.LinuxContainerResources, cgroup_parent: str,
+               where: str) -> dict[str, int]:
+    """What a pod's cgroup is given: {shares, period, quota, memory} (0: not set), from its resources and
+    overhead (the sums kubelet computes); refusals for what a pod's cgroup does not take here."""
+    at = f"{where}." if where else ""
+    for name, r in (("resources", res), ("overhead", overhead)):
+        for field in ("oom_score_adj", "cpuset_cpus", "cpuset_mems", "memory_swap_limit_in_bytes"):
+            if getattr(r, field):
+                raise refuse(f"{at}{name}.{field}", "not applied to a pod's cgroup (set it per container)")
+        if r.hugepage_limits or r.unified:
+            raise refuse(f"{at}{name}", "hugepage and unified settings are not applied to a pod's cgroup")
+    out = {"shares": res.cpu_shares + overhead.cpu_shares if res.cpu_shares else 0,
+           "period": res.cpu_period or overhead.cpu_period,
+           "quota": res.cpu_quota + overhead.cpu_quota if res.cpu_quota > 0 else 0,
+           "memory": res.memory_limit_in_bytes + overhead.memory_limit_in_bytes if res.memory_limit_in_bytes else 0}
+    if any(out.values()) and not cgroup_parent:
+        raise refuse(f"{at}resources", "a pod's resources are written to its cgroup: cgroup_parent is required")
+    return out
 
 
 # ---- containers ----------------------------------------------------------------------------

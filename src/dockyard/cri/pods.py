@@ -187,6 +187,7 @@ class Pods:
                             raise r
                 else:
                     await self.containers.start(c.id)
+                await self._pod_limits(rec, cfg.linux.resources, cfg.linux.overhead, "config.linux")
                 rec["state"] = "ready"
                 self.sandboxes.put(c.id, rec)
                 log.info("sandbox %s ready in %.1f ms (create %.1f ms)", c.id[:12], (time.perf_counter() - t1) * 1000,
@@ -200,6 +201,23 @@ class Pods:
                 self.held.pop(c.id, None)
                 raise
         return str(c.id)
+
+    async def _pod_limits(self, rec: dict[str, Any], res: pb.LinuxContainerResources,
+                          overhead: pb.LinuxContainerResources, where: str) -> None:
+        """The pod's cgroup sized from its resources and overhead (as kubelet sizes it)."""
+        limits = fields.pod_limits(res, overhead, rec.get("cgroup_parent") or "", where)
+        if any(limits.values()):
+            from ..containers import cgroupfs
+            rec["limits"] = await asyncio.to_thread(cgroupfs.set_parent_limits, rec["cgroup_parent"], **limits)
+
+    async def update_sandbox_resources(self, req: pb.UpdatePodSandboxResourcesRequest) -> None:
+        fields.check_unknown(req, "request")
+        rec = self._sandbox(req.pod_sandbox_id)
+        if self._sandbox_state(rec) != pb.SANDBOX_READY:
+            raise Conflict(f"pod sandbox {rec['id']} is not ready")
+        async with self._lock(rec["id"]):
+            await self._pod_limits(rec, req.resources, req.overhead, "")
+            self.sandboxes.put(rec["id"], rec)
 
     async def _network_up(self, rec: dict[str, Any], cfg: pb.PodSandboxConfig) -> None:
         """CNI ADD into the sandbox's namespace; host ports."""

@@ -40,7 +40,7 @@ RPCS: dict[str, str] = {
     "RuntimeConfig": "",
     "ListImages": "", "ImageStatus": "", "PullImage": "", "RemoveImage": "", "ImageFsInfo": "",
     "ContainerStats": "", "ListContainerStats": "", "PodSandboxStats": "", "ListPodSandboxStats": "",
-    "GetContainerEvents": "", "ListMetricDescriptors": "", "ListPodSandboxMetrics": "",
+    "GetContainerEvents": "", "ListMetricDescriptors": "", "ListPodSandboxMetrics": "", "UpdatePodSandboxResources": "",
     "StreamPodSandboxes": "streaming lists are an optional alpha (kubelet falls back to ListPodSandbox)",
     "StreamContainers": "streaming lists are an optional alpha (kubelet falls back to ListContainers)",
     "StreamImages": "streaming lists are an optional alpha (kubelet falls back to ListImages)",
@@ -48,7 +48,6 @@ RPCS: dict[str, str] = {
     "StreamPodSandboxStats": "streaming statistics are an optional alpha (kubelet uses ListPodSandboxStats)",
     "CheckpointContainer": "checkpoint/restore (CRIU) is not supported",
     "StreamPodSandboxMetrics": "streaming metrics are an optional alpha (kubelet uses ListPodSandboxMetrics)",
-    "UpdatePodSandboxResources": "Dockyard keeps no pod-level cgroup of its own (kubelet's pod cgroup limits the pod)",
 }
 
 
@@ -213,6 +212,11 @@ class _Runtime(pbg.RuntimeServiceServicer):
     async def ListPodSandboxMetrics(self, req: pb.ListPodSandboxMetricsRequest,
                                     ctx: Any) -> pb.ListPodSandboxMetricsResponse:
         return pb.ListPodSandboxMetricsResponse(pod_metrics=await self.f.observe.pod_metrics())
+
+    async def UpdatePodSandboxResources(self, req: pb.UpdatePodSandboxResourcesRequest,
+                                        ctx: Any) -> pb.UpdatePodSandboxResourcesResponse:
+        await self.f.pods.update_sandbox_resources(req)
+        return pb.UpdatePodSandboxResourcesResponse()
 
     async def GetContainerEvents(self, req: pb.GetEventsRequest, ctx: Any) -> Any:
         async for ev in self.f.observe.events():
