@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from ..runtime.cgroups import hierarchies
+from ..runtime.cgroups import hierarchies, is_unified
 
 
 def dirs(init_pid: int) -> dict[str, str]:
@@ -94,7 +94,7 @@ def set_parent_limits(parent: str, shares: int, period: int, quota: int, memory:
                     f.write(value)
                 written[os.path.join(d, name)] = value
                 return
-    if "" in mounts and "memory" not in {n for k in mounts for n in k.split(",")}:   # cgroup v2 only
+    if is_unified():
         if shares:
             put("", "cpu.weight", str(1 + ((shares - 2) * 9999) // 262142))
         if quota:

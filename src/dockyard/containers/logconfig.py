@@ -11,6 +11,7 @@ the container's LogConfig; the `local` driver has Docker's own defaults (20m × 
 
 from __future__ import annotations
 
+import os.path
 import re
 from typing import Any
 
@@ -84,7 +85,6 @@ def validate(typ: str, opts: dict[str, str]) -> tuple[int, int, bool]:
     if typ == "none":
         return -1, 1, False
     if typ == "cri":
-        import os.path
         if not os.path.isabs(str(opts.get("path") or "")):
             raise InvalidArgument("log opt path: the cri log driver needs an absolute path")
         return -1, 1, False

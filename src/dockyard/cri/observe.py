@@ -92,16 +92,7 @@ class Observer:
         return out
 
     def _container_recs(self, cid: str = "", sandbox: str = "", labels: Any = None) -> list[dict[str, Any]]:
-        out = []
-        for rec in self.pods.ctrs.all():
-            if cid and not rec["id"].startswith(cid):
-                continue
-            if sandbox and not rec["sandbox"].startswith(sandbox):
-                continue
-            if labels and any(self.pods._short(rec).labels.get(k) != v for k, v in labels.items()):
-                continue
-            out.append(rec)
-        return out
+        return [rec for rec, _ in self.pods.matching_containers(cid, sandbox, labels)]
 
     async def one_container(self, cid: str) -> pb.ContainerStats:
         return await asyncio.to_thread(self.container_stats, self.pods._container(cid))
@@ -160,17 +151,9 @@ class Observer:
         return await asyncio.to_thread(self.sandbox_stats, rec)
 
     async def list_sandboxes(self, f: pb.PodSandboxStatsFilter | None) -> list[pb.PodSandboxStats]:
-        from .pods import _dec
-        recs = []
-        for rec in self.pods.sandboxes.all():
-            if f is not None and f.id and not rec["id"].startswith(f.id):
-                continue
-            if f is not None and f.label_selector:
-                labels = _dec(pb.PodSandboxConfig, rec["config"]).labels
-                if any(labels.get(k) != v for k, v in f.label_selector.items()):
-                    continue
-            if self.pods._sandbox_state(rec) == pb.SANDBOX_READY:
-                recs.append(rec)
+        recs = [rec for rec, _ in (self.pods.matching_sandboxes(f.id, f.label_selector) if f is not None
+                                   else self.pods.matching_sandboxes())
+                if self.pods._sandbox_state(rec) == pb.SANDBOX_READY]
         return await asyncio.to_thread(lambda: [self.sandbox_stats(r) for r in recs])
 
     # ---- metrics --------------------------------------------------------------------------------

@@ -283,9 +283,8 @@ class Pods:
         if rec.get("state") != "stopped":
             rec["state"] = "stopping"
             self.sandboxes.put(rec["id"], rec)
-        for crec in self.ctrs.all():
-            if crec["sandbox"] == rec["id"]:
-                await self._stop_container(crec, 0)
+        for crec, _ in self.matching_containers(sandbox=rec["id"]):
+            await self._stop_container(crec, 0)
         await self._network_down(rec)
         c = self._engine(rec["id"])
         if c is not None and c.state.running:
@@ -298,9 +297,8 @@ class Pods:
             rec = self._sandbox(sid)
         except NotFound:
             return
-        for crec in self.ctrs.all():
-            if crec["sandbox"] == rec["id"]:
-                await self.remove_container(crec["id"])
+        for crec, _ in self.matching_containers(sandbox=rec["id"]):
+            await self.remove_container(crec["id"])
         async with self._lock(rec["id"]):
             await self._network_down(rec)
             if self._engine(rec["id"]) is not None:
@@ -331,19 +329,30 @@ class Pods:
             c = self._engine(rec["id"])
             out.info["info"] = json.dumps({"pid": c.state.pid if c else 0, "netns": rec.get("netns", ""),
                                            "cni": rec.get("cni"), "hostPorts": rec.get("ports", []),
+                                           "podCgroupLimits": rec.get("limits", {}),
                                            "engineContainer": rec["id"]})
         return out
 
-    def list_sandboxes(self, f: pb.PodSandboxFilter | None) -> list[pb.PodSandbox]:
+    def matching_sandboxes(self, sid: str = "",
+                           labels: Any = None) -> list[tuple[dict[str, Any], pb.PodSandboxConfig]]:
+        """(record, config as sent) of the sandboxes whose ID starts as given and that carry the labels."""
         out = []
         for rec in self.sandboxes.all():
-            if f is not None and f.id and not rec["id"].startswith(f.id):
+            if sid and not rec["id"].startswith(sid):
                 continue
             cfg = _dec(pb.PodSandboxConfig, rec["config"])
-            state = self._sandbox_state(rec)
-            if f is not None and f.HasField("state") and f.state.state != state:
+            if labels and any(cfg.labels.get(k) != v for k, v in labels.items()):
                 continue
-            if f is not None and any(cfg.labels.get(k) != v for k, v in f.label_selector.items()):
+            out.append((rec, cfg))
+        return out
+
+    def list_sandboxes(self, f: pb.PodSandboxFilter | None) -> list[pb.PodSandbox]:
+        if f is None:
+            f = pb.PodSandboxFilter()
+        out = []
+        for rec, cfg in self.matching_sandboxes(f.id, f.label_selector):
+            state = self._sandbox_state(rec)
+            if f.HasField("state") and f.state.state != state:
                 continue
             out.append(pb.PodSandbox(id=rec["id"], metadata=cfg.metadata, state=state,  # type: ignore[arg-type]
                                      created_at=rec["created"], labels=dict(cfg.labels),
@@ -440,22 +449,25 @@ class Pods:
                             image_id=image_id, state=self._container_state(c),  # type: ignore[arg-type]
                             created_at=rec["created"], labels=dict(cfg.labels), annotations=dict(cfg.annotations))
 
-    def list_containers(self, f: pb.ContainerFilter | None) -> list[pb.Container]:
+    def matching_containers(self, cid: str = "", sandbox: str = "",
+                            labels: Any = None) -> list[tuple[dict[str, Any], pb.Container]]:
+        """(record, summary) of the containers whose ID and sandbox ID start as given and that carry the labels."""
         out = []
         for rec in self.ctrs.all():
-            if f is not None:
-                if f.id and not rec["id"].startswith(f.id):
-                    continue
-                if f.pod_sandbox_id and not rec["sandbox"].startswith(f.pod_sandbox_id):
-                    continue
+            if (cid and not rec["id"].startswith(cid)) or (sandbox and not rec["sandbox"].startswith(sandbox)):
+                continue
             item = self._short(rec)
-            if f is not None:
-                if f.HasField("state") and f.state.state != item.state:
-                    continue
-                if any(item.labels.get(k) != v for k, v in f.label_selector.items()):
-                    continue
-            out.append(item)
-        return sorted(out, key=lambda x: x.created_at)
+            if labels and any(item.labels.get(k) != v for k, v in labels.items()):
+                continue
+            out.append((rec, item))
+        return out
+
+    def list_containers(self, f: pb.ContainerFilter | None) -> list[pb.Container]:
+        if f is None:
+            f = pb.ContainerFilter()
+        items = [item for _, item in self.matching_containers(f.id, f.pod_sandbox_id, f.label_selector)
+                 if not f.HasField("state") or f.state.state == item.state]
+        return sorted(items, key=lambda x: x.created_at)
 
     def container_status(self, cid: str, verbose: bool) -> pb.ContainerStatusResponse:
         rec = self._container(cid)

@@ -144,9 +144,6 @@ class CriLogWriter(LogWriter):
     line; a line longer than MAX_LINE is written as P(artial) parts ending with an F(ull) one.
     Rotation is kubelet's (it renames the file, then asks for ReopenContainerLog)."""
 
-    def __init__(self, path: str) -> None:
-        super().__init__(path)
-
     def _records(self, stream: str, lines: list[bytes]) -> list[bytes]:
         head = f"{now_rfc3339()} {stream} ".encode()
         return [head + b"F " + line if line.endswith(b"\n") else head + b"P " + line + b"\n" for line in lines]
@@ -155,7 +152,7 @@ class CriLogWriter(LogWriter):
         """An unterminated last line is a whole one (as containerd writes it at the end of a stream)."""
         for stream, buf in self.partial.items():
             if buf:
-                self._append(f"{now_rfc3339()} {stream} F ".encode() + buf + b"\n")
+                self._write(stream, [buf + b"\n"])
                 self.partial[stream] = b""
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import functools
-import os
 
 from ..linux import syscalls as sc
 
@@ -56,10 +55,8 @@ def drop_bounding(caps: dict[str, tuple[str, ...]]) -> None:
 
 
 def apply(caps: dict[str, tuple[str, ...]]) -> None:
-    """Drop the bounding set (again: a no-op when done before the user change), then set
-    effective/permitted/inheritable and ambient."""
-    if os.geteuid() == 0:
-        drop_bounding(caps)
+    """Set effective/permitted/inheritable and ambient (the bounding set was dropped before the change of
+    user: `drop_bounding`)."""
     sc.capset(mask(caps.get("effective", ())), mask(caps.get("permitted", ())), mask(caps.get("inheritable", ())))
     try:
         sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_CLEAR_ALL)
