@@ -17,6 +17,7 @@ from ..network import links
 from ..network.bridge import parse_ports
 from ..network.dns import ADDRESS, Resolver
 from ..network.networks import PREDEFINED, Network, Networks
+from ..network.overlay import Overlay
 from . import etcfiles, fields
 from .model import Container
 
@@ -156,13 +157,18 @@ class ContainerNetworks:
         assert net.bridge is not None
         first = not c.state.endpoints
         ports = parse_ports(c.cfg.host_config, c.cfg.config.get("ExposedPorts") or {}) if first else []
-        used = {ep["ifname"] for ep in c.state.endpoints.values()}
+        used = {ep["ifname"] for ep in c.state.endpoints.values()} | \
+            {ep["gw"]["ifname"] for ep in c.state.endpoints.values() if ep.get("gw")}
         ifname = next(f"eth{i}" for i in range(len(used) + 1) if f"eth{i}" not in used)
         route = not net.bridge.cfg.internal and not any(ep.get("route") for ep in c.state.endpoints.values())
-        ep = net.bridge.attach(c.id, c.state.sandbox, ifname, ports, (conf.get("IPAMConfig") or {}).get("IPv4Address") or "",
-                               conf.get("MacAddress") or "", route,
-                               tuple((conf.get("IPAMConfig") or {}).get("LinkLocalIPs") or ()),
-                               (conf.get("IPAMConfig") or {}).get("IPv6Address") or "")
+        ipam = conf.get("IPAMConfig") or {}
+        args = (c.id, c.state.sandbox, ifname, ports, ipam.get("IPv4Address") or "", conf.get("MacAddress") or "", route,
+                tuple(ipam.get("LinkLocalIPs") or ()), ipam.get("IPv6Address") or "")
+        if isinstance(net.bridge, Overlay):   # the cluster's copy of the endpoint carries its names
+            ep = net.bridge.attach(*args, who={"name": c.name, "aliases": sorted(_dns_names(c, net.name, conf))},
+                                   used=used)
+        else:
+            ep = net.bridge.attach(*args)
         ep.update({"network_id": net.id, "route": route, "aliases": list(conf.get("Aliases") or [])})
         c.state.endpoints[net.name] = ep
         return ep
@@ -285,9 +291,17 @@ class ContainerNetworks:
         for name, nets in tries:
             found = [o.state.endpoints[n]["ip"] for o in running for n in sorted(nets & o.state.endpoints.keys())
                      if name in _dns_names(o, n)]
+            found += self._remote(me, nets, name)
             if found:
                 return list(dict.fromkeys(found))
         return None
+
+    def _remote(self, me: Container, nets: set[str], name: str) -> list[str]:
+        """Containers of other hosts on the overlay networks among `nets` (from the copy of the store)."""
+        if self.nets.overlay is None:
+            return []
+        return [ip for n in sorted(nets) if me.state.endpoints[n].get("overlay")
+                for ip in self.nets.overlay.lookup(me.state.endpoints[n]["overlay"], name)]
 
     def _reverse(self, cid: str, ip: str) -> str | None:
         running = self._running()
@@ -298,6 +312,11 @@ class ContainerNetworks:
             for n, ep in o.state.endpoints.items():
                 if ep["ip"] == ip and n in me.state.endpoints and self._dns_network(n):
                     return f"{o.name}.{n}"
+        if self.nets.overlay is not None:
+            for n, ep in me.state.endpoints.items():
+                name = self.nets.overlay.reverse(ep["overlay"], ip) if ep.get("overlay") else None
+                if name:
+                    return f"{name}.{n}"
         return None
 
     def _upstream(self, cid: str) -> list[str]:
@@ -428,9 +447,9 @@ def link_env(alias: str, target: Container, child: str, ip: str) -> list[str]:
     return env
 
 
-def _dns_names(c: Container, network: str) -> set[str]:
+def _dns_names(c: Container, network: str, conf: dict[str, Any] | None = None) -> set[str]:
     ep = c.state.endpoints.get(network) or {}
-    aliases = ep.get("aliases") or (c.cfg.networks.get(network) or {}).get("Aliases") or []
+    aliases = ep.get("aliases") or (conf or c.cfg.networks.get(network) or {}).get("Aliases") or []
     return {c.name.lower(), c.id[:12], *(str(a).lower() for a in aliases)}
 
 

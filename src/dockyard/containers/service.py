@@ -1294,9 +1294,22 @@ class ContainerService:
                 self._spawn(self._boot_start(c))
 
     def _endpoints(self, network: str) -> dict[str, dict[str, Any]]:
-        """The running containers' endpoints on a network."""
-        return {c.id: c.state.endpoints[network] for c in self.by_id.values()
-                if c.state.running and network in c.state.endpoints}
+        """The running containers' endpoints on a network (the gateway bridge's are those an
+        overlay endpoint holds)."""
+        out = {c.id: c.state.endpoints[network] for c in self.by_id.values()
+               if c.state.running and network in c.state.endpoints}
+        for c in self.by_id.values():
+            for ep in c.state.endpoints.values() if c.state.running else ():
+                if ep.get("gw") and ep["gw"].get("bridge") == self._bridge_name(network):
+                    out[c.id] = ep["gw"]
+        return out
+
+    def _bridge_name(self, network: str) -> str:
+        try:
+            br = self.networks.nets.get(network).bridge if self.networks is not None else None
+        except NotFound:
+            return ""
+        return br.cfg.name if br is not None else ""
 
     async def _watch_firewall(self) -> None:
         """Every second: if the bridge or a rule of ours is gone (a firewall flush, a firewalld

@@ -90,6 +90,14 @@ def build_services(cfg: Config) -> Services:
     started = now_iso()
     nets = Networks(data, run, bridge_config(cfg), started, cfg.iptables, cfg.ip_forward, cfg.mtu)
     containers.networks = ContainerNetworks(nets, containers.by_id.values)
+    from .config import cluster_settings
+    settings = cluster_settings(cfg)
+    if settings is not None:
+        import socket
+
+        from ..network.cluster import Cluster
+        from ..network.overlay import OverlayDriver
+        nets.overlay = OverlayDriver(nets, Cluster(settings, data, socket.gethostname()), cfg.iptables)
     from ..containers.volumeuse import ContainerVolumes
     from ..volumes.store import VolumeStore
     volumes = VolumeStore(data / "volumes")

@@ -57,6 +57,9 @@ class Config:
     pod_infra_image: str = ""          # a pause image for sandboxes instead of Dockyard's own holder
     streaming_address: str = "127.0.0.1:0"   # the CRI streaming server (exec, attach, port-forward)
     streaming_idle_timeout: int = 4 * 3600
+    cluster_store: str = ""            # etcd://HOST:PORT[,...]: overlay networks across hosts (off when empty)
+    cluster_advertise: str = ""        # this host's address (or the interface carrying it) on the underlay
+    cluster_store_opts: dict[str, str] = field(default_factory=dict)   # lease-ttl, vxlan-port
 
 
 def parser() -> argparse.ArgumentParser:
@@ -122,6 +125,13 @@ def parser() -> argparse.ArgumentParser:
                    help="HOST:PORT of the CRI streaming server (default 127.0.0.1 and a free port)")
     p.add_argument("--streaming-idle-timeout", dest="streaming_idle_timeout", type=int,
                    help="seconds a CRI exec/attach/port-forward stream may stay idle (default 14400)")
+    p.add_argument("--cluster-store", dest="cluster_store",
+                   help="etcd://HOST:PORT[,HOST:PORT...]: share overlay networks with the other hosts of that store")
+    p.add_argument("--cluster-advertise", dest="cluster_advertise",
+                   help="IP or interface: this host's address on the underlay (VXLAN traffic comes to it)")
+    p.add_argument("--cluster-store-opt", dest="cluster_store_opt", action="append", default=[],
+                   help="KEY=VALUE: lease-ttl (seconds a dead host's endpoints live on, default 15), "
+                        "vxlan-port (UDP port of VXLAN, default 4789)")
     return p
 
 
@@ -140,7 +150,9 @@ _JSON_KEYS = {"hosts": "hosts", "data-root": "data_root", "exec-root": "exec_roo
               "iptables": "iptables", "ip-forward": "ip_forward",
               "init": "init", "init-path": "init_path", "cri-socket": "cri_socket", "cni-conf-dir": "cni_conf_dir",
               "cni-bin-dir": "cni_bin_dir", "pod-infra-image": "pod_infra_image",
-              "streaming-address": "streaming_address", "streaming-idle-timeout": "streaming_idle_timeout"}
+              "streaming-address": "streaming_address", "streaming-idle-timeout": "streaming_idle_timeout",
+              "cluster-store": "cluster_store", "cluster-advertise": "cluster_advertise",
+              "cluster-store-opts": "cluster_store_opts"}
 
 
 def load(argv: list[str] | None = None) -> Config:
@@ -226,11 +238,35 @@ def load(argv: list[str] | None = None) -> Config:
                  "streaming_idle_timeout"):
         if getattr(ns, attr) is not None:
             setattr(cfg, attr, getattr(ns, attr))
+    for attr in ("cluster_store", "cluster_advertise"):
+        if getattr(ns, attr) is not None:
+            setattr(cfg, attr, getattr(ns, attr))
+    for item in ns.cluster_store_opt:
+        k, eq, v = item.partition("=")
+        if not eq or not k:
+            raise InvalidArgument(f"invalid --cluster-store-opt {item!r}: want KEY=VALUE")
+        cfg.cluster_store_opts = {**cfg.cluster_store_opts, k: v}
     _check_cri(cfg)
+    cluster_settings(cfg)   # refuses what it cannot use
     bridge_config(cfg)   # refuses what it cannot use
     registry_hosts(cfg)   # refuses what it cannot use
     _check_hosts(cfg)
     return cfg
+
+
+def cluster_settings(cfg: Config) -> Any:
+    """The cluster store's settings (`network.cluster.Settings`), None without --cluster-store."""
+    from ..network.cluster import Settings
+    if not cfg.cluster_store:
+        if cfg.cluster_advertise or cfg.cluster_store_opts:
+            raise InvalidArgument("--cluster-advertise and --cluster-store-opt need --cluster-store")
+        return None
+    if not cfg.cluster_advertise:
+        raise InvalidArgument("--cluster-store needs --cluster-advertise (this host's IP or interface on the underlay)")
+    if not isinstance(cfg.cluster_store_opts, dict):
+        raise InvalidArgument("cluster-store-opts must be an object of strings")
+    return Settings.parse(str(cfg.cluster_store), str(cfg.cluster_advertise),
+                          {str(k): str(v) for k, v in cfg.cluster_store_opts.items()})
 
 
 def registry_hosts(cfg: Config) -> Any:

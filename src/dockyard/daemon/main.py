@@ -73,6 +73,12 @@ async def serve(cfg: config_mod.Config) -> None:
             raise EngineError(f"another daemon is already listening on {p}")
     svc = build_services(cfg)
     svc.events.bind(asyncio.get_running_loop())
+    overlay = svc.containers.networks.nets.overlay if svc.containers.networks is not None else None
+    if overlay is not None:   # the cluster's networks are known before the containers on them are restored
+        await overlay.cluster.start()
+        overlay.start()
+        if overlay.cluster.synced.is_set():
+            await asyncio.to_thread(overlay.adopt_all)
     await svc.containers.load_and_reconcile()
     await svc.plugins.start_enabled()
     svc.health.resume()
@@ -127,6 +133,9 @@ async def serve(cfg: config_mod.Config) -> None:
     if not cfg.live_restore:
         await svc.plugins.shutdown()
     await svc.containers.shutdown(cfg.live_restore)
+    if overlay is not None:   # leaving: this host's node and endpoints go now, not when the lease runs out
+        await overlay.stop()
+        await overlay.cluster.stop(leave=not cfg.live_restore)
     if cri is not None and not cfg.live_restore:
         await cri.release_networks()
     await runner.cleanup()

@@ -74,8 +74,21 @@ class SystemService:
             "LiveRestoreEnabled": bool(self.cfg.live_restore), "Isolation": "", "InitBinary": "",
             "ContainerdCommit": {"ID": "", "Expected": ""}, "RuncCommit": {"ID": "", "Expected": ""},
             "InitCommit": {"ID": "", "Expected": ""}, "SecurityOptions": ["name=seccomp,profile=default"],
-            "Warnings": None,
+            "Warnings": None, **self._cluster(),
         }
+
+    def _cluster(self) -> dict[str, Any]:
+        """ClusterStore, ClusterAdvertise and, as Docker's classic swarm did, the nodes the store
+        lists in SystemStatus."""
+        nets = self.containers.networks.nets if self.containers.networks is not None else None
+        cluster = nets.overlay.cluster if nets is not None and nets.overlay is not None else None
+        if cluster is None:
+            return {}
+        nodes = cluster.nodes()
+        status = [["Cluster store", "up" if cluster.up else "unreachable"], ["Nodes", str(len(nodes))]]
+        status += [[f" {n.get('name')}", f"{n.get('addr')}{' (this host)' if n.get('node') == cluster.node else ''}"]
+                   for n in nodes]
+        return {"ClusterStore": cluster.settings.url, "ClusterAdvertise": cluster.addr, "SystemStatus": status}
 
     def disk_usage(self) -> dict[str, Any]:
         """`GET /system/df`: layers counted once, what each image shares, container layers."""

@@ -15,11 +15,14 @@ import secrets
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import Conflict, InvalidArgument, NotFound, PermissionDenied
 from . import links, netns
 from .bridge import Bridge, BridgeConfig
+
+if TYPE_CHECKING:
+    from .overlay import OverlayDriver
 
 PREDEFINED = ("bridge", "host", "none")
 _OPT = "com.docker.network."
@@ -71,6 +74,7 @@ class Networks:
         self.ns_dir = run_dir / "netns"
         self.iptables, self.ip_forward, self.mtu = iptables, ip_forward, mtu
         self.lock = threading.Lock()
+        self.overlay: OverlayDriver | None = None   # with --cluster-store
         self.by_id: dict[str, Network] = {}
         for name in PREDEFINED:
             if name == "bridge" and default is None:
@@ -102,6 +106,13 @@ class Networks:
         """The default bridge."""
         n = next((n for n in self.by_id.values() if n.name == "bridge"), None)
         return n.bridge if n else None
+
+    def put(self, net: Network) -> None:
+        """Add a network to the table (a new table: readers iterating the old one are not disturbed)."""
+        self.by_id = {**self.by_id, net.id: net}
+
+    def drop(self, ident: str) -> None:
+        self.by_id = {k: v for k, v in self.by_id.items() if k != ident}
 
     def bridges(self) -> list[Network]:
         return [n for n in self.by_id.values() if n.bridge is not None]
@@ -145,8 +156,11 @@ class Networks:
             if k not in known and v not in (None, "", {}, [], False):
                 raise InvalidArgument(f"unknown field {k}: Dockyard does not know it, and would not apply it")
         driver = body.get("Driver") or "bridge"
-        if driver != "bridge":
-            raise InvalidArgument(f"network driver {driver!r}: only bridge networks are supported")
+        if driver == "overlay" and self.overlay is None:
+            raise InvalidArgument("network driver overlay: this daemon runs without --cluster-store, so it has no "
+                                  "other hosts to span (start it with --cluster-store etcd://... --cluster-advertise ...)")
+        if driver not in ("bridge", "overlay"):
+            raise InvalidArgument(f"network driver {driver!r}: only bridge and overlay networks are supported")
         for k, why in (("Ingress", "ingress is for swarm"), ("ConfigOnly", "config-only networks are not supported")):
             if body.get(k):
                 raise InvalidArgument(f"{k}: {why}")
@@ -155,13 +169,21 @@ class Networks:
                 raise InvalidArgument(f"{k} must be an object")
         if (body.get("ConfigFrom") or {}).get("Network"):
             raise InvalidArgument("ConfigFrom: config-only networks are not supported")
-        if body.get("Scope") not in (None, "", "local"):
-            raise InvalidArgument(f"Scope {body['Scope']!r}: only local networks are supported")
+        scopes = ("", "local") if driver == "bridge" else ("", "global")
+        if (body.get("Scope") or "") not in scopes:
+            raise InvalidArgument(f"Scope {body['Scope']!r}: {driver} networks are {scopes[1]}")
         opts = {str(k): str(v) for k, v in (body.get("Options") or {}).items()}
+        labels = body.get("Labels") or {}
+        if driver == "overlay":
+            assert self.overlay is not None
+            if not isinstance(labels, dict):
+                raise InvalidArgument("Labels must be an object")
+            if body.get("CheckDuplicate") is not False and any(n.name == name for n in self.by_id.values()):
+                raise Conflict(f"network with name {name} already exists")
+            return self.overlay.create(body, created, opts, labels)
         for k in opts:
             if k not in OPTIONS:
                 raise InvalidArgument(f"network option {k!r} is not supported (supported: {', '.join(sorted(OPTIONS))})")
-        labels = body.get("Labels") or {}
         if not isinstance(labels, dict):
             raise InvalidArgument("Labels must be an object")
         with self.lock:
@@ -189,17 +211,20 @@ class Networks:
                 br.teardown()
                 raise
             net = Network(rec, br)
-            self.by_id[ident] = net
+            self.put(net)
             return net
 
     def remove(self, net: Network) -> None:
         """The bridge, its rules and the record (the caller checked that it is no predefined
         network and that nothing runs on it)."""
+        if net.record.get("Driver") == "overlay" and self.overlay is not None:
+            self.overlay.remove(net)
+            return
         with self.lock:
             assert net.bridge is not None
             net.bridge.teardown()
             (self.dir / f"{net.id}.json").unlink(missing_ok=True)
-            self.by_id.pop(net.id, None)
+            self.drop(net.id)
 
     def repair(self, net: Network, endpoints: dict[str, dict[str, Any]]) -> bool:
         """Make a network's bridge and rules again if something removed them (a firewall flush, a
