@@ -8,7 +8,7 @@ if command -v apt-get >/dev/null 2>&1; then
   # docker.io: the reference docker CLI (and dockerd for benchmarks); runc/crun: swappable runtimes
   apt-get install -y -q --no-install-recommends busybox-static runc crun docker.io libseccomp2 iptables \
     python3-venv ca-certificates tar gzip e2fsprogs util-linux docker-registry skopeo openssl tmux tini iproute2 \
-    docker-compose chromium chromium-driver containernetworking-plugins gcc libc6-dev
+    docker-compose chromium chromium-driver containernetworking-plugins gcc libc6-dev etcd-server etcd-client iperf3
   # e2fsprogs: the full-disk test's loop fs; docker-registry (Distribution 2.8) and skopeo: the registry
   # tests; openssl: their CA and certificates; tmux: terminal tests (debootstrap: benchmarks only)
 fi

@@ -45,28 +45,27 @@ def cgroup_mounts() -> str:
 
 
 class RigDaemon(Daemon):
-    """A dockyardd inside one of the rig's hosts."""
+    """A dockyardd inside one of the rig's hosts (in the host's namespaces, kept by its holder)."""
 
-    def __init__(self, base: Path, netns: str, hostname: str, *args: str, config: dict | None = None) -> None:
+    def __init__(self, base: Path, holder: int, *args: str, config: dict | None = None) -> None:
         super().__init__(base, *args, config=config)
-        self.netns, self.hostname = netns, hostname
+        self.holder = holder
 
     def start(self) -> RigDaemon:
         argv = [str(BIN / "dockyardd"), "-H", self.host, "--data-root", str(self.data_root), "--exec-root",
                 str(self.exec_root), "--pidfile", str(self.base / "d.pid"), "--config-file", str(self.cfg_file),
                 *self.bridge_args(), *self.args]
-        script = f"{cgroup_mounts()} && hostname {shlex.quote(self.hostname)} && exec {shlex.join(argv)}"
         logf = open(self.log, "ab")
-        self.proc = subprocess.Popen(["ip", "netns", "exec", self.netns, "unshare", "--uts", "--", "sh", "-c", script],
+        self.proc = subprocess.Popen(["nsenter", "-t", str(self.holder), "-m", "-u", "-n", "--", *argv],
                                      stdout=logf, stderr=logf, env={**os.environ, "DOCKYARD_LOOPBACK_ONLY": "1"})
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"dockyardd in {self.netns} exited: {self.log.read_text()[-3000:]}")
+                raise RuntimeError(f"dockyardd exited: {self.log.read_text()[-3000:]}")
             if self.ping():
                 return self
             time.sleep(0.05)
-        raise RuntimeError(f"dockyardd in {self.netns} did not answer in time: {self.log.read_text()[-3000:]}")
+        raise RuntimeError(f"dockyardd did not answer in time: {self.log.read_text()[-3000:]}")
 
 
 class Rig:
@@ -81,6 +80,7 @@ class Rig:
         self.mtu = mtu
         self.etcd: dict[int, subprocess.Popen[bytes]] = {}
         self.daemons: dict[int, RigDaemon] = {}
+        self.holders: dict[int, subprocess.Popen[bytes]] = {}
         self._fw = ["FORWARD", "-i", self.wire, "-o", self.wire, "-j", "ACCEPT"]
         self.cgroup_parents: set[str] = set()
 
@@ -97,6 +97,7 @@ class Rig:
 
     # --- the wire and the namespaces ------------------------------------------------------------------
     def up(self) -> Rig:
+        self.base.mkdir(parents=True, exist_ok=True)
         sh("ip", "link", "add", self.wire, "type", "bridge")
         sh("ip", "link", "set", self.wire, "mtu", str(self.mtu), "up")
         # where br_netfilter is loaded, frames on the wire pass the root FORWARD chain (DROP under dockerd)
@@ -110,9 +111,26 @@ class Rig:
             for cmd in (["ip", "addr", "add", f"{ip}/24", "dev", "eth0"], ["ip", "link", "set", "eth0", "mtu", str(self.mtu)],
                         ["ip", "link", "set", "eth0", "up"], ["ip", "link", "set", "lo", "up"]):
                 sh("ip", "netns", "exec", ns, *cmd)
+        for k in range(1, len(self.hosts) + 1):
+            self._hold(k)
         for k in range(1, len(self.etcd_ns) + 1):
             self.start_etcd(k)
         return self
+
+    def _hold(self, k: int) -> None:
+        """The host's own mount and UTS namespaces, made by `ip netns exec` (a fresh /sys, where the
+        cgroup hierarchies are mounted again) and kept by a process that sleeps in them: every
+        start of the host's daemon enters them, as a daemon restarted on a real host finds its
+        mounts."""
+        ready = self.base / f"h{k}.ready"
+        script = f"{cgroup_mounts()} && hostname host{k} && touch {shlex.quote(str(ready))} && exec sleep infinity"
+        self.holders[k] = subprocess.Popen(["ip", "netns", "exec", self.hosts[k - 1], "unshare", "--uts", "--",
+                                            "sh", "-c", script])
+        deadline = time.time() + 10
+        while not ready.exists():
+            if self.holders[k].poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"host {k} could not be set up")
+            time.sleep(0.02)
 
     def set_mtu(self, mtu: int) -> None:
         """The underlay's MTU, on every link of the wire."""
@@ -157,7 +175,7 @@ class Rig:
     def daemon(self, k: int, *extra: str, ttl: int = 4, busybox: Path | None = None, advertise: str = "") -> RigDaemon:
         parent = f"dyrig{self.tag}h{k}"
         self.cgroup_parents.add(parent)
-        d = RigDaemon(self.base / f"h{k}", self.hosts[k - 1], f"host{k}", "--cluster-store", self.store,
+        d = RigDaemon(self.base / f"h{k}", self.holders[k].pid, "--cluster-store", self.store,
                       "--cluster-advertise", advertise or self.host_ip(k), "--cluster-store-opt", f"lease-ttl={ttl}",
                       "--cgroup-parent", parent, *extra)
         self.daemons[k] = d
@@ -167,7 +185,7 @@ class Rig:
         return d
 
     def in_host(self, k: int, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return sh("ip", "netns", "exec", self.hosts[k - 1], *cmd, check=check)
+        return sh("nsenter", "-t", str(self.holders[k].pid), "-m", "-u", "-n", "--", *cmd, check=check)
 
     def down(self) -> None:
         errors = []
@@ -178,6 +196,9 @@ class Rig:
                 errors.append(e)
         for k in list(self.etcd):
             self.stop_etcd(k, kill=True)
+        for h in self.holders.values():
+            h.kill()
+            h.wait()
         for ns in self.hosts + self.etcd_ns:
             _kill_in_netns(ns)
             sh("ip", "netns", "del", ns, check=False)

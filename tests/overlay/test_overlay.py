@@ -214,9 +214,10 @@ def test_connect_disconnect_several_networks_and_published_ports(rig: Rig, clien
 
 def test_mtu_option(rig: Rig, clients: dict[int, docker.DockerClient]) -> None:
     clients[1].networks.create("ov-mtu", driver="overlay", options={"com.docker.network.driver.mtu": "1300"})
-    a = clients[1].containers.run("busybox", "sleep 300", detach=True, network="ov-mtu")
+    # at once on another host (its watch may not have told it yet: it reads the store through)
     b = clients[2].containers.run("busybox", "sh -c 'head -c 3000000 /dev/zero > /tmp/big && httpd -f -p 80 -h /tmp'",
                                   detach=True, network="ov-mtu", name="sink")
+    a = clients[1].containers.run("busybox", "sleep 300", detach=True, network="ov-mtu")
     assert sh_in(a, "cat /sys/class/net/eth0/mtu")[1].strip() == "1300"
     time.sleep(0.3)
     code, out = sh_in(a, 'printf "GET /big HTTP/1.0\\r\\n\\r\\n" | nc -w 5 sink 80 | wc -c', timeout=20)

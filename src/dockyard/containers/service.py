@@ -32,6 +32,7 @@ from ..errors import (
 )
 from ..images.service import ImageService, now_iso
 from ..monitor.client import Channel, MonitorClient
+from ..network import netns
 from ..network.bridge import Bridge, parse_ports
 from ..network.networks import Network
 from ..store import mount as mnt
@@ -187,6 +188,10 @@ class ContainerService:
         cfg = create_mod.build(body, img, (hc.get("Runtime") if isinstance(hc, dict) else "") or "", self.default_runtime,
                                set(self.runtimes), self.log_driver, self.log_opts, warnings)
         userns.check_create(cfg.host_config, self.remap)
+        if self.networks is not None and self.networks.nets.overlay is not None:   # one made on another host just now
+            nc = body.get("NetworkingConfig") or {}
+            await self.networks.nets.overlay.catch_up([str(cfg.host_config.get("NetworkMode") or ""),
+                                                      *((nc.get("EndpointsConfig") or {}) if isinstance(nc, dict) else {})])
         if self.networks is not None:
             cfg = dataclasses.replace(cfg, networks=self.networks.wanted(cfg.host_config, body.get("NetworkingConfig"),
                                                                          str(body.get("MacAddress") or "")))
@@ -1268,6 +1273,10 @@ class ContainerService:
                 if (c.state.endpoints or c.state.sandbox) and not c.state.running:
                     c.state.endpoints, c.state.sandbox = {}, ""
                     self._persist(c)
+            for c in self.by_id.values():
+                if c.state.running and c.state.sandbox and c.state.pid and \
+                        not await asyncio.to_thread(netns.rebind, c.state.sandbox, c.state.pid):
+                    log.info("network namespace of %s bound again from its process", c.id[:12])
             nets = self.networks.nets
             for n in nets.bridges():
                 assert n.bridge is not None

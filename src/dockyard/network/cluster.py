@@ -245,6 +245,10 @@ class Cluster:
             except Exception:   # one listener's bug must not stop the watch
                 log.exception("cluster listener on %s", ev.key)
 
+    def apply_value(self, key: str, value: str) -> None:
+        """A key read outside the watch, into the copy (the watch brings the same value later)."""
+        self._apply(Event(key, value, self.revision), only_changed=True)
+
     # --- from worker threads ---------------------------------------------------------------------------
     def call(self, fn: Callable[..., Awaitable[_T]], *args: Any, timeout: float = 10) -> _T:
         """Run a store operation on the daemon's loop from a worker thread and wait for it."""

@@ -71,6 +71,26 @@ def remove(path: str) -> None:
         pass
 
 
+def rebind(path: str, pid: int) -> bool:
+    """Bind the network namespace of process `pid` at `path` again if `path` no longer is it (a
+    daemon restarted in another mount namespace — `ip netns exec` makes one per start — does not
+    see the binds of the one before); False when it had to."""
+    try:
+        want = os.stat(f"/proc/{pid}/ns/net")
+    except OSError:
+        return True   # the process is gone: nothing to bind
+    try:
+        have = os.stat(path)
+        if (have.st_dev, have.st_ino) == (want.st_dev, want.st_ino):
+            return True
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "a"):
+        pass
+    syscalls.mount(f"/proc/{pid}/ns/net", path, None, MS_BIND)
+    return False
+
+
 def listed(directory: str) -> list[str]:
     """The namespace files under `directory` (names are container IDs)."""
     try:

@@ -16,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ipaddress
+import json
 import logging
 import secrets
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import Conflict, InvalidArgument, PermissionDenied
+from ..errors import Conflict, InvalidArgument, NotFound, PermissionDenied, Unavailable
 from . import firewall, links, vxlan
 from .bridge import _mac, veth_name
 from .cluster import Cluster
@@ -267,9 +268,38 @@ class OverlayDriver:
         self.nets.put(net)
         return net
 
+    async def catch_up(self, refs: list[str]) -> None:
+        """Names a request uses that this host does not know yet but the store may (a network made
+        on another host a moment ago, whose watch event is on its way): read through, once."""
+        from .cluster import PREFIX
+        for ref in refs:
+            if not ref or ref in ("default", "bridge", "host", "none") or ref.startswith("container:"):
+                continue
+            try:
+                self.nets.get(ref)
+                continue
+            except (NotFound, InvalidArgument):
+                pass
+            if not self.cluster.up:
+                continue
+            try:
+                nid = await self.cluster.etcd.get(f"{PREFIX}netnames/{ref}")
+                text = await self.cluster.etcd.get(f"{PREFIX}networks/{json.loads(nid)}") if nid else None
+            except Unavailable:
+                continue
+            if text is not None:
+                key = f"{PREFIX}networks/{json.loads(nid or '')}"
+                self.cluster.apply_value(key, text)
+                await asyncio.to_thread(self.reconcile, json.loads(nid or ""))
+
     def adopt_all(self) -> None:
         """Start-up, once the store was read: every network of the cluster on this host."""
-        for nid in list(self.cluster.items("networks/")):
+        ids = list(self.cluster.items("networks/"))
+        for name in vxlan.remove_except({nid[:12] for nid in ids}):   # removed while this host was away
+            log.info("overlay device %s: its network is gone from the cluster; removed", name)
+            if name.startswith("ov-") and self.iptables:   # its rules too (the subnet is in none of them)
+                firewall.Rules(name, "0.0.0.0/32", icc=True, internal=True, masquerade=False).remove()
+        for nid in ids:
             self.reconcile(nid)
 
     # --- create and remove ---------------------------------------------------------------------------------

@@ -102,3 +102,19 @@ def program(vxlan: str, entries: list[tuple[bool, str, str, str]]) -> None:
                             pass
             except NetlinkError as e:
                 raise SystemError_(f"{vxlan}: programming {ip} ({mac}) at {dst}: {e}") from None
+
+
+@_in_netlink_thread
+def remove_except(keep: set[str]) -> list[str]:
+    """Overlay devices (`ov-<id>`, `vx-<id>`) of networks not in `keep` (short IDs): removed; their names."""
+    gone = []
+    with ipr() as r:
+        for link in r.get_links():
+            name = str(link.get_attr("IFLA_IFNAME"))
+            if name[:3] in ("ov-", "vx-") and len(name) == 15 and name[3:] not in keep:
+                try:
+                    r.link("del", index=link["index"])
+                    gone.append(name)
+                except NetlinkError:
+                    pass
+    return gone

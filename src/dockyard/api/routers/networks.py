@@ -123,6 +123,8 @@ class NetworksRouter:
         body = await params.json_body(req)
         if not isinstance(body, dict) or not body.get("Container"):
             raise InvalidArgument("a container to connect is required (Container)")
+        if self.nets.overlay is not None:   # one made on another host just now
+            await self.nets.overlay.catch_up([req.match_info["name"]])
         net = self.nets.get(req.match_info["name"])
         await self.containers.connect(str(body["Container"]), net, body.get("EndpointConfig") or {})
         return web.Response(status=200)
