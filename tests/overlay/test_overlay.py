@@ -74,6 +74,9 @@ def test_the_store_and_its_nodes_in_info(rig: Rig, clients: dict[int, docker.Doc
     status = dict((a.strip(), b) for a, b in inf["SystemStatus"])
     assert status["Cluster store"] == "up" and status["Nodes"] == "3"
     assert status["host1"] == rig.host_ip(1) and status["host2"] == f"{rig.host_ip(2)} (this host)"
+    from ..helpers import BIN
+    out = subprocess.run([str(BIN / "dockyard"), "info"], env=rig.daemons[3].env(), capture_output=True, text=True).stdout
+    assert f"Cluster Store: {rig.store}" in out and "  host3: " + rig.host_ip(3) + " (this host)" in out, out
     if DOCKER:   # the docker CLI shows the store as it did for Docker's own
         out = subprocess.run([DOCKER, "info"], env=rig.daemons[1].env(), capture_output=True, text=True).stdout
         assert f"Cluster Store: {rig.store}" in out and f"Cluster Advertise: {rig.host_ip(1)}" in out

@@ -417,9 +417,16 @@ class OverlayDriver:
 
     # --- names --------------------------------------------------------------------------------------------
     def lookup(self, nid: str, name: str) -> list[str]:
-        """Addresses of the endpoints of other hosts on the network that answer to `name`."""
-        me = self.cluster.node
-        return [ip for ip, r in self.cluster.endpoints(nid).items() if r.get("node") != me and
+        """Addresses of the endpoints of other hosts on the network that answer to `name` — only
+        those whose entries this host has programmed: a name that resolves is reachable at once
+        (answered before, the container's first ARP would go unanswered and its kernel would wait
+        to ask again)."""
+        net = self.nets.by_id.get(nid)
+        ov = net.bridge if net is not None else None
+        if not isinstance(ov, Overlay):
+            return []
+        ready = ov.programmed
+        return [ip for ip, r in self.cluster.endpoints(nid).items() if ip in ready and
                 name in {str(r.get("name", "")).lower(), str(r.get("cid", ""))[:12],
                          *(str(a).lower() for a in r.get("aliases") or [])}]
 

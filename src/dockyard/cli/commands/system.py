@@ -71,6 +71,9 @@ def info(cli: Client, prog: str, args: list[str]) -> int:
         f" Docker Root Dir: {i['DockerRootDir']}", f" Debug Mode: {str(i['Debug']).lower()}",
         f" Live Restore Enabled: {str(i['LiveRestoreEnabled']).lower()}",
     ]
+    if i.get("ClusterStore"):   # as the docker CLI shows them, and the nodes the store lists
+        lines += [f" Cluster Store: {i['ClusterStore']}", f" Cluster Advertise: {i.get('ClusterAdvertise', '')}"]
+        lines += [f" {k}: {v}" for k, v in i.get("SystemStatus") or []]
     print("\n".join(lines))
     return 0
 
