@@ -187,6 +187,11 @@ class Rig:
     def in_host(self, k: int, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return sh("nsenter", "-t", str(self.holders[k].pid), "-m", "-u", "-n", "--", *cmd, check=check)
 
+    def in_overlay(self, k: int, network_id: str, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """A command in the namespace of an overlay network on host k (where its devices are)."""
+        ns = self.daemons[k].exec_root / "overlay" / f"ov-{network_id[:12]}"
+        return self.in_host(k, "nsenter", f"--net={ns}", "--", *cmd, check=check)
+
     def down(self) -> None:
         errors = []
         for d in self.daemons.values():

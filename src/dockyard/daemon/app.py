@@ -97,7 +97,7 @@ def build_services(cfg: Config) -> Services:
 
         from ..network.cluster import Cluster
         from ..network.overlay import OverlayDriver
-        nets.overlay = OverlayDriver(nets, Cluster(settings, data, socket.gethostname()), cfg.iptables)
+        nets.overlay = OverlayDriver(nets, Cluster(settings, data, socket.gethostname()))
     from ..containers.volumeuse import ContainerVolumes
     from ..volumes.store import VolumeStore
     volumes = VolumeStore(data / "volumes")

@@ -104,9 +104,10 @@ def index_of(name: str) -> int | None:
 
 
 @_in_netlink_thread
-def delete_link(name: str) -> bool:
-    """Delete a host link (a veth's other end goes with it); False if there was none."""
-    with ipr() as r:
+def delete_link(name: str, ns: str | None = None) -> bool:
+    """Delete a host link (or one in the namespace bound at `ns`; a veth's other end goes with
+    it); False if there was none."""
+    with ipr(ns) as r:
         idx = index(r, name)
         if idx is None:
             return False
@@ -118,9 +119,9 @@ def delete_link(name: str) -> bool:
 
 
 @_in_netlink_thread
-def enslaved_to(bridge: str) -> list[str]:
-    """Names of the links on a bridge."""
-    with ipr() as r:
+def enslaved_to(bridge: str, ns: str | None = None) -> list[str]:
+    """Names of the links on a bridge (of the host, or of the namespace bound at `ns`)."""
+    with ipr(ns) as r:
         br = index(r, bridge)
         if br is None:
             return []
@@ -130,12 +131,13 @@ def enslaved_to(bridge: str) -> list[str]:
 
 @_in_netlink_thread
 def plug(netns: str, bridge: str, host_name: str, ifname: str, address: str, prefix: int, gateway: str, mac: str,
-         mtu: int, link_local: tuple[str, ...] = (), v6: tuple[str, int, str] | None = None) -> None:
-    """A veth pair: `host_name` on the bridge, the other end moved into the namespace as `ifname`
-    with the address (and link-local ones, /16), MAC and a default route via the gateway (none
-    when it is ''); `lo` up."""
+         mtu: int, link_local: tuple[str, ...] = (), v6: tuple[str, int, str] | None = None,
+         bridge_ns: str | None = None) -> None:
+    """A veth pair: `host_name` on the bridge (a host's, or one in the namespace bound at
+    `bridge_ns`), the other end moved into the namespace as `ifname` with the address (and
+    link-local ones, /16), MAC and a default route via the gateway (none when it is ''); `lo` up."""
     peer = "dyp" + host_name[2:]
-    with ipr() as r:
+    with ipr(bridge_ns) as r:
         br = index(r, bridge)
         if br is None:
             raise SystemError_(f"bridge {bridge} is missing")
@@ -156,7 +158,7 @@ def plug(netns: str, bridge: str, host_name: str, ifname: str, address: str, pre
             finally:
                 os.close(fd)
         except BaseException:
-            delete_link(host_name)
+            delete_link(host_name, bridge_ns)
             raise
     try:
         with ipr(netns) as r:
@@ -177,7 +179,7 @@ def plug(netns: str, bridge: str, host_name: str, ifname: str, address: str, pre
             if v6 is not None and v6[2]:
                 r.route("add", dst="::/0", gateway=v6[2], family=socket.AF_INET6)
     except BaseException:
-        delete_link(host_name)
+        delete_link(host_name, bridge_ns)
         raise
 
 

@@ -71,6 +71,14 @@ def remove(path: str) -> None:
         pass
 
 
+def bound(path: str) -> bool:
+    """Whether a namespace is bound at `path` (an nsfs file, not the empty file under it)."""
+    try:
+        return os.stat(path).st_dev != os.stat(os.path.dirname(path)).st_dev
+    except OSError:
+        return False
+
+
 def rebind(path: str, pid: int) -> bool:
     """Bind the network namespace of process `pid` at `path` again if `path` no longer is it (a
     daemon restarted in another mount namespace — `ip netns exec` makes one per start — does not

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Conflict, InvalidArgument, NotFound, PermissionDenied, Unavailable
-from . import firewall, links, vxlan
+from . import links, vxlan
 from .bridge import _mac, veth_name
 from .cluster import Cluster
 from .ipam import Pool
@@ -72,31 +72,25 @@ class Overlay:
         mtu = asked or max(576, vxlan.underlay_mtu(driver.cluster.addr) - VXLAN_OVERHEAD)
         short = self.id[:12]
         self.cfg = OverlayConfig(f"ov-{short}", f"vx-{short}", bool(record.get("Internal")), mtu)
-        # bridged frames pass the host's FORWARD chain where br_netfilter is loaded: let the
-        # network's own through, nothing else in or out (the bridge has no address: no routing)
-        self.rules = firewall.Rules(self.cfg.name, self.subnet, icc=True, internal=True, masquerade=False)
+        self.ns = str(driver.ns_dir / f"ov-{short}")   # the network's own namespace on this host
         self.programmed: dict[str, tuple[str, str]] = {}   # ip → (mac, host) of endpoints on other hosts
         self.lock = threading.Lock()
 
     # --- devices ---------------------------------------------------------------------------------------
     def setup(self) -> None:
-        vxlan.ensure(self.cfg.name, self.cfg.vxlan, self.vni, self.driver.cluster.addr,
+        vxlan.ensure(self.ns, self.cfg.name, self.cfg.vxlan, self.vni, self.driver.cluster.addr,
                      self.driver.cluster.settings.vxlan_port, self.cfg.mtu)
-        if self.driver.iptables:
-            self.rules.install()
         self.sync()
 
     def teardown(self) -> None:
-        if self.driver.iptables:
-            self.rules.remove()
-        vxlan.remove(self.cfg.name, self.cfg.vxlan)
-        self.programmed.clear()
+        vxlan.remove(self.ns)
+        self.programmed = {}
 
     def intact(self, endpoints: dict[str, dict[str, Any]]) -> bool:
-        return vxlan.intact(self.cfg.name, self.cfg.vxlan) and (not self.driver.iptables or self.rules.intact(0))
+        return vxlan.intact(self.ns, self.cfg.name, self.cfg.vxlan)
 
     def repair(self, endpoints: dict[str, dict[str, Any]]) -> None:
-        self.programmed.clear()
+        self.programmed = {}
         self.setup()
 
     def sync(self) -> None:
@@ -109,7 +103,7 @@ class Overlay:
             ops = [(False, ip, mac, dst) for ip, (mac, dst) in self.programmed.items() if want.get(ip) != (mac, dst)]
             ops += [(True, ip, mac, dst) for ip, (mac, dst) in want.items() if self.programmed.get(ip) != (mac, dst)]
             if ops:
-                vxlan.program(self.cfg.vxlan, ops)
+                vxlan.program(self.ns, self.cfg.vxlan, ops)
             self.programmed = want
 
     # --- endpoints -------------------------------------------------------------------------------------
@@ -132,7 +126,7 @@ class Overlay:
                               "dns_aliases": list((who or {}).get("aliases") or [])}
         try:
             links.plug(sandbox, self.cfg.name, ep["veth"], ifname, ip, self.prefix, "", ep["mac"], self.cfg.mtu,
-                       link_local)
+                       link_local, bridge_ns=self.ns)
             if route and not self.cfg.internal:
                 taken = {*(used or set()), ifname}
                 gw_if = next(f"eth{i}" for i in range(len(taken) + 1) if f"eth{i}" not in taken)
@@ -174,7 +168,7 @@ class Overlay:
             if gw is not None:
                 gw.detach(cid, ep["gw"], unplug=unplug)
         if unplug and ep.get("veth"):
-            links.delete_link(ep["veth"])
+            links.delete_link(ep["veth"], self.ns)
         if ep.get("ip"):
             cluster = self.driver.cluster
             cluster.call(cluster.release, f"ep/{self.id}/{ep['ip']}")
@@ -192,17 +186,18 @@ class Overlay:
             except Conflict as e:
                 log.error("overlay %s: container %s: %s", self.id[:12], cid[:12], e)
         keep = {ep.get("veth") for ep in endpoints.values()}
-        for name in links.enslaved_to(self.cfg.name):
+        for name in links.enslaved_to(self.cfg.name, self.ns):
             if name not in keep and name != self.cfg.vxlan:
-                links.delete_link(name)
+                links.delete_link(name, self.ns)
         self.sync()
 
 
 class OverlayDriver:
     """Overlay networks of the cluster, kept in the daemon's network table as the store has them."""
 
-    def __init__(self, nets: Networks, cluster: Cluster, iptables: bool) -> None:
-        self.nets, self.cluster, self.iptables = nets, cluster, iptables
+    def __init__(self, nets: Networks, cluster: Cluster) -> None:
+        self.nets, self.cluster = nets, cluster
+        self.ns_dir = nets.ns_dir.parent / "overlay"
         self.queue: asyncio.Queue[str] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._gw_lock = threading.Lock()
@@ -295,10 +290,8 @@ class OverlayDriver:
     def adopt_all(self) -> None:
         """Start-up, once the store was read: every network of the cluster on this host."""
         ids = list(self.cluster.items("networks/"))
-        for name in vxlan.remove_except({nid[:12] for nid in ids}):   # removed while this host was away
-            log.info("overlay device %s: its network is gone from the cluster; removed", name)
-            if name.startswith("ov-") and self.iptables:   # its rules too (the subnet is in none of them)
-                firewall.Rules(name, "0.0.0.0/32", icc=True, internal=True, masquerade=False).remove()
+        for name in vxlan.remove_except(str(self.ns_dir), {f"ov-{nid[:12]}" for nid in ids}):   # while away
+            log.info("overlay namespace %s: its network is gone from the cluster; removed", name)
         for nid in ids:
             self.reconcile(nid)
 

@@ -12,7 +12,7 @@ from aiohttp import web
 from ... import units
 from ...containers import networking
 from ...containers.service import ContainerService
-from ...errors import InvalidArgument, PermissionDenied
+from ...errors import InvalidArgument, NotFound, PermissionDenied
 from ...images.filters import label_match, labels_pass
 from ...images.service import now_iso
 from ...network.networks import Network
@@ -41,6 +41,13 @@ class NetworksRouter:
         r.add("DELETE", "/networks/{name}", self.delete)
         r.add("POST", "/networks/{name}/connect", self.connect)
         r.add("POST", "/networks/{name}/disconnect", self.disconnect)
+
+    async def _find(self, ref: str) -> Network:
+        """The network a request names — read through the cluster store when this host has not
+        heard yet of an overlay network made on another a moment ago."""
+        if self.nets.overlay is not None:
+            await self.nets.overlay.catch_up([ref])
+        return self.nets.get(ref)
 
     def _view(self, n: Network, members: bool = True) -> dict[str, Any]:
         out = dict(n.record)
@@ -78,9 +85,12 @@ class NetworksRouter:
     async def inspect(self, req: web.Request) -> web.Response:
         """`GET /networks/{id}` (`verbose` and `scope` are swarm's: only local networks here)."""
         scope = req.query.get("scope")
-        if scope and scope != "local":
-            raise InvalidArgument(f"scope {scope!r}: only local networks exist here")
-        return web.json_response(self._view(self.nets.get(req.match_info["name"])))
+        if scope and scope not in ("local", "global", "swarm"):
+            raise InvalidArgument(f"invalid scope {scope!r}: want local, global or swarm")
+        n = await self._find(req.match_info["name"])
+        if scope and n.record.get("Scope") != scope:   # dockerd: a network of another scope is not found
+            raise NotFound(f"network {req.match_info['name']} not found")
+        return web.json_response(self._view(n))
 
     async def create(self, req: web.Request) -> web.Response:
         """`POST /networks/create` → 201 {Id, Warning}."""
@@ -92,7 +102,7 @@ class NetworksRouter:
 
     async def delete(self, req: web.Request) -> web.Response:
         """`DELETE /networks/{id}`: 403 for predefined networks and for one with running containers."""
-        await self.containers.remove_network(self.nets.get(req.match_info["name"]))
+        await self.containers.remove_network(await self._find(req.match_info["name"]))
         return web.Response(status=204)
 
     async def prune(self, req: web.Request) -> web.Response:
@@ -123,9 +133,7 @@ class NetworksRouter:
         body = await params.json_body(req)
         if not isinstance(body, dict) or not body.get("Container"):
             raise InvalidArgument("a container to connect is required (Container)")
-        if self.nets.overlay is not None:   # one made on another host just now
-            await self.nets.overlay.catch_up([req.match_info["name"]])
-        net = self.nets.get(req.match_info["name"])
+        net = await self._find(req.match_info["name"])
         await self.containers.connect(str(body["Container"]), net, body.get("EndpointConfig") or {})
         return web.Response(status=200)
 
