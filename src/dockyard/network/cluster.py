@@ -288,6 +288,13 @@ class Cluster:
         self._apply(Event(key, text, self.revision))   # our own copy at once, not when the watch says so
         return True
 
+    async def update(self, sub: str, value: dict[str, Any]) -> None:
+        """A new value for a key of ours (under our lease)."""
+        key, text = PREFIX + sub, json.dumps(value)
+        self.mine[key] = text
+        self._apply(Event(key, text, self.revision))
+        await self.etcd.put(key, text, self.lease)
+
     async def adopt(self, sub: str, value: dict[str, Any]) -> None:
         """A key of ours from before a restart: kept (under the current lease) unless another
         host holds it now."""

@@ -98,7 +98,7 @@ class Overlay:
         store has them now (idempotent: what is already programmed is left)."""
         me = self.driver.cluster.node
         want = {ip: (str(r["mac"]), str(r["vtep"])) for ip, r in self.driver.cluster.endpoints(self.id).items()
-                if r.get("node") != me}
+                if r.get("node") != me and r.get("ready", True)}
         with self.lock:
             ops = [(False, ip, mac, dst) for ip, (mac, dst) in self.programmed.items() if want.get(ip) != (mac, dst)]
             ops += [(True, ip, mac, dst) for ip, (mac, dst) in want.items() if self.programmed.get(ip) != (mac, dst)]
@@ -119,7 +119,7 @@ class Overlay:
             raise InvalidArgument("published ports (-p, -P) cannot reach a container on an internal network")
         cluster = self.driver.cluster
         cluster.require()
-        ip = self._take(cid, want_ip, want_mac, who or {})
+        ip, rec = self._take(cid, want_ip, want_mac, who or {})
         ep: dict[str, Any] = {"ip": ip, "gateway": "", "prefix": self.prefix, "mac": want_mac or _mac(ip),
                               "veth": veth_name(cid, self.cfg.name), "ifname": ifname, "bridge": self.cfg.name,
                               "ports": [], "overlay": self.id, "name": (who or {}).get("name", ""),
@@ -134,12 +134,15 @@ class Overlay:
                 assert gwbr is not None
                 gw = gwbr.attach(cid, sandbox, gw_if, ports, route=True)
                 ep.update(gw=gw, gateway=gw["gateway"], ports=gw["ports"])
+            # plugged: now the other hosts may send to it (claimed "not ready", a remote client that
+            # resolved it at once would have sent its first SYN into a bridge without its port)
+            cluster.call(cluster.update, f"ep/{self.id}/{ip}", {**rec, "ready": True})
         except BaseException:
             self.detach(cid, ep)
             raise
         return ep
 
-    def _take(self, cid: str, want: str, mac: str, who: dict[str, Any]) -> str:
+    def _take(self, cid: str, want: str, mac: str, who: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         cluster = self.driver.cluster
         net = self.pool.net
         ends = {self.pool.gateway, net.network_address, net.broadcast_address, *self.pool.used}
@@ -155,9 +158,9 @@ class Overlay:
             ip = str(a)
             rec = {"ip": ip, "mac": mac or _mac(ip), "node": cluster.node, "vtep": cluster.addr,
                    "host": cluster.hostname, "cid": cid, "name": who.get("name", ""),
-                   "aliases": list(who.get("aliases") or [])}
+                   "aliases": list(who.get("aliases") or []), "ready": False}
             if cluster.call(cluster.claim, f"ep/{self.id}/{ip}", rec):
-                return ip
+                return ip, rec
             if want:
                 raise Conflict(f"Address already in use: {want}")
         raise Conflict(f"no available IPv4 addresses on this network's address pools: {net}")
