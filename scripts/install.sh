@@ -21,5 +21,16 @@ PY=${PYTHON:-python3}
   src/dockyard/cri/proto/runtime_v1.proto
 # the pod holder (a static C program: each pod sandbox's namespaces are held by it)
 cc -static -Os -s -o src/dockyard/cri/holder/dockyard-pod-holder src/dockyard/cri/holder/holder.c
+# the CLI's launcher: the interpreter without `site` (-S: no .pth files, no site-packages scan, no
+# setuptools' distutils hook — ~4 ms of every command), its paths written here instead
+site_dir=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+cat > .venv/bin/dockyard <<EOF
+#!$PWD/.venv/bin/python3 -S
+import sys
+sys.path[1:1] = ["$PWD/src", "$site_dir"]
+from dockyard.cli.main import main
+sys.exit(main())
+EOF
+chmod +x .venv/bin/dockyard
 # byte-compile now: with PYTHONDONTWRITEBYTECODE set, every CLI start would otherwise recompile
 .venv/bin/python -m compileall -q src/dockyard >/dev/null

@@ -147,8 +147,8 @@ def main(argv: list[str] | None = None) -> None:
             _die(f"dockyard: '{cmd}' is not a docker command.\nSee 'dockyard --help'")
         prog = cmd
     assert target is not None
-    import importlib
-    mod = importlib.import_module(f".commands.{target[0]}", __package__)
+    __import__(f"{__package__}.commands.{target[0]}")   # (importlib itself is an import more)
+    mod = sys.modules[f"{__package__}.commands.{target[0]}"]
     from ..client.api import APIError, Client
     from ..client.http import ConnectionFailed
     try:

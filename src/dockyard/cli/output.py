@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Sequence
-from typing import Any
+
+from ..client import jsonlite
+
+TYPE_CHECKING = False   # typing costs ms of every CLI start; annotations are strings
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
 
 
 def table(rows: Sequence[Sequence[str]], out: Any = None, min_width: int = 10) -> None:
@@ -56,4 +60,4 @@ class _HeaderDot(dict):
 
 def dump_json(obj: Any) -> str:
     """Go's json.MarshalIndent(v, "", "    ") look."""
-    return json.dumps(obj, indent=4, ensure_ascii=False)
+    return jsonlite.pretty(obj)

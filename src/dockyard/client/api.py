@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import struct
 
@@ -12,7 +11,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any
 
-from . import http
+from . import http, jsonlite
 
 DEFAULT_HOST = "unix:///run/dockyard.sock"
 
@@ -47,14 +46,14 @@ class Client:
         h = dict(headers or {})
         data: bytes | Iterator[bytes] | None = raw
         if body is not None:
-            data = json.dumps(body).encode()
+            data = jsonlite.dumps(body).encode()
             h["Content-Type"] = "application/json"
         resp = http.request(self.sock, method, path, query, data, h, upgrade)
         if resp.status >= 400:
             text = resp.read()
             resp.close()
             try:
-                msg = json.loads(text).get("message", "")
+                msg = jsonlite.loads(text).get("message", "")
             except (ValueError, AttributeError):
                 msg = text.decode(errors="replace").strip()
             raise APIError(resp.status, msg or resp.reason)
@@ -100,4 +99,4 @@ def filters_param(items: list[str]) -> str | None:
     for it in items:
         k, _, v = it.partition("=")
         out.setdefault(k.strip().lower(), {})[v] = True
-    return json.dumps(out)
+    return jsonlite.dumps(out)

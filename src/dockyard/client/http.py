@@ -8,8 +8,10 @@ read-until-close bodies, and connection hijacking after `101 UPGRADED`.
 
 from __future__ import annotations
 
-import json
-import socket
+import _socket
+import os
+
+from . import jsonlite
 
 TYPE_CHECKING = False  # typing itself costs ms of start-up; annotations are strings
 
@@ -43,7 +45,7 @@ class ConnectionFailed(Exception):
 class Response:
     """Status, headers and a body reader."""
 
-    def __init__(self, sock: socket.socket, rfile: Any, status: int, reason: str, headers: dict[str, str]) -> None:
+    def __init__(self, sock: _socket.socket, rfile: Any, status: int, reason: str, headers: dict[str, str]) -> None:
         self.sock, self.rfile, self.status, self.reason, self.headers = sock, rfile, status, reason, headers
         te = headers.get("transfer-encoding", "").lower()
         self._chunked = "chunked" in te
@@ -110,7 +112,7 @@ class Response:
 
     def json(self) -> Any:
         """The body as JSON."""
-        return json.loads(self.read() or b"null")
+        return jsonlite.loads(self.read() or b"null")
 
     def lines(self) -> Iterator[bytes]:
         """Body lines (for JSON message streams)."""
@@ -135,9 +137,9 @@ class Response:
             pass
 
 
-def connect(path: str) -> socket.socket:
-    """A connected unix socket."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+def connect(path: str) -> _socket.socket:
+    """A connected unix socket (the C module's: `socket` imports `selectors` and `enum`, ms of start-up)."""
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         s.connect(path)
     except (FileNotFoundError, ConnectionRefusedError, PermissionError) as e:
@@ -147,9 +149,20 @@ def connect(path: str) -> socket.socket:
     return s
 
 
+def _sendfile(sock: _socket.socket, body: Any, size: int) -> None:
+    """The rest of an open regular file, by the kernel."""
+    offset = body.tell()
+    end = offset + size
+    while offset < end:
+        sent = os.sendfile(sock.fileno(), body.fileno(), offset, end - offset)
+        if sent == 0:
+            break
+        offset += sent
+    body.seek(offset)
+
+
 def _regular_file_size(body: Any) -> int | None:
     """Bytes left in `body` if it is an open regular file (sent with sendfile), else None."""
-    import os
     import stat
     try:
         st = os.fstat(body.fileno())
@@ -185,14 +198,14 @@ def request(sock_path: str, method: str, path: str, query: dict[str, Any] | None
     head = f"{method} {url} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in h.items()) + "\r\n"
     sock.sendall(head.encode() + (body if isinstance(body, (bytes, bytearray)) else b""))
     if file_size is not None:
-        sock.sendfile(body)  # type: ignore[arg-type]
+        _sendfile(sock, body, file_size)
     elif streaming:
         for chunk in body:  # type: ignore[union-attr]
             assert isinstance(chunk, (bytes, bytearray))
             if chunk:
                 sock.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
         sock.sendall(b"0\r\n\r\n")
-    rfile = sock.makefile("rb")
+    rfile = open(sock.fileno(), "rb", buffering=65536, closefd=False)   # (what makefile gives, without socket.py)
     status_line = rfile.readline().decode("latin-1")
     if not status_line:
         sock.close()
