@@ -1439,10 +1439,12 @@ class ContainerService:
                     pass
                 from ..runtime.cgroups import remove_if_empty
                 remove_if_empty(self.cgroup_parent)   # nothing of ours runs any more
-                if self.networks is not None and not any(c.state.endpoints for c in self.by_id.values()):
-                    self.networks.dns.stop_all()
-                    for n in self.networks.nets.bridges():   # made again at the next start
-                        assert n.bridge is not None
-                        with contextlib.suppress(OSError, EngineError):
-                            await asyncio.to_thread(n.bridge.teardown)
+            # bridges and their rules serve no one once no container holds an endpoint (with
+            # live-restore too: kept only for running containers); made again at the next start
+            if self.networks is not None and not any(c.state.endpoints for c in self.by_id.values()):
+                self.networks.dns.stop_all()
+                for n in self.networks.nets.bridges():
+                    assert n.bridge is not None
+                    with contextlib.suppress(OSError, EngineError):
+                        await asyncio.to_thread(n.bridge.teardown)
             self._events_task.cancel()
