@@ -238,8 +238,9 @@ def test_cli_create_inspect_rm(rig: Rig, clients: dict[int, docker.DockerClient]
         return subprocess.run([DOCKER, *args], env=rig.daemons[k].env(), capture_output=True, text=True, timeout=60)
     p = cli(2, "network", "create", "-d", "overlay", "--subnet", "10.93.0.0/24", "ov-cli")
     assert p.returncode == 0, p.stderr
-    ls = cli(3, "network", "ls", "--format", "{{.Name}} {{.Driver}} {{.Scope}}").stdout
-    assert "ov-cli overlay global" in ls
+    # listed on the others as soon as their watch says so (milliseconds; the list does not read through)
+    assert until(lambda: "ov-cli overlay global" in cli(3, "network", "ls", "--format",
+                                                         "{{.Name}} {{.Driver}} {{.Scope}}").stdout, 5)
     inspect = json.loads(cli(1, "network", "inspect", "ov-cli").stdout)[0]
     assert inspect["Id"] == p.stdout.strip()
     assert cli(1, "network", "rm", "ov-cli").returncode == 0

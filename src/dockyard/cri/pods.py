@@ -482,7 +482,8 @@ class Pods:
         if c is not None:
             st.started_at = _ts(c.state.started_at)
             if short.state == pb.CONTAINER_EXITED:
-                st.finished_at = _ts(c.state.finished_at)
+                # a process that exits at once can be reaped before its start was stamped: never before it
+                st.finished_at = max(_ts(c.state.finished_at), st.started_at)
                 st.exit_code = c.state.exit_code
                 st.reason = "OOMKilled" if c.state.oom_killed else ("Completed" if c.state.exit_code == 0 else "Error")
                 st.message = c.state.error or ""
