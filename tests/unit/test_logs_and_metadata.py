@@ -33,6 +33,23 @@ def test_logwriter_lines_partials_and_rotation(tmp_path):
     assert all(r["stream"] == "stderr" for r in recs)
 
 
+def test_a_long_line_read_at_once_is_cut_as_one_read_in_parts(tmp_path):
+    """However the monitor's reads fall, a line longer than MAX_LINE is cut the same way."""
+    from dockyard.monitor.logfile import CriLogWriter
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    w1, w2 = CriLogWriter(str(whole)), CriLogWriter(str(parts))
+    line = b"x" * 20000 + b"\n"
+    w1.feed("stdout", b"a\n" + line + b"b\n")
+    for chunk in (b"a\n" + line[:4096], line[4096:], b"b\n"):
+        w2.feed("stdout", chunk)
+    w1.close()
+    w2.close()
+    for f in (whole, parts):
+        tags = [ln.split(b" ", 3)[2] for ln in f.read_bytes().splitlines()]
+        sizes = [len(ln.split(b" ", 3)[3]) for ln in f.read_bytes().splitlines()]
+        assert tags == [b"F", b"P", b"F", b"F"] and sizes == [1, MAX_LINE, 20000 - MAX_LINE, 1], f
+
+
 def test_follow_reads_appended_records_then_stops(tmp_path):
     p = tmp_path / "f.log"
     w = LogWriter(str(p))

@@ -57,7 +57,13 @@ class LogWriter:
         one read brought); long lines are cut as Docker does."""
         buf = self.partial[stream] + data
         end = buf.rfind(b"\n") + 1
-        lines = buf[:end].splitlines(keepends=True) if end else []
+        lines = []
+        for ln in buf[:end].splitlines(keepends=True) if end else []:   # a long line is cut however it was read
+            text = len(ln) - ln.endswith(b"\n")
+            while text > MAX_LINE:
+                lines.append(ln[:MAX_LINE])
+                ln, text = ln[MAX_LINE:], text - MAX_LINE
+            lines.append(ln)
         buf = buf[end:]
         while len(buf) >= MAX_LINE:
             lines.append(buf[:MAX_LINE])
