@@ -78,6 +78,7 @@ class Daemon:
         self.args = list(args)
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = base / "daemon.log"
+        self.launcher: list[str] = []   # what runs dockyardd (nsenter into a rig host, say)
 
     @property
     def host(self) -> str:
@@ -88,7 +89,7 @@ class Daemon:
         """Start and wait until /_ping answers."""
         logf = open(self.log, "ab")
         self.proc = subprocess.Popen(
-            [str(BIN / "dockyardd"), "-H", self.host, "--data-root", str(self.data_root), "--exec-root",
+            [*self.launcher, str(BIN / "dockyardd"), "-H", self.host, "--data-root", str(self.data_root), "--exec-root",
              str(self.exec_root), "--pidfile", str(self.base / "d.pid"), "--config-file", str(self.cfg_file),
              *self.bridge_args(), *self.args], stdout=logf, stderr=logf,
             env={**os.environ, "DOCKYARD_LOOPBACK_ONLY": "1", **self.extra_env})

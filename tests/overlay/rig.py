@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..helpers import BIN, Daemon, wait_gone
+from ..helpers import Daemon, wait_gone
 
 WIRE_NET = "10.231.0"
 
@@ -49,23 +49,7 @@ class RigDaemon(Daemon):
 
     def __init__(self, base: Path, holder: int, *args: str, config: dict | None = None) -> None:
         super().__init__(base, *args, config=config)
-        self.holder = holder
-
-    def start(self) -> RigDaemon:
-        argv = [str(BIN / "dockyardd"), "-H", self.host, "--data-root", str(self.data_root), "--exec-root",
-                str(self.exec_root), "--pidfile", str(self.base / "d.pid"), "--config-file", str(self.cfg_file),
-                *self.bridge_args(), *self.args]
-        logf = open(self.log, "ab")
-        self.proc = subprocess.Popen(["nsenter", "-t", str(self.holder), "-m", "-u", "-n", "--", *argv],
-                                     stdout=logf, stderr=logf, env={**os.environ, "DOCKYARD_LOOPBACK_ONLY": "1"})
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"dockyardd exited: {self.log.read_text()[-3000:]}")
-            if self.ping():
-                return self
-            time.sleep(0.05)
-        raise RuntimeError(f"dockyardd did not answer in time: {self.log.read_text()[-3000:]}")
+        self.launcher = ["nsenter", "-t", str(holder), "-m", "-u", "-n", "--"]
 
 
 class Rig:
@@ -241,6 +225,29 @@ def load_busybox(d: Daemon, tar: Path) -> None:
         with open(tar, "rb") as f:
             c.api.import_image_from_data(f.read(), repository="busybox", tag="latest")
     finally:
+        c.close()
+
+
+def api(rig: Rig, k: int) -> Any:
+    """docker-py against host k's daemon."""
+    import docker
+    return docker.DockerClient(base_url=rig.daemons[k].host, version="auto")
+
+
+def clear(clients: dict[int, Any]) -> None:
+    """What a test left on the rig: containers first, then overlay networks (from any host); the
+    clients closed."""
+    import docker
+    for c in clients.values():
+        for ctr in c.containers.list(all=True):
+            ctr.remove(force=True)
+    for c in clients.values():
+        for n in c.networks.list():
+            if n.attrs["Driver"] == "overlay":
+                try:
+                    n.remove()
+                except docker.errors.NotFound:
+                    pass
         c.close()
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import docker
 import pytest
 
-from .rig import Rig
+from .rig import Rig, api, clear
 from .test_overlay import sh_in, until
 
 pytestmark = pytest.mark.root
@@ -35,10 +35,6 @@ def frig(tmp_path_factory: pytest.TempPathFactory, busybox_tar: Path) -> Iterato
         r.down()
 
 
-def api(rig: Rig, k: int) -> docker.DockerClient:
-    return docker.DockerClient(base_url=rig.daemons[k].host, version="auto")
-
-
 @pytest.fixture
 def cs(frig: Rig) -> Iterator[dict[int, docker.DockerClient]]:
     out = {k: api(frig, k) for k in frig.daemons}
@@ -47,16 +43,7 @@ def cs(frig: Rig) -> Iterator[dict[int, docker.DockerClient]]:
         if not frig.daemons[k].ping():
             frig.daemons[k].start()
             out[k] = api(frig, k)
-    for c in out.values():
-        for ctr in c.containers.list(all=True):
-            ctr.remove(force=True)
-    for c in out.values():
-        for n in c.networks.list():
-            if n.attrs["Driver"] == "overlay":
-                try:
-                    n.remove()
-                except docker.errors.NotFound:
-                    pass
+    clear(out)
 
 
 def reaches(ctr: Any, name: str) -> bool:

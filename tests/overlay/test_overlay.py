@@ -15,30 +15,16 @@ import docker
 import pytest
 
 from ..helpers import DOCKER
-from .rig import Rig
+from .rig import Rig, api, clear
 
 pytestmark = pytest.mark.root
-
-
-def api(rig: Rig, k: int) -> docker.DockerClient:
-    return docker.DockerClient(base_url=rig.daemons[k].host, version="auto")
 
 
 @pytest.fixture
 def clients(rig: Rig) -> Iterator[dict[int, docker.DockerClient]]:
     cs = {k: api(rig, k) for k in rig.daemons}
     yield cs
-    for c in cs.values():   # what the test left: containers first, then overlay networks (from any host)
-        for ctr in c.containers.list(all=True):
-            ctr.remove(force=True)
-    for c in cs.values():
-        for n in c.networks.list():
-            if n.attrs["Driver"] == "overlay":
-                try:
-                    n.remove()
-                except docker.errors.NotFound:
-                    pass
-        c.close()
+    clear(cs)
 
 
 def sh_in(ctr: Any, cmd: str, timeout: int = 10) -> tuple[int, str]:

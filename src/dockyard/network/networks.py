@@ -306,43 +306,9 @@ class Networks:
     def _pool4(self, conf: dict[str, Any]) -> dict[str, Any]:
         taken = [ipaddress.ip_network(n.bridge.subnet) for n in self.bridges() if n.bridge is not None]
         host = [ipaddress.ip_network(x, strict=False) for x in links.host_networks()]
-        unknown = set(conf) - {"Subnet", "IPRange", "Gateway", "AuxiliaryAddresses"}
-        if unknown:
-            raise InvalidArgument(f"IPAM.Config.{sorted(unknown)[0]}: not supported")
-        if conf.get("Subnet"):
-            try:
-                net = ipaddress.ip_network(conf["Subnet"], strict=False)
-            except ValueError:
-                raise InvalidArgument(f"invalid subnet {conf['Subnet']!r}") from None
-            if net.version != 4:
-                raise InvalidArgument(f"subnet {net}: IPv6 networks are not supported yet")
-            if net.prefixlen > 30:
-                raise InvalidArgument(f"subnet {net}: too small (at most /30)")
-            if any(net.overlaps(t) for t in taken):
-                raise PermissionDenied("Pool overlaps with other one on this address space")
-        else:
-            if conf.get("Gateway") or conf.get("IPRange"):
-                raise InvalidArgument("IPAM: a gateway or an IP range needs a subnet")
-            free = next((ipaddress.ip_network(p) for p in _POOLS
-                         if not any(ipaddress.ip_network(p).overlaps(t) for t in taken + host)), None)
-            if free is None:
-                raise Conflict("could not find an available, non-overlapping IPv4 address pool among the defaults "
-                               "to assign to the network")
-            net = free
-        out: dict[str, Any] = {"Subnet": str(net), **_ip_range(conf, net)}
-        gw = conf.get("Gateway") or str(next(net.hosts()))
-        for what, addr in [("gateway", gw), *(("auxiliary address " + k, v)
-                                              for k, v in (conf.get("AuxiliaryAddresses") or {}).items())]:
-            try:
-                a = ipaddress.ip_address(addr)
-            except ValueError:
-                raise InvalidArgument(f"invalid {what} {addr!r}") from None
-            if a not in net or a in (net.network_address, net.broadcast_address):
-                raise InvalidArgument(f"{what} {addr} is not a usable address of the subnet {net}")
-        out["Gateway"] = gw
-        if conf.get("AuxiliaryAddresses"):
-            out["AuxiliaryAddresses"] = dict(conf["AuxiliaryAddresses"])
-        return out
+        return ipv4_pool(conf, taken, (ipaddress.ip_network(p) for p in _POOLS), host,
+                         "could not find an available, non-overlapping IPv4 address pool among the defaults "
+                         "to assign to the network")
 
     # --- sandboxes ---------------------------------------------------------------------------------------
     def sandbox(self, cid: str) -> str:
@@ -380,3 +346,44 @@ def _ip_range(conf: dict[str, Any], net: Any) -> dict[str, str]:
     if rng.version != net.version or not rng.subnet_of(net):
         raise InvalidArgument(f"ip-range {rng} is not within the subnet {net}")
     return {"IPRange": str(rng)}
+
+
+def ipv4_pool(conf: dict[str, Any], taken: list[Any], defaults: Any, avoid: list[Any], exhausted: str) -> dict[str, Any]:
+    """IPAM's IPv4 pool of a new network (bridge or overlay): the asked subnet (not overlapping
+    `taken`), or the first of `defaults` overlapping neither `taken` nor `avoid` (Conflict
+    `exhausted` if none is free); its IP range, gateway and auxiliary addresses, checked."""
+    unknown = set(conf) - {"Subnet", "IPRange", "Gateway", "AuxiliaryAddresses"}
+    if unknown:
+        raise InvalidArgument(f"IPAM.Config.{sorted(unknown)[0]}: not supported")
+    if conf.get("Subnet"):
+        try:
+            net = ipaddress.ip_network(conf["Subnet"], strict=False)
+        except ValueError:
+            raise InvalidArgument(f"invalid subnet {conf['Subnet']!r}") from None
+        if net.version != 4:
+            raise InvalidArgument(f"subnet {net}: IPv6 networks are not supported yet")
+        if net.prefixlen > 30:
+            raise InvalidArgument(f"subnet {net}: too small (at most /30)")
+        if any(net.overlaps(t) for t in taken):
+            raise PermissionDenied("Pool overlaps with other one on this address space")
+    else:
+        if conf.get("Gateway") or conf.get("IPRange"):
+            raise InvalidArgument("IPAM: a gateway or an IP range needs a subnet")
+        free = next((d for d in defaults if not any(d.overlaps(t) for t in taken + avoid)), None)
+        if free is None:
+            raise Conflict(exhausted)
+        net = free
+    out: dict[str, Any] = {"Subnet": str(net), **_ip_range(conf, net)}
+    gw = conf.get("Gateway") or str(next(net.hosts()))
+    for what, addr in [("gateway", gw), *(("auxiliary address " + k, v)
+                                          for k, v in (conf.get("AuxiliaryAddresses") or {}).items())]:
+        try:
+            a = ipaddress.ip_address(addr)
+        except ValueError:
+            raise InvalidArgument(f"invalid {what} {addr!r}") from None
+        if a not in net or a in (net.network_address, net.broadcast_address):
+            raise InvalidArgument(f"{what} {addr} is not a usable address of the subnet {net}")
+    out["Gateway"] = gw
+    if conf.get("AuxiliaryAddresses"):
+        out["AuxiliaryAddresses"] = dict(conf["AuxiliaryAddresses"])
+    return out

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import Conflict, InvalidArgument, NotFound, PermissionDenied, Unavailable
 from . import links, vxlan
 from .bridge import _mac, veth_name
-from .cluster import Cluster
+from .cluster import PREFIX, Cluster
 from .ipam import Pool
 
 if TYPE_CHECKING:
@@ -156,14 +156,20 @@ class Overlay:
             candidates = [a for a in self.pool.range if a not in ends and a not in taken]
         for a in candidates:
             ip = str(a)
-            rec = {"ip": ip, "mac": mac or _mac(ip), "node": cluster.node, "vtep": cluster.addr,
-                   "host": cluster.hostname, "cid": cid, "name": who.get("name", ""),
-                   "aliases": list(who.get("aliases") or []), "ready": False}
+            rec = self._endpoint_record(cid, ip, mac or _mac(ip), who.get("name", ""), who.get("aliases") or [],
+                                        ready=False)
             if cluster.call(cluster.claim, f"ep/{self.id}/{ip}", rec):
                 return ip, rec
             if want:
                 raise Conflict(f"Address already in use: {want}")
         raise Conflict(f"no available IPv4 addresses on this network's address pools: {net}")
+
+    def _endpoint_record(self, cid: str, ip: str, mac: str, name: str, aliases: list[str],
+                         ready: bool) -> dict[str, Any]:
+        """An endpoint of this host as the store keeps it (what the other hosts program and resolve)."""
+        c = self.driver.cluster
+        return {"ip": ip, "mac": mac, "node": c.node, "vtep": c.addr, "host": c.hostname, "cid": cid, "name": name,
+                "aliases": list(aliases), "ready": ready}
 
     def detach(self, cid: str, ep: dict[str, Any], unplug: bool = True) -> None:
         if ep.get("gw"):
@@ -181,9 +187,8 @@ class Overlay:
         current lease); every other veth on the bridge goes."""
         cluster = self.driver.cluster
         for cid, ep in endpoints.items():
-            rec = {"ip": ep["ip"], "mac": ep["mac"], "node": cluster.node, "vtep": cluster.addr,
-                   "host": cluster.hostname, "cid": cid, "name": ep.get("name", ""),
-                   "aliases": list(ep.get("dns_aliases") or [])}
+            rec = self._endpoint_record(cid, ep["ip"], ep["mac"], ep.get("name", ""), ep.get("dns_aliases") or [],
+                                        ready=True)
             try:
                 cluster.call(cluster.adopt, f"ep/{self.id}/{ep['ip']}", rec)
             except Conflict as e:
@@ -238,7 +243,7 @@ class OverlayDriver:
 
     def reconcile(self, nid: str) -> None:
         """Make this host's view of one network what the store says (blocking)."""
-        rec = self.cluster.cache.get(f"{self.cluster_prefix}networks/{nid}")
+        rec = self.cluster.cache.get(f"{PREFIX}networks/{nid}")
         with self.nets.lock:
             have = self.nets.by_id.get(nid)
             if rec is None:
@@ -253,11 +258,6 @@ class OverlayDriver:
         if isinstance(have.bridge, Overlay):
             have.bridge.sync()
 
-    @property
-    def cluster_prefix(self) -> str:
-        from .cluster import PREFIX
-        return PREFIX
-
     def _add(self, rec: dict[str, Any]) -> Network:
         from .networks import Network
         ov = Overlay(rec, self)
@@ -269,7 +269,6 @@ class OverlayDriver:
     async def catch_up(self, refs: list[str]) -> None:
         """Names a request uses that this host does not know yet but the store may (a network made
         on another host a moment ago, whose watch event is on its way): read through, once."""
-        from .cluster import PREFIX
         for ref in refs:
             if not ref or ref in ("default", "bridge", "host", "none") or ref.startswith("container:"):
                 continue
@@ -301,7 +300,7 @@ class OverlayDriver:
     # --- create and remove ---------------------------------------------------------------------------------
     def create(self, body: dict[str, Any], created: str, opts: dict[str, str], labels: dict[str, Any]) -> Network:
         """`POST /networks/create` with Driver overlay (blocking; the caller checked the common fields)."""
-        from .networks import _ip_range, _record
+        from .networks import _record, ipv4_pool
         if body.get("EnableIPv6"):
             raise InvalidArgument("EnableIPv6: overlay networks have no IPv6 here")
         for k in opts:
@@ -320,41 +319,11 @@ class OverlayDriver:
         if not isinstance(configs, list) or len(configs) > 1 or not all(isinstance(c, dict) for c in configs):
             raise InvalidArgument("IPAM.Config: one IPv4 pool per overlay network")
         conf = dict(configs[0]) if configs else {}
-        unknown = set(conf) - {"Subnet", "IPRange", "Gateway", "AuxiliaryAddresses"}
-        if unknown:
-            raise InvalidArgument(f"IPAM.Config.{sorted(unknown)[0]}: not supported")
         self.cluster.require()
         others = [ipaddress.ip_network(n["IPAM"]["Config"][0]["Subnet"]) for n in self.cluster.items("networks/").values()]
         local = [ipaddress.ip_network(n.bridge.subnet) for n in self.nets.bridges() if n.bridge is not None]
-        if conf.get("Subnet"):
-            try:
-                net = ipaddress.ip_network(conf["Subnet"], strict=False)
-            except ValueError:
-                raise InvalidArgument(f"invalid subnet {conf['Subnet']!r}") from None
-            if net.version != 4 or net.prefixlen > 29:
-                raise InvalidArgument(f"subnet {net}: an IPv4 subnet of at least /29")
-            if any(net.overlaps(t) for t in others + local):
-                raise PermissionDenied("Pool overlaps with other one on this address space")
-        else:
-            if conf.get("Gateway") or conf.get("IPRange"):
-                raise InvalidArgument("IPAM: a gateway or an IP range needs a subnet")
-            free = (ipaddress.ip_network(f"10.0.{n}.0/24") for n in range(256))
-            found = next((n for n in free if not any(n.overlaps(t) for t in others + local)), None)
-            if found is None:
-                raise Conflict("no free /24 left in 10.0.0.0/16 for an overlay network: give --subnet")
-            net = found
-        gw = conf.get("Gateway") or str(next(net.hosts()))
-        for what, addr in [("gateway", gw), *(("auxiliary address " + k, v)
-                                              for k, v in (conf.get("AuxiliaryAddresses") or {}).items())]:
-            try:
-                a = ipaddress.ip_address(addr)
-            except ValueError:
-                raise InvalidArgument(f"invalid {what} {addr!r}") from None
-            if a not in net or a in (net.network_address, net.broadcast_address):
-                raise InvalidArgument(f"{what} {addr} is not a usable address of the subnet {net}")
-        pool: dict[str, Any] = {"Subnet": str(net), **_ip_range(conf, net), "Gateway": gw}
-        if conf.get("AuxiliaryAddresses"):
-            pool["AuxiliaryAddresses"] = dict(conf["AuxiliaryAddresses"])
+        pool = ipv4_pool(conf, others + local, (ipaddress.ip_network(f"10.0.{n}.0/24") for n in range(256)), [],
+                         "no free /24 left in 10.0.0.0/16 for an overlay network: give --subnet")
         name = str(body["Name"])
         ident = secrets.token_hex(32)
         asked_vni = opts.get(VNI_OPT)
@@ -381,7 +350,7 @@ class OverlayDriver:
             return existing if existing is not None else self._add(rec)
 
     def _name_taken(self, name: str) -> bool:
-        return self.cluster.call(self.cluster.etcd.get, f"{self.cluster_prefix}netnames/{name}") is not None
+        return self.cluster.call(self.cluster.etcd.get, f"{PREFIX}netnames/{name}") is not None
 
     def remove(self, net: Network) -> None:
         """Refused while any host has an endpoint on it; then gone from the store (every host
