@@ -54,8 +54,9 @@ class Settings:
         parse_url(url)
         adv = advertise.strip()
         host, colon, port = adv.rpartition(":")
-        if colon and port.isdigit() and ":" not in host:
-            adv = host   # dockerd's form IP:PORT or IFACE:PORT: the port was its API's, which has no use here
+        if colon and port.isdigit() and ":" not in host:   # dockerd's IP:PORT / IFACE:PORT: nothing here uses a port
+            raise InvalidArgument(f"--cluster-advertise {adv}: give the IP or interface alone (the port of dockerd's "
+                                  f"form was its API's, which other hosts need not reach here)")
         if not adv:
             raise InvalidArgument("--cluster-advertise: want an IP address or an interface name")
         known = {"lease-ttl", "vxlan-port"}
