@@ -21,6 +21,10 @@ PY=${PYTHON:-python3}
   src/dockyard/cri/proto/runtime_v1.proto
 # the pod holder (a static C program: each pod sandbox's namespaces are held by it)
 cc -static -Os -s -o src/dockyard/cri/holder/dockyard-pod-holder src/dockyard/cri/holder/holder.c
+# the exec helper (a static C program: joins a running container and execs a process in it —
+# runtime/execplan.py; without it the monitor forks its Python runtime, ~10 ms slower per exec)
+cc -static -O2 -s -Wall -o src/dockyard/runtime/nsexec/dockyard-nsexec src/dockyard/runtime/nsexec/nsexec.c
+src/dockyard/runtime/nsexec/dockyard-nsexec -v
 # the CLI's launcher: the interpreter without `site` (-S: no .pth files, no site-packages scan, no
 # setuptools' distutils hook — ~4 ms of every command), its paths written here instead
 site_dir=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')

@@ -27,7 +27,7 @@ class Runtime:
 
     def describe(self) -> dict:
         """How the monitor runs it."""
-        return {"argv": self.base, "builtin": self.builtin}
+        return {"argv": self.base, "builtin": self.builtin, "root": self.root}
 
     def has_state(self, cid: str) -> bool:
         """Whether the runtime keeps a record of the container (runc, crun and ours use <root>/<id>)."""

@@ -36,9 +36,14 @@ import os
 import signal
 import struct
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..linux import syscalls as sc
+from ..runtime import execplan
+from ..runtime.seccomp import SeccompError
+from ..runtime.spec import SpecError
+from ..runtime.state import StateError
 from .client import FIFOS
 from .logfile import LogWriter, now_rfc3339, open_writer
 from .stdio import HIGH_WATER, ConsoleSocket, Stdin, feed, read_output, resize, stdin_pipe
@@ -331,6 +336,7 @@ class Monitor:
         c.subscribers.clear()
         if self.ctrs.get(c.id) is c:
             del self.ctrs[c.id]
+            execplan.forget(c.id)
         line = (json.dumps(ev) + "\n").encode()
         for w in list(self.event_subs):
             if w.is_closing():
@@ -404,6 +410,55 @@ class Monitor:
             del c.pipes[fd]
 
     # --- exec -----------------------------------------------------------------------
+    async def _exec_process(self, req: dict[str, Any], base: str, con: ConsoleSocket | None,
+                            stdout: int, stderr: int, stdin: int) -> tuple[int | None, str]:
+        """Start an exec's process: (its pid, "") or (None, why not). Dockyard's own runtime
+        goes through dockyard-nsexec when it is built (no fork of this process, no interpreter:
+        runtime/execplan.py), any other runtime (and ours without the helper) through its `exec -d`."""
+        rt, cid = req["runtime"], req["id"]
+        if rt.get("builtin") and rt.get("root") and execplan.enabled():
+            plan_file = base + ".plan"
+            try:
+                plan = execplan.build(Path(rt["root"]), cid, req["process"], con.path if con is not None else None)
+                with open(plan_file, "wb") as pf:
+                    pf.write(plan)
+            except (StateError, SpecError, SeccompError, ValueError, OSError) as e:
+                return None, str(e)
+            st_r, st_w = os.pipe2(os.O_CLOEXEC)
+            devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC) if stdin < 0 else -1
+            try:
+                helper = os.posix_spawn(str(execplan.HELPER), [str(execplan.HELPER), plan_file], {}, file_actions=[
+                    (os.POSIX_SPAWN_DUP2, stdin if stdin >= 0 else devnull, 0), (os.POSIX_SPAWN_DUP2, stdout, 1),
+                    (os.POSIX_SPAWN_DUP2, stderr, 2), (os.POSIX_SPAWN_DUP2, st_w, 3)])
+            finally:
+                os.close(st_w)
+                if devnull >= 0:
+                    os.close(devnull)
+            try:
+                rc = os.waitstatus_to_exitcode(await self._wait_pid(helper))
+                status = _drain(st_r).strip()
+            finally:
+                os.close(st_r)
+                with contextlib.suppress(OSError):
+                    os.unlink(plan_file)
+            if rc == 0 and status.startswith("pid "):
+                return int(status[4:]), ""
+            return None, status[6:] if status.startswith("error ") else f"dockyard-nsexec exited with {rc}"
+        proc_file, pidfile, rlog = base + ".json", base + ".pid", base + ".log"
+        with open(proc_file, "w") as f:
+            json.dump(req["process"], f)
+        con_args = ["--console-socket", con.path] if con is not None else []
+        rc = await self._run(_with_log(rt, rlog), ["exec", "--process", proc_file, "--pid-file", pidfile, *con_args,
+                                                  "-d", cid], stdout, stderr, stdin)
+        try:
+            if rc != 0:
+                return None, _runtime_error(rlog) or f"runtime exec exited with {rc}"
+            return int(open(pidfile).read()), ""
+        finally:
+            for path in (proc_file, pidfile, rlog):
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+
     async def exec_(self, req: dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Another process in a running container (`runtime exec -d`), its output streamed to
         this connection (a client that leaves does not stop it: its output is then read and
@@ -413,11 +468,7 @@ class Monitor:
         if c is None or c.status is not None or not c.pid:
             writer.write((json.dumps({"error": f"container {cid} is not running"}) + "\n").encode())
             return
-        rt = req["runtime"]
         base = os.path.join(req["bundle"], f"exec-{eid}")
-        proc_file, pidfile, rlog = base + ".json", base + ".pid", base + ".log"
-        with open(proc_file, "w") as f:
-            json.dump(req["process"], f)
         terminal = bool(req["process"].get("terminal"))
         con = ConsoleSocket(req["bundle"]) if terminal else None
         pipes = [os.pipe2(os.O_CLOEXEC), os.pipe2(os.O_CLOEXEC)]
@@ -426,11 +477,9 @@ class Monitor:
         feeder: asyncio.Task[None] | None = None
         master: int | None = None
         try:
-            rt_log = _with_log(rt, rlog)
-            con_args = ["--console-socket", con.path] if con is not None else []
+            pid, err = None, ""
             try:
-                rc = await self._run(rt_log, ["exec", "--process", proc_file, "--pid-file", pidfile, *con_args,
-                                              "-d", cid], pipes[0][1], pipes[1][1], stdin_r)
+                pid, err = await self._exec_process(req, base, con, pipes[0][1], pipes[1][1], stdin_r)
             finally:
                 for fd in (pipes[0][1], pipes[1][1], stdin_r):
                     if fd >= 0:
@@ -438,11 +487,11 @@ class Monitor:
                 master = con.master() if con is not None else None
                 if con is not None:
                     con.close()
-            if rc != 0:
-                writer.write((json.dumps({"error": _runtime_error(rlog) or f"runtime exec exited with {rc}"})
-                              + "\n").encode())
+            if pid is None:
+                if master is not None:
+                    os.close(master)
+                writer.write((json.dumps({"error": err}) + "\n").encode())
                 return
-            pid = int(open(pidfile).read())
             exited = self._wait_pid(pid)
             if terminal and master is None:
                 os.kill(pid, signal.SIGKILL)
@@ -485,11 +534,6 @@ class Monitor:
                 try:
                     os.close(fd)
                 except OSError:
-                    pass
-            for p in (proc_file, pidfile, rlog):
-                try:
-                    os.unlink(p)
-                except FileNotFoundError:
                     pass
 
     async def _pump(self, fd: int, stream: int, writer: asyncio.StreamWriter) -> None:

@@ -75,6 +75,7 @@ class Filter:
     def __init__(self, profile: dict[str, Any], cache_dir: str | None = None) -> None:
         key = hashlib.sha256(json.dumps(profile, sort_keys=True).encode()).hexdigest()
         path = os.path.join(cache_dir, key + ".bpf") if cache_dir else None
+        self.path = path   # where the compiled program is kept (None: not kept)
         if path and os.path.exists(path):
             with open(path, "rb") as f:
                 self.bpf = f.read()
