@@ -748,10 +748,15 @@ class ContainerService:
             # a create cut short (its monitor died) leaves a record no runtime can delete
             await asyncio.to_thread(shutil.rmtree, d, True)
 
-    def _remove_files(self, cid: str) -> None:
-        self.snapshots.remove(cid)
-        trash.remove_tree(self.paths.data(cid), self.paths.data_root / "trash")
+    def _remove_files(self, cid: str) -> "builtins.list[Path]":
+        """The container's files out of sight (renamed into the trash, atomically); returns
+        what is left to delete, which `remove` purges after the removal has been answered."""
+        later: builtins.list[Path] = []
+        self.snapshots.remove(cid, later)
+        if (gone := trash.move(self.paths.data(cid), self.paths.data_root / "trash")) is not None:
+            later.append(gone)
         shutil.rmtree(self.paths.bundle(cid), ignore_errors=True)   # small, on tmpfs
+        return later
 
     def _shm_source(self, c: Container) -> str:
         """IpcMode shareable: a tmpfs on the host that the container and its joiners bind as
@@ -1104,7 +1109,7 @@ class ContainerService:
             c.state.to(Status.REMOVING)
             try:
                 await self._cleanup_runtime(c)
-                await asyncio.to_thread(self._remove_files, c.id)   # file walks stay off the event loop
+                later = await asyncio.to_thread(self._remove_files, c.id)   # file walks stay off the event loop
             except BaseException:
                 # as dockerd: a removal that failed leaves the container Dead; rm -f tries again
                 c.state.to(Status.DEAD)
@@ -1129,6 +1134,8 @@ class ContainerService:
             if not w.done():
                 w.set_result(c.state)
         self.on_event("destroy", c, {})
+        # the deletion itself (rm -rf: ~5 ms even for a tiny container) after the answer
+        self._spawn(asyncio.to_thread(trash.purge_all, later))
 
     async def remove_link(self, ref: str) -> None:
         """`DELETE /containers/PARENT/ALIAS?link=1`: the parent's legacy link of that alias goes

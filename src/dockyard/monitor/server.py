@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import struct
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from typing import Any
 
 from ..linux import syscalls as sc
 from ..runtime import execplan
+from ..runtime import state as st_mod
 from ..runtime.seccomp import SeccompError
 from ..runtime.spec import SpecError
 from ..runtime.state import StateError
@@ -226,19 +228,58 @@ class Monitor:
             loop.add_reader(r, self._on_output, c, stream, r)
         if pid in self.orphan_status:
             self._exited(c, self.orphan_status.pop(pid))
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            rc = await self._run(rt_log, ["start", cid], devnull, devnull)
-        finally:
-            os.close(devnull)
-        if rc != 0:
-            err = _runtime_error(rlog) or f"runtime start exited with {rc}"
+        if rt.get("builtin") and rt.get("root"):
+            err = await self._open_gate(c, Path(rt["root"]), cid)
+        else:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                rc = await self._run(rt_log, ["start", cid], devnull, devnull)
+            finally:
+                os.close(devnull)
+            err = (_runtime_error(rlog) or f"runtime start exited with {rc}") if rc != 0 else ""
+        if err:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
             return {"error": err}
         return {"pid": pid}
+
+    async def _open_gate(self, c: Ctr, root: Path, cid: str) -> str:
+        """`start` of Dockyard's own runtime, done here instead of in a forked runtime (one fork
+        and ~4 ms less per container start): open the exec fifo the created init waits on, read its
+        byte, remove it. "" or why the start failed."""
+        try:
+            st = st_mod.load(root, cid)
+        except StateError as e:
+            return str(e)
+        if (s := st_mod.status(root, st)) != "created":
+            return f"cannot start a container that has {'stopped' if s == 'stopped' else 'already started'}"
+        fifo = st_mod.container_dir(root, cid) / "exec.fifo"
+        # non-blocking: the open returns at once (and lets the init's blocking open for writing
+        # return); epoll reports the fifo only once the init has written, or closed it unwritten
+        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                ready: asyncio.Future[None] = loop.create_future()
+                loop.add_reader(fd, _resolve, ready)
+                try:
+                    await asyncio.wait([ready], timeout=0.1)
+                finally:
+                    loop.remove_reader(fd)
+                try:
+                    data = os.read(fd, 1)
+                except BlockingIOError:
+                    data = None
+                if data == b"0":
+                    break
+                if (data is not None and ready.done()) or c.status is not None:
+                    return "the container's init exited before it was started"
+        finally:
+            os.close(fd)
+        fifo.unlink(missing_ok=True)
+        return ""
 
     def _on_output(self, c: Ctr, stream: int, fd: int) -> None:
         try:
@@ -318,7 +359,8 @@ class Monitor:
         if c.tty >= 0:
             os.close(c.tty)
             c.tty = -1
-        if c.runtime:
+        if c.runtime and not (c.runtime.get("builtin") and c.runtime.get("root")
+                              and _delete_stopped(Path(c.runtime["root"]), c.id)):
             devnull = os.open(os.devnull, os.O_WRONLY)
             try:
                 await self._run(c.runtime, ["delete", "--force", c.id], devnull, devnull)
@@ -802,6 +844,28 @@ def _oom_killed(cgroup: str) -> bool:
         except OSError:
             continue
     return False
+
+
+def _delete_stopped(root: Path, cid: str) -> bool:
+    """`delete` of Dockyard's own runtime for a container whose init has exited, done here
+    (no fork on the way from the exit to its event): its cgroups and state directory. False
+    when it cannot be done at once (a cgroup still busy): the forked `delete --force` then
+    kills, waits and retries."""
+    try:
+        st = st_mod.load(root, cid)
+    except StateError:
+        return True
+    if st_mod.status(root, st) != "stopped":
+        return False
+    for path in st.cgroup_paths.values():
+        try:
+            os.rmdir(path)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return False
+    shutil.rmtree(st_mod.container_dir(root, cid), ignore_errors=True)
+    return True
 
 
 def _resolve(f: asyncio.Future[None]) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ..linux import syscalls as sc
+
 CGROUP_ROOT = "/sys/fs/cgroup"
 
 
@@ -278,6 +280,36 @@ class Manager:
         """Move a process into every hierarchy."""
         for p in self.paths.values():
             _write(os.path.join(p, "cgroup.procs"), str(pid))
+
+    def fork(self) -> tuple[int, bool]:
+        """os.fork() with the child placed in the unified hierarchy's cgroup at birth when the
+        kernel can (clone3): (pid, placed). The child then calls `join_self(placed)`."""
+        unified = self.paths.get("")
+        if unified:
+            try:
+                fd = os.open(unified, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError:
+                fd = -1
+            if fd >= 0:
+                try:
+                    return sc.fork_into_cgroup(fd), True
+                except OSError:
+                    pass
+                finally:
+                    os.close(fd)
+        return os.fork(), False
+
+    def join_self(self, placed: bool = False) -> None:
+        """Move the calling single-threaded process into every hierarchy: a cgroup v1 one by
+        writing 0 to `tasks` (the calling thread: the kernel then takes no global lock, so no
+        RCU grace period, unlike a write of a pid to cgroup.procs), the unified one through
+        cgroup.procs unless `fork` placed it there already."""
+        for name, p in self.paths.items():
+            if name == "":
+                if not placed:
+                    _write(os.path.join(p, "cgroup.procs"), "0")
+            else:
+                _write(os.path.join(p, "tasks"), "0")
 
     def freeze(self, frozen: bool) -> None:
         """Freeze (pause) or thaw every process of the container, and wait until it holds."""

@@ -48,12 +48,12 @@ def run_exec(root: Path, cid: str, process_file: str, pid_file: str | None, deta
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)   # the process comes back to us when the middle one exits
     cg = Manager("/", st.cgroup_paths)
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    c1 = os.fork()
+    c1, placed = cg.fork()
     if c1 == 0:
         parent_sock.close()
         try:
             sc.prctl(sc.PR_SET_DUMPABLE, 0)   # out of the container's reach until execve (CVE-2019-5736)
-            cg.join(os.getpid())
+            cg.join_self(placed)
             for t, fd in fds:
                 sc.setns(fd, _NS_FLAGS[t])
             c2 = os.fork()

@@ -94,10 +94,10 @@ def create(root: Path, cid: str, bundle: Path, spec: Spec, pid_file: str | None,
         cg.create(spec.resources)
         filt = seccomp_mod.Filter(spec.seccomp, str(root / ".seccomp")) if spec.seccomp else None
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        c1 = os.fork()
+        c1, placed = cg.fork()
         if c1 == 0:
             parent_sock.close()
-            _child1(spec, cg, child_sock, fifo_fd, filt, console)
+            _child1(spec, cg, placed, child_sock, fifo_fd, filt, console)
             os._exit(1)
         child_sock.close()
         if console is not None:
@@ -173,13 +173,13 @@ def _wait_gone(pid: int, timeout: float = 2.0) -> None:
         time.sleep(0.01)
 
 
-def _child1(spec: Spec, cg: cgroups.Manager, sock: socket.socket, fifo_fd: int, filt,
+def _child1(spec: Spec, cg: cgroups.Manager, placed: bool, sock: socket.socket, fifo_fd: int, filt,
             console: socket.socket | None) -> None:
     try:
         # Not dumpable until execve: a process of the container must not reach this host binary
         # (/proc/PID/exe, ptrace) while it runs in the container's namespaces (CVE-2019-5736).
         sc.prctl(sc.PR_SET_DUMPABLE, 0)
-        cg.join(os.getpid())
+        cg.join_self(placed)
         if spec.process.oom_score_adj is not None:
             # here, as real root: children inherit it, and inside a user namespace /proc/self
             # of a process that is not dumpable belongs to a root the container is not

@@ -100,14 +100,19 @@ class Snapshotter:
         diff and copy out of a container that is not running."""
         return [Mount("overlay", "overlay", ("lowerdir=" + ":".join(str(p) for p in self.chain(key)), "ro"))]
 
-    def remove(self, key: str) -> None:
-        """Delete a snapshot (caller checks no child uses it)."""
+    def remove(self, key: str, later: list[Path] | None = None) -> None:
+        """Delete a snapshot (caller checks no child uses it). With `later`, the snapshot is gone
+        when this returns but its files are only moved to the trash: their path is appended for
+        the caller to purge off its critical path."""
         row = self.meta.snapshot(key)
         if row is None:
             return
         gone = trash.move(self._dir(row["id"]), self.trash)   # a crash from here on leaves no half layer
         self.meta.remove_snapshot(key)
-        trash.purge(gone)
+        if later is not None and gone is not None:
+            later.append(gone)
+        else:
+            trash.purge(gone)
 
     def usage(self, key: str) -> int:
         """Bytes used by the snapshot's own directory."""

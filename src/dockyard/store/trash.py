@@ -42,6 +42,12 @@ def purge(p: Path | None) -> None:
         _rm(p)
 
 
+def purge_all(paths: list[Path]) -> None:
+    """`purge` each of them."""
+    for p in paths:
+        _rm(p)
+
+
 def empty(trash: Path) -> None:
     """What a crash left in the trash (blocking)."""
     if trash.is_dir():
