@@ -3,8 +3,6 @@ shared by the API (container status text) and the CLI."""
 
 from __future__ import annotations
 
-import datetime as _dt
-
 
 def human_duration(seconds: float) -> str:
     """go-units HumanDuration."""
@@ -77,7 +75,8 @@ def parse_time(v: str) -> float:
         pass
     units = {"s": 1, "m": 60, "h": 3600}
     if v[-1] in units and v[:-1].replace(".", "", 1).isdigit():
-        return _dt.datetime.now().timestamp() - float(v[:-1]) * units[v[-1]]
+        import time
+        return time.time() - float(v[:-1]) * units[v[-1]]
     try:
         return rfc3339_to_ts(v)
     except ValueError:
@@ -97,6 +96,7 @@ def rfc3339_to_ts(s: str) -> float:
         s = head + rest
     if s.endswith("Z"):
         s = s[:-1] + "+00:00"
+    import datetime as _dt  # here: the CLI imports this module on every run
     d = _dt.datetime.fromisoformat(s)
     if d.tzinfo is None:
         d = d.replace(tzinfo=_dt.UTC)

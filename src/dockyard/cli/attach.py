@@ -5,11 +5,11 @@ terminal restored however it ends."""
 
 from __future__ import annotations
 
+import _signal  # the C modules: `signal`, `socket` and `threading` import enum, selectors… (~5 ms a run)
+import _socket
+import _thread
 import os
-import signal
-import socket
 import sys
-import threading
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -50,13 +50,11 @@ def stream(resp: Any, *, tty: bool, stdin: bool, keys: bytes | None,
                     resize(*size)
                 except Exception:  # noqa: BLE001 - a failed resize never ends the session
                     pass
-        old_winch = signal.signal(signal.SIGWINCH, on_winch)
+        old_winch = _signal.signal(_signal.SIGWINCH, on_winch)
         on_winch(0, None)
-    detached = threading.Event()
-    if stdin:
-        t = threading.Thread(target=_pump_stdin, args=(resp.sock, infd, keys if tty else None, detached),
-                             daemon=True)
-        t.start()
+    detached: list[bool] = []   # set by the stdin thread when the detach keys were typed
+    if stdin:   # a bare thread: nothing waits for it at exit (the daemon= of threading.Thread)
+        _thread.start_new_thread(_pump_stdin, (resp.sock, infd, keys if tty else None, detached))
     try:
         out = sys.stdout.buffer
         if tty:
@@ -71,18 +69,18 @@ def stream(resp: Any, *, tty: bool, stdin: bool, keys: bytes | None,
                 w.write(data)
                 w.flush()
     except OSError:
-        if not detached.is_set():
+        if not detached:
             raise
     finally:
         if saved is not None:
             import termios
             termios.tcsetattr(infd, termios.TCSADRAIN, saved)
         if old_winch is not None:
-            signal.signal(signal.SIGWINCH, old_winch)
-    return DETACHED if detached.is_set() else ENDED
+            _signal.signal(_signal.SIGWINCH, old_winch)
+    return DETACHED if detached else ENDED
 
 
-def _pump_stdin(sock: socket.socket, infd: int, keys: bytes | None, detached: threading.Event) -> None:
+def _pump_stdin(sock: Any, infd: int, keys: bytes | None, detached: list[bool]) -> None:
     filt = None
     if keys:
         from ..detachkeys import EscapeFilter
@@ -93,7 +91,7 @@ def _pump_stdin(sock: socket.socket, infd: int, keys: bytes | None, detached: th
             if not data:
                 if filt is not None and (held := filt.flush()):
                     sock.sendall(held)
-                sock.shutdown(socket.SHUT_WR)   # stdin ended: the daemon closes the container's
+                sock.shutdown(_socket.SHUT_WR)   # stdin ended: the daemon closes the container's
                 return
             done = False
             if filt is not None:
@@ -101,8 +99,8 @@ def _pump_stdin(sock: socket.socket, infd: int, keys: bytes | None, detached: th
             if data:
                 sock.sendall(data)
             if done:
-                detached.set()
-                sock.shutdown(socket.SHUT_RDWR)
+                detached.append(True)
+                sock.shutdown(_socket.SHUT_RDWR)
                 return
     except OSError:
         return

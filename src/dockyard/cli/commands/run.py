@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import _signal
 import os
-import signal
 import sys
 
 TYPE_CHECKING = False  # typing itself costs ms of start-up; annotations are strings
@@ -231,8 +231,8 @@ def _proxy_signals(cli: Client, cid: str) -> None:
             cli.json("POST", f"/containers/{cid}/kill", {"signal": str(signum)})
         except APIError:
             pass
-    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
-        signal.signal(s, fwd)
+    for s in (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGUSR1, _signal.SIGUSR2):
+        _signal.signal(s, fwd)
 
 
 def attach_run(cli: Client, cid: str, *, tty: bool, stdin: bool, keys: str | None, sig_proxy: bool,
