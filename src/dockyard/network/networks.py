@@ -318,7 +318,7 @@ class Networks:
         """A fresh network namespace for the container (a crash's leftover is replaced)."""
         path = self.sandbox(cid)
         netns.remove(path)
-        netns.create(path)
+        netns.create_in_thread(path)   # no `unshare` subprocess (2-4 ms)
         return path
 
     def drop_sandbox(self, cid: str) -> None:
