@@ -44,6 +44,12 @@ def _write(path: str, value: str) -> None:
         raise OSError(e.errno, f"cannot write {value!r} to {path}: {e.strerror}") from None
 
 
+def _write_raw(path: str, value: str) -> None:
+    """`_write` that lets FileNotFoundError through as it is (a cgroup removed meanwhile)."""
+    with open(path, "w") as f:
+        f.write(value)
+
+
 def _read(path: str) -> str:
     with open(path) as f:
         return f.read().strip()
@@ -312,15 +318,24 @@ class Manager:
                 _write(os.path.join(p, "tasks"), "0")
 
     def freeze(self, frozen: bool) -> None:
-        """Freeze (pause) or thaw every process of the container, and wait until it holds."""
+        """Freeze (pause) or thaw every process of the container, and wait until it holds. A thaw
+        of a cgroup that is gone is done: a thawed container with a pending SIGKILL (`rm -f` of a
+        paused one) dies at once, and its cgroup may be removed before the state is read back."""
         import time
+        try:
+            self._freeze(frozen, time.sleep)
+        except FileNotFoundError:
+            if frozen:
+                raise
+
+    def _freeze(self, frozen: bool, sleep: Any) -> None:
         for name, p in self.paths.items():
             if is_unified() and name == "":
-                _write(os.path.join(p, "cgroup.freeze"), "1" if frozen else "0")
                 want, f, key = ("1" if frozen else "0"), os.path.join(p, "cgroup.events"), "frozen"
+                _write_raw(os.path.join(p, "cgroup.freeze"), want)
             elif "freezer" in name.split(","):
-                _write(os.path.join(p, "freezer.state"), "FROZEN" if frozen else "THAWED")
                 want, f, key = ("FROZEN" if frozen else "THAWED"), os.path.join(p, "freezer.state"), ""
+                _write_raw(f, want)
             else:
                 continue
             for _ in range(500):
@@ -328,7 +343,7 @@ class Manager:
                 state = dict(line.split() for line in text.splitlines()).get(key, "") if key else text.strip()
                 if state == want:
                     return
-                time.sleep(0.002)
+                sleep(0.002)
             raise OSError(f"cgroup did not reach {want}")
         raise OSError("no freezer cgroup for this container")
 
