@@ -44,12 +44,6 @@ def _write(path: str, value: str) -> None:
         raise OSError(e.errno, f"cannot write {value!r} to {path}: {e.strerror}") from None
 
 
-def _write_raw(path: str, value: str) -> None:
-    """`_write` that lets FileNotFoundError through as it is (a cgroup removed meanwhile)."""
-    with open(path, "w") as f:
-        f.write(value)
-
-
 def _read(path: str) -> str:
     with open(path) as f:
         return f.read().strip()
@@ -321,21 +315,21 @@ class Manager:
         """Freeze (pause) or thaw every process of the container, and wait until it holds. A thaw
         of a cgroup that is gone is done: a thawed container with a pending SIGKILL (`rm -f` of a
         paused one) dies at once, and its cgroup may be removed before the state is read back."""
-        import time
         try:
-            self._freeze(frozen, time.sleep)
-        except FileNotFoundError:
+            self._freeze(frozen)
+        except FileNotFoundError:   # (_write's OSError for ENOENT is a FileNotFoundError too)
             if frozen:
                 raise
 
-    def _freeze(self, frozen: bool, sleep: Any) -> None:
+    def _freeze(self, frozen: bool) -> None:
+        import time
         for name, p in self.paths.items():
             if is_unified() and name == "":
                 want, f, key = ("1" if frozen else "0"), os.path.join(p, "cgroup.events"), "frozen"
-                _write_raw(os.path.join(p, "cgroup.freeze"), want)
+                _write(os.path.join(p, "cgroup.freeze"), want)
             elif "freezer" in name.split(","):
                 want, f, key = ("FROZEN" if frozen else "THAWED"), os.path.join(p, "freezer.state"), ""
-                _write_raw(f, want)
+                _write(f, want)
             else:
                 continue
             for _ in range(500):
@@ -343,7 +337,7 @@ class Manager:
                 state = dict(line.split() for line in text.splitlines()).get(key, "") if key else text.strip()
                 if state == want:
                     return
-                sleep(0.002)
+                time.sleep(0.002)
             raise OSError(f"cgroup did not reach {want}")
         raise OSError("no freezer cgroup for this container")
 

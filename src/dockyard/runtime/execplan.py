@@ -20,17 +20,15 @@ from typing import Any
 
 from . import caps
 from . import state as st_mod
-from .init import _RLIMITS
+from .exec import _NS_FILES
+from .init import _NS_FLAGS, _RLIMITS
 from .seccomp import Filter
 from .spec import convert
 from .state import StateError
 
 HELPER = Path(__file__).resolve().parent / "nsexec" / "dockyard-nsexec"
-# /proc/PID/ns names and CLONE_NEW* flags: the user namespace first (the others belong to it),
-# the mount namespace last (paths are resolved before the root changes)
-_NS = [("user", "user", 0x10000000), ("ipc", "ipc", 0x08000000), ("uts", "uts", 0x04000000),
-       ("network", "net", 0x40000000), ("pid", "pid", 0x20000000), ("cgroup", "cgroup", 0x02000000),
-       ("mount", "mnt", 0x00020000)]
+# (type, /proc/PID/ns name, CLONE_NEW* flag) in the runtime's exec order
+_NS = [(t, name, _NS_FLAGS[t]) for t, name in _NS_FILES]
 _INFINITY = (1 << 64) - 1
 
 
