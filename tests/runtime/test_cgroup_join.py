@@ -32,7 +32,7 @@ import errno, json, os, sys
 from dockyard.linux import syscalls as sc
 from dockyard.runtime import cgroups
 if sys.argv[2] == "fallback":
-    def refuse(fd):
+    def refuse(fd, flags=0):
         raise OSError(errno.ENOSYS, "clone3: not here")
     sc.fork_into_cgroup = refuse
 m = cgroups.Manager(sys.argv[1])

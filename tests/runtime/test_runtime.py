@@ -145,6 +145,35 @@ def test_create_start_state_kill_delete_and_cgroups(runtime, tmp_path, rootfs):
     assert subprocess.run(base + ["state", cid], capture_output=True).returncode != 0
 
 
+# the runtime with the init always forked by a middle process (the path a new user namespace takes)
+_LADDER = "import sys\nfrom dockyard.runtime import cli, init\ninit._direct_flags = lambda spec: None\ncli.main()\n"
+
+
+def test_direct_clone_and_the_ladder_make_the_same_container(tmp_path, rootfs):
+    """Without a new user namespace the init is cloned straight into its namespaces and cgroups;
+    with the middle process (forced here) the container must look the same from inside,
+    private cgroup namespace included."""
+    probe = PROBE + "; cat /proc/self/cgroup; cat /proc/self/oom_score_adj"
+    outs = []
+    for how in ("direct", "ladder"):
+        cid = f"{how}{os.getpid()}"
+        b = bundle(tmp_path, rootfs, cid, ["sh", "-c", probe])
+        cfg = json.loads((b / "config.json").read_text())
+        cfg["linux"]["namespaces"].append({"type": "cgroup"})
+        cfg["process"]["oomScoreAdj"] = 123
+        (b / "config.json").write_text(json.dumps(cfg))
+        runtime = [str(BIN / "dockyard-runtime")] if how == "direct" else [str(BIN / "python"), "-c", _LADDER]
+        p = subprocess.run(runtime + ["--root", str(tmp_path / "st"), "run", "--bundle", str(b), cid],
+                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert p.returncode == 0, p.stderr
+        outs.append(p.stdout.splitlines())
+    direct, ladder = outs
+    assert direct[6:] == ladder[6:]   # past the namespace ids, which differ per container
+    cgroups = [ln for ln in direct if ln.split(":")[0].isdigit() and ln.count(":") >= 2]
+    assert cgroups and all(ln.endswith(":/") for ln in cgroups), cgroups
+    assert direct[-1] == "123" and "PID=1" in direct
+
+
 def test_signal_exit_code_is_128_plus_n(tmp_path, rootfs):
     cid = "sig1"
     b = bundle(tmp_path, rootfs, cid, ["sleep", "30"])

@@ -1118,8 +1118,6 @@ class ContainerService:
             self.meta.delete_container(c.id)
             self.by_id.pop(c.id, None)
             c.removed = True
-            with contextlib.suppress(EngineError, OSError):   # clients still waiting for a start
-                await self.monitor.request({"op": "forget", "id": c.id})
             if volumes and c.cfg.mounts and self.volumes is not None:
                 try:
                     await asyncio.to_thread(self.volumes.remove_anonymous, c)
@@ -1136,6 +1134,8 @@ class ContainerService:
         self.on_event("destroy", c, {})
         # the deletion itself (rm -rf: ~5 ms even for a tiny container) after the answer
         self._spawn(asyncio.to_thread(trash.purge_all, later))
+        with contextlib.suppress(EngineError, OSError):   # clients still waiting for a start
+            await self.monitor.request({"op": "forget", "id": c.id})
 
     async def remove_link(self, ref: str) -> None:
         """`DELETE /containers/PARENT/ALIAS?link=1`: the parent's legacy link of that alias goes

@@ -228,15 +228,17 @@ _pylibc = ctypes.PyDLL("libc.so.6", use_errno=True)   # called with the GIL held
 _pylibc.syscall.restype = ctypes.c_long
 
 
-def fork_into_cgroup(cgroup_fd: int) -> int:
+def fork_into_cgroup(cgroup_fd: int, flags: int = 0) -> int:
     """os.fork(), with the child born in the cgroup v2 directory `cgroup_fd` (clone3 with
-    CLONE_INTO_CGROUP). Joining a cgroup by writing cgroup.procs takes the kernel's global
+    CLONE_INTO_CGROUP; -1: where the caller is) and in the new namespaces `flags` (CLONE_NEW*).
+    Joining a cgroup by writing cgroup.procs takes the kernel's global
     threadgroup lock, which waits for an RCU grace period (5-15 ms measured here); a child
     placed at birth does not. Only for a single-threaded caller (as os.fork, Python's fork
     hooks run; glibc's do not, so nothing may be running in another thread). Raises OSError
     (ENOSYS, EINVAL, …) when the kernel cannot: the caller then forks and joins the slow way."""
     import signal
-    args = _CloneArgs(flags=CLONE_INTO_CGROUP, exit_signal=signal.SIGCHLD, cgroup=cgroup_fd)
+    args = _CloneArgs(flags=flags | (CLONE_INTO_CGROUP if cgroup_fd >= 0 else 0), exit_signal=signal.SIGCHLD,
+                      cgroup=max(cgroup_fd, 0))
     api = ctypes.pythonapi
     api.PyOS_BeforeFork()
     pid = _pylibc.syscall(SYS_clone3, ctypes.byref(args), ctypes.c_size_t(ctypes.sizeof(args)))

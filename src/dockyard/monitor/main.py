@@ -30,7 +30,9 @@ async def _serve(exec_root: str) -> None:
     server = await asyncio.start_unix_server(m.handle, path=sock)
     os.chmod(sock, 0o600)
     m.reap()
+    m.refill()
     await m.stop.wait()
+    m.drop_spare()
     server.close()
     try:
         os.unlink(sock)

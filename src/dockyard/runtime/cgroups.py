@@ -281,22 +281,28 @@ class Manager:
         for p in self.paths.values():
             _write(os.path.join(p, "cgroup.procs"), str(pid))
 
-    def fork(self) -> tuple[int, bool]:
+    def fork(self, flags: int = 0) -> tuple[int, bool]:
         """os.fork() with the child placed in the unified hierarchy's cgroup at birth when the
-        kernel can (clone3): (pid, placed). The child then calls `join_self(placed)`."""
+        kernel can (clone3): (pid, placed). The child then calls `join_self(placed)`.
+        With namespace `flags` (CLONE_NEW*) the child is also born in new namespaces: that
+        needs clone3, so OSError when the kernel has none (the caller forks the slow way)."""
         unified = self.paths.get("")
+        fd = -1
         if unified:
             try:
                 fd = os.open(unified, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             except OSError:
                 fd = -1
-            if fd >= 0:
+        try:
+            if fd >= 0 or flags:
                 try:
-                    return sc.fork_into_cgroup(fd), True
+                    return sc.fork_into_cgroup(fd, flags), fd >= 0
                 except OSError:
-                    pass
-                finally:
-                    os.close(fd)
+                    if flags:
+                        raise
+        finally:
+            if fd >= 0:
+                os.close(fd)
         return os.fork(), False
 
     def join_self(self, placed: bool = False) -> None:

@@ -86,6 +86,7 @@ def create(root: Path, cid: str, bundle: Path, spec: Spec, pid_file: str | None,
     os.chmod(fifo, 0o622)   # past the umask: a remapped root must be able to write it
     cg = cgroups.Manager(spec.cgroups_path or f"/dockyard/{cid}")
     pid: int | None = None
+    direct: int | None = None
     if spec.new_userns and not (spec.uid_mappings and spec.gid_mappings):
         raise CreateError("a new user namespace needs linux.uidMappings and linux.gidMappings")
     # opened here, as real root: the remapped root of a user namespace may not traverse this dir
@@ -94,11 +95,24 @@ def create(root: Path, cid: str, bundle: Path, spec: Spec, pid_file: str | None,
         cg.create(spec.resources)
         filt = seccomp_mod.Filter(spec.seccomp, str(root / ".seccomp")) if spec.seccomp else None
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        c1, placed = cg.fork()
+        direct = _direct_flags(spec)
+        if direct is not None:
+            try:
+                _join_existing(spec)
+                c1, placed = cg.fork(direct & ~sc.CLONE_NEWCGROUP)
+            except OSError:   # no clone3 here: the ladder
+                direct = None
+        if direct is None:
+            c1, placed = cg.fork()
         if c1 == 0:
             parent_sock.close()
-            _child1(spec, cg, placed, child_sock, fifo_fd, filt, console)
+            if direct is None:
+                _child1(spec, cg, placed, child_sock, fifo_fd, filt, console)
+            else:
+                _child_direct(spec, cg, placed, child_sock, fifo_fd, filt, console, direct)
             os._exit(1)
+        if direct is not None:
+            pid = c1
         child_sock.close()
         if console is not None:
             console.close()
@@ -112,9 +126,10 @@ def create(root: Path, cid: str, bundle: Path, spec: Spec, pid_file: str | None,
                 m.write(gid_map)
             parent_sock.sendall(b"mapped\n")
         try:
-            pid = await_init(lambda: _recv(f), write_maps)
+            pid = await_init(lambda: _recv(f), write_maps, pid)
         finally:
-            os.waitpid(c1, 0)
+            if direct is None:
+                os.waitpid(c1, 0)
         st = State(id=cid, pid=pid, bundle=str(bundle), rootfs=str(spec.root),
                    created=_dt.datetime.now(_dt.UTC).isoformat().replace("+00:00", "Z"),
                    start_time=proc_start_time(pid), cgroup_paths=cg.paths, annotations=spec.annotations)
@@ -131,7 +146,10 @@ def create(root: Path, cid: str, bundle: Path, spec: Spec, pid_file: str | None,
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            _wait_gone(pid)
+            if direct is not None:   # our own child (not yet re-parented to the caller)
+                os.waitpid(pid, 0)
+            else:
+                _wait_gone(pid)
         cg.destroy()
         import shutil
         shutil.rmtree(d, ignore_errors=True)
@@ -140,12 +158,14 @@ def create(root: Path, cid: str, bundle: Path, spec: Spec, pid_file: str | None,
         os.close(fifo_fd)
 
 
-def await_init(recv: Callable[[], dict], on_map: Callable[[int], None] | None = None) -> int:
+def await_init(recv: Callable[[], dict], on_map: Callable[[int], None] | None = None,
+               pid: int | None = None) -> int:
     """The init's pid once it is ready. Two messages share the socket and may come in either
     order: the middle process's {"pid"} and the init's {"ready"}; an {"error"} from either (or
     the end of the stream) fails the create. With a new user namespace the middle process
-    first asks for its id maps ({"map": pid}), which `on_map` writes."""
-    pid, ready = None, False
+    first asks for its id maps ({"map": pid}), which `on_map` writes. An init cloned directly
+    (`pid` known) only sends {"ready"}."""
+    ready = False
     while pid is None or not ready:
         m = recv()
         if "map" in m and on_map is not None:
@@ -173,18 +193,65 @@ def _wait_gone(pid: int, timeout: float = 2.0) -> None:
         time.sleep(0.01)
 
 
+def _direct_flags(spec: Spec) -> int | None:
+    """The namespaces to create when the init can be cloned straight into them and its cgroup
+    (one process less: the middle one forks ~2 ms and exits), or None for the ladder: a new
+    user namespace needs the middle process (its maps are written from outside before the
+    init is forked), and joining a mount or user namespace would move this process too."""
+    if spec.new_userns or any(path and t in ("mount", "user") for t, path in spec.namespaces):
+        return None
+    flags = 0
+    for t, path in spec.namespaces:
+        if not path:
+            flags |= _NS_FLAGS[t]
+    return flags
+
+
+def _join_existing(spec: Spec) -> None:
+    """setns into the namespaces the spec names by path (network, ipc, uts, pid, cgroup: none
+    of them changes this process's files; a pid namespace only its children's)."""
+    for t, path in spec.namespaces:
+        if path:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                sc.setns(fd, _NS_FLAGS[t])
+            finally:
+                os.close(fd)
+
+
+def _enter(spec: Spec, cg: cgroups.Manager, placed: bool) -> None:
+    """The first steps of the process that becomes (or forks) the init, still as real root."""
+    # Not dumpable until execve: a process of the container must not reach this host binary
+    # (/proc/PID/exe, ptrace) while it runs in the container's namespaces (CVE-2019-5736).
+    sc.prctl(sc.PR_SET_DUMPABLE, 0)
+    cg.join_self(placed)
+    if spec.process.oom_score_adj is not None:
+        # here, as real root: children inherit it, and inside a user namespace /proc/self
+        # of a process that is not dumpable belongs to a root the container is not
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(spec.process.oom_score_adj))
+
+
+def _child_direct(spec: Spec, cg: cgroups.Manager, placed: bool, sock: socket.socket, fifo_fd: int, filt,
+                  console: socket.socket | None, flags: int) -> None:
+    """The init, cloned into its new namespaces (all but the cgroup one, made here once the
+    cgroup v1 hierarchies are joined, so that it is rooted at the container's cgroups)."""
+    try:
+        _enter(spec, cg, placed)
+        if flags & sc.CLONE_NEWCGROUP:
+            sc.unshare(sc.CLONE_NEWCGROUP)
+    except BaseException as e:  # noqa: BLE001 - report anything to the parent
+        try:
+            _send(sock, {"error": f"{e}"})
+        finally:
+            os._exit(1)
+    _init(spec, sock, fifo_fd, filt, console, new_net=bool(flags & sc.CLONE_NEWNET))
+
+
 def _child1(spec: Spec, cg: cgroups.Manager, placed: bool, sock: socket.socket, fifo_fd: int, filt,
             console: socket.socket | None) -> None:
     try:
-        # Not dumpable until execve: a process of the container must not reach this host binary
-        # (/proc/PID/exe, ptrace) while it runs in the container's namespaces (CVE-2019-5736).
-        sc.prctl(sc.PR_SET_DUMPABLE, 0)
-        cg.join_self(placed)
-        if spec.process.oom_score_adj is not None:
-            # here, as real root: children inherit it, and inside a user namespace /proc/self
-            # of a process that is not dumpable belongs to a root the container is not
-            with open("/proc/self/oom_score_adj", "w") as f:
-                f.write(str(spec.process.oom_score_adj))
+        _enter(spec, cg, placed)
         flags = 0
         for t, path in spec.namespaces:
             if path:

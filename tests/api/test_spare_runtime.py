@@ -1,0 +1,59 @@
+"""The monitor keeps one runtime process forked ahead of need (monitor/runtimefork.py): a start
+takes it and the monitor forks the next; a spare that died is replaced by a fork on the spot;
+none outlives its monitor."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import docker
+import pytest
+
+pytestmark = pytest.mark.root
+
+
+def _spares(monitor: int) -> list[int]:
+    """The monitor's children named as a spare runtime process is (zombies excluded)."""
+    out = []
+    for k in open(f"/proc/{monitor}/task/{monitor}/children").read().split():
+        try:
+            stat = open(f"/proc/{k}/stat").read()
+        except FileNotFoundError:
+            continue
+        if stat.split("(", 1)[1].startswith("dy-runtime)") and stat.rsplit(")", 1)[1].split()[0] != "Z":
+            out.append(int(k))
+    return out
+
+
+def _until(pred, timeout: float = 5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if v := pred():
+            return v
+        time.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+def test_a_start_takes_the_spare_and_a_dead_spare_is_replaced(fresh_daemon):
+    d = fresh_daemon()
+    mon = d.monitor_pid()
+    assert mon
+    first = _until(lambda: _spares(mon))
+    assert len(first) == 1
+    c = docker.DockerClient(base_url=d.host, version="auto")
+    try:
+        assert c.containers.run("busybox", ["echo", "hi"], remove=True, network_mode="none") == b"hi\n"
+        second = _until(lambda: [p for p in _spares(mon) if p not in first])   # the first one was used
+        assert _spares(mon) == second and not os.path.exists(f"/proc/{first[0]}")
+        os.kill(second[0], signal.SIGKILL)
+        _until(lambda: second[0] not in _spares(mon))
+        # the dead spare cannot take the next start: the runtime is forked on the spot
+        assert c.containers.run("busybox", ["echo", "again"], remove=True, network_mode="none") == b"again\n"
+        third = _until(lambda: _spares(mon))
+        assert second[0] not in third
+    finally:
+        c.close()
+    d.cleanup()
+    _until(lambda: not os.path.exists(f"/proc/{third[0]}"))   # gone with its monitor
