@@ -209,3 +209,39 @@ def test_a_record_that_does_not_fit_is_dropped_whole(tmp_path):
     w.close()
     recs = [json.loads(x) for x in (tmp_path / "log").read_text().splitlines()]
     assert [r["log"] for r in recs] == ["a\n", "c\n"] and w.dropped == 1
+
+
+@pytest.mark.parametrize("cri", [False, True])
+def test_the_fast_path_writes_the_same_records_as_the_line_by_line_one(tmp_path, monkeypatch, cri):
+    """A read of whole lines is turned into records in one go (the JSON encoder over the list of
+    lines); the bytes must be those the line-by-line path makes, for any content."""
+    import random
+
+    from dockyard.monitor import logfile
+    monkeypatch.setattr(logfile, "now_rfc3339", lambda: "2026-12-07T00:00:00.000000000Z")
+    rnd = random.Random(7)
+    pieces = [b"plain", b'"quoted"', b"back\\slash", b'\\"', b'","', b"\\", b"tab\there", b"\x00\x01\x1f",
+              "ünïcödé ✓ 𝄞".encode(), b"\xff\xfe bad utf-8", b"\xe2\x82", b"<&>", b"\r", b"a\rb", b"", b"\x7f",
+              "\u2028\u2029".encode()]
+    chunk = b"".join(b"".join(rnd.choice(pieces) for _ in range(rnd.randrange(0, 6))) + b"\n" for _ in range(500))
+    cls = logfile.CriLogWriter if cri else LogWriter
+    fast = cls(str(tmp_path / "fast"))
+    fast.feed("stdout", chunk)
+    fast.close()
+    slow = cls(str(tmp_path / "slow"))
+    slow._write("stdout", [ln + b"\n" for ln in chunk.split(b"\n")[:-1]])   # record by record
+    slow.close()
+    assert (tmp_path / "fast").read_bytes() == (tmp_path / "slow").read_bytes()
+    if not cri:
+        recs = [json.loads(x) for x in (tmp_path / "fast").read_bytes().split(b"\n")[:-1]]
+        assert len(recs) == 500 and "a\rb" in "".join(r["log"] for r in recs)   # "\r" ends no line
+
+
+def test_a_carriage_return_does_not_end_a_line(tmp_path):
+    p = tmp_path / "log"
+    w = LogWriter(str(p))
+    w.feed("stdout", b"10%\r50%\r100%\n")
+    w.feed("stdout", b"x" * (MAX_LINE + 5) + b"\ra\rb\n")   # the line-by-line path (a cut) too
+    w.close()
+    assert [json.loads(x)["log"] for x in p.read_text().splitlines()] == \
+        ["10%\r50%\r100%\n", "x" * MAX_LINE, "x" * 5 + "\ra\rb\n"]
