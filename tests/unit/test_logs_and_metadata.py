@@ -189,9 +189,11 @@ def test_logwriter_one_file_starts_anew_and_no_limit_by_default(tmp_path):
 
 
 
-def test_a_record_that_does_not_fit_is_dropped_whole(tmp_path):
+@pytest.mark.parametrize("line", [b"b\n", b'"b"\n'])   # written at once (writev), and line by line
+def test_a_record_that_does_not_fit_is_dropped_whole(tmp_path, monkeypatch, line):
     """Issue 8, full disk: a short write (the disk filled mid-record) is cut back, so the log
     stays whole JSON lines and logging goes on when there is room again."""
+    from dockyard.monitor import logfile
     w = LogWriter(str(tmp_path / "log"))
     w.feed("stdout", b"a\n")
     real = w.f
@@ -202,8 +204,13 @@ def test_a_record_that_does_not_fit_is_dropped_whole(tmp_path):
 
         def truncate(self, n: int) -> int:
             return real.truncate(n)
+
+        def fileno(self) -> int:
+            return real.fileno()
     w.f = Full()  # type: ignore[assignment]
-    w.feed("stdout", b"b\n")
+    monkeypatch.setattr(logfile.os, "writev", lambda fd, parts: os.write(fd, b"".join(parts)[:5]))
+    w.feed("stdout", line)
+    monkeypatch.undo()
     w.f = real
     w.feed("stdout", b"c\n")
     w.close()
@@ -212,21 +219,28 @@ def test_a_record_that_does_not_fit_is_dropped_whole(tmp_path):
 
 
 @pytest.mark.parametrize("cri", [False, True])
-def test_the_fast_path_writes_the_same_records_as_the_line_by_line_one(tmp_path, monkeypatch, cri):
-    """A read of whole lines is turned into records in one go (the JSON encoder over the list of
-    lines); the bytes must be those the line-by-line path makes, for any content."""
+@pytest.mark.parametrize("plain", [False, True])
+def test_the_fast_path_writes_the_same_records_as_the_line_by_line_one(tmp_path, monkeypatch, cri, plain):
+    """A read of whole lines that need no escaping becomes its records in one go; the bytes
+    must be those the line-by-line path makes. Content that needs escaping takes that path."""
     import random
 
     from dockyard.monitor import logfile
     monkeypatch.setattr(logfile, "now_rfc3339", lambda: "2026-12-07T00:00:00.000000000Z")
     rnd = random.Random(7)
-    pieces = [b"plain", b'"quoted"', b"back\\slash", b'\\"', b'","', b"\\", b"tab\there", b"\x00\x01\x1f",
-              "ünïcödé ✓ 𝄞".encode(), b"\xff\xfe bad utf-8", b"\xe2\x82", b"<&>", b"\r", b"a\rb", b"", b"\x7f",
-              "\u2028\u2029".encode()]
+    pieces = [b"plain", b"with spaces", b"<&>", b"\x7f", b"", b"{x: [1]}", b"'single'"]
+    if not plain:
+        pieces += [b'"quoted"', b"back\\slash", b'\\"', b'","', b"\\", b"tab\there", b"\x00\x01\x1f",
+                   "ünïcödé ✓ 𝄞".encode(), b"\xff\xfe bad utf-8", b"\xe2\x82", b"\r", b"a\rb",
+                   "\u2028\u2029".encode()]
     chunk = b"".join(b"".join(rnd.choice(pieces) for _ in range(rnd.randrange(0, 6))) + b"\n" for _ in range(500))
     cls = logfile.CriLogWriter if cri else LogWriter
     fast = cls(str(tmp_path / "fast"))
+    if plain:   # it must not go line by line
+        monkeypatch.setattr(cls, "_records", lambda *a: pytest.fail("line by line"))
     fast.feed("stdout", chunk)
+    monkeypatch.undo()
+    monkeypatch.setattr(logfile, "now_rfc3339", lambda: "2026-12-07T00:00:00.000000000Z")
     fast.close()
     slow = cls(str(tmp_path / "slow"))
     slow._write("stdout", [ln + b"\n" for ln in chunk.split(b"\n")[:-1]])   # record by record
@@ -234,7 +248,8 @@ def test_the_fast_path_writes_the_same_records_as_the_line_by_line_one(tmp_path,
     assert (tmp_path / "fast").read_bytes() == (tmp_path / "slow").read_bytes()
     if not cri:
         recs = [json.loads(x) for x in (tmp_path / "fast").read_bytes().split(b"\n")[:-1]]
-        assert len(recs) == 500 and "a\rb" in "".join(r["log"] for r in recs)   # "\r" ends no line
+        assert len(recs) == 500
+        assert plain or "a\rb" in "".join(r["log"] for r in recs)   # "\r" ends no line
 
 
 def test_a_carriage_return_does_not_end_a_line(tmp_path):

@@ -16,6 +16,8 @@ from typing import Any
 
 MAX_LINE = 16 * 1024
 _ESCAPE = json.encoder.encode_basestring   # C-accelerated
+# bytes a JSON string cannot hold as they are (or, past ASCII, that may not be UTF-8), "\n" aside
+_NEEDS_ESCAPE = bytes(range(0x0A)) + bytes(range(0x0B, 0x20)) + b'"\\' + bytes(range(0x80, 0x100))
 
 
 def now_rfc3339() -> str:
@@ -83,21 +85,21 @@ class LogWriter:
                 self.partial[stream] = b""
 
     def _whole_lines(self, stream: str, chunk: bytes) -> bool:
-        """The fast way for `chunk`, complete lines none of which is too long: every record made
-        at once by the JSON encoder (a list of the lines, in C; its separators become the records'
-        tails) instead of line by line in Python — the same bytes as `_records` (tested). False,
-        writing nothing, when a line must be cut or the records would not fit before a rotation."""
+        """The fast way for `chunk`, complete lines none of which is too long, when nothing in it
+        needs escaping (no control character but the newlines, no quote, no backslash, only
+        ASCII: what most output is): the records are the lines with their heads and tails put in
+        by one replace of the newlines — the same bytes as `_records` (tested), ~10× faster than
+        line by line. False, writing nothing, when it cannot be used."""
         body = chunk[:-1]
+        if len(body.translate(None, _NEEDS_ESCAPE)) != len(body):
+            return False
         if len(body) > MAX_LINE and max(map(len, body.split(b"\n"))) > MAX_LINE:
             return False
-        # '["a","b"]' -> 'a","b': in the encoder's output `","` only ever separates two items
-        # (a quote inside an item is escaped)
-        items = json.dumps(body.decode("utf-8", "replace").split("\n"), ensure_ascii=False, separators=(",", ":"))
-        tail = "\\n" + self.middle[stream] + now_rfc3339() + '"}\n'
-        blob = ('{"log":"' + items[2:-2].replace('","', tail + '{"log":"') + tail).encode()
-        if 0 < self.max_size < self.size + len(blob):
+        tail = ("\\n" + self.middle[stream] + now_rfc3339() + '"}\n').encode()
+        middle = body.replace(b"\n", tail + b'{"log":"')
+        if 0 < self.max_size < self.size + len(middle) + len(tail) + 8:
             return False
-        self._append(blob)
+        self._append(b'{"log":"', middle, tail)   # joined by writev: a copy of ~1.5× the read saved
         return True
 
     def _records(self, stream: str, lines: list[bytes]) -> list[bytes]:
@@ -120,23 +122,25 @@ class LogWriter:
         else:
             self._append(b"".join(recs))
 
-    def _append(self, blob: bytes) -> None:
-        if not blob:
+    def _append(self, blob: bytes, *more: bytes) -> None:
+        """Write `blob` (and `more`, in one writev: no copy to join them)."""
+        size = len(blob) + sum(map(len, more))
+        if not size:
             return
         try:
-            n = self.f.write(blob)
+            n = os.writev(self.f.fileno(), [blob, *more]) if more else self.f.write(blob)
         except OSError:
             n = -1
-        if n != len(blob):
+        if n != size:
             # a full disk (or a failing one): the records are dropped whole, never left half
             # written to spoil the next one; logging goes on when there is room again
-            self.dropped += blob.count(b"\n")
+            self.dropped += blob.count(b"\n") + sum(m.count(b"\n") for m in more)
             try:
                 self.f.truncate(self.size)
             except OSError:
                 pass
             return
-        self.size += len(blob)
+        self.size += size
 
     def _rotate(self) -> None:
         """Shift `log` → `log.1` → … (the oldest falls off); with one file, start it anew. Always
@@ -176,10 +180,10 @@ class CriLogWriter(LogWriter):
         if len(body) > MAX_LINE and max(map(len, body.split(b"\n"))) > MAX_LINE:
             return False
         head = f"{now_rfc3339()} {stream} F ".encode()
-        blob = head + body.replace(b"\n", b"\n" + head) + b"\n"
-        if 0 < self.max_size < self.size + len(blob):
+        middle = body.replace(b"\n", b"\n" + head)
+        if 0 < self.max_size < self.size + len(head) + len(middle) + 1:
             return False
-        self._append(blob)
+        self._append(head, middle, b"\n")
         return True
 
     def _records(self, stream: str, lines: list[bytes]) -> list[bytes]:

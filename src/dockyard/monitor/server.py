@@ -319,7 +319,7 @@ class Monitor:
 
     def _on_output(self, c: Ctr, stream: int, fd: int) -> None:
         try:
-            data = read_output(fd)
+            data = read_output(fd, more=True)
         except BlockingIOError:
             return
         loop = asyncio.get_running_loop()
