@@ -239,3 +239,29 @@ def test_proc_over_a_symlink_is_refused(runtime, tmp_path, rootfs):
     p = run(runtime, tmp_path, evil, ["true"])
     assert p.returncode != 0
     assert "must be mounted on ordinary directory" in p.stderr, p.stderr
+
+
+def test_delete_without_waiting_neither_kills_nor_blocks(tmp_path, rootfs):
+    """The monitor's in-process `delete` right after an init's exit: a container that still
+    runs is left alone (False, nothing killed, nothing removed); a stopped one loses its cgroups
+    and state at once."""
+    from dockyard.runtime import cli as runtime_cli
+    cid = f"nowait{os.getpid()}"
+    b = bundle(tmp_path, rootfs, cid, ["sleep", "30"])
+    root = tmp_path / "st"
+    base = [str(BIN / "dockyard-runtime"), "--root", str(root)]
+    subprocess.run(base + ["create", "--bundle", str(b), cid], check=True, timeout=30, stdin=subprocess.DEVNULL)
+    subprocess.run(base + ["start", cid], check=True, timeout=30)
+    st = json.loads((root / cid / "state.json").read_text())
+    try:
+        assert runtime_cli.delete(root, cid, wait=False) is False
+        assert os.path.exists(f"/proc/{st['pid']}") and (root / cid / "state.json").exists()
+        os.kill(st["pid"], signal.SIGKILL)
+        for _ in range(200):   # its reaper is gone (the runtime exited): it is re-parented and reaped
+            if runtime_cli.delete(root, cid, wait=False):
+                break
+            time.sleep(0.01)
+        assert not (root / cid).exists()
+        assert not any(os.path.exists(p) for p in st["cgroup_paths"].values())
+    finally:
+        subprocess.run(base + ["delete", "--force", cid], timeout=30)

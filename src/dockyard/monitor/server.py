@@ -33,13 +33,13 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import signal
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..runtime import cli as runtime_cli
 from ..runtime import execplan
 from ..runtime import state as st_mod
 from ..runtime.seccomp import SeccompError
@@ -395,8 +395,10 @@ class Monitor:
         if c.tty >= 0:
             os.close(c.tty)
             c.tty = -1
+        # Dockyard's own runtime: its `delete` done here (no fork on the way from the exit to its
+        # event) unless it would have to wait
         if c.runtime and not (c.runtime.get("builtin") and c.runtime.get("root")
-                              and _delete_stopped(Path(c.runtime["root"]), c.id)):
+                              and runtime_cli.delete(Path(c.runtime["root"]), c.id, wait=False)):
             devnull = os.open(os.devnull, os.O_WRONLY)
             try:
                 await self._run(c.runtime, ["delete", "--force", c.id], devnull, devnull)
@@ -861,28 +863,6 @@ def _oom_killed(cgroup: str) -> bool:
         except OSError:
             continue
     return False
-
-
-def _delete_stopped(root: Path, cid: str) -> bool:
-    """`delete` of Dockyard's own runtime for a container whose init has exited, done here
-    (no fork on the way from the exit to its event): its cgroups and state directory. False
-    when it cannot be done at once (a cgroup still busy): the forked `delete --force` then
-    kills, waits and retries."""
-    try:
-        st = st_mod.load(root, cid)
-    except StateError:
-        return True
-    if st_mod.status(root, st) != "stopped":
-        return False
-    for path in st.cgroup_paths.values():
-        try:
-            os.rmdir(path)
-        except FileNotFoundError:
-            pass
-        except OSError:
-            return False
-    shutil.rmtree(st_mod.container_dir(root, cid), ignore_errors=True)
-    return True
 
 
 def _resolve(f: asyncio.Future[None]) -> None:

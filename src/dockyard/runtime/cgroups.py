@@ -376,19 +376,26 @@ class Manager:
                     pass
             time.sleep(0.01)
 
-    def destroy(self) -> None:
+    def destroy(self, wait: bool = True) -> bool:
         """rmdir the container's cgroups. The parent stays: removing it when it looks empty would
-        race with another container being created in it (its mkdir -p, then the child's mkdir)."""
+        race with another container being created in it (its mkdir -p, then the child's mkdir).
+        A cgroup still busy is retried for up to 0.5 s; without `wait`, not at all. Whether all
+        are gone."""
+        gone = True
         for p in self.paths.values():
-            for _ in range(50):
+            for _ in range(50 if wait else 1):
                 try:
                     os.rmdir(p)
                     break
                 except FileNotFoundError:
                     break
                 except OSError:
-                    import time
-                    time.sleep(0.01)
+                    if wait:
+                        import time
+                        time.sleep(0.01)
+            else:
+                gone = False
+        return gone
 
 
 def remove_if_empty(path: str) -> None:

@@ -227,17 +227,29 @@ def _start(root: Path, cid: str) -> int:
 
 
 def _delete(root: Path, cid: str, force: bool) -> int:
+    delete(root, cid, force)
+    return 0
+
+
+def delete(root: Path, cid: str, force: bool = False, wait: bool = True) -> bool:
+    """`delete`: a stopped container's cgroups and state directory; with `force`, one that still
+    runs is killed first and waited for. Without `wait` (the monitor, right after the init's
+    exit) nothing blocks or kills: False when the container is not stopped or a cgroup is still
+    busy, for the caller to run `delete --force` then. An unknown container is an error only for
+    a plain `delete`."""
     from . import state as st_mod
     from .cgroups import Manager
     try:
         st = st_mod.load(root, cid)
     except st_mod.StateError:
-        if force:
-            return 0
+        if force or not wait:
+            return True
         raise
     s = st_mod.status(root, st)
     cg = Manager("/", st.cgroup_paths)
     if s != "stopped":
+        if not wait:
+            return False
         if not force and s == "running":
             raise st_mod.StateError(f"cannot delete container {cid} that is not stopped: {s}")
         for pid in cg.pids() or [st.pid]:
@@ -250,6 +262,7 @@ def _delete(root: Path, cid: str, force: bool) -> int:
             if st_mod.status(root, st) == "stopped" and not cg.pids():
                 break
             time.sleep(0.005)
-    cg.destroy()
+    if not cg.destroy(wait) and not wait:
+        return False
     shutil.rmtree(st_mod.container_dir(root, cid), ignore_errors=True)
-    return 0
+    return True
