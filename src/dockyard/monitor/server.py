@@ -161,7 +161,8 @@ class Monitor:
     def refill(self) -> None:
         """Fork the next spare runtime process, if there is none (called when idle)."""
         if self.spare is None and not self.stop.is_set():
-            self.spare = runtimefork.fork_spare()
+            with contextlib.suppress(OSError):   # no process to spare now (EAGAIN): forked when needed
+                self.spare = runtimefork.fork_spare()
 
     def drop_spare(self) -> None:
         """The spare exits (it reads the end of its socket)."""
