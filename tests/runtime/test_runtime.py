@@ -30,6 +30,15 @@ def _argv(runtime: str, root: Path) -> list[str]:
     return [shutil.which(runtime), "--root", str(root)]  # type: ignore[list-item]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _parent_cgroup():
+    """Every bundle here puts its container under /dockyard-test; the runtime removes a container's
+    own cgroups but leaves the parent (see cgroups.Manager.destroy), so the module removes it."""
+    yield
+    from dockyard.runtime import cgroups
+    cgroups.remove_if_empty("/dockyard-test")
+
+
 @pytest.fixture(scope="module")
 def rootfs(tmp_path_factory, busybox_tar) -> Path:
     d = tmp_path_factory.mktemp("rootfs")
