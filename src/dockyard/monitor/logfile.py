@@ -85,22 +85,28 @@ class LogWriter:
                 self.partial[stream] = b""
 
     def _whole_lines(self, stream: str, chunk: bytes) -> bool:
-        """The fast way for `chunk`, complete lines none of which is too long, when nothing in it
-        needs escaping (no control character but the newlines, no quote, no backslash, only
-        ASCII: what most output is): the records are the lines with their heads and tails put in
-        by one replace of the newlines — the same bytes as `_records` (tested), ~10× faster than
-        line by line. False, writing nothing, when it cannot be used."""
+        """The fast way for `chunk`, complete lines none of which is too long: all its records
+        at once (`_batch`), in one writev — the same bytes as `_records` line by line (tested),
+        ~3-5× faster. False, writing nothing, when it cannot be used (a line to cut, content
+        `_batch` cannot take, records that would not fit before a rotation)."""
         body = chunk[:-1]
-        if len(body.translate(None, _NEEDS_ESCAPE)) != len(body):
-            return False
         if len(body) > MAX_LINE and max(map(len, body.split(b"\n"))) > MAX_LINE:
             return False
-        tail = ("\\n" + self.middle[stream] + now_rfc3339() + '"}\n').encode()
-        middle = body.replace(b"\n", tail + b'{"log":"')
-        if 0 < self.max_size < self.size + len(middle) + len(tail) + 8:
+        parts = self._batch(stream, body)
+        if parts is None or 0 < self.max_size < self.size + sum(map(len, parts)):
             return False
-        self._append(b'{"log":"', middle, tail)   # joined by writev: a copy of ~1.5× the read saved
+        self._append(*parts)   # joined by writev: a copy of ~1.5× the read saved
         return True
+
+    def _batch(self, stream: str, body: bytes) -> tuple[bytes, ...] | None:
+        """The records of `body`'s lines (its last newline cut off) in pieces, when nothing in
+        it needs escaping (no control character but the newlines, no quote, no backslash, only
+        ASCII: what most output is): the lines with heads and tails put in by one replace of
+        the newlines. None otherwise."""
+        if len(body.translate(None, _NEEDS_ESCAPE)) != len(body):
+            return None
+        tail = ("\\n" + self.middle[stream] + now_rfc3339() + '"}\n').encode()
+        return b'{"log":"', body.replace(b"\n", tail + b'{"log":"'), tail
 
     def _records(self, stream: str, lines: list[bytes]) -> list[bytes]:
         tail = self.middle[stream] + now_rfc3339() + '"}\n'
@@ -175,16 +181,9 @@ class CriLogWriter(LogWriter):
     line; a line longer than MAX_LINE is written as P(artial) parts ending with an F(ull) one.
     Rotation is kubelet's (it renames the file, then asks for ReopenContainerLog)."""
 
-    def _whole_lines(self, stream: str, chunk: bytes) -> bool:
-        body = chunk[:-1]
-        if len(body) > MAX_LINE and max(map(len, body.split(b"\n"))) > MAX_LINE:
-            return False
+    def _batch(self, stream: str, body: bytes) -> tuple[bytes, ...] | None:
         head = f"{now_rfc3339()} {stream} F ".encode()
-        middle = body.replace(b"\n", b"\n" + head)
-        if 0 < self.max_size < self.size + len(head) + len(middle) + 1:
-            return False
-        self._append(head, middle, b"\n")
-        return True
+        return head, body.replace(b"\n", b"\n" + head), b"\n"
 
     def _records(self, stream: str, lines: list[bytes]) -> list[bytes]:
         head = f"{now_rfc3339()} {stream} ".encode()

@@ -200,6 +200,11 @@ def _direct_flags(spec: Spec) -> int | None:
     init is forked), and joining a mount or user namespace would move this process too."""
     if spec.new_userns or any(path and t in ("mount", "user") for t, path in spec.namespaces):
         return None
+    return _new_flags(spec)
+
+
+def _new_flags(spec: Spec) -> int:
+    """CLONE_NEW* of the namespaces the spec asks to create (those it names without a path)."""
     flags = 0
     for t, path in spec.namespaces:
         if not path:
@@ -208,8 +213,9 @@ def _direct_flags(spec: Spec) -> int | None:
 
 
 def _join_existing(spec: Spec) -> None:
-    """setns into the namespaces the spec names by path (network, ipc, uts, pid, cgroup: none
-    of them changes this process's files; a pid namespace only its children's)."""
+    """setns into the namespaces the spec names by path. (Called by the runtime process itself
+    only when `_direct_flags` allows: network, ipc, uts, pid and cgroup namespaces change none of
+    its files, a pid namespace only its children's.)"""
     for t, path in spec.namespaces:
         if path:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -252,14 +258,8 @@ def _child1(spec: Spec, cg: cgroups.Manager, placed: bool, sock: socket.socket, 
             console: socket.socket | None) -> None:
     try:
         _enter(spec, cg, placed)
-        flags = 0
-        for t, path in spec.namespaces:
-            if path:
-                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-                sc.setns(fd, _NS_FLAGS[t])
-                os.close(fd)
-            else:
-                flags |= _NS_FLAGS[t]
+        _join_existing(spec)
+        flags = _new_flags(spec)
         sc.unshare(flags)
         if flags & sc.CLONE_NEWUSER:
             # the runtime (real root) writes our maps; then we are root of the new namespace
