@@ -57,3 +57,22 @@ def test_a_start_takes_the_spare_and_a_dead_spare_is_replaced(fresh_daemon):
         c.close()
     d.cleanup()
     _until(lambda: not os.path.exists(f"/proc/{third[0]}"))   # gone with its monitor
+
+
+def test_the_monitor_holds_no_openssl_and_no_docstrings(fresh_daemon):
+    """What keeps the monitor's fixed memory down (bench/monitor_memory): it runs without
+    docstrings (-OO), and its runtime code computes the seccomp cache key with the builtin
+    sha256, so neither the monitor nor its spare maps OpenSSL's libcrypto (~1.9 MiB)."""
+    d = fresh_daemon()
+    mon = d.monitor_pid()
+    assert mon
+    spare = _until(lambda: _spares(mon))[0]
+    c = docker.DockerClient(base_url=d.host, version="auto")
+    try:   # a start with the default seccomp profile: the filter's cache key is computed
+        assert c.containers.run("busybox", ["echo", "hi"], remove=True, network_mode="none") == b"hi\n"
+    finally:
+        c.close()
+    assert "-OO" in open(f"/proc/{mon}/cmdline").read().split("\0")
+    for pid in (mon, _until(lambda: [p for p in _spares(mon) if p != spare])[0]):
+        maps = open(f"/proc/{pid}/maps").read()
+        assert "libcrypto" not in maps and "_hashlib" not in maps, pid

@@ -33,7 +33,9 @@ class MonitorClient:
         except (OSError, Unavailable):
             pass
         # spawned detached and never waited for: it does not block the loop
-        subprocess.Popen([sys.executable, "-m", "dockyard.monitor", "--exec-root", self.exec_root],  # noqa: ASYNC220
+        # -OO: no docstrings held for as long as the monitor lives (~1.4 MiB of monitor + spare
+        # runtime process, measured by bench/monitor_memory; the monitor and runtime have no asserts)
+        subprocess.Popen([sys.executable, "-OO", "-m", "dockyard.monitor", "--exec-root", self.exec_root],  # noqa: ASYNC220
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          start_new_session=True, close_fds=True)
         for _ in range(400):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import signal
 
@@ -50,4 +51,8 @@ def main() -> None:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     with open(os.path.join(args.exec_root, "monitor.pid"), "w") as f:
         f.write(str(os.getpid()))
+    # what is imported lives as long as the monitor: out of the collector's reach, a full
+    # collection no longer writes to (and so copies) the pages the spare runtime process shares
+    # with the monitor (~0.4 MiB, measured)
+    gc.freeze()
     asyncio.run(_serve(args.exec_root))

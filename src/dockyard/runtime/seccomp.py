@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import json
 import os
-import platform
 from typing import Any
+
+try:   # the builtin digest, not hashlib's OpenSSL: libcrypto is ~1.9 MiB of a monitor's memory (measured)
+    from _sha256 import sha256
+except ImportError:   # Python ≥ 3.12 names it _sha2
+    try:
+        from _sha2 import sha256
+    except ImportError:
+        from hashlib import sha256
 
 SCMP_ACT_KILL_PROCESS = 0x80000000
 SCMP_ACT_KILL_THREAD = 0x00000000
@@ -73,7 +79,7 @@ class Filter:
     cached by the profile's digest in `cache_dir` and loaded with prctl(PR_SET_SECCOMP)."""
 
     def __init__(self, profile: dict[str, Any], cache_dir: str | None = None) -> None:
-        key = hashlib.sha256(json.dumps(profile, sort_keys=True).encode()).hexdigest()
+        key = sha256(json.dumps(profile, sort_keys=True).encode()).hexdigest()
         path = os.path.join(cache_dir, key + ".bpf") if cache_dir else None
         self.path = path   # where the compiled program is kept (None: not kept)
         if path and os.path.exists(path):
@@ -115,7 +121,7 @@ class Filter:
         if not self.ctx:
             raise SeccompError("seccomp_init failed")
         self.lib.seccomp_attr_set(self.ctx, SCMP_FLTATR_CTL_NNP, 0)
-        native = _NATIVE.get(platform.machine())
+        native = _NATIVE.get(os.uname().machine)
         for a in profile.get("architectures") or []:
             if a in _ARCH and a != native:
                 self.lib.seccomp_arch_add(self.ctx, _ARCH[a])  # EEXIST for native is fine
