@@ -154,13 +154,24 @@ class Daemon:
                 self.proc.wait(10)
             raise
         finally:
-            pid = self.monitor_pid()
-            if pid and not wait_gone(pid, 5.0):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            for pid in self.monitor_pids():
+                if not wait_gone(pid, 5.0):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
             self._kill_container_processes()
+
+    def monitor_pids(self) -> list[int]:
+        """The pids of every monitor group's monitor (containers/monitors.py): group 0 at the
+        exec root, the others under monitors/N."""
+        pids = [self.monitor_pid()]
+        for f in sorted(self.exec_root.glob("monitors/*/monitor.pid")):
+            try:
+                pids.append(int(f.read_text()))
+            except (OSError, ValueError):
+                pass
+        return [p for p in pids if p]
 
     def _kill_container_processes(self) -> None:
         """What a failed test left running of this daemon's containers (e.g. ones a lost monitor

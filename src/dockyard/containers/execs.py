@@ -158,7 +158,7 @@ class ExecService:
         svc = self.containers
         rt = svc.runtimes[c.cfg.runtime]
         try:
-            ch = await svc.monitor.exec({"id": c.id, "exec_id": e.id, "bundle": str(svc.paths.bundle(c.id)),
+            ch = await svc.monitor_of(c).exec({"id": c.id, "exec_id": e.id, "bundle": str(svc.paths.bundle(c.id)),
                                          "runtime": rt.describe(), "process": self._process(c, e),
                                          "stdin": e.attach_stdin, "console_size": console_size or e.console_size})
         except BaseException:
@@ -186,7 +186,10 @@ class ExecService:
         if not e.running:
             raise Conflict(f"exec {eid} is not running")
         try:
-            await self.containers.monitor.resize(e.container_id, h, w, exec_id=e.id)
+            c = self.containers.by_id.get(e.container_id)
+            if c is None:
+                raise Conflict(f"exec {eid} is not running")
+            await self.containers.monitor_of(c).resize(e.container_id, h, w, exec_id=e.id)
         except SystemError_ as err:
             raise Conflict(f"cannot resize exec {eid}: {err.message}") from None
 

@@ -174,7 +174,7 @@ class ContainerFS:
         marker = self.svc.op_freeze_marker(c.id)
         if on:
             marker.touch()
-        rc, _, _ = await self.svc.monitor.runtime(rt.describe(), ["pause" if on else "resume", c.id])
+        rc, _, _ = await self.svc.monitor_of(c).runtime(rt.describe(), ["pause" if on else "resume", c.id])
         if not on and rc == 0:
             marker.unlink(missing_ok=True)
 

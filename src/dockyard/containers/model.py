@@ -76,6 +76,7 @@ class ContainerState:
     sandbox: str = ""   # its network namespace while it runs (network.networks)
     endpoints: dict[str, Any] = field(default_factory=dict)   # network name → endpoint (network.bridge)
     health: dict[str, Any] | None = None   # State.Health (containers.health) when it has a healthcheck
+    monitor: int = 0   # the group whose monitor runs it (containers/monitors.py)
 
     def to(self, new: Status) -> None:
         """Move to `new`, refusing transitions the model does not allow."""
@@ -121,6 +122,7 @@ class Container:
     restart_delay: float = 0.0
     remove_waiters: list[asyncio.Future[None]] = field(default_factory=list)
     removed: bool = False
+    placed: int | None = None   # the monitor group chosen for a start (or an attach before it) under way
 
     @property
     def id(self) -> str:

@@ -44,6 +44,7 @@ from . import create as create_mod
 from . import etcfiles, fields, logconfig, names, networking, resources, restart, rootfs_init, spec, userns, users
 from . import mounts as mountpoints
 from .model import Container, ContainerConfig, ContainerState, Status
+from .monitors import MonitorGroups
 from .networking import ContainerNetworks
 from .runtimes import Runtime
 from .stdiokeep import StdioKeeper
@@ -100,13 +101,15 @@ class ContainerService:
                  on_event: Callable[[str, Container, dict[str, str]], None] | None = None,
                  log_opts: dict[str, str] | None = None, log_driver: str = "json-file",
                  default_ulimits: dict[str, dict[str, Any]] | None = None,
-                 remap: userns.Remap | None = None, init: bool = False, init_path: str = "") -> None:
+                 remap: userns.Remap | None = None, init: bool = False, init_path: str = "",
+                 monitors: int = 1) -> None:
         self.meta = meta
         self.init_default = init
         self.init_path = init_path
         self.images = images
         self.snapshots = snapshots
-        self.monitor = monitor
+        self.monitor = monitor   # group 0's: managed plugins, runtime commands that concern no container
+        self.groups = MonitorGroups(paths.exec_root, monitor, monitors)
         self.runtimes = runtimes
         self.default_runtime = default_runtime
         self.paths = paths
@@ -120,7 +123,7 @@ class ContainerService:
             os.chmod(paths.data_root, 0o710)
         self.by_id: dict[str, Container] = {}
         self.on_event = on_event or (lambda *_: None)
-        self._events_task: asyncio.Task[None] | None = None
+        self._watchers: dict[int, asyncio.Task[None]] = {}   # monitor group → the task following its exits
         self._exit_tasks: set[asyncio.Task[None]] = set()
         self.shutting_down = False
         self.stdio = StdioKeeper()
@@ -372,11 +375,16 @@ class ContainerService:
         try:
             pid = await self._start_steps(c)
         except EngineError as e:
+            c.placed = None
             c.state.error = e.message
             self._persist(c)
             if c.cfg.host_config.get("AutoRemove"):
                 self._spawn(self.remove(c.id, force=True))  # as dockerd: --rm removes on failure
             raise
+        except BaseException:
+            c.placed = None
+            raise
+        c.placed = None   # its group is in its state now
         c.state.to(Status.RUNNING)
         self.stdio.hold(c.id, self.paths.bundle(c.id))
         c.state.pid, c.state.exit_code, c.state.error = pid, 0, ""
@@ -463,7 +471,8 @@ class ContainerService:
                 from ..runtime.cgroups import prepare_rt_parent
                 await asyncio.to_thread(prepare_rt_parent, oci["linux"]["cgroupsPath"], rt_runtime,
                                         cfg.host_config.get("CpuRealtimePeriod") or 1_000_000)
-            return await self.monitor.start({
+            monitor = await self._place(c)
+            return await monitor.start({
                 "id": cid, "bundle": str(bundle), "runtime": rt.describe(), "log": self._log_spec(c),
                 "exit_file": str(bundle / "exit.json"), "cgroup": oci["linux"]["cgroupsPath"],
                 "terminal": bool(cfg.config.get("Tty")), "stdin": bool(cfg.config.get("OpenStdin")),
@@ -529,7 +538,7 @@ class ContainerService:
                 rt = self.runtimes[c.cfg.runtime]
                 f = self.paths.bundle(c.id) / "update.json"
                 f.write_text(json.dumps(resources.to_oci_update(hc, changed)))
-                rc, _, err = await self.monitor.runtime(rt.describe(), ["update", "--resources", str(f), c.id])
+                rc, _, err = await self.monitor_of(c).runtime(rt.describe(), ["update", "--resources", str(f), c.id])
                 f.unlink(missing_ok=True)
                 if rc != 0:
                     raise SystemError_(f"Cannot update container {c.id}: {err.strip()}")
@@ -593,21 +602,47 @@ class ContainerService:
         self.meta.update_container_config(c.id, c.cfg.to_json())
 
     # --- exits ------------------------------------------------------------------------
-    async def watch_exits(self) -> None:
-        """Follow the monitor's exit events (reconnecting) for the daemon's lifetime. Each time
+    def monitor_of(self, c: Container) -> MonitorClient:
+        """The monitor of the container's group (monitors.py)."""
+        return self.groups.client(c.state.monitor)
+
+    async def _place(self, c: Container) -> MonitorClient:
+        """The monitor that will run a container about to start (or be attached to before its
+        start): its group is chosen once, kept until the start, and its monitor started and
+        followed if it is not yet."""
+        if c.placed is None:
+            busy = [o.state.monitor if o.placed is None else o.placed for o in self.by_id.values()
+                    if o is not c and (o.state.running or o.placed is not None)]
+            c.placed = self.groups.choose(busy)
+        c.state.monitor = c.placed
+        await self._follow_group(c.placed)
+        return self.groups.client(c.placed)
+
+    async def _follow_group(self, group: int) -> None:
+        """A group's monitor running (started if none answers) and its exits followed."""
+        if group in self._watchers:
+            return
+        await self.groups.client(group).ensure_running()
+        if group not in self._watchers:
+            self._watchers[group] = asyncio.create_task(self.watch_exits(group))
+            await asyncio.sleep(0)
+
+    async def watch_exits(self, group: int = 0) -> None:
+        """Follow a monitor's exit events (reconnecting) for the daemon's lifetime. Each time
         the stream is (re)subscribed, exits it did not carry are read from `exit.json`; when the
-        monitor itself is gone, a new one is started and adopts the containers that still run."""
+        monitor itself is gone, a new one is started and adopts its group's containers that still run."""
         first = True
+        monitor = self.groups.client(group)
         while True:
             adopt = False
             try:
-                if not first and not self.shutting_down and not self.monitor_alive():
-                    log.warning("container monitor lost: starting a new one")
-                    await self.monitor.ensure_running()
+                if not first and not self.shutting_down and not self.groups.alive(group):
+                    log.warning("container monitor %d lost: starting a new one", group)
+                    await monitor.ensure_running()
                     adopt = True
                 first = False
-                follow = asyncio.create_task(self._follow_events(adopt))
-                watchdog = asyncio.create_task(self._monitor_watchdog())
+                follow = asyncio.create_task(self._follow_events(group, adopt))
+                watchdog = asyncio.create_task(self._monitor_watchdog(group))
                 try:
                     await asyncio.wait({follow, watchdog}, return_when=asyncio.FIRST_COMPLETED)
                 finally:
@@ -621,16 +656,16 @@ class ContainerService:
                 log.warning("monitor event stream lost: %s", e)
             await asyncio.sleep(0.2)
 
-    async def _follow_events(self, adopt: bool) -> None:
-        async for ev in self.monitor.events():
+    async def _follow_events(self, group: int, adopt: bool) -> None:
+        async for ev in self.groups.client(group).events():
             if not ev:   # subscribed
-                self._spawn(self._catch_up_exits(adopt))
+                self._spawn(self._catch_up_exits(group, adopt))
                 continue
             self._spawn(self._on_exit(ev))
 
-    async def _monitor_watchdog(self) -> None:
+    async def _monitor_watchdog(self, group: int) -> None:
         """Ends when the monitor is gone, whether or not its event stream said so."""
-        while self.shutting_down or self.monitor_alive():  # noqa: ASYNC110 - polls the kernel (/proc), no event to await
+        while self.shutting_down or self.groups.alive(group):  # noqa: ASYNC110 - polls the kernel (/proc), no event to await
             await asyncio.sleep(1)
 
     def _spawn(self, coro: Any) -> None:
@@ -639,15 +674,15 @@ class ContainerService:
         self._exit_tasks.add(t)
         t.add_done_callback(self._exit_tasks.discard)
 
-    async def _catch_up_exits(self, adopt: bool = False) -> None:
-        """Exits recorded by the monitor while no event stream was listening; then, after a
-        monitor's loss, the containers still running are adopted by the new one."""
+    async def _catch_up_exits(self, group: int, adopt: bool = False) -> None:
+        """Exits recorded by a group's monitor while no event stream was listening; then, after a
+        monitor's loss, the group's containers still running are adopted by the new one."""
         for c in list(self.by_id.values()):
-            ev = self._recorded_exit(c)
+            ev = self._recorded_exit(c) if c.state.monitor == group else None
             if ev is not None:
                 self._spawn(self._on_exit(ev))
         if adopt:
-            await self._adopt_orphans()
+            await self._adopt_orphans(group)
 
     def _recorded_exit(self, c: Container) -> dict[str, Any] | None:
         """The exit the monitor wrote for a container the record says runs, if any."""
@@ -897,7 +932,7 @@ class ContainerService:
 
     async def _signal(self, c: Container, n: int) -> None:
         rt = self.runtimes[c.cfg.runtime]
-        rc, _, err = await self.monitor.runtime(rt.describe(), ["kill", c.id, str(n)])
+        rc, _, err = await self.monitor_of(c).runtime(rt.describe(), ["kill", c.id, str(n)])
         if rc != 0 and c.state.running:
             log.warning("runtime kill %s: %s", c.id, err.strip())
         if n in (signal.SIGKILL, create_mod.parse_signal(c.cfg.config.get("StopSignal") or "SIGTERM")) and (
@@ -970,7 +1005,7 @@ class ContainerService:
             return
         if c.state.status == Status.RUNNING and await self._kernel_frozen(c):
             rt = self.runtimes[c.cfg.runtime]
-            rc, _, err = await self.monitor.runtime(rt.describe(), ["resume", c.id])
+            rc, _, err = await self.monitor_of(c).runtime(rt.describe(), ["resume", c.id])
             if rc != 0:
                 log.warning("container %s: thawing what an interrupted operation froze: %s", c.id[:12], err.strip())
                 return
@@ -1006,7 +1041,7 @@ class ContainerService:
     async def _freeze(self, c: Container, on: bool) -> None:
         rt = self.runtimes[c.cfg.runtime]
         try:
-            rc, _, err = await self.monitor.runtime(rt.describe(), ["pause" if on else "resume", c.id])
+            rc, _, err = await self.monitor_of(c).runtime(rt.describe(), ["pause" if on else "resume", c.id])
         except (OSError, EngineError):
             # the answer was lost (a monitor killed under it), not necessarily the act
             await self._settle_freezer(c)
@@ -1135,7 +1170,7 @@ class ContainerService:
         # the deletion itself (rm -rf: ~5 ms even for a tiny container) after the answer
         self._spawn(asyncio.to_thread(trash.purge_all, later))
         with contextlib.suppress(EngineError, OSError):   # clients still waiting for a start
-            await self.monitor.request({"op": "forget", "id": c.id})
+            await self.monitor_of(c).request({"op": "forget", "id": c.id})
 
     async def remove_link(self, ref: str) -> None:
         """`DELETE /containers/PARENT/ALIAS?link=1`: the parent's legacy link of that alias goes
@@ -1217,15 +1252,17 @@ class ContainerService:
         c = self.lookup(ref)
         if not c.state.running:
             raise Conflict(f"container {c.id} is not running")
-        rep = await self.monitor.request({"op": "reopen_log", "id": c.id})
+        rep = await self.monitor_of(c).request({"op": "reopen_log", "id": c.id})
         if rep.get("error"):
             raise SystemError_(rep["error"])
 
     async def attach(self, c: Container, stdin: bool = False) -> Channel:
         """A channel to a container: its output from now until it exits and, if asked and the
         container keeps stdin open, its stdin."""
-        return await self.monitor.attach(c.id, stdin=stdin and bool(c.cfg.config.get("OpenStdin")),
-                                         running=c.state.status in (Status.RUNNING, Status.PAUSED))
+        running = c.state.status in (Status.RUNNING, Status.PAUSED)
+        # before a start: to the monitor that will run it (the start finds the attach there)
+        monitor = self.monitor_of(c) if running else await self._place(c)
+        return await monitor.attach(c.id, stdin=stdin and bool(c.cfg.config.get("OpenStdin")), running=running)
 
     async def resize(self, ref: str, h: int, w: int) -> None:
         """`POST /containers/{id}/resize`."""
@@ -1236,7 +1273,7 @@ class ContainerService:
         if not c.cfg.config.get("Tty"):
             raise Conflict(f"Container {c.id} has no terminal (it was created without -t)")
         try:
-            await self.monitor.resize(c.id, h, w)
+            await self.monitor_of(c).resize(c.id, h, w)
         except SystemError_ as e:
             raise Conflict(f"cannot resize container {c.id}: {e.message}") from None
 
@@ -1247,11 +1284,13 @@ class ContainerService:
             cfg = ContainerConfig(**json.loads(row["config"]))
             st = ContainerState.from_json(json.loads(row["state"]))
             self.by_id[cfg.id] = Container(cfg, st, row["name"])
-        await self.monitor.ensure_running()
-        self._events_task = asyncio.create_task(self.watch_exits())
-        await asyncio.sleep(0)
-        listing = await self.monitor.request({"op": "list"})
-        alive = {x["id"] for x in listing.get("containers", []) if x.get("running")}
+        # group 0, the groups of running containers, and any whose monitor an earlier daemon left
+        groups = {0, *self.groups.known(), *(c.state.monitor for c in self.by_id.values() if c.state.running)}
+        alive = set()
+        for g in sorted(groups):
+            await self._follow_group(g)
+            listing = await self.groups.client(g).request({"op": "list"})
+            alive |= {x["id"] for x in listing.get("containers", []) if x.get("running")}
         # export/cp views a crash left (one read of the mount table for all containers)
         for m in mnt.mounts_under(str(self.paths.data_root / "containers")):
             if os.path.basename(m).startswith("view-"):
@@ -1274,7 +1313,8 @@ class ContainerService:
                 self.stdio.hold(c.id, self.paths.bundle(c.id))
                 await self._thaw_after_crash(c)
                 await self._settle_freezer(c)
-        await self._adopt_orphans()   # a monitor lost while the daemon was down
+        for g in sorted(groups):
+            await self._adopt_orphans(g)   # a monitor lost while the daemon was down
         if self.networks is not None:   # addresses and ports of running containers; the rest of ours goes
             for c in self.by_id.values():
                 if (c.state.endpoints or c.state.sandbox) and not c.state.running:
@@ -1342,29 +1382,15 @@ class ContainerService:
             except (OSError, EngineError) as e:
                 log.warning("checking the firewall rules: %s", e)
 
-    def monitor_alive(self) -> bool:
-        """Whether the monitor whose pid file is in the exec root runs."""
-        try:
-            pid = int((self.paths.exec_root / "monitor.pid").read_text())
-            with open(f"/proc/{pid}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] != "Z":
-                    return True
-        except (OSError, ValueError, IndexError):
-            return False
-        try:   # a dead monitor this daemon started: reap it
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
-        return False
-
-    async def _adopt_orphans(self) -> None:
-        """Running containers the monitor does not know: adopted if their init still runs in
-        their cgroup, else recorded as exited (code 255, with the reason)."""
+    async def _adopt_orphans(self, group: int) -> None:
+        """Running containers of a group that its monitor does not know: adopted if their init
+        still runs in their cgroup, else recorded as exited (code 255, with the reason)."""
         from .cgroupfs import dirs
-        listing = await self.monitor.request({"op": "list"})
+        monitor = self.groups.client(group)
+        listing = await monitor.request({"op": "list"})
         known = {x["id"] for x in listing.get("containers", [])}
         for c in list(self.by_id.values()):
-            if not c.state.running or c.id in known or self._recorded_exit(c) is not None:
+            if not c.state.running or c.state.monitor != group or c.id in known or self._recorded_exit(c) is not None:
                 continue
             alive = bool(c.state.pid) and any(c.id in d for d in dirs(c.state.pid).values())
             if alive:
@@ -1373,7 +1399,7 @@ class ContainerService:
                 if not c.lock.locked():   # a pause or unpause in flight settles it itself
                     await self._settle_freezer(c)
                 self.stdio.hold(c.id, bundle)
-                await self.monitor.request({"op": "adopt", "id": c.id, "pid": c.state.pid, "bundle": str(bundle),
+                await monitor.request({"op": "adopt", "id": c.id, "pid": c.state.pid, "bundle": str(bundle),
                                             "log": self._log_spec(c),
                                             "exit_file": str(bundle / "exit.json"),
                                             "cgroup": self._cgroup_path(c),
@@ -1427,7 +1453,7 @@ class ContainerService:
         for c in self.by_id.values():
             if c.restart_task is not None:
                 c.restart_task.cancel()
-        if self._events_task:
+        if self._watchers:
             # operations in flight (a start, say) finish first, or they would leave what they made
             busy = [c for c in self.by_id.values() if c.lock.locked()]
             if busy:
@@ -1440,10 +1466,11 @@ class ContainerService:
                     if gone and mnt.is_mounted(str(self.paths.rootfs(c.id))):
                         with contextlib.suppress(OSError, EngineError):
                             await self._cleanup_runtime(c)
-                try:
-                    await self.monitor.request({"op": "shutdown"})
-                except EngineError:
-                    pass
+                for g in list(self._watchers):
+                    try:
+                        await self.groups.client(g).request({"op": "shutdown"})
+                    except EngineError:
+                        pass
                 from ..runtime.cgroups import remove_if_empty
                 remove_if_empty(self.cgroup_parent)   # nothing of ours runs any more
             # bridges and their rules serve no one once no container holds an endpoint (with
@@ -1454,4 +1481,5 @@ class ContainerService:
                     assert n.bridge is not None
                     with contextlib.suppress(OSError, EngineError):
                         await asyncio.to_thread(n.bridge.teardown)
-            self._events_task.cancel()
+            for t in self._watchers.values():
+                t.cancel()

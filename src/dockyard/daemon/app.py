@@ -80,7 +80,7 @@ def build_services(cfg: Config) -> Services:
                                   Paths(data, run), cgroup_parent=cfg.cgroup_parent, log_opts=cfg.log_opts,
                                   log_driver=cfg.log_driver,
                                   default_ulimits=cfg.default_ulimits, remap=userns.resolve(cfg.userns_remap),
-                                  init=bool(cfg.init), init_path=cfg.init_path,
+                                  init=bool(cfg.init), init_path=cfg.init_path, monitors=cfg.monitors,
                                   on_event=lambda action, c, attrs: bus.publish(
                                       "container", action, c.id, _container_attrs(c, attrs)))
     images.containers = _ContainerRefs(containers)
