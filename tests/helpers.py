@@ -154,7 +154,7 @@ class Daemon:
                 self.proc.wait(10)
             raise
         finally:
-            for pid in self.monitor_pids():
+            for pid in dict.fromkeys([*self.monitor_pids(), *self.monitor_processes()]):
                 if not wait_gone(pid, 5.0):
                     try:
                         os.kill(pid, signal.SIGKILL)
@@ -172,6 +172,24 @@ class Daemon:
             except (OSError, ValueError):
                 pass
         return [p for p in pids if p]
+
+    def monitor_processes(self) -> list[int]:
+        """Every monitor process serving this exec root, found in /proc (also one no pid file
+        names, as a bug that started two monitors for one group would leave)."""
+        found = []
+        for p in os.listdir("/proc"):
+            if not p.isdigit():
+                continue
+            try:
+                argv = open(f"/proc/{p}/cmdline").read().split("\0")
+                if open(f"/proc/{p}/comm").read().strip() == "dy-runtime" or "dockyard.monitor" not in argv:
+                    continue
+                root = argv[argv.index("--exec-root") + 1]
+            except (OSError, ValueError, IndexError):
+                continue
+            if root == str(self.exec_root) or root.startswith(f"{self.exec_root}/"):
+                found.append(int(p))
+        return found
 
     def _kill_container_processes(self) -> None:
         """What a failed test left running of this daemon's containers (e.g. ones a lost monitor

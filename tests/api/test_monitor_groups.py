@@ -135,3 +135,34 @@ def test_monitors_is_validated(fresh_daemon, tmp_path):
     with pytest.raises(RuntimeError, match="monitors must be a positive integer"):
         d.start()
     d.cleanup()
+
+
+def test_concurrent_starts_make_one_monitor_per_group(fresh_daemon):
+    """Starts that reach a group without a monitor at the same moment start one monitor, and every
+    container started then is one the daemon hears the exit of (a second monitor of the same
+    group would hold containers no one follows)."""
+    import threading
+    d = fresh_daemon("--monitors", "2")
+    c = docker.DockerClient(base_url=d.host, version="auto")
+    try:
+        first = _ticker(c, "first")   # group 0 is busy: the concurrent starts go to group 1 first
+        made, errors = [], []
+
+        def start(k: int) -> None:
+            try:
+                made.append(c.containers.run("busybox", ["sleep", "1000"], detach=True, network_mode="none"))
+            except Exception as e:  # noqa: BLE001 - collected
+                errors.append(repr(e))
+        ts = [threading.Thread(target=start, args=(k,)) for k in range(6)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        assert not errors, errors
+        assert sorted(d.monitor_processes()) == sorted(d.monitor_pids())
+        assert len(d.monitor_pids()) == 2
+        for x in [first, *made]:   # the daemon hears every exit: each removal ends
+            x.remove(force=True)
+        assert c.containers.list(all=True) == []
+    finally:
+        c.close()

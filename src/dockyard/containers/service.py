@@ -124,6 +124,7 @@ class ContainerService:
         self.by_id: dict[str, Container] = {}
         self.on_event = on_event or (lambda *_: None)
         self._watchers: dict[int, asyncio.Task[None]] = {}   # monitor group → the task following its exits
+        self._joining: dict[int, asyncio.Future[None]] = {}   # monitor group → its monitor up and followed
         self._exit_tasks: set[asyncio.Task[None]] = set()
         self.shutting_down = False
         self.stdio = StdioKeeper()
@@ -619,15 +620,33 @@ class ContainerService:
         return self.groups.client(c.placed)
 
     async def _follow_group(self, group: int) -> None:
-        """A group's monitor running (started if none answers) and its exits followed."""
-        if group in self._watchers:
-            return
-        await self.groups.client(group).ensure_running()
-        if group not in self._watchers:
-            self._watchers[group] = asyncio.create_task(self.watch_exits(group))
-            await asyncio.sleep(0)
+        """A group's monitor running (started if none answers) and its exit events subscribed to:
+        once per group, however many starts ask at once (two would start two monitors, one of
+        them unreachable), and before any container is started in it (an exit the stream did not
+        carry would wait for the next reconnection)."""
+        fut = self._joining.get(group)
+        if fut is None:
+            fut = self._joining[group] = asyncio.ensure_future(self._join_group(group))
+        try:
+            await asyncio.shield(fut)
+        except BaseException:
+            if fut.done() and self._joining.get(group) is fut:
+                del self._joining[group]   # the next start tries again
+            raise
 
-    async def watch_exits(self, group: int = 0) -> None:
+    async def _join_group(self, group: int) -> None:
+        monitor = self.groups.client(group)
+        await monitor.ensure_running()
+        subscribed = asyncio.Event()
+        if (old := self._watchers.pop(group, None)) is not None:   # an earlier try that timed out
+            old.cancel()
+        self._watchers[group] = asyncio.create_task(self.watch_exits(group, subscribed))
+        try:
+            await asyncio.wait_for(subscribed.wait(), monitor.timeout)
+        except TimeoutError:
+            raise Unavailable(f"the container monitor of group {group} sends no events") from None
+
+    async def watch_exits(self, group: int = 0, subscribed: asyncio.Event | None = None) -> None:
         """Follow a monitor's exit events (reconnecting) for the daemon's lifetime. Each time
         the stream is (re)subscribed, exits it did not carry are read from `exit.json`; when the
         monitor itself is gone, a new one is started and adopts its group's containers that still run."""
@@ -641,7 +660,7 @@ class ContainerService:
                     await monitor.ensure_running()
                     adopt = True
                 first = False
-                follow = asyncio.create_task(self._follow_events(group, adopt))
+                follow = asyncio.create_task(self._follow_events(group, adopt, subscribed))
                 watchdog = asyncio.create_task(self._monitor_watchdog(group))
                 try:
                     await asyncio.wait({follow, watchdog}, return_when=asyncio.FIRST_COMPLETED)
@@ -656,10 +675,12 @@ class ContainerService:
                 log.warning("monitor event stream lost: %s", e)
             await asyncio.sleep(0.2)
 
-    async def _follow_events(self, group: int, adopt: bool) -> None:
+    async def _follow_events(self, group: int, adopt: bool, subscribed: asyncio.Event | None) -> None:
         async for ev in self.groups.client(group).events():
             if not ev:   # subscribed
                 self._spawn(self._catch_up_exits(group, adopt))
+                if subscribed is not None:
+                    subscribed.set()
                 continue
             self._spawn(self._on_exit(ev))
 
