@@ -1305,8 +1305,10 @@ class ContainerService:
             cfg = ContainerConfig(**json.loads(row["config"]))
             st = ContainerState.from_json(json.loads(row["state"]))
             self.by_id[cfg.id] = Container(cfg, st, row["name"])
-        # group 0, the groups of running containers, and any whose monitor an earlier daemon left
-        groups = {0, *self.groups.known(), *(c.state.monitor for c in self.by_id.values() if c.state.running)}
+        # group 0, the groups of running containers (a dead monitor's is started again and adopts
+        # them), and any group whose monitor an earlier daemon left running; not the empty rest
+        groups = {0, *(c.state.monitor for c in self.by_id.values() if c.state.running),
+                  *(g for g in self.groups.known() if self.groups.alive(g))}
         alive = set()
         for g in sorted(groups):
             await self._follow_group(g)
