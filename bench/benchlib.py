@@ -148,10 +148,14 @@ class Engines:
                     p.wait(60)
                 except subprocess.TimeoutExpired:
                     p.kill()
-        try:   # with --live-restore the monitor outlives the daemon, by design: end it too
-            os.kill(int((self.run_dir / "dy" / "monitor.pid").read_text()), signal.SIGTERM)
-        except (OSError, ValueError):
-            pass
+        # with --live-restore the monitors outlive the daemon, by design: end them too (every
+        # group's: group 0 at the exec root, the others under monitors/N)
+        exec_root = self.run_dir / "dy"
+        for pid_file in [exec_root / "monitor.pid", *exec_root.glob("monitors/*/monitor.pid")]:
+            try:
+                os.kill(int(pid_file.read_text()), signal.SIGTERM)
+            except (OSError, ValueError):
+                pass
         for d in (self.tmp, self.run_dir):
             for m in mounts_under(d):   # dockerd binds its data root onto itself
                 subprocess.run(["umount", "-l", m], capture_output=True)
