@@ -148,10 +148,8 @@ class Engines:
                     p.wait(60)
                 except subprocess.TimeoutExpired:
                     p.kill()
-        # with --live-restore the monitors outlive the daemon, by design: end them too (every
-        # group's: group 0 at the exec root, the others under monitors/N)
-        exec_root = self.run_dir / "dy"
-        for pid_file in [exec_root / "monitor.pid", *exec_root.glob("monitors/*/monitor.pid")]:
+        # with --live-restore the monitors outlive the daemon, by design: end them too
+        for pid_file in monitor_pid_files(self.run_dir / "dy"):
             try:
                 os.kill(int(pid_file.read_text()), signal.SIGTERM)
             except (OSError, ValueError):
@@ -161,6 +159,12 @@ class Engines:
                 subprocess.run(["umount", "-l", m], capture_output=True)
             shutil.rmtree(d, ignore_errors=True)
         self.cgroups.cleanup()
+
+
+def monitor_pid_files(exec_root: Path) -> list[Path]:
+    """The pid file of every monitor group's monitor (src/dockyard/containers/monitors.py): group 0
+    at the exec root, the others under monitors/N."""
+    return [exec_root / "monitor.pid", *sorted(exec_root.glob("monitors/*/monitor.pid"))]
 
 
 def mounts_under(d: Path) -> list[str]:

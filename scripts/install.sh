@@ -37,4 +37,5 @@ sys.exit(main())
 EOF
 chmod +x .venv/bin/dockyard
 # byte-compile now: with PYTHONDONTWRITEBYTECODE set, every CLI start would otherwise recompile
-.venv/bin/python -m compileall -q -o 0 -o 2 src/dockyard  # -OO: the monitor's level >/dev/null
+# (level 2 too: the monitor runs with -OO)
+.venv/bin/python -m compileall -q -o 0 -o 2 src/dockyard >/dev/null

@@ -8,12 +8,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 
 import docker
 import pytest
 
-from tests.helpers import DOCKER
+from tests.helpers import DOCKER, until
 
 pytestmark = pytest.mark.root
 
@@ -25,13 +24,6 @@ def _parent(pid: int) -> int:
     raise AssertionError(pid)
 
 
-def _until(pred, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if v := pred():
-            return v
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def _ticker(c: docker.DockerClient, word: str):
@@ -61,10 +53,11 @@ def test_two_groups_two_monitors_each_a_fault_domain(fresh_daemon):
         # the monitor of group 1 dies: group 0's container and its log go on untouched; group 1's
         # container is adopted by a new monitor of its group, which writes its log from then on
         os.kill(m1, signal.SIGKILL)
-        new1 = _until(lambda: (p := int((d.exec_root / "monitors/1/monitor.pid").read_text())) != m1 and p)
+        pid1 = d.exec_root / "monitors/1/monitor.pid"
+        new1 = until(lambda: (p := int(pid1.read_text())) != m1 and p, "a new monitor of group 1", 10)
         assert d.monitor_pid() == m0 and _parent(in0.attrs["State"]["Pid"]) == m0
         n0, n1 = len(_lines(in0)), len(_lines(in1))
-        _until(lambda: len(_lines(in0)) > n0 + 3 and len(_lines(in1)) > n1 + 3)
+        until(lambda: len(_lines(in0)) > n0 + 3 and len(_lines(in1)) > n1 + 3, "both logs growing", 10)
         in1.reload()
         in0.reload()
         assert in0.status == in1.status == "running"
@@ -95,7 +88,7 @@ def test_a_restarted_daemon_finds_every_group(fresh_daemon):
             assert x.status == "running"
             assert x.exec_run(["echo", word]).output == f"{word}\n".encode()
             n = len(_lines(x))
-            _until(lambda x=x, n=n: len(_lines(x)) > n + 2)
+            until(lambda x=x, n=n: len(_lines(x)) > n + 2, "its log growing", 10)
         b.stop(timeout=1)
         a.stop(timeout=1)
         for x in (a, b):
@@ -106,7 +99,7 @@ def test_a_restarted_daemon_finds_every_group(fresh_daemon):
     # stopped (SIGTERM: containers and monitors end), started again: no monitor for an empty group
     d.stop()
     for pid in monitors:
-        _until(lambda pid=pid: not os.path.exists(f"/proc/{pid}"))
+        until(lambda pid=pid: not os.path.exists(f"/proc/{pid}"), "the monitor gone", 10)
     d.start()
     assert d.monitor_processes() == [d.monitor_pid()]   # group 0's only
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import docker
 import pytest
+
+from tests.helpers import until
 
 pytestmark = pytest.mark.root
 
@@ -27,36 +28,29 @@ def _spares(monitor: int) -> list[int]:
     return out
 
 
-def _until(pred, timeout: float = 5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if v := pred():
-            return v
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 def test_a_start_takes_the_spare_and_a_dead_spare_is_replaced(fresh_daemon):
     d = fresh_daemon()
     mon = d.monitor_pid()
     assert mon
-    first = _until(lambda: _spares(mon))
+    first = until(lambda: _spares(mon), "a spare", 5)
     assert len(first) == 1
     c = docker.DockerClient(base_url=d.host, version="auto")
     try:
         assert c.containers.run("busybox", ["echo", "hi"], remove=True, network_mode="none") == b"hi\n"
-        second = _until(lambda: [p for p in _spares(mon) if p not in first])   # the first one was used
+        second = until(lambda: [p for p in _spares(mon) if p not in first], "a new spare", 5)   # the first one was used
         assert _spares(mon) == second and not os.path.exists(f"/proc/{first[0]}")
         os.kill(second[0], signal.SIGKILL)
-        _until(lambda: second[0] not in _spares(mon))
+        until(lambda: second[0] not in _spares(mon), "the killed spare gone", 5)
         # the dead spare cannot take the next start: the runtime is forked on the spot
         assert c.containers.run("busybox", ["echo", "again"], remove=True, network_mode="none") == b"again\n"
-        third = _until(lambda: _spares(mon))
+        third = until(lambda: _spares(mon), "a spare again", 5)
         assert second[0] not in third
     finally:
         c.close()
     d.cleanup()
-    _until(lambda: not os.path.exists(f"/proc/{third[0]}"))   # gone with its monitor
+    until(lambda: not os.path.exists(f"/proc/{third[0]}"), "the spare gone with its monitor", 5)
 
 
 def test_the_monitor_holds_no_openssl_and_no_docstrings(fresh_daemon):
@@ -66,13 +60,13 @@ def test_the_monitor_holds_no_openssl_and_no_docstrings(fresh_daemon):
     d = fresh_daemon()
     mon = d.monitor_pid()
     assert mon
-    spare = _until(lambda: _spares(mon))[0]
+    spare = until(lambda: _spares(mon), "a spare", 5)[0]
     c = docker.DockerClient(base_url=d.host, version="auto")
     try:   # a start with the default seccomp profile: the filter's cache key is computed
         assert c.containers.run("busybox", ["echo", "hi"], remove=True, network_mode="none") == b"hi\n"
     finally:
         c.close()
     assert "-OO" in open(f"/proc/{mon}/cmdline").read().split("\0")
-    for pid in (mon, _until(lambda: [p for p in _spares(mon) if p != spare])[0]):
+    for pid in (mon, until(lambda: [p for p in _spares(mon) if p != spare], "a new spare", 5)[0]):
         maps = open(f"/proc/{pid}/maps").read()
         assert "libcrypto" not in maps and "_hashlib" not in maps, pid

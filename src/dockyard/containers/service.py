@@ -376,16 +376,13 @@ class ContainerService:
         try:
             pid = await self._start_steps(c)
         except EngineError as e:
-            c.placed = None
             c.state.error = e.message
             self._persist(c)
             if c.cfg.host_config.get("AutoRemove"):
                 self._spawn(self.remove(c.id, force=True))  # as dockerd: --rm removes on failure
             raise
-        except BaseException:
-            c.placed = None
-            raise
-        c.placed = None   # its group is in its state now
+        finally:
+            c.placed = None   # chosen for this start only: from here its group is in its state
         c.state.to(Status.RUNNING)
         self.stdio.hold(c.id, self.paths.bundle(c.id))
         c.state.pid, c.state.exit_code, c.state.error = pid, 0, ""
